@@ -1,0 +1,343 @@
+//! Fernet, the wire encryption of the legacy protocol, compatible with Python's
+//! `cryptography.fernet`.
+//!
+//! Tokens are checked (HMAC-SHA256, then AES-128-CBC) but, like the legacy server,
+//! no time-to-live is enforced. Unlike the `fernet` crate's own `decrypt`, a
+//! token stamped in the future (a client whose clock runs fast) is accepted, as
+//! Python accepts it.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::alphabet::URL_SAFE;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+use crate::keyfile;
+
+/// URL-safe base64 that accepts key text with or without its `=` padding.
+const KEY_TEXT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A Fernet key: 32 random bytes (16 signing, 16 encryption).
+///
+/// Its `Debug` shows no key material, it cannot be serialized, and it is wiped
+/// from memory when dropped.
+#[derive(Clone)]
+pub struct FernetKey {
+    bytes: Zeroizing<[u8; 32]>,
+    // `fernet::Fernet` zeroizes itself on drop.
+    fernet: fernet::Fernet,
+}
+
+impl FernetKey {
+    /// A fresh random key.
+    pub fn generate() -> FernetKey {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(&mut *bytes);
+        FernetKey::from_bytes(bytes)
+    }
+
+    /// Parses the usual Fernet key text: 32 bytes in URL-safe base64 (44
+    /// characters with padding). Surrounding whitespace, such as the newline at
+    /// the end of a key file, is ignored.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidKey`] when the text is not 32 bytes of URL-safe base64.
+    pub fn from_base64(text: &str) -> Result<FernetKey, CryptoError> {
+        let decoded = Zeroizing::new(
+            KEY_TEXT
+                .decode(text.trim())
+                .map_err(|_| CryptoError::InvalidKey("a Fernet key must be URL-safe base64"))?,
+        );
+        let bytes: [u8; 32] = decoded
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::InvalidKey("a Fernet key must be 32 bytes"))?;
+        Ok(FernetKey::from_bytes(Zeroizing::new(bytes)))
+    }
+
+    /// The key text: URL-safe base64 with padding, 44 characters, no newline.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::URL_SAFE.encode(*self.bytes))
+    }
+
+    /// Reads a key file (key text, optionally followed by a newline).
+    ///
+    /// # Errors
+    /// [`CryptoError::KeyFile`] if it cannot be read, [`CryptoError::InvalidKey`]
+    /// if it does not hold a key.
+    pub fn load(path: &Path) -> Result<FernetKey, CryptoError> {
+        FernetKey::from_base64(&keyfile::read_key_text(path)?)
+    }
+
+    /// Reads the key file at `path`, or creates it (mode 0600, key text and a
+    /// newline, fsynced) with a fresh key if it does not exist. The boolean is
+    /// `true` when the file was created.
+    ///
+    /// # Errors
+    /// As [`FernetKey::load`] and [`crate::write_key_file`].
+    pub fn load_or_create(path: &Path) -> Result<(FernetKey, bool), CryptoError> {
+        keyfile::load_or_create(path, FernetKey::load, || {
+            let key = FernetKey::generate();
+            let text = key.to_base64();
+            (key, text)
+        })
+    }
+
+    /// Encrypts `plaintext` into a token, returned as its ASCII bytes (URL-safe
+    /// base64). 48,000 bytes of plaintext give a 64,100-byte token.
+    pub fn encrypt(&self, plaintext: &[u8]) -> Vec<u8> {
+        self.fernet.encrypt(plaintext).into_bytes()
+    }
+
+    /// Verifies and decrypts a token. No time-to-live is enforced, and tokens
+    /// stamped in the future are accepted. Surrounding ASCII whitespace is
+    /// ignored.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidToken`] when the token is malformed, was tampered
+    /// with, or was made with another key.
+    pub fn decrypt(&self, token: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let token =
+            std::str::from_utf8(token.trim_ascii()).map_err(|_| CryptoError::InvalidToken)?;
+        // The `fernet` crate rejects tokens stamped over 60 s after its "now";
+        // judging the token at a "now" no earlier than its own stamp keeps every
+        // other check and accepts a fast client clock, as Python does.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let at = token_timestamp(token).map_or(now, |stamp| now.max(stamp));
+        self.fernet
+            .decrypt_at_time(token, None, at)
+            .map_err(|_| CryptoError::InvalidToken)
+    }
+
+    fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> FernetKey {
+        let text = Zeroizing::new(base64::engine::general_purpose::URL_SAFE.encode(*bytes));
+        let fernet = fernet::Fernet::new(&text).expect("32 bytes are always a valid Fernet key");
+        FernetKey { bytes, fernet }
+    }
+}
+
+/// The timestamp a token claims (not yet verified): version byte 0x80, then a
+/// big-endian u64, i.e. the first 9 bytes, which are the first 12 characters.
+fn token_timestamp(token: &str) -> Option<u64> {
+    let head = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.get(..12)?)
+        .ok()?;
+    match head.as_slice() {
+        [0x80, stamp @ ..] => Some(u64::from_be_bytes(stamp.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for FernetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FernetKey(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    const EXAMPLE_KEY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/legacy-session/example.key"
+    );
+    const SESSION: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/legacy-session/client-to-server.bin"
+    );
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// Runs Python code with `cryptography` installed; stdin in, stdout out.
+    fn python(code: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(code)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    const PY_DECRYPT: &str = "import sys; from cryptography.fernet import Fernet; \
+        sys.stdout.buffer.write(Fernet(sys.argv[1].encode()).decrypt(sys.stdin.buffer.read()))";
+    const PY_ENCRYPT_AT: &str = "import sys, time; from cryptography.fernet import Fernet; \
+        sys.stdout.buffer.write(Fernet(sys.argv[1].encode()).encrypt_at_time(\
+        sys.stdin.buffer.read(), int(time.time()) + int(sys.argv[2])))";
+
+    #[test]
+    fn round_trips_and_has_the_legacy_token_sizes() {
+        let key = FernetKey::generate();
+        for (len, token_len) in [(0, 100), (1, 100), (48_000, 64_100)] {
+            let plain = pattern(len);
+            let token = key.encrypt(&plain);
+            assert_eq!(token.len(), token_len, "token for {len} bytes");
+            assert_eq!(key.decrypt(&token).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn python_decrypts_our_tokens() {
+        let key = FernetKey::generate();
+        for len in [0, 1, 48_000] {
+            let plain = pattern(len);
+            let token = key.encrypt(&plain);
+            assert_eq!(python(PY_DECRYPT, &[&key.to_base64()], &token), plain);
+        }
+    }
+
+    #[test]
+    fn we_decrypt_python_tokens_even_stamped_in_the_future() {
+        let key = FernetKey::generate();
+        for len in [0, 1, 48_000] {
+            let plain = pattern(len);
+            for skew in ["0", "3600", "-86400"] {
+                let token = python(PY_ENCRYPT_AT, &[&key.to_base64(), skew], &plain);
+                assert_eq!(
+                    key.decrypt(&token).unwrap(),
+                    plain,
+                    "{len} bytes, skew {skew}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tokens_stamped_in_the_future_are_accepted() {
+        let key = FernetKey::generate();
+        let future = key
+            .fernet
+            .encrypt_at_time(b"fast clock", now() + 10 * 365 * 86_400);
+        // The crate's own check would refuse it ...
+        assert!(key.fernet.decrypt(&future).is_err());
+        // ... but the legacy server accepted it.
+        assert_eq!(key.decrypt(future.as_bytes()).unwrap(), b"fast clock");
+    }
+
+    #[test]
+    fn decrypts_the_recorded_legacy_session_with_the_example_key() {
+        let key = FernetKey::load(Path::new(EXAMPLE_KEY)).unwrap();
+        let session = std::fs::read(SESSION).unwrap();
+        let tokens: Vec<&[u8]> = session
+            .split(|b| !(b.is_ascii_alphanumeric() || b"-_=".contains(b)))
+            .filter_map(|run| {
+                run.windows(6)
+                    .position(|w| w == b"gAAAAA")
+                    .map(|at| &run[at..])
+            })
+            .collect();
+        assert_eq!(tokens.len(), 3);
+        let plain: Vec<Vec<u8>> = tokens.iter().map(|t| key.decrypt(t).unwrap()).collect();
+        assert!(plain[0].starts_with(b"\x80\x04"), "a pickle");
+        assert_eq!(plain[1], b"Encrypted");
+        assert_eq!(plain[2], b"__pycache__/\n*.py[cod]");
+    }
+
+    #[test]
+    fn rejects_tampered_foreign_and_malformed_tokens() {
+        let key = FernetKey::generate();
+        let mut token = key.encrypt(b"hello");
+        assert!(FernetKey::generate().decrypt(&token).is_err());
+        let i = token.len() / 2;
+        token[i] = if token[i] == b'A' { b'B' } else { b'A' };
+        assert!(matches!(
+            key.decrypt(&token),
+            Err(CryptoError::InvalidToken)
+        ));
+        for bad in [&b""[..], b"gAAAAA", b"\xff\xfe", b"not a token at all"] {
+            assert!(key.decrypt(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn key_text_round_trips_and_tolerates_whitespace() {
+        let key = FernetKey::generate();
+        let text = key.to_base64();
+        assert_eq!(text.len(), 44);
+        let again = FernetKey::from_base64(&format!("  {}\n", *text)).unwrap();
+        assert_eq!(*again.to_base64(), *text);
+        let unpadded = FernetKey::from_base64(text.trim_end_matches('=')).unwrap();
+        assert_eq!(*unpadded.to_base64(), *text);
+        assert!(FernetKey::from_base64("").is_err());
+        assert!(FernetKey::from_base64("c2hvcnQ=").is_err());
+        assert!(FernetKey::from_base64(&text.replace('=', "+")).is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let key = FernetKey::generate();
+        assert_eq!(format!("{key:?}"), "FernetKey(***)");
+        assert_eq!(format!("{key:#?}"), "FernetKey(***)");
+    }
+
+    #[test]
+    fn load_or_create_creates_once_then_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fernet.key");
+        let (created, was_created) = FernetKey::load_or_create(&path).unwrap();
+        assert!(was_created);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}\n", *created.to_base64()));
+        let (loaded, was_created) = FernetKey::load_or_create(&path).unwrap();
+        assert!(!was_created);
+        assert_eq!(*loaded.to_base64(), *created.to_base64());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn load_reports_missing_and_invalid_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.key");
+        assert!(matches!(
+            FernetKey::load(&missing),
+            Err(CryptoError::KeyFile { .. })
+        ));
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "not a key\n").unwrap();
+        assert!(matches!(
+            FernetKey::load(&bad),
+            Err(CryptoError::InvalidKey(_))
+        ));
+        assert!(
+            FernetKey::load_or_create(&bad).is_err(),
+            "an invalid file is not replaced"
+        );
+    }
+}

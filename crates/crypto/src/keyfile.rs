@@ -1,0 +1,150 @@
+//! Key files: created once with mode 0600 and made durable, read back as text.
+//!
+//! [`write_key_file`] is public so that other crates can store their own secrets
+//! (e.g. API tokens) with the same guarantees: the file is created exclusively (an
+//! existing file is never overwritten), is readable by its owner only from the
+//! first byte on, and both its contents and its directory entry are fsynced
+//! before the call returns.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+
+/// Longest key file this crate reads: keys are a few dozen bytes of text, so a
+/// bigger file is the wrong file and is not loaded into memory.
+const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// Creates `path` with mode 0600 and writes `contents` to it durably.
+///
+/// Fails if the file already exists (`create_new`). The file and its parent
+/// directory are fsynced, so once this returns the key survives a crash.
+///
+/// # Errors
+/// [`CryptoError::KeyFile`] with the I/O error, e.g. `AlreadyExists`.
+pub fn write_key_file(path: &Path, contents: &[u8]) -> Result<(), CryptoError> {
+    write_durably(path, contents).map_err(|source| key_file_error(path, source))
+}
+
+fn write_durably(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    sync_parent_dir(path)
+}
+
+#[cfg(unix)]
+fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_parent_dir(_path: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Reads a key file's text, wiped from memory when dropped.
+pub(crate) fn read_key_text(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
+    let read = || -> io::Result<Zeroizing<String>> {
+        let file = File::open(path)?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
+        file.take(MAX_KEY_FILE_LEN + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_KEY_FILE_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "too large to be a key file",
+            ));
+        }
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "key file is not text"))?;
+        Ok(Zeroizing::new(text.to_owned()))
+    };
+    read().map_err(|source| key_file_error(path, source))
+}
+
+/// Loads a key from `path`, or creates the file with a fresh key if it does not
+/// exist. Returns the key and whether it was created.
+pub(crate) fn load_or_create<K>(
+    path: &Path,
+    load: impl Fn(&Path) -> Result<K, CryptoError>,
+    generate: impl FnOnce() -> (K, Zeroizing<String>),
+) -> Result<(K, bool), CryptoError> {
+    match load(path) {
+        Ok(key) => return Ok((key, false)),
+        Err(CryptoError::KeyFile { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let (key, text) = generate();
+    let mut contents = Zeroizing::new(String::with_capacity(text.len() + 1));
+    contents.push_str(&text);
+    contents.push('\n');
+    match write_key_file(path, contents.as_bytes()) {
+        Ok(()) => Ok((key, true)),
+        // Another process created it first: use theirs.
+        Err(CryptoError::KeyFile { source, .. })
+            if source.kind() == io::ErrorKind::AlreadyExists =>
+        {
+            Ok((load(path)?, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn key_file_error(path: &Path, source: io::Error) -> CryptoError {
+    CryptoError::KeyFile {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_are_created_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        write_key_file(&path, b"secret\n").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret\n");
+    }
+
+    #[test]
+    fn write_key_file_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        write_key_file(&path, b"first").unwrap();
+        let err = write_key_file(&path, b"second").unwrap_err();
+        assert!(
+            matches!(&err, CryptoError::KeyFile { source, .. } if source.kind() == io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+    }
+
+    #[test]
+    fn oversized_files_are_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(&path, vec![b'A'; 10_000]).unwrap();
+        assert!(read_key_text(&path).is_err());
+    }
+}

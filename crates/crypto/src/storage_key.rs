@@ -1,0 +1,212 @@
+//! Storage keys (AES-256-GCM, for data at rest) and the keyring used for rotation.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+use crate::keyfile;
+
+/// Domain separation for key ids, so an id reveals nothing usable about the key.
+const KEY_ID_CONTEXT: &[u8] = b"ferry-storage-key-id";
+
+/// An AES-256-GCM key for sealing records, with its public id.
+///
+/// The id (16 hex characters, the start of SHA-256("ferry-storage-key-id" ||
+/// key)) is not secret: it is written in each record's header so that the
+/// right key can be found after a rotation. The key itself never appears in
+/// `Debug`, cannot be serialized, and is wiped from memory when dropped.
+#[derive(Clone)]
+pub struct StorageKey {
+    bytes: Zeroizing<[u8; 32]>,
+    id: String,
+}
+
+impl StorageKey {
+    /// A fresh random key.
+    pub fn generate() -> StorageKey {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(&mut *bytes);
+        StorageKey::from_bytes(bytes)
+    }
+
+    /// The key's id: 16 lowercase hex characters, derived from the key.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Parses key text: the 32 bytes in URL-safe base64 with padding (44
+    /// characters). Surrounding whitespace is ignored.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidKey`] when the text is not 32 bytes of URL-safe base64.
+    pub fn from_base64(text: &str) -> Result<StorageKey, CryptoError> {
+        let decoded = Zeroizing::new(
+            URL_SAFE
+                .decode(text.trim())
+                .map_err(|_| CryptoError::InvalidKey("a storage key must be URL-safe base64"))?,
+        );
+        let bytes: [u8; 32] = decoded
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::InvalidKey("a storage key must be 32 bytes"))?;
+        Ok(StorageKey::from_bytes(Zeroizing::new(bytes)))
+    }
+
+    /// The key text: URL-safe base64 with padding, 44 characters, no newline.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(URL_SAFE.encode(*self.bytes))
+    }
+
+    /// Reads a key file (key text, optionally followed by a newline).
+    ///
+    /// # Errors
+    /// [`CryptoError::KeyFile`] if it cannot be read, [`CryptoError::InvalidKey`]
+    /// if it does not hold a key.
+    pub fn load(path: &Path) -> Result<StorageKey, CryptoError> {
+        StorageKey::from_base64(&keyfile::read_key_text(path)?)
+    }
+
+    /// Reads the key file at `path`, or creates it (mode 0600, key text and a
+    /// newline, fsynced) with a fresh key if it does not exist. The boolean is
+    /// `true` when the file was created.
+    ///
+    /// # Errors
+    /// As [`StorageKey::load`] and [`crate::write_key_file`].
+    pub fn load_or_create(path: &Path) -> Result<(StorageKey, bool), CryptoError> {
+        keyfile::load_or_create(path, StorageKey::load, || {
+            let key = StorageKey::generate();
+            let text = key.to_base64();
+            (key, text)
+        })
+    }
+
+    /// The raw key, for the AEAD only.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> StorageKey {
+        let mut hasher = Sha256::new();
+        hasher.update(KEY_ID_CONTEXT);
+        hasher.update(*bytes);
+        let id = hex::encode(&hasher.finalize()[..8]);
+        StorageKey { bytes, id }
+    }
+}
+
+impl fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorageKey({}, ***)", self.id)
+    }
+}
+
+/// The storage keys a process knows: the current one, used to seal new
+/// records, and older ones, kept only to open records sealed before a rotation.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    // keys[0] is the current key.
+    keys: Vec<StorageKey>,
+}
+
+impl Keyring {
+    /// A keyring that seals with `current` and also opens records sealed with
+    /// any of `older`.
+    pub fn new(current: StorageKey, older: Vec<StorageKey>) -> Keyring {
+        let mut keys = Vec::with_capacity(1 + older.len());
+        keys.push(current);
+        keys.extend(older);
+        Keyring { keys }
+    }
+
+    /// The key to seal new records with.
+    pub fn current(&self) -> &StorageKey {
+        &self.keys[0]
+    }
+
+    /// The key with this id, current or older.
+    pub fn find(&self, id: &str) -> Option<&StorageKey> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_sixteen_hex_chars_derived_from_the_key() {
+        let key = StorageKey::generate();
+        assert_eq!(key.id().len(), 16);
+        assert!(
+            key.id()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        let again = StorageKey::from_base64(&key.to_base64()).unwrap();
+        assert_eq!(again.id(), key.id());
+        assert_ne!(StorageKey::generate().id(), key.id());
+
+        let zero = StorageKey::from_bytes(Zeroizing::new([0; 32]));
+        let mut hasher = Sha256::new();
+        hasher.update(b"ferry-storage-key-id");
+        hasher.update([0u8; 32]);
+        assert_eq!(zero.id(), &hex::encode(hasher.finalize())[..16]);
+    }
+
+    #[test]
+    fn debug_shows_the_id_but_no_key_material() {
+        let key = StorageKey::generate();
+        let text = key.to_base64();
+        let debug = format!("{key:?} {:?}", Keyring::new(key.clone(), vec![]));
+        assert!(debug.contains(key.id()));
+        assert!(debug.contains("***"));
+        assert!(!debug.contains(text.trim_end_matches('=')));
+        assert!(!debug.contains(&hex::encode(key.bytes())));
+        assert!(!debug.contains(&format!("{:?}", key.bytes())));
+    }
+
+    #[test]
+    fn keyring_finds_current_and_older_keys() {
+        let old = StorageKey::generate();
+        let new = StorageKey::generate();
+        let ring = Keyring::new(new.clone(), vec![old.clone()]);
+        assert_eq!(ring.current().id(), new.id());
+        assert_eq!(ring.find(old.id()).unwrap().id(), old.id());
+        assert_eq!(ring.find(new.id()).unwrap().id(), new.id());
+        assert!(ring.find("0000000000000000").is_none());
+    }
+
+    #[test]
+    fn load_or_create_creates_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage.key");
+        let (created, was_created) = StorageKey::load_or_create(&path).unwrap();
+        assert!(was_created);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", *created.to_base64())
+        );
+        let (loaded, was_created) = StorageKey::load_or_create(&path).unwrap();
+        assert!(!was_created);
+        assert_eq!(loaded.id(), created.id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_key_text() {
+        assert!(StorageKey::from_base64("").is_err());
+        assert!(StorageKey::from_base64("c2hvcnQ=").is_err());
+        assert!(StorageKey::from_base64(&"A".repeat(44)).is_err());
+    }
+}
