@@ -1,4 +1,5 @@
-//! Key files: created once with mode 0600 and made durable, read back as text.
+//! Key files and key text: files created once with mode 0600 and made durable,
+//! holding a 32-byte key as URL-safe base64 (44 characters) and a newline.
 //!
 //! [`write_key_file`] is public so that other crates can store their own secrets
 //! (e.g. API tokens) with the same guarantees: the file is created exclusively (an
@@ -10,9 +11,22 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+use base64::Engine;
+use base64::alphabet::URL_SAFE;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use rand::RngCore;
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
+
+/// A 32-byte key, wiped from memory when dropped.
+pub(crate) type KeyBytes = Zeroizing<[u8; 32]>;
+
+/// URL-safe base64, written with padding, read with or without it.
+const KEY_TEXT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Longest key file this crate reads: keys are a few dozen bytes of text, so a
 /// bigger file is the wrong file and is not loaded into memory.
@@ -58,8 +72,40 @@ fn sync_parent_dir(_path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// 32 fresh random bytes.
+pub(crate) fn random_key() -> KeyBytes {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(&mut *bytes);
+    bytes
+}
+
+/// Parses key text: 32 bytes in URL-safe base64, padded or not, surrounding
+/// whitespace ignored.
+pub(crate) fn parse_key_text(text: &str) -> Result<KeyBytes, CryptoError> {
+    let decoded = Zeroizing::new(
+        KEY_TEXT
+            .decode(text.trim())
+            .map_err(|_| CryptoError::InvalidKey("a key must be URL-safe base64"))?,
+    );
+    let bytes: [u8; 32] = decoded
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::InvalidKey("a key must be 32 bytes"))?;
+    Ok(Zeroizing::new(bytes))
+}
+
+/// Key text: URL-safe base64 with padding, 44 characters, no newline.
+pub(crate) fn key_text(bytes: &[u8; 32]) -> Zeroizing<String> {
+    Zeroizing::new(KEY_TEXT.encode(bytes))
+}
+
+/// Reads a key file: key text, optionally followed by a newline.
+pub(crate) fn load_key(path: &Path) -> Result<KeyBytes, CryptoError> {
+    parse_key_text(&read_key_text(path)?)
+}
+
 /// Reads a key file's text, wiped from memory when dropped.
-pub(crate) fn read_key_text(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
+fn read_key_text(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
     let read = || -> io::Result<Zeroizing<String>> {
         let file = File::open(path)?;
         let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
@@ -77,21 +123,16 @@ pub(crate) fn read_key_text(path: &Path) -> Result<Zeroizing<String>, CryptoErro
     read().map_err(|source| key_file_error(path, source))
 }
 
-/// Loads a key from `path`, or creates the file with a fresh key if it does not
-/// exist. Returns the key and whether it was created.
-pub(crate) fn load_or_create<K>(
-    path: &Path,
-    load: impl Fn(&Path) -> Result<K, CryptoError>,
-    generate: impl FnOnce() -> (K, Zeroizing<String>),
-) -> Result<(K, bool), CryptoError> {
-    match load(path) {
+/// Loads the key in `path`, or creates the file with a fresh random key if it
+/// does not exist. Returns the key and whether it was created.
+pub(crate) fn load_or_create_key(path: &Path) -> Result<(KeyBytes, bool), CryptoError> {
+    match load_key(path) {
         Ok(key) => return Ok((key, false)),
         Err(CryptoError::KeyFile { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let (key, text) = generate();
-    let mut contents = Zeroizing::new(String::with_capacity(text.len() + 1));
-    contents.push_str(&text);
+    let key = random_key();
+    let mut contents = key_text(&key);
     contents.push('\n');
     match write_key_file(path, contents.as_bytes()) {
         Ok(()) => Ok((key, true)),
@@ -99,7 +140,7 @@ pub(crate) fn load_or_create<K>(
         Err(CryptoError::KeyFile { source, .. })
             if source.kind() == io::ErrorKind::AlreadyExists =>
         {
-            Ok((load(path)?, false))
+            Ok((load_key(path)?, false))
         }
         Err(e) => Err(e),
     }
@@ -112,20 +153,48 @@ fn key_file_error(path: &Path, source: io::Error) -> CryptoError {
     }
 }
 
+/// Asserts that only the owner may read or write `path`.
+#[cfg(test)]
+pub(crate) fn assert_owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode of {}", path.display());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn key_files_are_created_with_mode_0600() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         write_key_file(&path, b"secret\n").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_owner_only(&path);
         assert_eq!(std::fs::read(&path).unwrap(), b"secret\n");
+    }
+
+    #[test]
+    fn key_text_round_trips_and_tolerates_whitespace_and_missing_padding() {
+        let key = random_key();
+        let text = key_text(&key);
+        assert_eq!(text.len(), 44);
+        assert!(text.ends_with('='));
+        for variant in [
+            format!("  {}\n", *text),
+            text.trim_end_matches('=').to_owned(),
+        ] {
+            assert_eq!(*parse_key_text(&variant).unwrap(), *key);
+        }
+        for bad in ["", "c2hvcnQ=", &"A".repeat(44), &text.replace('=', "+")] {
+            assert!(matches!(
+                parse_key_text(bad),
+                Err(CryptoError::InvalidKey(_))
+            ));
+        }
     }
 
     #[test]

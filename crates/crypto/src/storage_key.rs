@@ -3,14 +3,11 @@
 use std::fmt;
 use std::path::Path;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::CryptoError;
-use crate::keyfile;
+use crate::keyfile::{self, KeyBytes};
 
 /// Domain separation for key ids, so an id reveals nothing usable about the key.
 const KEY_ID_CONTEXT: &[u8] = b"ferry-storage-key-id";
@@ -23,16 +20,14 @@ const KEY_ID_CONTEXT: &[u8] = b"ferry-storage-key-id";
 /// `Debug`, cannot be serialized, and is wiped from memory when dropped.
 #[derive(Clone)]
 pub struct StorageKey {
-    bytes: Zeroizing<[u8; 32]>,
+    bytes: KeyBytes,
     id: String,
 }
 
 impl StorageKey {
     /// A fresh random key.
     pub fn generate() -> StorageKey {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(&mut *bytes);
-        StorageKey::from_bytes(bytes)
+        StorageKey::from_bytes(keyfile::random_key())
     }
 
     /// The key's id: 16 lowercase hex characters, derived from the key.
@@ -40,27 +35,18 @@ impl StorageKey {
         &self.id
     }
 
-    /// Parses key text: the 32 bytes in URL-safe base64 with padding (44
-    /// characters). Surrounding whitespace is ignored.
+    /// Parses key text: the 32 bytes in URL-safe base64 (44 characters with
+    /// padding). Surrounding whitespace is ignored.
     ///
     /// # Errors
     /// [`CryptoError::InvalidKey`] when the text is not 32 bytes of URL-safe base64.
     pub fn from_base64(text: &str) -> Result<StorageKey, CryptoError> {
-        let decoded = Zeroizing::new(
-            URL_SAFE
-                .decode(text.trim())
-                .map_err(|_| CryptoError::InvalidKey("a storage key must be URL-safe base64"))?,
-        );
-        let bytes: [u8; 32] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::InvalidKey("a storage key must be 32 bytes"))?;
-        Ok(StorageKey::from_bytes(Zeroizing::new(bytes)))
+        keyfile::parse_key_text(text).map(StorageKey::from_bytes)
     }
 
     /// The key text: URL-safe base64 with padding, 44 characters, no newline.
     pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(URL_SAFE.encode(*self.bytes))
+        keyfile::key_text(&self.bytes)
     }
 
     /// Reads a key file (key text, optionally followed by a newline).
@@ -69,7 +55,7 @@ impl StorageKey {
     /// [`CryptoError::KeyFile`] if it cannot be read, [`CryptoError::InvalidKey`]
     /// if it does not hold a key.
     pub fn load(path: &Path) -> Result<StorageKey, CryptoError> {
-        StorageKey::from_base64(&keyfile::read_key_text(path)?)
+        keyfile::load_key(path).map(StorageKey::from_bytes)
     }
 
     /// Reads the key file at `path`, or creates it (mode 0600, key text and a
@@ -79,11 +65,8 @@ impl StorageKey {
     /// # Errors
     /// As [`StorageKey::load`] and [`crate::write_key_file`].
     pub fn load_or_create(path: &Path) -> Result<(StorageKey, bool), CryptoError> {
-        keyfile::load_or_create(path, StorageKey::load, || {
-            let key = StorageKey::generate();
-            let text = key.to_base64();
-            (key, text)
-        })
+        let (bytes, created) = keyfile::load_or_create_key(path)?;
+        Ok((StorageKey::from_bytes(bytes), created))
     }
 
     /// The raw key, for the AEAD only.
@@ -91,7 +74,7 @@ impl StorageKey {
         &self.bytes
     }
 
-    fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> StorageKey {
+    fn from_bytes(bytes: KeyBytes) -> StorageKey {
         let mut hasher = Sha256::new();
         hasher.update(KEY_ID_CONTEXT);
         hasher.update(*bytes);
@@ -195,18 +178,11 @@ mod tests {
         let (loaded, was_created) = StorageKey::load_or_create(&path).unwrap();
         assert!(!was_created);
         assert_eq!(loaded.id(), created.id());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        keyfile::assert_owner_only(&path);
     }
 
     #[test]
     fn rejects_bad_key_text() {
-        assert!(StorageKey::from_base64("").is_err());
         assert!(StorageKey::from_base64("c2hvcnQ=").is_err());
-        assert!(StorageKey::from_base64(&"A".repeat(44)).is_err());
     }
 }
