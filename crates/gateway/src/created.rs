@@ -1,0 +1,52 @@
+//! The success answer shared by `/dict` and `/file`: `201 Created`, a JSON body
+//! naming the stored item, and `Location` pointing at it in the admin API.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferry_client::Receipt;
+use ferry_protocol::Meta;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What the server stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    /// The stored item's id (a ULID); null when the server is a legacy one, which
+    /// names nothing (and then there is no `Location` header either).
+    #[schema(example = "01JQ3V7ZK9T6N2XQ8W4R5B1C0D")]
+    pub id: Option<String>,
+    /// `dictionary` or `text` (a file).
+    #[schema(example = "dictionary")]
+    pub data_type: String,
+    /// The serialization on the wire: `json`, `binary` (Python pickle), `xml`, or `txt` for a file.
+    #[schema(example = "json")]
+    pub format: String,
+    /// Whether the payload was Fernet-encrypted between the gateway and the server.
+    pub encrypted: bool,
+    /// Plaintext bytes transferred (the serialized dictionary, or the file).
+    #[schema(example = 27)]
+    pub size: u64,
+    /// SHA-256 of the plaintext as the server computed it; null from a legacy server.
+    pub sha256: Option<String>,
+}
+
+/// The 201 response for a transfer the server accepted.
+pub fn created(admin_url: &str, meta: Meta, receipt: Receipt) -> Response {
+    let location = receipt
+        .id
+        .as_deref()
+        .and_then(|id| HeaderValue::try_from(format!("{}/api/items/{id}", admin_url.trim_end_matches('/'))).ok());
+    let body = Created {
+        id: receipt.id,
+        data_type: meta.data_type().as_str().to_owned(),
+        format: meta.serialization().as_str().to_owned(),
+        encrypted: meta.encrypted(),
+        size: receipt.size,
+        sha256: receipt.sha256,
+    };
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}

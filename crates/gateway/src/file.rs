@@ -1,0 +1,152 @@
+//! `POST /file`: the body (raw, or the first file of a `multipart/form-data` form)
+//! streamed to the server as a text transfer, 48,000 bytes a packet, as it arrives:
+//! a file is never held whole in memory.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::header;
+use axum::response::Response;
+use ferry_client::{ClientError, Receipt};
+use ferry_protocol::Meta;
+use futures::TryStreamExt;
+use serde::Deserialize;
+use tokio_util::io::StreamReader;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::created::{Created, created};
+use crate::error::{ApiError, ErrorBody};
+use crate::pool::{Lease, is_dead_connection};
+use crate::upload::{Chunks, Upload};
+
+/// Query parameters of `POST /file`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileQuery {
+    /// Fernet-encrypt the payload on the TCP hop (default `false`).
+    #[serde(default)]
+    pub encrypt: bool,
+    /// The file name sent to the server (name extension). For a multipart upload
+    /// it defaults to the file field's filename.
+    pub name: Option<String>,
+}
+
+/// A multipart upload: the first field with a filename (or named `file`) is the file.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes the form in the OpenAPI document; never built
+pub struct FileForm {
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    pub file: Vec<u8>,
+}
+
+/// Streams a file to the Ferry server.
+#[utoipa::path(
+    post,
+    path = "/file",
+    tag = "transfers",
+    params(FileQuery),
+    request_body(
+        description = "The file: the raw body, or the first file field of a multipart form.",
+        content(
+            ("application/octet-stream"),
+            (inline(FileForm) = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Stored", body = Created, headers(
+            ("Location" = String, description = "The item in the admin API (absent from a legacy server)"))),
+        (status = 400, description = "Bad query, unreadable body or malformed form", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 408, description = "No body data arrived within the request timeout", body = ErrorBody),
+        (status = 413, description = "Body larger than the file limit", body = ErrorBody),
+        (status = 422, description = "No file in the form, no key for encryption, or the server refused (`upstream_refused`)", body = ErrorBody),
+        (status = 502, description = "The connection to the server failed mid-transfer", body = ErrorBody),
+        (status = 503, description = "The server cannot be reached", body = ErrorBody),
+        (status = 504, description = "The server did not answer in time", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
+pub async fn post_file(
+    State(state): State<AppState>,
+    query: Result<Query<FileQuery>, QueryRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    if query.encrypt && state.config.fernet.is_none() {
+        return Err(ClientError::NoKey.into());
+    }
+    let meta = Meta::text(query.encrypt);
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    let receipt = if is_form {
+        let mut form = Multipart::from_request(request, &state)
+            .await
+            .map_err(|rejection| ApiError::bad_request("invalid_form", rejection.body_text()))?;
+        loop {
+            let field = form
+                .next_field()
+                .await
+                .map_err(|err| ApiError::bad_request("invalid_form", err.body_text()))?
+                .ok_or_else(|| ApiError::unprocessable("no_file", "the form has no file field"))?;
+            if field.file_name().is_none() && field.name() != Some("file") {
+                continue;
+            }
+            let name = query.name.clone().or_else(|| field.file_name().map(str::to_owned));
+            let chunks: Chunks<'_> = Box::pin(field.map_err(std::io::Error::other));
+            break send(&state, meta, chunks, name.as_deref()).await?;
+        }
+    } else {
+        if let Some(limit) = state.config.max_file_bytes
+            && declared_length(&request).is_some_and(|len| len > limit)
+        {
+            return Err(ApiError::too_large(limit));
+        }
+        let chunks: Chunks<'_> = Box::pin(request.into_body().into_data_stream().map_err(std::io::Error::other));
+        send(&state, meta, chunks, query.name.as_deref()).await?
+    };
+    Ok(created(&state.config.admin_url, meta, receipt))
+}
+
+fn declared_length(request: &Request) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Streams the chunks on a pooled session. A pooled session found dead is replaced
+/// by a fresh connection once, provided every byte read so far was kept for replay.
+async fn send(state: &AppState, meta: Meta, chunks: Chunks<'_>, name: Option<&str>) -> Result<Receipt, ApiError> {
+    let config = &state.config;
+    let mut reader = StreamReader::new(Upload::new(chunks, config.max_file_bytes, config.request_timeout));
+    let mut lease = state.pool.acquire().await?;
+    let mut result = transfer(&mut lease, &mut reader, meta, name).await;
+    if let Err(err) = &result
+        && reader.get_ref().failure().is_none()
+        && lease.reused()
+        && is_dead_connection(err)
+    {
+        let mut upload = reader.into_inner();
+        let rewound = upload.rewind();
+        reader = StreamReader::new(upload);
+        if rewound {
+            tracing::info!(cause = %err, "pooled session was dead: resending the file on a new connection");
+            lease.reconnect().await?;
+            result = transfer(&mut lease, &mut reader, meta, name).await;
+        }
+    }
+    lease.settle(&result);
+    if let Some(failure) = reader.get_ref().failure() {
+        return Err(failure.clone().into());
+    }
+    Ok(result?)
+}
+
+async fn transfer(
+    lease: &mut Lease,
+    reader: &mut StreamReader<Upload<'_>, bytes::Bytes>,
+    meta: Meta,
+    name: Option<&str>,
+) -> Result<Receipt, ClientError> {
+    lease.session().send_reader(meta, reader, name, &mut |_| {}).await
+}
