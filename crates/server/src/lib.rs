@@ -1,1 +1,99 @@
-//! Server.
+//! The Ferry TCP server: speaks the legacy protocol on a listener it is given, checks
+//! and decodes every transfer, and stores each item durably and encrypted before it
+//! answers `OK`.
+//!
+//! [`serve`] takes an already-bound listener (port 0 in tests), caps concurrent
+//! connections, and stops on a cancellation token: it stops accepting, lets
+//! transfers in flight finish within the grace period, and aborts the rest, which
+//! leaves nothing partial in the store.
+
+mod config;
+mod connection;
+mod metrics;
+mod outputs;
+mod transfer;
+
+pub use config::{EncryptionPolicy, ExportConfig, ServerConfig};
+pub use outputs::{Outputs, render_template};
+
+use ferry_crypto::FernetKey;
+use ferry_store::Store;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every connection shares.
+pub struct Shared {
+    pub config: ServerConfig,
+    pub fernet: Option<Arc<FernetKey>>,
+    pub store: Arc<dyn Store>,
+    pub outputs: Option<Outputs>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("encryption_key", &self.fernet.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` is cancelled, then drains.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+    let tasks = TaskTracker::new();
+    let aborts = CancellationToken::new();
+    let mut backoff = std::time::Duration::from_millis(5);
+    loop {
+        // Waiting for a permit before accepting leaves extra connections queued in
+        // the kernel's backlog: they wait, and the ones inside keep being served.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = std::time::Duration::from_millis(5);
+                pair
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let aborts = aborts.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                () = connection::handle(stream, peer, shared, shutdown) => {}
+                () = aborts.cancelled() => tracing::warn!(%peer, "connection aborted at the end of the shutdown grace period"),
+            }
+        });
+    }
+    drop(listener);
+    tasks.close();
+    let grace = shared.config.shutdown_grace;
+    tracing::info!(
+        connections = tasks.len(),
+        ?grace,
+        "stopped accepting; letting transfers in flight finish"
+    );
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        aborts.cancel();
+        tasks.wait().await;
+    }
+    if let Some(outputs) = &shared.outputs {
+        outputs.flush().await;
+    }
+}

@@ -1,0 +1,195 @@
+//! A client session: connect, send transfers, read each reply, end.
+
+use crate::{ClientError, Pieces};
+use bytes::BytesMut;
+use ferry_codec::Dict;
+use ferry_crypto::FernetKey;
+use ferry_protocol::{END, EXT_HELLO, Meta, Reply, ReplyParse, Serialization, encode, parse_reply};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How a session behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The shared Fernet key; needed only for encrypted transfers.
+    pub fernet: Option<Arc<FernetKey>>,
+    pub connect_timeout: Duration,
+    /// How long to wait for the server's answer after the last packet of a transfer.
+    pub reply_timeout: Duration,
+    /// Ask for extended replies and send file names (Ferry extensions, ignored by
+    /// the legacy server). Off, the session's bytes are exactly the legacy client's.
+    pub extensions: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fernet: None,
+            connect_timeout: Duration::from_secs(10),
+            reply_timeout: Duration::from_secs(120),
+            extensions: true,
+        }
+    }
+}
+
+/// What the server said about a transfer it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The stored item's id; `None` from a server without the extension (the legacy one).
+    pub id: Option<String>,
+    /// Plaintext bytes sent.
+    pub size: u64,
+    /// The SHA-256 of the plaintext as the server computed it, when it says.
+    pub sha256: Option<String>,
+}
+
+/// One TCP connection to a Ferry (or legacy) server.
+#[derive(Debug)]
+pub struct Session {
+    stream: TcpStream,
+    options: Options,
+    out: BytesMut,
+    replies: Vec<u8>,
+}
+
+impl Session {
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(addr: &str, options: Options) -> Result<Session, ClientError> {
+        let connect = TcpStream::connect(addr);
+        let stream = tokio::time::timeout(options.connect_timeout, connect)
+            .await
+            .map_err(|_| ClientError::Timeout(options.connect_timeout))?
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        stream.set_nodelay(true)?;
+        let mut session = Session {
+            stream,
+            options,
+            out: BytesMut::with_capacity(70_000),
+            replies: Vec::new(),
+        };
+        if session.options.extensions {
+            session.stream.write_all(&[EXT_HELLO]).await?;
+        }
+        Ok(session)
+    }
+
+    /// The options this session was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Serializes `dict` and sends it as one dictionary transfer.
+    pub async fn send_dict(
+        &mut self,
+        dict: &Dict,
+        serialization: Serialization,
+        encrypt: bool,
+    ) -> Result<Receipt, ClientError> {
+        let bytes = ferry_codec::encode(serialization, dict)?;
+        let meta = Meta::dictionary(serialization, encrypt)
+            .ok_or_else(|| ClientError::Refused("text is not a dictionary serialization".into()))?;
+        self.send_bytes(meta, &bytes, None).await
+    }
+
+    /// Sends bytes already in memory as one transfer.
+    pub async fn send_bytes(
+        &mut self,
+        meta: Meta,
+        data: &[u8],
+        name: Option<&str>,
+    ) -> Result<Receipt, ClientError> {
+        self.send_reader(meta, data, name, &mut |_| {}).await
+    }
+
+    /// Streams `reader` as one transfer, 48,000 bytes a packet, calling `progress`
+    /// with the plaintext bytes sent so far.
+    pub async fn send_reader<R: AsyncRead + Unpin>(
+        &mut self,
+        meta: Meta,
+        reader: R,
+        name: Option<&str>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Receipt, ClientError> {
+        let fernet = match (meta.encrypted(), &self.options.fernet) {
+            (true, None) => return Err(ClientError::NoKey),
+            (true, Some(key)) => Some(key.clone()),
+            (false, _) => None,
+        };
+        if let (true, Some(name)) = (self.options.extensions, name) {
+            self.stream.write_all(&encode::name_nibbles(name)).await?;
+        }
+        let mut pieces = Pieces::new(reader);
+        let mut first = true;
+        let mut sent = 0u64;
+        while let Some((piece, last)) = pieces.next_piece().await? {
+            self.out.clear();
+            let packet_meta = first.then_some(meta);
+            match &fernet {
+                Some(key) => encode::packet(&mut self.out, packet_meta, last, &key.encrypt(&piece)),
+                None => encode::packet(&mut self.out, packet_meta, last, &piece),
+            }
+            self.stream.write_all(&self.out).await?;
+            first = false;
+            sent += piece.len() as u64;
+            progress(sent);
+        }
+        self.read_reply(sent).await
+    }
+
+    /// Ends the session: the END byte, then the sending side is shut down.
+    pub async fn end(mut self) -> Result<(), ClientError> {
+        self.stream.write_all(&[END]).await?;
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+
+    async fn read_reply(&mut self, size: u64) -> Result<Receipt, ClientError> {
+        let timeout = self.options.reply_timeout;
+        tokio::time::timeout(timeout, self.read_reply_inner(size))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+    }
+
+    async fn read_reply_inner(&mut self, size: u64) -> Result<Receipt, ClientError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match parse_reply(&self.replies).map_err(ClientError::BadReply)? {
+                ReplyParse::Incomplete => {}
+                ReplyParse::Legacy(reply) => {
+                    self.replies.clear();
+                    return match reply {
+                        Reply::Ok => Ok(Receipt {
+                            id: None,
+                            size,
+                            sha256: None,
+                        }),
+                        Reply::Error(reason) => Err(ClientError::Refused(reason)),
+                    };
+                }
+                ReplyParse::Extended(reply, used) => {
+                    self.replies.drain(..used);
+                    return match reply.ok {
+                        true => Ok(Receipt {
+                            id: reply.id,
+                            size: reply.size.unwrap_or(size),
+                            sha256: reply.sha256,
+                        }),
+                        false => Err(ClientError::Refused(
+                            reply.error.unwrap_or_else(|| "refused".into()),
+                        )),
+                    };
+                }
+            }
+            let read = self.stream.read(&mut chunk).await?;
+            if read == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.replies.extend_from_slice(&chunk[..read]);
+        }
+    }
+}

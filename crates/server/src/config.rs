@@ -1,0 +1,52 @@
+//! The server's settings, as values: `main` reads flags, environment and files.
+
+use ferry_codec::Limits;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Whether encrypted (Fernet) transfers are refused, accepted, or the only ones accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionPolicy {
+    Disabled,
+    #[default]
+    Accepted,
+    Required,
+}
+
+/// Legacy export: one file per transfer in `dir`.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    pub dir: PathBuf,
+    /// File name template with `{source}`, `{timestamp}`, `{format}`, `{id}` and `{name}`.
+    pub template: String,
+    /// Write dictionaries as they arrived (pickle, xml, json) instead of as indented JSON.
+    pub original_form: bool,
+}
+
+/// How the TCP server treats connections and transfers.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub encryption: EncryptionPolicy,
+    pub allow_pickle: bool,
+    pub dict_limits: Limits,
+    /// A connection with no byte received for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long transfers in flight may take to finish after a shutdown request.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            encryption: EncryptionPolicy::Accepted,
+            allow_pickle: true,
+            dict_limits: Limits::default(),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

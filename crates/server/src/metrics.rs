@@ -1,0 +1,37 @@
+//! The server's Prometheus metrics (recorded through the `metrics` facade; the
+//! admin API installs the exporter).
+
+use ferry_protocol::Meta;
+use std::time::Duration;
+
+/// Counts a finished transfer, accepted or refused.
+pub fn transfer(meta: Option<Meta>, result: &'static str, bytes: u64, elapsed: Duration) {
+    let (data_type, format) = meta.map_or(("unknown", "unknown"), |m| {
+        (m.data_type().as_str(), m.serialization().as_str())
+    });
+    let labels = [
+        ("data_type", data_type),
+        ("format", format),
+        ("result", result),
+    ];
+    metrics::counter!("ferry_transfers_total", &labels).increment(1);
+    metrics::counter!("ferry_received_bytes_total", &labels).increment(bytes);
+    metrics::histogram!("ferry_transfer_duration_seconds", &labels).record(elapsed.as_secs_f64());
+}
+
+/// Tracks open connections while alive.
+#[derive(Debug)]
+pub struct OpenConnection;
+
+impl OpenConnection {
+    pub fn new() -> Self {
+        metrics::gauge!("ferry_open_connections").increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("ferry_open_connections").decrement(1.0);
+    }
+}

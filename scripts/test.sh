@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of Ferry on a fresh machine: installs what the tests need
+# (Debian's Chromium and ChromeDriver, schemathesis and the OpenAPI client
+# generator from PyPI), builds the binaries, then runs the whole suite with
+# cargo-nextest. Benchmarks are separate: scripts/bench.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "== installing chromium and chromium-driver (Debian)"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if ! python3 -c "import schemathesis, openapi_python_client" 2>/dev/null; then
+    echo "== installing schemathesis and openapi-python-client (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+
+echo "== building"
+cargo build --workspace --bins --locked
+
+echo "== running the tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"

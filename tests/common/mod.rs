@@ -1,0 +1,233 @@
+//! Shared harness of the end-to-end suites: starts the real binaries on port 0
+//! with fresh temporary directories, waits for the lines that announce their
+//! listeners (no sleeps), and talks to them over real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A built binary of the workspace (built by `cargo build --bins` before the tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built: run `cargo build --bins` first", path.display());
+    path
+}
+
+/// The shared read-only vectors next to the repository.
+pub fn vectors() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    assert!(path.exists(), "missing {}", path.display());
+    path
+}
+
+pub fn python_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+}
+
+/// A running program that announced its listeners on stdout.
+#[derive(Debug)]
+pub struct Running {
+    pub child: Child,
+    /// `name -> address` from the announcement lines (`  tcp      127.0.0.1:1234`).
+    pub addrs: std::collections::HashMap<String, String>,
+    /// Every later stdout line (for `--print`).
+    pub stdout: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `program` and waits until it has announced every name in `expect`.
+    pub fn start(program: &Path, args: &[&str], envs: &[(&str, &str)], expect: &[&str]) -> Running {
+        let mut child = Command::new(program).args(args).envs(envs.iter().copied()).env("FERRY_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addrs = std::collections::HashMap::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !expect.iter().all(|name| addrs.contains_key(*name)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let status = child.try_wait().ok().flatten();
+                    panic!("{} did not announce {expect:?} (exit status {status:?})", program.display());
+                }
+            };
+            let mut words = line.split_whitespace();
+            if let (Some(name), Some(addr), None) = (words.next(), words.next(), words.next()) {
+                addrs.insert(name.to_owned(), addr.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned());
+            }
+        }
+        Running { child, addrs, stdout: rx }
+    }
+
+    pub fn addr(&self, name: &str) -> String {
+        self.addrs[name].clone()
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().expect("wait")
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status.lines().find_map(|line| line.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `ferry-server` on port 0 with its own data directory.
+#[derive(Debug)]
+pub struct Server {
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        Server::start_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    /// Starts (or restarts) a server on an existing data directory.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let data = dir.path().join("data");
+        let mut args = vec!["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let running = Running::start(&bin("ferry-server"), &args, &[], &["tcp", "admin"]);
+        Server { running, dir }
+    }
+
+    pub fn tcp(&self) -> String {
+        self.running.addr("tcp")
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.running.addr("admin"))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn fernet_key_file(&self) -> PathBuf {
+        self.data_dir().join("fernet.key")
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token")).expect("admin token").trim().to_owned()
+    }
+
+    /// Kills the server (SIGKILL) and starts a new one on the same data directory.
+    pub fn crash_and_restart(mut self, extra: &[&str]) -> Server {
+        self.running.kill();
+        let Server { dir, running } = self;
+        drop(running);
+        Server::start_in(dir, extra)
+    }
+
+    /// An admin API client with the token.
+    pub fn admin(&self) -> Admin {
+        Admin { base: self.admin_url(), token: self.token(), http: reqwest::Client::new() }
+    }
+}
+
+/// A thin admin API client for checking what was stored.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Admin {
+    /// Every stored item's metadata, newest first (follows the cursor).
+    pub async fn all_items(&self) -> Vec<serde_json::Value> {
+        let mut items = Vec::new();
+        let mut url = format!("{}/api/items?limit=1000", self.base);
+        loop {
+            let page: serde_json::Value = self.http.get(&url).bearer_auth(&self.token).send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => url = format!("{}/api/items?limit=1000&before={next}", self.base),
+                None => return items,
+            }
+        }
+    }
+
+    pub async fn content(&self, id: &str) -> Vec<u8> {
+        let response = self.http.get(format!("{}/api/items/{id}/content", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        assert!(response.status().is_success(), "content of {id}: {}", response.status());
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    pub async fn content_as_json(&self, id: &str) -> serde_json::Value {
+        let response = self.http.get(format!("{}/api/items/{id}/content?as=json", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        assert!(response.status().is_success(), "json of {id}: {}", response.status());
+        response.json().await.unwrap()
+    }
+}
+
+/// Runs the Python legacy-style client with a plan; returns the reply of each transfer.
+pub fn python_client(server: &str, key: Option<&Path>, sessions: &str, plan: &serde_json::Value) -> Vec<String> {
+    use std::io::Write;
+    let mut command = Command::new("python3");
+    command.arg(python_script("legacy_client.py")).args(["--server", server, "--sessions", sessions]);
+    if let Some(key) = key {
+        command.arg("--key").arg(key);
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("python3");
+    child.stdin.take().unwrap().write_all(plan.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "python client failed: {:?}", output.status);
+    String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["reply"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Writes `len` bytes of varied text to a file.
+pub fn text_file(dir: &Path, name: &str, len: usize) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let line = b"The quick brown fox jumps over the lazy dog 0123456789.\n";
+    let mut left = len;
+    let mut n = 0u64;
+    while left > 0 {
+        let prefix = format!("{n:08} ");
+        let chunk: Vec<u8> = prefix.bytes().chain(line.iter().copied()).take(left).collect();
+        file.write_all(&chunk).unwrap();
+        left -= chunk.len();
+        n += 1;
+    }
+    file.flush().unwrap();
+    path
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}

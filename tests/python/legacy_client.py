@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""A legacy-style Ferry client, written from PROTOCOL.md alone (Python + cryptography).
+
+It stands in for the Python clients still in use: Ferry must serve it unchanged.
+It reads a plan (JSON) on stdin, a list of transfers:
+  {"kind": "dict", "format": "json"|"pickle"|"xml", "protocol": 0-5, "encrypt": bool, "content": {...}}
+  {"kind": "text", "path": "/file", "encrypt": bool}
+  {"kind": "raw", "hex": "..."}            bytes sent as they are (for hostile input)
+and sends them over one session (--sessions one) or one session each (--sessions each).
+It prints one JSON line per transfer: {"reply": "<the server's bytes>"}.
+"""
+import argparse
+import json
+import pickle
+import socket
+import sys
+import xml.etree.ElementTree as ET
+
+PIECE = 48000
+
+
+def meta_byte(data_type, serialization, encrypted):
+    return (data_type << 5) | (serialization << 2) | (2 if encrypted else 0)
+
+
+def packets(meta, pieces):
+    """The legacy framing: INITIAL carries the meta byte; 2-byte big-endian lengths."""
+    out = []
+    for index, (payload, last) in enumerate(pieces):
+        op = (0x08 if index == 0 else 0) | (0x04 if last else 0)
+        head = bytes([op]) + (bytes([meta]) if index == 0 else b"")
+        out.append(head + len(payload).to_bytes(2, "big") + payload)
+    return out
+
+
+def cut(data):
+    if not data:
+        return [(b"", True)]
+    chunks = [data[i:i + PIECE] for i in range(0, len(data), PIECE)]
+    return [(c, i == len(chunks) - 1) for i, c in enumerate(chunks)]
+
+
+def file_pieces(path):
+    with open(path, "rb") as f:
+        current = f.read(PIECE)
+        while True:
+            following = f.read(PIECE) if len(current) == PIECE else b""
+            yield current, not following
+            if not following:
+                return
+            current = following
+
+
+def serialize(item):
+    content = item["content"]
+    fmt = item["format"]
+    if fmt == "json":
+        return 2, json.dumps(content).encode()
+    if fmt == "pickle":
+        return 1, pickle.dumps(content, protocol=item.get("protocol", 4))
+    if fmt == "xml":
+        root = ET.Element("root")
+        for key, value in content.items():
+            ET.SubElement(root, key).text = str(value)
+        return 3, ET.tostring(root)
+    raise ValueError(fmt)
+
+
+def transfer(sock, item, fernet):
+    if item["kind"] == "raw":
+        sock.sendall(bytes.fromhex(item["hex"]))
+        return read_reply(sock)
+    encrypt = item.get("encrypt", False)
+    if item["kind"] == "dict":
+        serialization, data = serialize(item)
+        meta, pieces = meta_byte(1, serialization, encrypt), cut(data)
+    else:
+        meta, pieces = meta_byte(0, 0, encrypt), file_pieces(item["path"])
+    if encrypt:
+        pieces = ((fernet.encrypt(p), last) for p, last in pieces)
+    for packet in packets(meta, pieces):
+        sock.sendall(packet)
+    return read_reply(sock)
+
+
+def read_reply(sock):
+    # The legacy client reads once, up to 4096 bytes.
+    return sock.recv(4096).decode("utf-8", "replace")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--key")
+    parser.add_argument("--sessions", choices=["one", "each"], default="one")
+    args = parser.parse_args()
+    fernet = None
+    if args.key:
+        from cryptography.fernet import Fernet
+        fernet = Fernet(open(args.key, "rb").read().strip())
+    host, port = args.server.rsplit(":", 1)
+    plan = json.load(sys.stdin)
+    sock = None
+    for item in plan:
+        if sock is None:
+            sock = socket.create_connection((host, int(port)))
+        reply = transfer(sock, item, fernet)
+        print(json.dumps({"reply": reply}), flush=True)
+        if args.sessions == "each":
+            sock.sendall(b"\x10")
+            sock.shutdown(socket.SHUT_WR)
+            sock.close()
+            sock = None
+    if sock is not None:
+        sock.sendall(b"\x10")
+        sock.shutdown(socket.SHUT_WR)
+        sock.close()
+
+
+if __name__ == "__main__":
+    main()
