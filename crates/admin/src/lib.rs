@@ -1,1 +1,101 @@
-//! Admin.
+//! The admin HTTP API and browser page for stored items.
+//!
+//! [`app`] builds the whole router: the JSON API under `/api/` (bearer token
+//! required), `/healthz` and `/readyz` (open), `/metrics` (token unless
+//! [`AdminState::metrics_public`]), the OpenAPI document at `/openapi.json`, an
+//! offline Swagger UI at `/docs`, and the browser page at `/`. [`serve`] runs it
+//! on a bound listener until a shutdown signal.
+//!
+//! Every error, axum's rejections and the 404/405 fallbacks included, has one JSON
+//! shape (see [`ApiError`]). A stored record that fails authentication is never
+//! served as bytes.
+
+mod auth;
+mod content;
+mod error;
+mod events;
+mod extract;
+mod items;
+mod model;
+mod openapi;
+mod ops;
+mod page;
+mod range;
+mod token;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::{Extension, Router, middleware};
+use ferry_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use items::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use model::{ApiDataType, ApiSerialization, Item};
+pub use openapi::openapi;
+pub use token::{AdminToken, TOKEN_FILE_NAME, TokenError};
+
+/// Everything the admin API needs.
+pub struct AdminState {
+    /// The item store.
+    pub store: Arc<dyn Store>,
+    /// The bearer token `/api/` requests must carry.
+    pub token: AdminToken,
+    /// The server's Prometheus recorder, rendered at `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
+    /// Serve `/metrics` without the token.
+    pub metrics_public: bool,
+}
+
+impl fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminState")
+            .field("token", &self.token)
+            .field("metrics", &self.metrics.is_some())
+            .field("metrics_public", &self.metrics_public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state every handler shares.
+pub(crate) type Shared = Arc<AdminState>;
+
+/// The whole admin application, with a `TraceLayer` (which never logs headers).
+pub fn app(state: AdminState) -> Router {
+    let metrics_public = state.metrics_public;
+    let shared: Shared = Arc::new(state);
+    let openapi::Routes { mut protected, mut open, metrics } = openapi::Routes::new();
+    if metrics_public {
+        open = open.merge(metrics);
+    } else {
+        protected = protected.merge(metrics);
+    }
+    let protected = protected.route_layer(middleware::from_fn_with_state(shared.clone(), auth::require_token));
+    let (api, _) = OpenApiRouter::new().merge(protected).merge(open).split_for_parts();
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .merge(page::routes())
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(shared)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight (live event streams end at once) and returns.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let (closing, closing_rx) = watch::channel(false);
+    let app = app.layer(Extension(events::Closing(closing_rx)));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        })
+        .await
+}

@@ -1,0 +1,169 @@
+//! The JSON the API speaks: an item's metadata as listed, and the data type and
+//! serialization enums, documented for OpenAPI.
+//!
+//! These mirror `ferry_store::ItemMeta` and the protocol's enums (the conversions
+//! are exhaustive matches, so a new variant there fails to compile here), and add
+//! what a client needs to fetch the content: its media type and file name.
+
+use ferry_protocol::{DataType, Serialization};
+use ferry_store::ItemMeta;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Text or dictionary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = DataType)]
+pub enum ApiDataType {
+    /// A text file.
+    Text,
+    /// A dictionary.
+    Dictionary,
+}
+
+/// How an item's content is serialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = Serialization)]
+pub enum ApiSerialization {
+    /// Plain text.
+    Txt,
+    /// A Python pickle.
+    Binary,
+    /// JSON.
+    Json,
+    /// The legacy XML form.
+    Xml,
+}
+
+impl From<DataType> for ApiDataType {
+    fn from(value: DataType) -> ApiDataType {
+        match value {
+            DataType::Text => ApiDataType::Text,
+            DataType::Dictionary => ApiDataType::Dictionary,
+        }
+    }
+}
+
+impl From<ApiDataType> for DataType {
+    fn from(value: ApiDataType) -> DataType {
+        match value {
+            ApiDataType::Text => DataType::Text,
+            ApiDataType::Dictionary => DataType::Dictionary,
+        }
+    }
+}
+
+impl From<Serialization> for ApiSerialization {
+    fn from(value: Serialization) -> ApiSerialization {
+        match value {
+            Serialization::Txt => ApiSerialization::Txt,
+            Serialization::Binary => ApiSerialization::Binary,
+            Serialization::Json => ApiSerialization::Json,
+            Serialization::Xml => ApiSerialization::Xml,
+        }
+    }
+}
+
+impl From<ApiSerialization> for Serialization {
+    fn from(value: ApiSerialization) -> Serialization {
+        match value {
+            ApiSerialization::Txt => Serialization::Txt,
+            ApiSerialization::Binary => Serialization::Binary,
+            ApiSerialization::Json => Serialization::Json,
+            ApiSerialization::Xml => Serialization::Xml,
+        }
+    }
+}
+
+impl ApiSerialization {
+    /// The media type of content in this serialization.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ApiSerialization::Txt => "text/plain; charset=utf-8",
+            ApiSerialization::Binary => "application/x-python-pickle",
+            ApiSerialization::Json => "application/json",
+            ApiSerialization::Xml => "application/xml",
+        }
+    }
+
+    /// The file name extension of content in this serialization.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ApiSerialization::Txt => "txt",
+            ApiSerialization::Binary => "pkl",
+            ApiSerialization::Json => "json",
+            ApiSerialization::Xml => "xml",
+        }
+    }
+}
+
+/// A stored item's metadata.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Item {
+    /// The item's id (a ULID; ids sort in the order items arrived).
+    #[schema(value_type = String, example = "01J9ZQ3V7X5K0M4N8P2R6T1W3Y")]
+    pub id: String,
+    /// Text or dictionary.
+    pub data_type: ApiDataType,
+    /// How the content is serialized.
+    pub serialization: ApiSerialization,
+    /// Whether the transfer was Fernet-encrypted on the wire.
+    pub encrypted_in_transit: bool,
+    /// The sending peer, `ip:port`.
+    #[schema(example = "127.0.0.1:50412")]
+    pub peer: String,
+    /// The file name the client announced, if any.
+    pub name: Option<String>,
+    /// When the item began to arrive (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+    /// Content size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    /// The id of the storage key the item is sealed with at rest.
+    pub key_id: String,
+    /// The media type `GET /api/items/{id}/content` answers with.
+    #[schema(example = "application/json")]
+    pub content_type: &'static str,
+    /// The file name a download of the content is offered under.
+    #[schema(example = "01J9ZQ3V7X5K0M4N8P2R6T1W3Y.json")]
+    pub file_name: String,
+}
+
+impl From<ItemMeta> for Item {
+    fn from(meta: ItemMeta) -> Item {
+        let serialization = ApiSerialization::from(meta.serialization);
+        let file_name = file_name(&meta);
+        Item {
+            id: meta.id.to_string(),
+            data_type: meta.data_type.into(),
+            serialization,
+            encrypted_in_transit: meta.encrypted_in_transit,
+            peer: meta.peer,
+            name: meta.name,
+            received_at: meta.received_at,
+            size: meta.size,
+            sha256: meta.sha256,
+            key_id: meta.key_id,
+            content_type: serialization.content_type(),
+            file_name,
+        }
+    }
+}
+
+/// The name a download is offered under: the announced name without any
+/// directory part or control characters, else `<id>.<extension>`.
+pub fn file_name(meta: &ItemMeta) -> String {
+    let announced = meta.name.as_deref().map(|name| {
+        let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+        base.chars().filter(|c| !c.is_control()).collect::<String>()
+    });
+    match announced {
+        Some(name) if !name.is_empty() && name != "." && name != ".." => name,
+        _ => format!("{}.{}", meta.id, ApiSerialization::from(meta.serialization).extension()),
+    }
+}

@@ -1,0 +1,65 @@
+//! Operational routes: liveness (`/healthz`), readiness (`/readyz`) and
+//! Prometheus metrics (`/metrics`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{ApiError, ErrorBody, Shared};
+
+/// The Prometheus text format's media type.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The answer of the health routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `ready`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Health),
+        (status = 500, description = "The store does not answer", body = ErrorBody),
+    )
+)]
+pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>, ApiError> {
+    shared.store.list(&ferry_store::ListQuery { limit: 1, ..Default::default() }).await?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+/// Prometheus metrics: the server's transfer metrics and `ferry_items_stored`.
+/// Needs the bearer token unless the server makes metrics public.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 401, description = "Missing or wrong bearer token (unless metrics are public)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
+    let mut text = shared.metrics.as_ref().map(|handle| handle.render()).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let stored = shared.store.count().await;
+    text.push_str(&format!("# HELP ferry_items_stored Items currently stored.\n# TYPE ferry_items_stored gauge\nferry_items_stored {stored}\n"));
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
+}
