@@ -1,0 +1,181 @@
+//! `ferry-gateway`: HTTP in front of the TCP server.
+
+use crate::settings::{Secret, layered};
+use anyhow::Context;
+use ferry_crypto::FernetKey;
+use ferry_gateway::{GatewayConfig, GatewayToken, TlsFiles};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `ferry-gateway`; each also reads a `FERRY_…` environment variable.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+pub struct GatewayArgs {
+    /// TOML file with any of these settings.
+    #[arg(long, env = "FERRY_GATEWAY_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP listener.
+    #[arg(long, env = "FERRY_GATEWAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The Ferry TCP server to forward to.
+    #[arg(long, env = "FERRY_SERVER")]
+    pub server: Option<String>,
+    /// Fernet key file shared with the server, for `encrypt=true`.
+    #[arg(long, env = "FERRY_FERNET_KEY")]
+    pub fernet_key: Option<PathBuf>,
+    /// Bearer token that HTTP clients must send (default: none required).
+    #[arg(long, env = "FERRY_GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+    /// Base URL of the admin API, for the Location of created items.
+    #[arg(long, env = "FERRY_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    /// Persistent TCP sessions kept to the server.
+    #[arg(long, env = "FERRY_GATEWAY_POOL_SIZE")]
+    pub pool_size: Option<usize>,
+    /// Largest `POST /dict` body, in bytes.
+    #[arg(long, env = "FERRY_GATEWAY_MAX_DICT_BYTES")]
+    pub max_dict_bytes: Option<usize>,
+    /// Largest `POST /file` body, in bytes (default: unlimited).
+    #[arg(long, env = "FERRY_GATEWAY_MAX_FILE_BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Seconds a request (or, for files, a pause in the body) may take.
+    #[arg(long, env = "FERRY_GATEWAY_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Seconds to wait for the server's answer.
+    #[arg(long, env = "FERRY_GATEWAY_UPSTREAM_TIMEOUT")]
+    pub upstream_timeout: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "FERRY_GATEWAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "FERRY_GATEWAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Every gateway setting, resolved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub listen: SocketAddr,
+    pub server: String,
+    pub fernet_key: Option<PathBuf>,
+    pub token: Option<Secret>,
+    pub admin_url: String,
+    pub pool_size: usize,
+    pub max_dict_bytes: usize,
+    pub max_file_bytes: Option<u64>,
+    pub request_timeout: u64,
+    pub upstream_timeout: u64,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            server: "127.0.0.1:6868".into(),
+            fernet_key: None,
+            token: None,
+            admin_url: "http://127.0.0.1:6869".into(),
+            pool_size: 64,
+            max_dict_bytes: 16 * 1024 * 1024,
+            max_file_bytes: None,
+            request_timeout: 60,
+            upstream_timeout: 120,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// Resolves flags and environment over the config file over the defaults.
+    pub fn resolve(args: &GatewayArgs) -> anyhow::Result<GatewaySettings> {
+        layered(GatewaySettings::default(), args.config.as_deref(), args)
+    }
+}
+
+/// A started gateway.
+#[derive(Debug)]
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Binds the HTTP listener and serves until `shutdown` is cancelled.
+pub async fn start(
+    settings: &GatewaySettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningGateway> {
+    let fernet = settings
+        .fernet_key
+        .as_deref()
+        .map(FernetKey::load)
+        .transpose()
+        .context("cannot read the Fernet key")?
+        .map(Arc::new);
+    let token = settings
+        .token
+        .as_ref()
+        .map(|Secret(token)| GatewayToken::parse(token))
+        .transpose()
+        .context("invalid gateway token")?;
+    let config = GatewayConfig {
+        server: settings.server.clone(),
+        fernet,
+        token,
+        admin_url: settings.admin_url.clone(),
+        pool_size: settings.pool_size,
+        max_dict_bytes: settings.max_dict_bytes,
+        max_file_bytes: settings.max_file_bytes,
+        request_timeout: Duration::from_secs(settings.request_timeout),
+        upstream_timeout: Duration::from_secs(settings.upstream_timeout),
+    };
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let listener = std::net::TcpListener::bind(settings.listen)
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let has_tls = tls.is_some();
+    let app = ferry_gateway::app(config);
+    let task = tokio::spawn(async move {
+        ferry_gateway::serve(
+            listener,
+            app,
+            tls,
+            async move { shutdown.cancelled().await },
+        )
+        .await
+        .context("gateway failed")
+    });
+    Ok(RunningGateway {
+        addr,
+        tls: has_tls,
+        task,
+    })
+}
+
+impl RunningGateway {
+    /// The line a person (or a test) reads to find the gateway.
+    pub fn announce(&self) {
+        println!(
+            "  gateway  {}://{}/",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        );
+    }
+}

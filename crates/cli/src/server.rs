@@ -1,0 +1,341 @@
+//! `ferry-server`: the TCP listener and the admin API in one process.
+
+use crate::settings::{Secret, layered};
+use anyhow::Context;
+use ferry_admin::{AdminState, AdminToken};
+use ferry_crypto::{FernetKey, Keyring, StorageKey};
+use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
+use ferry_store::{LocalOptions, LocalStore, Store};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `ferry-server`; each also reads a `FERRY_…` environment variable.
+/// Unset ones fall back to the config file, then to [`ServerSettings::default`].
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+pub struct ServerArgs {
+    /// TOML file with any of these settings (keys as the flags, with `_`).
+    #[arg(long, env = "FERRY_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address of the legacy TCP listener.
+    #[arg(long, env = "FERRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the admin HTTP API and page.
+    #[arg(long, env = "FERRY_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token of the admin API (default: generated into DATA_DIR/admin.token).
+    #[arg(long, env = "FERRY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Where items, keys and the admin token live.
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Fernet key file shared with clients (created, mode 0600, when absent).
+    #[arg(long, env = "FERRY_FERNET_KEY")]
+    pub fernet_key: Option<PathBuf>,
+    /// AES-256-GCM storage key file (created, mode 0600, when absent).
+    #[arg(long, env = "FERRY_STORAGE_KEY")]
+    pub storage_key: Option<PathBuf>,
+    /// Older storage key files, still read after a rotation (comma-separated).
+    #[arg(long, env = "FERRY_OLD_STORAGE_KEYS", value_delimiter = ',')]
+    pub old_storage_keys: Option<Vec<PathBuf>>,
+    /// Encrypted transfers: disabled, accepted or required.
+    #[arg(long, env = "FERRY_ENCRYPTION", value_parser = parse_policy)]
+    pub encryption: Option<EncryptionPolicy>,
+    /// Accept pickled dictionaries (decoded as data only, never run).
+    #[arg(long, env = "FERRY_ALLOW_PICKLE")]
+    pub allow_pickle: Option<bool>,
+    /// Largest dictionary accepted, in bytes.
+    #[arg(long, env = "FERRY_MAX_DICT_BYTES")]
+    pub max_dict_bytes: Option<usize>,
+    /// Deepest nesting accepted in a dictionary.
+    #[arg(long, env = "FERRY_MAX_DEPTH")]
+    pub max_depth: Option<usize>,
+    /// Largest item accepted, in bytes (default: unlimited).
+    #[arg(long, env = "FERRY_MAX_ITEM_BYTES")]
+    pub max_item_bytes: Option<u64>,
+    /// Seconds of silence after which a connection is dropped.
+    #[arg(long, env = "FERRY_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Connections served at once; more wait.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds that transfers in flight get to finish on shutdown.
+    #[arg(long, env = "FERRY_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+    /// Print each item on stdout, like the legacy server.
+    #[arg(long, env = "FERRY_PRINT", num_args = 0..=1, default_missing_value = "true")]
+    pub print: Option<bool>,
+    /// Also write each item's plaintext to this directory, one file per transfer.
+    #[arg(long, env = "FERRY_EXPORT_DIR")]
+    pub export_dir: Option<PathBuf>,
+    /// File name template for exports: {source} {timestamp} {format} {id} {name}.
+    #[arg(long, env = "FERRY_EXPORT_TEMPLATE")]
+    pub export_template: Option<String>,
+    /// Export dictionaries in their original form instead of indented JSON.
+    #[arg(long, env = "FERRY_EXPORT_ORIGINAL", num_args = 0..=1, default_missing_value = "true")]
+    pub export_original: Option<bool>,
+    /// Serve /metrics without the admin token.
+    #[arg(long, env = "FERRY_METRICS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_public: Option<bool>,
+}
+
+fn parse_policy(text: &str) -> Result<EncryptionPolicy, String> {
+    match text {
+        "disabled" => Ok(EncryptionPolicy::Disabled),
+        "accepted" => Ok(EncryptionPolicy::Accepted),
+        "required" => Ok(EncryptionPolicy::Required),
+        other => Err(format!(
+            "expected disabled, accepted or required, not {other:?}"
+        )),
+    }
+}
+
+/// Every server setting, resolved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub admin_token: Option<Secret>,
+    pub data_dir: PathBuf,
+    pub fernet_key: Option<PathBuf>,
+    pub storage_key: Option<PathBuf>,
+    pub old_storage_keys: Vec<PathBuf>,
+    pub encryption: EncryptionPolicy,
+    pub allow_pickle: bool,
+    pub max_dict_bytes: usize,
+    pub max_depth: usize,
+    pub max_item_bytes: Option<u64>,
+    pub idle_timeout: u64,
+    pub max_connections: usize,
+    pub shutdown_grace: u64,
+    pub print: bool,
+    pub export_dir: Option<PathBuf>,
+    pub export_template: String,
+    pub export_original: bool,
+    pub metrics_public: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        let limits = ferry_codec::Limits::default();
+        ServerSettings {
+            listen: ([127, 0, 0, 1], 6868).into(),
+            admin_listen: ([127, 0, 0, 1], 6869).into(),
+            admin_token: None,
+            data_dir: PathBuf::from("ferry-data"),
+            fernet_key: None,
+            storage_key: None,
+            old_storage_keys: Vec::new(),
+            encryption: EncryptionPolicy::Accepted,
+            allow_pickle: true,
+            max_dict_bytes: limits.max_bytes,
+            max_depth: limits.max_depth,
+            max_item_bytes: None,
+            idle_timeout: 30,
+            max_connections: 1024,
+            shutdown_grace: 10,
+            print: false,
+            export_dir: None,
+            export_template: "{source}_{timestamp}.{format}".into(),
+            export_original: false,
+            metrics_public: false,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Resolves flags and environment over the config file over the defaults.
+    pub fn resolve(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
+        layered(ServerSettings::default(), args.config.as_deref(), args)
+    }
+
+    fn fernet_key_path(&self) -> PathBuf {
+        self.fernet_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("fernet.key"))
+    }
+
+    fn storage_key_path(&self) -> PathBuf {
+        self.storage_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("storage.key"))
+    }
+}
+
+/// A started server: where it listens, and the task that runs it.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub tcp: SocketAddr,
+    pub admin: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub fernet_key_file: Option<PathBuf>,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens the store, loads or creates keys, binds both listeners and starts serving
+/// until `shutdown` is cancelled.
+pub async fn start(
+    settings: &ServerSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    create_private_dir(&settings.data_dir)?;
+    let fernet = match settings.encryption {
+        EncryptionPolicy::Disabled => None,
+        _ => Some(Arc::new(load_key(
+            &settings.fernet_key_path(),
+            "Fernet",
+            FernetKey::load_or_create,
+        )?)),
+    };
+    let keyring = keyring(settings)?;
+    let options = LocalOptions {
+        max_item_size: settings.max_item_bytes,
+        ..LocalOptions::default()
+    };
+    let store: Arc<dyn Store> =
+        LocalStore::open(&settings.data_dir.join("store"), keyring, options)
+            .await
+            .context("cannot open the store")?;
+
+    let (token, token_file) = match &settings.admin_token {
+        Some(Secret(token)) => (
+            AdminToken::new(token.clone()).context("invalid admin token")?,
+            None,
+        ),
+        None => {
+            let (token, file, generated) = AdminToken::load_or_generate(&settings.data_dir)
+                .context("cannot load the admin token")?;
+            if generated {
+                tracing::info!(file = %file.display(), "generated an admin API token; read it from this file");
+            }
+            (token, Some(file))
+        }
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+
+    let config = ServerConfig {
+        encryption: settings.encryption,
+        allow_pickle: settings.allow_pickle,
+        dict_limits: ferry_codec::Limits {
+            max_bytes: settings.max_dict_bytes,
+            max_depth: settings.max_depth,
+        },
+        idle_timeout: Duration::from_secs(settings.idle_timeout),
+        max_connections: settings.max_connections,
+        shutdown_grace: Duration::from_secs(settings.shutdown_grace),
+    };
+    let export = settings.export_dir.clone().map(|dir| ExportConfig {
+        dir,
+        template: settings.export_template.clone(),
+        original_form: settings.export_original,
+    });
+    let outputs = Outputs::start(store.clone(), settings.print, export);
+    let shared = Arc::new(Shared {
+        config,
+        fernet,
+        store: store.clone(),
+        outputs,
+    });
+
+    let tcp_listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.admin_listen))?;
+    let tcp = tcp_listener.local_addr()?;
+    let admin = admin_listener.local_addr()?;
+    let app = ferry_admin::app(AdminState {
+        store,
+        token,
+        metrics,
+        metrics_public: settings.metrics_public,
+    });
+
+    let admin_shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let admin_task = tokio::spawn(ferry_admin::serve(admin_listener, app, async move {
+            admin_shutdown.cancelled().await
+        }));
+        ferry_server::serve(tcp_listener, shared, shutdown).await;
+        admin_task
+            .await
+            .context("admin API task failed")?
+            .context("admin API failed")?;
+        Ok(())
+    });
+    let fernet_key_file =
+        (settings.encryption != EncryptionPolicy::Disabled).then(|| settings.fernet_key_path());
+    Ok(RunningServer {
+        tcp,
+        admin,
+        token_file,
+        fernet_key_file,
+        task,
+    })
+}
+
+impl RunningServer {
+    /// The lines a person (or a test) reads to find the listeners.
+    pub fn announce(&self) {
+        println!("  tcp      {}", self.tcp);
+        println!("  admin    http://{}/", self.admin);
+        if let Some(file) = &self.token_file {
+            println!("  token    {}", file.display());
+        }
+        if let Some(file) = &self.fernet_key_file {
+            println!("  key      {}", file.display());
+        }
+    }
+}
+
+fn keyring(settings: &ServerSettings) -> anyhow::Result<Keyring> {
+    let current = load_key(
+        &settings.storage_key_path(),
+        "storage",
+        StorageKey::load_or_create,
+    )?;
+    let older = settings
+        .old_storage_keys
+        .iter()
+        .map(|path| {
+            StorageKey::load(path)
+                .with_context(|| format!("cannot read old storage key {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Keyring::new(current, older))
+}
+
+fn load_key<K, E>(
+    path: &Path,
+    what: &str,
+    load_or_create: impl FnOnce(&Path) -> Result<(K, bool), E>,
+) -> anyhow::Result<K>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let (key, created) = load_or_create(path)
+        .with_context(|| format!("cannot load the {what} key {}", path.display()))?;
+    if created {
+        tracing::info!(file = %path.display(), "created a new {what} key (mode 0600)");
+    }
+    Ok(key)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}

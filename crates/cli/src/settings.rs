@@ -1,0 +1,47 @@
+//! Layered settings: embedded defaults, then a TOML file, then the environment and
+//! flags (clap reads both). Secrets never show in `Debug`.
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::path::Path;
+
+/// A secret setting (a token): `Debug` prints asterisks.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Merges `defaults`, the optional TOML `file`, and the given flags/environment
+/// (`overrides`, whose unset fields are skipped when serialized).
+pub(crate) fn layered<T, O>(defaults: T, file: Option<&Path>, overrides: &O) -> anyhow::Result<T>
+where
+    T: Serialize + DeserializeOwned,
+    O: Serialize,
+{
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    if let Some(file) = file {
+        anyhow::ensure!(
+            file.exists(),
+            "config file {} does not exist",
+            file.display()
+        );
+        figment = figment.merge(Toml::file(file));
+    }
+    figment = figment.merge(Serialized::defaults(overrides));
+    figment
+        .extract()
+        .map_err(|err| anyhow::anyhow!("invalid settings: {err}"))
+}
