@@ -1,0 +1,89 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::ItemId;
+
+/// Everything that can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// There is no such item.
+    #[error("no such item")]
+    NotFound,
+
+    /// Text that is not an item id (a ULID).
+    #[error("invalid item id {0:?}: not a ULID")]
+    InvalidId(String),
+
+    /// The item grew past the store's maximum item size.
+    #[error("item is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The maximum item size in bytes.
+        limit: u64,
+    },
+
+    /// A byte range that does not start inside the item.
+    #[error("byte range {start}..{end} is not satisfiable for an item of {size} bytes")]
+    InvalidRange {
+        /// First byte requested.
+        start: u64,
+        /// One past the last byte requested.
+        end: u64,
+        /// The item's size.
+        size: u64,
+    },
+
+    /// A stored record failed authentication or does not match its index entry.
+    #[error("item {id} failed integrity checks: {reason}")]
+    Integrity {
+        /// The item.
+        id: ItemId,
+        /// Why: tampered with, truncated, unknown key, wrong record, ...
+        reason: String,
+    },
+
+    /// A file operation failed.
+    #[error("{context} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// Another process has this store directory open.
+    #[error("store directory {} is in use by another process", .0.display())]
+    Locked(PathBuf),
+
+    /// The writer was used after an error, or the store failed earlier and refuses
+    /// writes until it is reopened.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Builds an [`StoreError::Io`].
+    pub(crate) fn io(
+        context: &'static str,
+        path: impl Into<PathBuf>,
+        source: io::Error,
+    ) -> StoreError {
+        StoreError::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`StoreError::Integrity`].
+    pub(crate) fn integrity(id: ItemId, reason: impl Into<String>) -> StoreError {
+        StoreError::Integrity {
+            id,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The durable, encrypted item store behind a small trait.
+//!
+//! Every item Ferry receives (a text file or a dictionary) is written through an
+//! [`ItemWriter`] obtained from [`Store::begin`], and becomes visible only when
+//! [`ItemWriter::commit`] returns: at that point it is sealed with the keyring's
+//! current storage key (AES-256-GCM STREAM, see `ferry-crypto`), on disk, fsynced
+//! and listed. A writer dropped without commit leaves nothing listed.
+//!
+//! [`Store`] is the trait the server and the admin API code against; [`LocalStore`]
+//! is its implementation on a local directory (an S3-compatible backend comes later).
+//! Reads ([`Store::open`]) stream the decrypted plaintext chunk by chunk, each chunk
+//! authenticated before it is yielded.
+
+mod error;
+mod id;
+mod local;
+mod meta;
+
+use std::ops::Range;
+
+use ferry_protocol::{DataType, Serialization};
+use time::OffsetDateTime;
+
+pub use error::StoreError;
+pub use id::ItemId;
+pub use local::{LocalOptions, LocalStore};
+pub use meta::ItemMeta;
+
+/// What the receiver knows about an item when it begins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewItem {
+    /// Text or dictionary.
+    pub data_type: DataType,
+    /// How the content is serialized.
+    pub serialization: Serialization,
+    /// Whether the transfer's packets were Fernet tokens on the wire.
+    pub encrypted_in_transit: bool,
+    /// The sending peer, `"ip:port"`.
+    pub peer: String,
+    /// The file name the client announced, if any.
+    pub name: Option<String>,
+}
+
+/// Which items [`Store::list`] returns. Every filter that is set must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    /// Only items of this data type.
+    pub data_type: Option<DataType>,
+    /// Only items with this serialization.
+    pub serialization: Option<Serialization>,
+    /// Only items from this source: the peer's IP (`"10.0.0.1"`, `"::1"`), or a
+    /// prefix of `"ip:port"` that covers the whole IP (`"10.0.0.1:40"`).
+    pub source: Option<String>,
+    /// Only items received at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Only items received strictly before this instant.
+    pub until: Option<OffsetDateTime>,
+    /// Cursor: only items strictly older than this id (from [`Page::next`]).
+    pub before: Option<ItemId>,
+    /// At most this many items; 0 means no limit.
+    pub limit: usize,
+}
+
+/// One page of a listing, newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    /// The items of this page, newest first.
+    pub items: Vec<ItemMeta>,
+    /// The cursor for the next page (pass it as [`ListQuery::before`]); `None` when
+    /// no further item matches.
+    pub next: Option<ItemId>,
+}
+
+/// Decrypted plaintext of an item, one authenticated chunk at a time.
+pub type ContentStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, StoreError>>;
+
+/// A store of sealed items. Shared by every connection (`Arc<dyn Store>`).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Starts a new item. Nothing is listed until the writer commits.
+    async fn begin(&self, item: NewItem) -> Result<Box<dyn ItemWriter>, StoreError>;
+
+    /// Lists committed items matching `query`, newest first.
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+
+    /// The metadata of one item, `None` if there is no such item.
+    async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError>;
+
+    /// Streams an item's plaintext, or the bytes `range` of it (`range.end` is
+    /// clamped to the size; a start past the size is [`StoreError::InvalidRange`]).
+    /// `None` if there is no such item. A record that fails authentication gives
+    /// [`StoreError::Integrity`], from here or as an item of the stream.
+    async fn open(
+        &self,
+        id: ItemId,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError>;
+
+    /// Deletes an item durably; `false` if there was no such item.
+    async fn delete(&self, id: ItemId) -> Result<bool, StoreError>;
+
+    /// Every item committed from now on, for live updates. A receiver that falls
+    /// behind gets `RecvError::Lagged` and misses items.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ItemMeta>;
+
+    /// The number of listed items.
+    async fn count(&self) -> usize;
+}
+
+/// Receives one item's plaintext, packet by packet.
+///
+/// Dropping a writer without [`commit`](ItemWriter::commit) aborts the item:
+/// nothing is listed and its temporary data is removed.
+#[async_trait::async_trait]
+pub trait ItemWriter: Send {
+    /// Appends plaintext (one received packet, up to 64 KiB). Past the store's
+    /// maximum item size this is [`StoreError::TooLarge`] and the writer is spent.
+    async fn write(&mut self, plaintext: &[u8]) -> Result<(), StoreError>;
+
+    /// Seals the item and returns once it is durable (fsynced) and listed.
+    async fn commit(self: Box<Self>) -> Result<ItemMeta, StoreError>;
+}

@@ -1,0 +1,187 @@
+//! Large items: sealed chunk by chunk into `tmp/<id>.part` as they stream in,
+//! then made durable and listed by a rename into `items/<id>.rec`.
+//!
+//! Plaintext is gathered into [`FLUSH_BYTES`] batches; each batch is hashed, sealed
+//! and written on a blocking thread while the next one is being received, so memory
+//! stays at about two batches whatever the item's size. Commit = write the last
+//! bytes and the metadata block, `fdatasync`, rename, then fsync `items/` (shared by
+//! concurrent commits through [`GroupSync`]). A spill dropped before it commits
+//! removes its temporary file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::mem;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferry_crypto::Sealer;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use super::fsutil::{create_private_file, io_err};
+use crate::{ItemId, ItemMeta, StoreError};
+
+/// Plaintext gathered before it is sealed and written out.
+pub(crate) const FLUSH_BYTES: usize = 1 << 20;
+
+/// The part of a spill that moves to a blocking thread for each batch.
+struct Sink {
+    file: File,
+    sealer: Sealer,
+    hasher: Sha256,
+    sealed: Vec<u8>,
+    path: PathBuf,
+}
+
+impl Sink {
+    fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(plaintext);
+        self.sealer.push(plaintext, &mut self.sealed);
+        self.file
+            .write_all(&self.sealed)
+            .map_err(io_err("writing", &self.path))?;
+        self.sealed.clear();
+        Ok(())
+    }
+}
+
+enum Slot {
+    Idle(Box<Sink>),
+    Busy(JoinHandle<Result<Box<Sink>, StoreError>>),
+    Empty,
+}
+
+/// A large item being written to `tmp/<id>.part`.
+pub(crate) struct Spill {
+    shared: Arc<Shared>,
+    id: ItemId,
+    part: PathBuf,
+    pending: Vec<u8>,
+    slot: Slot,
+    committed: bool,
+}
+
+impl std::fmt::Debug for Spill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spill")
+            .field("id", &self.id)
+            .field("part", &self.part)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spill {
+    /// Creates the temporary file; `head` is the plaintext received so far.
+    pub(crate) async fn create(
+        shared: Arc<Shared>,
+        id: ItemId,
+        head: Vec<u8>,
+    ) -> Result<Spill, StoreError> {
+        let part = shared.paths.tmp.join(format!("{id}.part"));
+        let path = part.clone();
+        let file = tokio::task::spawn_blocking(move || create_private_file(&path))
+            .await
+            .map_err(joined)??;
+        let sealer = Sealer::new(shared.keyring.current());
+        let sink = Sink {
+            file,
+            sealer,
+            hasher: Sha256::new(),
+            sealed: Vec::with_capacity(FLUSH_BYTES + (1 << 16)),
+            path: part.clone(),
+        };
+        let mut spill = Spill {
+            shared,
+            id,
+            part,
+            pending: Vec::with_capacity(FLUSH_BYTES),
+            slot: Slot::Idle(Box::new(sink)),
+            committed: false,
+        };
+        spill.pending.extend_from_slice(&head);
+        Ok(spill)
+    }
+
+    /// Adds plaintext; hands a batch to a blocking thread when one is full.
+    pub(crate) async fn write(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
+        self.pending.extend_from_slice(plaintext);
+        if self.pending.len() >= FLUSH_BYTES {
+            let batch = mem::replace(&mut self.pending, Vec::with_capacity(FLUSH_BYTES));
+            let mut sink = self.sink().await?;
+            self.slot = Slot::Busy(tokio::task::spawn_blocking(move || {
+                sink.absorb(&batch).map(|()| sink)
+            }));
+        }
+        Ok(())
+    }
+
+    /// Seals the rest and the metadata, makes the record durable and renames it
+    /// into `items/`. `meta` builds the metadata from the plaintext's SHA-256.
+    pub(crate) async fn commit(
+        mut self,
+        meta: impl FnOnce([u8; 32]) -> ItemMeta + Send + 'static,
+    ) -> Result<ItemMeta, StoreError> {
+        let mut sink = self.sink().await?;
+        let batch = mem::take(&mut self.pending);
+        let record = self.shared.paths.items.join(format!("{}.rec", self.id));
+        let shared = self.shared.clone();
+        let meta = tokio::task::spawn_blocking(move || {
+            sink.hasher.update(&batch);
+            let Sink {
+                mut file,
+                mut sealer,
+                hasher,
+                mut sealed,
+                path,
+            } = *sink;
+            sealer.push(&batch, &mut sealed);
+            let meta = meta(hasher.finalize().into());
+            sealer.finish(&meta.to_record_bytes(), &mut sealed);
+            file.write_all(&sealed).map_err(io_err("writing", &path))?;
+            file.sync_data().map_err(io_err("syncing", &path))?;
+            drop(file);
+            fs::rename(&path, &record).map_err(io_err("renaming into place", &path))?;
+            if let Err(err) = shared.items_sync.sync() {
+                // Not acknowledged, so it must not come back after a restart.
+                let _ = fs::remove_file(&record);
+                return Err(err);
+            }
+            Ok::<_, StoreError>(meta)
+        })
+        .await
+        .map_err(joined)??;
+        self.committed = true;
+        Ok(meta)
+    }
+
+    /// Takes the sink back, waiting for the batch in flight.
+    async fn sink(&mut self) -> Result<Box<Sink>, StoreError> {
+        match mem::replace(&mut self.slot, Slot::Empty) {
+            Slot::Idle(sink) => Ok(sink),
+            Slot::Busy(task) => task.await.map_err(joined)?,
+            Slot::Empty => Err(StoreError::Unavailable(
+                "the item's earlier write failed".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if !self.committed {
+            // The sink (and its file handle) may still be on a blocking thread:
+            // unlinking now is fine, the data goes when the handle closes.
+            if let Err(err) = fs::remove_file(&self.part)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %self.part.display(), %err, "cannot remove an aborted item's temporary file");
+            }
+        }
+    }
+}
+
+/// Maps a failed blocking task.
+pub(crate) fn joined(err: tokio::task::JoinError) -> StoreError {
+    StoreError::Unavailable(format!("a storage task failed: {err}"))
+}

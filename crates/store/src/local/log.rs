@@ -1,0 +1,234 @@
+//! Log segments and the group committer.
+//!
+//! Small items and tombstones are appended as frames (see [`frame`](super::frame))
+//! to the current segment `segments/NNNNNNNN.log` by one committer thread. It takes
+//! every request pending, writes them all with one `write`, calls `fdatasync` once
+//! for the whole group and only then answers each request: an answered append is
+//! durable. Segments rotate once they pass the configured size; a new segment's
+//! directory entry is fsynced before anything is acknowledged in it.
+//!
+//! If a write fails, the segment is cut back to its last durable length; if that or
+//! an `fdatasync` fails, the log refuses every later append (the page cache can no
+//! longer be trusted) until the store is reopened and recovers.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::fsutil::{create_private_file, io_err, sync_dir};
+use crate::StoreError;
+
+/// Largest group written with one write: bounds the latency of a group.
+const MAX_GROUP_BYTES: usize = 32 << 20;
+
+/// Where an appended frame landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Position {
+    /// Segment number.
+    pub segment: u32,
+    /// Offset of the frame in the segment.
+    pub offset: u64,
+}
+
+/// The file name of segment `number`.
+pub(crate) fn segment_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:08}.log"))
+}
+
+/// The segment number a file name stands for, if it names a segment.
+pub(crate) fn segment_number(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".log")?;
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+struct Request {
+    frame: Vec<u8>,
+    reply: oneshot::Sender<Result<Position, StoreError>>,
+}
+
+/// The handle to the committer thread. Dropping it stops the thread once every
+/// request sent has been answered.
+#[derive(Debug)]
+pub(crate) struct Log {
+    requests: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("len", &self.frame.len())
+            .finish()
+    }
+}
+
+impl Log {
+    /// Starts the committer, appending to segment `current` (which is `len` bytes
+    /// long and durable) in `dir`.
+    pub(crate) fn start(
+        dir: PathBuf,
+        current: u32,
+        len: u64,
+        segment_size: u64,
+    ) -> Result<Log, StoreError> {
+        let path = segment_path(&dir, current);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err("opening log segment", &path))?;
+        let (requests, incoming) = mpsc::channel();
+        let committer = Committer {
+            dir,
+            number: current,
+            file,
+            len,
+            segment_size,
+            failed: None,
+        };
+        std::thread::Builder::new()
+            .name("ferry-store-log".into())
+            .spawn(move || committer.run(incoming))
+            .map_err(|e| StoreError::io("starting the log committer for", &path, e))?;
+        Ok(Log { requests })
+    }
+
+    /// Appends a whole frame; returns once it is durable.
+    pub(crate) async fn append(&self, frame: Vec<u8>) -> Result<Position, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { frame, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the log committer has stopped".into())
+}
+
+struct Committer {
+    dir: PathBuf,
+    number: u32,
+    file: File,
+    len: u64,
+    segment_size: u64,
+    failed: Option<String>,
+}
+
+impl Committer {
+    fn run(mut self, incoming: mpsc::Receiver<Request>) {
+        let mut group = Vec::new();
+        let mut buffer = Vec::new();
+        while let Ok(first) = incoming.recv() {
+            let mut bytes = first.frame.len();
+            group.push(first);
+            while bytes < MAX_GROUP_BYTES {
+                let Ok(next) = incoming.try_recv() else { break };
+                bytes += next.frame.len();
+                group.push(next);
+            }
+            match self.commit(&group, &mut buffer) {
+                Ok(positions) => {
+                    for (request, position) in group.drain(..).zip(positions) {
+                        let _ = request.reply.send(Ok(position));
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(%err, items = group.len(), "log group commit failed");
+                    let reason = err.to_string();
+                    for request in group.drain(..) {
+                        let _ = request
+                            .reply
+                            .send(Err(StoreError::Unavailable(reason.clone())));
+                    }
+                }
+            }
+            buffer.clear();
+            if buffer.capacity() > MAX_GROUP_BYTES {
+                buffer = Vec::new();
+            }
+        }
+    }
+
+    /// Writes a group with one write and one fdatasync.
+    fn commit(
+        &mut self,
+        group: &[Request],
+        buffer: &mut Vec<u8>,
+    ) -> Result<Vec<Position>, StoreError> {
+        if let Some(reason) = &self.failed {
+            return Err(StoreError::Unavailable(format!(
+                "log failed earlier: {reason}"
+            )));
+        }
+        let total: u64 = group.iter().map(|r| r.frame.len() as u64).sum();
+        if self.len > 0 && self.len + total > self.segment_size {
+            self.rotate()?;
+        }
+        let mut positions = Vec::with_capacity(group.len());
+        let mut offset = self.len;
+        for request in group {
+            positions.push(Position {
+                segment: self.number,
+                offset,
+            });
+            offset += request.frame.len() as u64;
+            buffer.extend_from_slice(&request.frame);
+        }
+        let path = segment_path(&self.dir, self.number);
+        if let Err(err) = self.file.write_all(buffer) {
+            if let Err(cut) = self.file.set_len(self.len) {
+                self.failed = Some(format!(
+                    "cannot cut back {} after a failed write: {cut}",
+                    path.display()
+                ));
+            }
+            return Err(StoreError::io("appending to log segment", path, err));
+        }
+        if let Err(err) = self.file.sync_data() {
+            self.failed = Some(format!("fdatasync of {} failed: {err}", path.display()));
+            return Err(StoreError::io("syncing log segment", path, err));
+        }
+        self.len = offset;
+        Ok(positions)
+    }
+
+    fn rotate(&mut self) -> Result<(), StoreError> {
+        let number = self.number + 1;
+        let path = segment_path(&self.dir, number);
+        drop(create_private_file(&path)?);
+        sync_dir(&self.dir)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err("opening log segment", &path))?;
+        self.file = file;
+        self.number = number;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip() {
+        let path = segment_path(Path::new("/s"), 42);
+        assert_eq!(path, Path::new("/s/00000042.log"));
+        assert_eq!(segment_number("00000042.log"), Some(42));
+        for bad in [
+            "0000042.log",
+            "00000042.rec",
+            "0000004x.log",
+            "../00000001.log",
+            "+0000001.log",
+        ] {
+            assert_eq!(segment_number(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! [`LocalStore`]: the store on a local directory.
+//!
+//! ```text
+//! DIR/            mode 0700
+//!   LOCK          held (flock) while a store has the directory open
+//!   segments/     NNNNNNNN.log: append-only logs of small items and tombstones
+//!   items/        <id>.rec: one sealed record per large item
+//!   tmp/          <id>.part: large items being received (emptied on open)
+//! ```
+//!
+//! Guarantees:
+//! - An item is listed only once its sealed record is durable: small items (at
+//!   most `inline_max` bytes) after the group fsync of the log (see [`log`]), large
+//!   ones after `fdatasync`, rename into `items/` and an fsync of `items/`.
+//! - An item that was not committed (a dropped writer, a cut transfer, a crash)
+//!   is never listed; its temporary file is removed at once or on the next open.
+//! - Reads authenticate every chunk before yielding it, and check that the record
+//!   found is the item's own.
+//! - Deletes are durable when they return: an item file is unlinked and `items/`
+//!   fsynced; a logged item gets a tombstone frame through the group committer.
+//!   **Log space is not reclaimed yet** (no compaction): a deleted small item's
+//!   sealed bytes stay in its segment until segments are compacted.
+//! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
+//!   update entries.
+
+mod file;
+mod frame;
+mod fsutil;
+mod index;
+mod log;
+mod read;
+mod recover;
+mod writer;
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ferry_crypto::Keyring;
+use tokio::sync::broadcast;
+
+use self::file::joined;
+use self::fsutil::{GroupSync, create_private_dir, io_err};
+use self::index::{Entry, Index, Location};
+use self::log::Log;
+use self::writer::LocalWriter;
+use crate::{
+    ContentStream, ItemId, ItemMeta, ItemWriter, ListQuery, NewItem, Page, Store, StoreError,
+};
+
+/// Log segments rotate once they reach this size.
+const SEGMENT_SIZE: u64 = 64 << 20;
+/// Committed items buffered for slow subscribers.
+const EVENT_BUFFER: usize = 4096;
+
+/// Settings of a [`LocalStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// Largest item accepted, in bytes; writing past it is [`StoreError::TooLarge`].
+    pub max_item_size: Option<u64>,
+    /// Items of at most this many bytes are kept in memory while they arrive and
+    /// appended to the log on commit; larger ones stream to their own file.
+    /// Capped at 16 MiB.
+    pub inline_max: usize,
+}
+
+impl Default for LocalOptions {
+    fn default() -> LocalOptions {
+        LocalOptions {
+            max_item_size: None,
+            inline_max: 256 << 10,
+        }
+    }
+}
+
+/// The directories of a store.
+#[derive(Debug)]
+pub(crate) struct Paths {
+    pub segments: PathBuf,
+    pub items: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl Paths {
+    fn new(root: &Path) -> Paths {
+        Paths {
+            segments: root.join("segments"),
+            items: root.join("items"),
+            tmp: root.join("tmp"),
+        }
+    }
+
+    /// The file of a large item.
+    pub(crate) fn record(&self, id: ItemId) -> PathBuf {
+        self.items.join(format!("{id}.rec"))
+    }
+}
+
+/// What every writer, reader and the store itself share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub paths: Paths,
+    pub keyring: Keyring,
+    pub options: LocalOptions,
+    index: RwLock<Index>,
+    pub log: Log,
+    pub items_sync: GroupSync,
+    events: broadcast::Sender<ItemMeta>,
+    _lock: File,
+}
+
+impl Shared {
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists a committed item and tells subscribers.
+    pub(crate) fn publish(&self, entry: Entry) {
+        let meta = entry.meta.clone();
+        self.index_mut().insert(entry);
+        let _ = self.events.send(meta);
+    }
+
+    pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
+        self.index().get(id).cloned()
+    }
+}
+
+/// The store on a local directory. See the [module docs](self) for the layout and
+/// what it guarantees.
+#[derive(Debug)]
+pub struct LocalStore {
+    shared: Arc<Shared>,
+}
+
+impl LocalStore {
+    /// Opens (creating it, mode 0700, if needed) the store in `dir`: takes the
+    /// directory's lock, empties `tmp/`, recovers the log (cutting a torn tail) and
+    /// rebuilds the index. Records that fail authentication are logged and left
+    /// out of the listing.
+    pub async fn open(
+        dir: &Path,
+        keyring: Keyring,
+        options: LocalOptions,
+    ) -> Result<Arc<LocalStore>, StoreError> {
+        LocalStore::open_with(dir, keyring, options, SEGMENT_SIZE).await
+    }
+
+    pub(crate) async fn open_with(
+        dir: &Path,
+        keyring: Keyring,
+        mut options: LocalOptions,
+        segment_size: u64,
+    ) -> Result<Arc<LocalStore>, StoreError> {
+        options.inline_max = options.inline_max.min(16 << 20);
+        let dir = dir.to_owned();
+        let shared = tokio::task::spawn_blocking(move || {
+            let paths = Paths::new(&dir);
+            for d in [&dir, &paths.segments, &paths.items, &paths.tmp] {
+                create_private_dir(d)?;
+            }
+            let lock = lock_dir(&dir)?;
+            let recovered = recover::recover(&paths, &keyring)?;
+            let log = Log::start(
+                paths.segments.clone(),
+                recovered.segment,
+                recovered.segment_len,
+                segment_size,
+            )?;
+            let items_sync = GroupSync::new(paths.items.clone());
+            Ok::<_, StoreError>(Shared {
+                paths,
+                keyring,
+                options,
+                index: RwLock::new(recovered.index),
+                log,
+                items_sync,
+                events: broadcast::channel(EVENT_BUFFER).0,
+                _lock: lock,
+            })
+        })
+        .await
+        .map_err(joined)??;
+        Ok(Arc::new(LocalStore {
+            shared: Arc::new(shared),
+        }))
+    }
+}
+
+/// Takes the store directory's lock, so that two stores never share a directory.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("opening", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(err)) => Err(StoreError::io("locking", path, err)),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for LocalStore {
+    async fn begin(&self, item: NewItem) -> Result<Box<dyn ItemWriter>, StoreError> {
+        Ok(Box::new(LocalWriter::new(self.shared.clone(), item)))
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        Ok(self.shared.index().list(query))
+    }
+
+    async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
+        Ok(self.shared.index().get(id).map(|e| e.meta.clone()))
+    }
+
+    async fn open(
+        &self,
+        id: ItemId,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError> {
+        read::open(self.shared.clone(), id, range).await
+    }
+
+    async fn delete(&self, id: ItemId) -> Result<bool, StoreError> {
+        let Some(entry) = self.shared.index_mut().remove(id) else {
+            return Ok(false);
+        };
+        // `gone`: the item is no longer on disk (even if making that durable failed).
+        let (gone, result) = match entry.location {
+            Location::Log { .. } => {
+                let result = self.shared.log.append(frame::tombstone(id)).await.map(drop);
+                (result.is_ok(), result)
+            }
+            Location::File => {
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    let path = shared.paths.record(id);
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => (true, shared.items_sync.sync()),
+                        Err(err) => (false, Err(StoreError::io("deleting", path, err))),
+                    }
+                })
+                .await
+                .map_err(joined)?
+            }
+        };
+        if !gone {
+            self.shared.index_mut().insert(entry);
+        }
+        result.map(|()| true)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ItemMeta> {
+        self.shared.events.subscribe()
+    }
+
+    async fn count(&self) -> usize {
+        self.shared.index().len()
+    }
+}

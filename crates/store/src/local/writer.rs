@@ -1,0 +1,163 @@
+//! The writer of one item: plaintext stays in memory while the item is small (at
+//! most `inline_max` bytes) and goes to the log at commit; past that it spills to a
+//! temporary file (see [`file`](super::file)).
+
+use std::mem;
+use std::sync::Arc;
+
+use ferry_crypto::{CHUNK_SIZE, Sealer, StorageKey};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::Shared;
+use super::file::{Spill, joined};
+use super::frame::{self, HEADER_LEN, Kind};
+use super::index::{Entry, Location};
+use crate::{ItemId, ItemMeta, ItemWriter, NewItem, StoreError};
+
+/// Inline items larger than this are sealed on a blocking thread.
+const SEAL_INLINE_ON_RUNTIME: usize = 64 << 10;
+
+enum State {
+    Inline(Vec<u8>),
+    Spilled(Spill),
+    Failed,
+}
+
+/// Writes one item of a [`LocalStore`](super::LocalStore).
+pub(crate) struct LocalWriter {
+    shared: Arc<Shared>,
+    id: ItemId,
+    item: NewItem,
+    received_at: OffsetDateTime,
+    size: u64,
+    state: State,
+}
+
+impl std::fmt::Debug for LocalWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWriter")
+            .field("id", &self.id)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalWriter {
+    pub(crate) fn new(shared: Arc<Shared>, item: NewItem) -> LocalWriter {
+        let received_at = OffsetDateTime::now_utc();
+        LocalWriter {
+            shared,
+            id: ItemId::new(),
+            item,
+            received_at,
+            size: 0,
+            state: State::Inline(Vec::new()),
+        }
+    }
+
+    async fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
+        match &mut self.state {
+            State::Inline(buf) if buf.len() + plaintext.len() <= self.shared.options.inline_max => {
+                buf.extend_from_slice(plaintext);
+                Ok(())
+            }
+            State::Inline(buf) => {
+                let head = mem::take(buf);
+                self.state = State::Failed;
+                let mut spill = Spill::create(self.shared.clone(), self.id, head).await?;
+                spill.write(plaintext).await?;
+                self.state = State::Spilled(spill);
+                Ok(())
+            }
+            State::Spilled(spill) => spill.write(plaintext).await,
+            State::Failed => Err(StoreError::Unavailable(
+                "the item's earlier write failed".into(),
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemWriter for LocalWriter {
+    async fn write(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
+        let size = self.size + plaintext.len() as u64;
+        if let Some(limit) = self.shared.options.max_item_size
+            && size > limit
+        {
+            self.state = State::Failed;
+            return Err(StoreError::TooLarge { limit });
+        }
+        self.size = size;
+        let result = self.absorb(plaintext).await;
+        if result.is_err() {
+            self.state = State::Failed;
+        }
+        result
+    }
+
+    async fn commit(self: Box<Self>) -> Result<ItemMeta, StoreError> {
+        let LocalWriter {
+            shared,
+            id,
+            item,
+            received_at,
+            size,
+            state,
+        } = *self;
+        let key_id = shared.keyring.current().id().to_owned();
+        let meta_of = move |sha256| ItemMeta::new(id, item, received_at, size, sha256, key_id);
+        let (meta, location) = match state {
+            State::Inline(plaintext) => {
+                let (meta, frame) = if plaintext.len() > SEAL_INLINE_ON_RUNTIME {
+                    let keys = shared.clone();
+                    tokio::task::spawn_blocking(move || {
+                        seal_inline(keys.keyring.current(), &plaintext, meta_of)
+                    })
+                    .await
+                    .map_err(joined)?
+                } else {
+                    seal_inline(shared.keyring.current(), &plaintext, meta_of)
+                };
+                let len = (frame.len() - HEADER_LEN) as u64;
+                let at = shared.log.append(frame).await?;
+                (
+                    meta,
+                    Location::Log {
+                        segment: at.segment,
+                        base: at.offset + HEADER_LEN as u64,
+                        len,
+                    },
+                )
+            }
+            State::Spilled(spill) => (spill.commit(meta_of).await?, Location::File),
+            State::Failed => {
+                return Err(StoreError::Unavailable(
+                    "the item's earlier write failed".into(),
+                ));
+            }
+        };
+        shared.publish(Entry {
+            meta: meta.clone(),
+            location,
+        });
+        Ok(meta)
+    }
+}
+
+/// Seals a whole small item into a log frame.
+fn seal_inline(
+    key: &StorageKey,
+    plaintext: &[u8],
+    meta_of: impl FnOnce([u8; 32]) -> ItemMeta,
+) -> (ItemMeta, Vec<u8>) {
+    let meta = meta_of(Sha256::digest(plaintext).into());
+    let metadata = meta.to_record_bytes();
+    let mut frame = frame::start();
+    frame.reserve(plaintext.len() + (plaintext.len() / CHUNK_SIZE + 1) * 16 + metadata.len() + 128);
+    let mut sealer = Sealer::new(key);
+    sealer.push(plaintext, &mut frame);
+    sealer.finish(&metadata, &mut frame);
+    frame::seal_header(Kind::Record, &mut frame);
+    (meta, frame)
+}

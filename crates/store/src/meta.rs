@@ -1,0 +1,132 @@
+//! Item metadata: what the listing shows, and what each sealed record carries as its
+//! authenticated metadata block (as JSON), so that the index can be rebuilt from
+//! the records alone.
+
+use ferry_protocol::{DataType, Serialization};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{ItemId, NewItem};
+
+/// Everything known about a committed item.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ItemMeta {
+    /// The item's id.
+    pub id: ItemId,
+    /// Text or dictionary.
+    pub data_type: DataType,
+    /// How the content is serialized.
+    pub serialization: Serialization,
+    /// Whether the transfer's packets were Fernet tokens on the wire.
+    pub encrypted_in_transit: bool,
+    /// The sending peer, `"ip:port"`.
+    pub peer: String,
+    /// The file name the client announced, if any.
+    pub name: Option<String>,
+    /// When the item began to arrive.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext, lowercase hex.
+    pub sha256: String,
+    /// The id of the storage key the item is sealed with.
+    pub key_id: String,
+}
+
+impl ItemMeta {
+    /// The metadata of a finished item.
+    pub(crate) fn new(
+        id: ItemId,
+        item: NewItem,
+        received_at: OffsetDateTime,
+        size: u64,
+        sha256: [u8; 32],
+        key_id: String,
+    ) -> ItemMeta {
+        ItemMeta {
+            id,
+            data_type: item.data_type,
+            serialization: item.serialization,
+            encrypted_in_transit: item.encrypted_in_transit,
+            peer: item.peer,
+            name: item.name,
+            received_at,
+            size,
+            sha256: hex::encode(sha256),
+            key_id,
+        }
+    }
+
+    /// The bytes sealed into the record's metadata block.
+    pub(crate) fn to_record_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("item metadata always serializes")
+    }
+
+    /// Parses a record's metadata block.
+    pub(crate) fn from_record_bytes(bytes: &[u8]) -> Result<ItemMeta, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Whether the item came from `source`: the peer's IP, or a prefix of
+    /// `"ip:port"` that covers the whole IP.
+    pub(crate) fn is_from(&self, source: &str) -> bool {
+        let ip = match self.peer.rsplit_once(':') {
+            Some((ip, _port)) => ip,
+            None => self.peer.as_str(),
+        };
+        let bare = |s: &str| s.trim_start_matches('[').trim_end_matches(']').to_owned();
+        bare(ip) == bare(source) || (source.len() > ip.len() && self.peer.starts_with(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(peer: &str) -> ItemMeta {
+        let item = NewItem {
+            data_type: DataType::Dictionary,
+            serialization: Serialization::Json,
+            encrypted_in_transit: true,
+            peer: peer.into(),
+            name: Some("a.json".into()),
+        };
+        ItemMeta::new(
+            ItemId::new(),
+            item,
+            OffsetDateTime::now_utc(),
+            3,
+            [7; 32],
+            "k1".into(),
+        )
+    }
+
+    #[test]
+    fn metadata_round_trips_through_record_bytes() {
+        let m = meta("127.0.0.1:5000");
+        let bytes = m.to_record_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["data_type"], "dictionary");
+        assert_eq!(json["serialization"], "json");
+        assert_eq!(json["sha256"], "07".repeat(32));
+        assert!(json["received_at"].as_str().unwrap().contains('T'));
+        assert_eq!(ItemMeta::from_record_bytes(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn source_matches_the_ip_or_a_prefix_covering_it() {
+        let m = meta("10.0.0.1:4242");
+        for yes in ["10.0.0.1", "10.0.0.1:", "10.0.0.1:42", "10.0.0.1:4242"] {
+            assert!(m.is_from(yes), "{yes}");
+        }
+        for no in ["10.0.0.10", "10.0.0", "10.0.0.1:5", "10.0.0.1:42421", ""] {
+            assert!(!m.is_from(no), "{no}");
+        }
+        let v6 = meta("[::1]:80");
+        assert!(v6.is_from("::1"));
+        assert!(v6.is_from("[::1]"));
+        assert!(v6.is_from("[::1]:8"));
+        assert!(!v6.is_from("::"));
+    }
+}

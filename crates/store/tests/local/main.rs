@@ -1,0 +1,7 @@
+//! Tests of `LocalStore` on temporary directories.
+
+mod helpers;
+mod integrity;
+mod listing;
+mod recovery;
+mod roundtrip;
