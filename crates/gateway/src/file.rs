@@ -11,6 +11,8 @@ use ferry_protocol::Meta;
 use futures::TryStreamExt;
 use serde::Deserialize;
 use tokio_util::io::StreamReader;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -39,6 +41,18 @@ pub struct FileForm {
     pub file: Vec<u8>,
 }
 
+/// A raw upload: the body is the file, any bytes.
+#[derive(Debug)]
+pub struct FileBytes;
+
+impl utoipa::PartialSchema for FileBytes {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).content_media_type("application/octet-stream").into()
+    }
+}
+
+impl ToSchema for FileBytes {}
+
 /// Streams a file to the Ferry server.
 #[utoipa::path(
     post,
@@ -48,7 +62,7 @@ pub struct FileForm {
     request_body(
         description = "The file: the raw body, or the first file field of a multipart form.",
         content(
-            ("application/octet-stream"),
+            (inline(FileBytes) = "application/octet-stream"),
             (inline(FileForm) = "multipart/form-data"),
         ),
     ),
