@@ -32,6 +32,9 @@ pub struct ServerArgs {
     /// Bearer token of the admin API (default: generated into DATA_DIR/admin.token).
     #[arg(long, env = "FERRY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// File holding the admin API token (for example a container secret).
+    #[arg(long, env = "FERRY_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
     /// Where items, keys and the admin token live.
     #[arg(long, env = "FERRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -103,6 +106,7 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub admin_token: Option<Secret>,
+    pub admin_token_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub fernet_key: Option<PathBuf>,
     pub storage_key: Option<PathBuf>,
@@ -129,6 +133,7 @@ impl Default for ServerSettings {
             listen: ([127, 0, 0, 1], 6868).into(),
             admin_listen: ([127, 0, 0, 1], 6869).into(),
             admin_token: None,
+            admin_token_file: None,
             data_dir: PathBuf::from("ferry-data"),
             fernet_key: None,
             storage_key: None,
