@@ -134,12 +134,12 @@ async fn open(shared: &Shared, id: ItemId, range: Option<std::ops::Range<u64>>) 
 /// fails at once is an error response rather than a broken body.
 async fn checked_body(id: ItemId, mut stream: ContentStream) -> Result<Body, ApiError> {
     let first = match stream.next().await {
-        Some(Ok(chunk)) => Some(chunk),
+        Some(Ok(chunk)) => chunk,
         Some(Err(err)) => return Err(err.into()),
-        None => None,
+        None => return Ok(Body::empty()),
     };
     let rest = stream.inspect_err(move |err| log_broken_stream(id, err));
-    Ok(Body::from_stream(futures::stream::iter(first.map(Ok)).chain(rest)))
+    Ok(Body::from_stream(futures::stream::once(async { Ok(first) }).chain(rest)))
 }
 
 /// Logs why a body was cut short: the client sees a broken transfer.
