@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::created::{Created, created};
 use crate::error::{ApiError, ErrorBody};
 use crate::pool::{Lease, is_dead_connection};
-use crate::upload::{Chunks, Upload};
+use crate::upload::{Activity, Chunks, Upload};
 
 /// Query parameters of `POST /file`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -132,9 +132,11 @@ fn declared_length(request: &Request) -> Option<u64> {
 /// by a fresh connection once, provided every byte read so far was kept for replay.
 async fn send(state: &AppState, meta: Meta, chunks: Chunks<'_>, name: Option<&str>) -> Result<Receipt, ApiError> {
     let config = &state.config;
-    let mut reader = StreamReader::new(Upload::new(chunks, config.max_file_bytes, config.request_timeout));
+    let activity = Activity::new();
+    let upload = Upload::new(chunks, config.max_file_bytes, config.request_timeout, activity.clone());
+    let mut reader = StreamReader::new(upload);
     let mut lease = state.pool.acquire().await?;
-    let mut result = transfer(&mut lease, &mut reader, meta, name).await;
+    let mut result = transfer(&mut lease, &mut reader, meta, name, &activity, config.upstream_timeout).await;
     if let Err(err) = &result
         && reader.get_ref().failure().is_none()
         && lease.reused()
@@ -146,7 +148,8 @@ async fn send(state: &AppState, meta: Meta, chunks: Chunks<'_>, name: Option<&st
         if rewound {
             tracing::info!(cause = %err, "pooled session was dead: resending the file on a new connection");
             lease.reconnect().await?;
-            result = transfer(&mut lease, &mut reader, meta, name).await;
+            activity.touch();
+            result = transfer(&mut lease, &mut reader, meta, name, &activity, config.upstream_timeout).await;
         }
     }
     lease.settle(&result);
@@ -156,11 +159,20 @@ async fn send(state: &AppState, meta: Meta, chunks: Chunks<'_>, name: Option<&st
     Ok(result?)
 }
 
+/// One attempt. Besides the reply timeout, a watchdog ends a transfer that the
+/// server has stopped reading (writes blocked) for `upstream_timeout`.
 async fn transfer(
     lease: &mut Lease,
     reader: &mut StreamReader<Upload<'_>, bytes::Bytes>,
     meta: Meta,
     name: Option<&str>,
+    activity: &Activity,
+    upstream_timeout: std::time::Duration,
 ) -> Result<Receipt, ClientError> {
-    lease.session().send_reader(meta, reader, name, &mut |_| {}).await
+    activity.touch();
+    let mut progress = |_| activity.touch();
+    tokio::select! {
+        result = lease.session().send_reader(meta, reader, name, &mut progress) => result,
+        () = activity.stalled_for(upstream_timeout) => Err(ClientError::Timeout(upstream_timeout)),
+    }
 }

@@ -8,6 +8,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -43,6 +45,43 @@ impl From<BodyFailure> for ApiError {
     }
 }
 
+/// When an upload last moved, and whether it is waiting on the client (whose pace
+/// the idle timeout governs) rather than on the server.
+#[derive(Debug)]
+pub struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+    waiting_on_client: AtomicBool,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity { start: Instant::now(), last_ms: AtomicU64::new(0), waiting_on_client: AtomicBool::new(false) })
+    }
+
+    /// Records progress: a chunk arrived or a packet left.
+    pub fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn set_waiting(&self, waiting: bool) {
+        self.waiting_on_client.store(waiting, Ordering::Relaxed);
+    }
+
+    /// Completes once the upload has been stuck on the server side for `limit`:
+    /// no chunk arrived and no packet left, while not waiting on the client.
+    pub async fn stalled_for(&self, limit: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let due = last + limit;
+            if Instant::now() >= due && !self.waiting_on_client.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep_until(due.max(Instant::now() + limit / 10)).await;
+        }
+    }
+}
+
 /// The guarded body stream.
 pub struct Upload<'a> {
     inner: Chunks<'a>,
@@ -50,6 +89,7 @@ pub struct Upload<'a> {
     idle: Duration,
     timer: Pin<Box<Sleep>>,
     waiting: bool,
+    activity: Arc<Activity>,
     consumed: u64,
     /// Copies of the chunks handed out, while they total at most [`REPLAY_LIMIT`].
     kept: Option<Vec<Bytes>>,
@@ -63,13 +103,14 @@ impl std::fmt::Debug for Upload<'_> {
 }
 
 impl<'a> Upload<'a> {
-    pub fn new(inner: Chunks<'a>, limit: Option<u64>, idle: Duration) -> Upload<'a> {
+    pub fn new(inner: Chunks<'a>, limit: Option<u64>, idle: Duration, activity: Arc<Activity>) -> Upload<'a> {
         Upload {
             inner,
             limit,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
             waiting: false,
+            activity,
             consumed: 0,
             kept: Some(Vec::new()),
             failure: None,
@@ -114,12 +155,18 @@ impl Stream for Upload<'_> {
         if !this.waiting {
             // The idle clock runs only while the upload waits on the client.
             this.waiting = true;
+            this.activity.set_waiting(true);
             let deadline = Instant::now() + this.idle;
             this.timer.as_mut().reset(deadline);
         }
-        match this.inner.as_mut().poll_next(cx) {
+        let polled = this.inner.as_mut().poll_next(cx);
+        if polled.is_ready() {
+            this.waiting = false;
+            this.activity.set_waiting(false);
+            this.activity.touch();
+        }
+        match polled {
             Poll::Ready(Some(Ok(chunk))) => {
-                this.waiting = false;
                 this.consumed += chunk.len() as u64;
                 if let Some(limit) = this.limit.filter(|&limit| this.consumed > limit) {
                     return this.fail(BodyFailure::TooLarge(limit));
@@ -155,7 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_beyond_the_limit_fail_the_upload() {
-        let mut upload = Upload::new(chunks(&[b"abc", b"def"]), Some(4), Duration::from_secs(5));
+        let mut upload = Upload::new(chunks(&[b"abc", b"def"]), Some(4), Duration::from_secs(5), Activity::new());
         assert!(upload.next().await.unwrap().is_ok());
         assert!(upload.next().await.unwrap().is_err());
         assert!(matches!(upload.failure(), Some(BodyFailure::TooLarge(4))));
@@ -163,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rewound_upload_starts_again_from_the_first_byte() {
-        let mut upload = Upload::new(chunks(&[b"ab", b"cd", b"ef"]), None, Duration::from_secs(5));
+        let mut upload = Upload::new(chunks(&[b"ab", b"cd", b"ef"]), None, Duration::from_secs(5), Activity::new());
         assert_eq!(&upload.next().await.unwrap().unwrap()[..], b"ab");
         assert_eq!(&upload.next().await.unwrap().unwrap()[..], b"cd");
         assert!(upload.rewind());
@@ -173,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_client_times_out() {
-        let mut upload = Upload::new(Box::pin(futures::stream::pending()), None, Duration::from_millis(50));
+        let mut upload = Upload::new(Box::pin(futures::stream::pending()), None, Duration::from_millis(50), Activity::new());
         assert!(upload.next().await.unwrap().is_err());
         assert!(matches!(upload.failure(), Some(BodyFailure::Idle(_))));
     }

@@ -36,6 +36,20 @@ async fn a_server_that_never_answers_is_504() {
 }
 
 #[tokio::test]
+async fn a_server_that_stops_reading_a_file_is_504() {
+    let server = FakeServer::start(Answer::Deaf, false).await;
+    let gateway = app(GatewayConfig { upstream_timeout: Duration::from_millis(300), ..config(&server) });
+    let file = vec![1u8; 64 * 1024 * 1024];
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        call(&gateway, post("/file", "application/octet-stream", file)),
+    )
+    .await
+    .expect("the watchdog ends the transfer");
+    assert_error(response, 504, "upstream_timeout").await;
+}
+
+#[tokio::test]
 async fn an_unknown_route_is_a_json_404() {
     let server = FakeServer::start(Answer::Extended, false).await;
     let response = call(&gateway(&server), Request::get("/nope").body(Body::empty()).unwrap()).await;

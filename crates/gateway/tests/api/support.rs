@@ -25,8 +25,10 @@ pub enum Answer {
     Extended,
     /// `ERROR: <reason>`.
     Refuse(String),
-    /// Never answers.
+    /// Reads every transfer but never answers.
     Stall,
+    /// Accepts the connection and never reads from it.
+    Deaf,
 }
 
 /// One transfer as the fake server received it.
@@ -100,6 +102,9 @@ impl FakeServer {
 }
 
 async fn serve_connection(mut stream: TcpStream, answer: Answer, close_after_answer: bool, log: Arc<Mutex<Log>>) {
+    if let Answer::Deaf = answer {
+        std::future::pending::<()>().await;
+    }
     let mut buf = BytesMut::new();
     let mut tracker = TransferTracker::new();
     let mut hello = false;
@@ -121,7 +126,7 @@ async fn serve_connection(mut stream: TcpStream, answer: Answer, close_after_ans
                         let size = transfer.payloads.iter().map(|p| p.len() as u64).sum();
                         log.lock().unwrap().transfers.push(transfer);
                         let reply = match &answer {
-                            Answer::Stall => continue,
+                            Answer::Stall | Answer::Deaf => continue,
                             Answer::Extended if hello => ExtendedReply {
                                 ok: true,
                                 id: Some(FAKE_ID.into()),
