@@ -3,8 +3,9 @@
 //! listeners (no sleeps), and talks to them over real sockets.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -43,7 +44,12 @@ pub struct Running {
 impl Running {
     /// Starts `program` and waits until it has announced every name in `expect`.
     pub fn start(program: &Path, args: &[&str], envs: &[(&str, &str)], expect: &[&str]) -> Running {
-        let mut child = Command::new(program).args(args).envs(envs.iter().copied()).env("FERRY_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+        Running::start_with_stderr(program, args, envs, expect, Stdio::inherit())
+    }
+
+    /// Like [`Running::start`], with the program's stderr (its log) going to `stderr`.
+    pub fn start_with_stderr(program: &Path, args: &[&str], envs: &[(&str, &str)], expect: &[&str], stderr: Stdio) -> Running {
+        let mut child = Command::new(program).args(args).envs(envs.iter().copied()).env("FERRY_LOG", "info").stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -116,11 +122,27 @@ impl Server {
 
     /// Starts (or restarts) a server on an existing data directory.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::launch(dir, extra, Stdio::inherit())
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: &[&str], stderr: Stdio) -> Server {
         let data = dir.path().join("data");
         let mut args = vec!["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let running = Running::start(&bin("ferry-server"), &args, &[], &["tcp", "admin"]);
+        let running = Running::start_with_stderr(&bin("ferry-server"), &args, &[], &["tcp", "admin"], stderr);
         Server { running, dir }
+    }
+
+    /// A server whose log (stderr) goes to [`Server::log_file`] instead of the test's stderr.
+    pub fn start_logged(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server.log");
+        Server::launch(dir, extra, Stdio::from(log))
+    }
+
+    /// Where [`Server::start_logged`] sends the server's log.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("server.log")
     }
 
     pub fn tcp(&self) -> String {
@@ -174,7 +196,7 @@ impl Admin {
             let page: serde_json::Value = self.http.get(&url).bearer_auth(&self.token).send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
             items.extend(page["items"].as_array().unwrap().iter().cloned());
             match page["next"].as_str() {
-                Some(next) => url = format!("{}/api/items?limit=1000&before={next}", self.base),
+                Some(next) => url = format!("{}/api/items?limit=1000&cursor={next}", self.base),
                 None => return items,
             }
         }
@@ -186,6 +208,43 @@ impl Admin {
         response.bytes().await.unwrap().to_vec()
     }
 
+    /// The size and SHA-256 of an item's content, streamed: the body is never held whole.
+    pub async fn content_digest(&self, id: &str) -> (u64, String) {
+        use futures::StreamExt;
+        use sha2::Digest;
+        let response = self.http.get(format!("{}/api/items/{id}/content", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        assert!(response.status().is_success(), "content of {id}: {}", response.status());
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.unwrap_or_else(|err| panic!("content of {id} broke off after {size} bytes: {err}"));
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        (size, hex::encode(hasher.finalize()))
+    }
+
+    /// Every listed item's metadata, oldest first (ids sort in arrival order).
+    pub async fn items_oldest_first(&self) -> Vec<serde_json::Value> {
+        let mut items = self.all_items().await;
+        items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        items
+    }
+
+    /// Waits until `count` items are listed, or panics at the deadline.
+    pub async fn wait_for_count(&self, count: usize, within: Duration) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let items = self.all_items().await;
+            if items.len() >= count || std::time::Instant::now() > deadline {
+                assert_eq!(items.len(), count, "items listed");
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn content_as_json(&self, id: &str) -> serde_json::Value {
         let response = self.http.get(format!("{}/api/items/{id}/content?as=json", self.base)).bearer_auth(&self.token).send().await.unwrap();
         assert!(response.status().is_success(), "json of {id}: {}", response.status());
@@ -193,8 +252,22 @@ impl Admin {
     }
 }
 
+/// One transfer as the Python client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub reply: String,
+    /// Plaintext bytes sent, and their SHA-256.
+    pub size: u64,
+    pub sha256: String,
+}
+
 /// Runs the Python legacy-style client with a plan; returns the reply of each transfer.
 pub fn python_client(server: &str, key: Option<&Path>, sessions: &str, plan: &serde_json::Value) -> Vec<String> {
+    python_transfers(server, key, sessions, plan).into_iter().map(|sent| sent.reply).collect()
+}
+
+/// Runs the Python legacy-style client with a plan; returns what it sent and heard, per transfer.
+pub fn python_transfers(server: &str, key: Option<&Path>, sessions: &str, plan: &serde_json::Value) -> Vec<Sent> {
     use std::io::Write;
     let mut command = Command::new("python3");
     command.arg(python_script("legacy_client.py")).args(["--server", server, "--sessions", sessions]);
@@ -205,7 +278,14 @@ pub fn python_client(server: &str, key: Option<&Path>, sessions: &str, plan: &se
     child.stdin.take().unwrap().write_all(plan.to_string().as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "python client failed: {:?}", output.status);
-    String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["reply"].as_str().unwrap().to_owned()).collect()
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            Sent { reply: line["reply"].as_str().unwrap().to_owned(), size: line["size"].as_u64().unwrap(), sha256: line["sha256"].as_str().unwrap().to_owned() }
+        })
+        .collect()
 }
 
 /// Writes `len` bytes of varied text to a file.
@@ -230,4 +310,12 @@ pub fn text_file(dir: &Path, name: &str, len: usize) -> PathBuf {
 pub fn sha256_file(path: &Path) -> String {
     let output = Command::new("sha256sum").arg(path).output().expect("sha256sum");
     String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+/// A fresh legacy client's small JSON transfer is answered exactly `OK`.
+pub async fn assert_still_serves(server: &Server) {
+    let mut conn = raw::Raw::connect(&server.tcp()).await;
+    let reply = conn.exchange(&raw::transfer(raw::dict_meta(2, false), br#"{"still": "serving"}"#)).await;
+    assert_eq!(reply, "OK", "a fresh client after the hostile input");
+    conn.end().await;
 }

@@ -7,9 +7,12 @@ It reads a plan (JSON) on stdin, a list of transfers:
   {"kind": "text", "path": "/file", "encrypt": bool}
   {"kind": "raw", "hex": "..."}            bytes sent as they are (for hostile input)
 and sends them over one session (--sessions one) or one session each (--sessions each).
-It prints one JSON line per transfer: {"reply": "<the server's bytes>"}.
+It prints one JSON line per transfer:
+  {"reply": "<the server's bytes>", "size": <plaintext bytes sent>, "sha256": "<of that plaintext>"}
+(for "raw", size and sha256 are those of the raw bytes).
 """
 import argparse
+import hashlib
 import json
 import pickle
 import socket
@@ -66,9 +69,25 @@ def serialize(item):
     raise ValueError(fmt)
 
 
-def transfer(sock, item, fernet):
+class Digest:
+    """The size and SHA-256 of the plaintext sent, for the tests to compare."""
+
+    def __init__(self):
+        self.size = 0
+        self.hash = hashlib.sha256()
+
+    def tap(self, pieces):
+        for piece, last in pieces:
+            self.size += len(piece)
+            self.hash.update(piece)
+            yield piece, last
+
+
+def transfer(sock, item, fernet, digest):
     if item["kind"] == "raw":
-        sock.sendall(bytes.fromhex(item["hex"]))
+        raw = bytes.fromhex(item["hex"])
+        list(digest.tap([(raw, True)]))
+        sock.sendall(raw)
         return read_reply(sock)
     encrypt = item.get("encrypt", False)
     if item["kind"] == "dict":
@@ -76,6 +95,7 @@ def transfer(sock, item, fernet):
         meta, pieces = meta_byte(1, serialization, encrypt), cut(data)
     else:
         meta, pieces = meta_byte(0, 0, encrypt), file_pieces(item["path"])
+    pieces = digest.tap(pieces)
     if encrypt:
         pieces = ((fernet.encrypt(p), last) for p, last in pieces)
     for packet in packets(meta, pieces):
@@ -104,8 +124,9 @@ def main():
     for item in plan:
         if sock is None:
             sock = socket.create_connection((host, int(port)))
-        reply = transfer(sock, item, fernet)
-        print(json.dumps({"reply": reply}), flush=True)
+        digest = Digest()
+        reply = transfer(sock, item, fernet, digest)
+        print(json.dumps({"reply": reply, "size": digest.size, "sha256": digest.hash.hexdigest()}), flush=True)
         if args.sessions == "each":
             sock.sendall(b"\x10")
             sock.shutdown(socket.SHUT_WR)
