@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferry_crypto::Sealer;
+use futures::FutureExt;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
@@ -25,6 +26,9 @@ use crate::{ItemId, ItemMeta, StoreError};
 /// Plaintext gathered before it is sealed and written out.
 pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 
+/// Written bytes after which an early `fdatasync` starts in the background.
+const EARLY_SYNC_BYTES: u64 = 16 << 20;
+
 /// The part of a spill that moves to a blocking thread for each batch.
 struct Sink {
     file: File,
@@ -32,6 +36,7 @@ struct Sink {
     hasher: Sha256,
     sealed: Vec<u8>,
     path: PathBuf,
+    early: EarlySync,
 }
 
 impl Sink {
@@ -41,8 +46,56 @@ impl Sink {
         self.file
             .write_all(&self.sealed)
             .map_err(io_err("writing", &self.path))?;
+        self.early.wrote(&self.file, self.sealed.len() as u64);
         self.sealed.clear();
         Ok(())
+    }
+}
+
+/// Starts `fdatasync`s of a growing file in the background, so that the disk
+/// writes while later batches are sealed, and the commit's `fdatasync` has
+/// little left to do. A failed early sync fails the commit: the kernel reports
+/// a writeback error only once per open file.
+#[derive(Default)]
+struct EarlySync {
+    unsynced: u64,
+    running: Option<JoinHandle<std::io::Result<()>>>,
+    failed: Option<std::io::Error>,
+}
+
+impl EarlySync {
+    /// Called on a blocking thread after `bytes` were written to `file`.
+    fn wrote(&mut self, file: &File, bytes: u64) {
+        self.unsynced += bytes;
+        if self.unsynced < EARLY_SYNC_BYTES {
+            return;
+        }
+        if let Some(running) = &mut self.running {
+            match running.now_or_never() {
+                None => return,
+                Some(result) => self.record(result),
+            }
+        }
+        self.unsynced = 0;
+        self.running = file
+            .try_clone()
+            .ok()
+            .map(|file| tokio::task::spawn_blocking(move || file.sync_data()));
+    }
+
+    fn record(&mut self, result: Result<std::io::Result<()>, tokio::task::JoinError>) {
+        if let Err(err) = result.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+            self.failed.get_or_insert(err);
+        }
+    }
+
+    /// Waits for the sync in flight; the error of any early sync that failed.
+    async fn finish(&mut self) -> Option<std::io::Error> {
+        if let Some(running) = self.running.take() {
+            let result = running.await;
+            self.record(result);
+        }
+        self.failed.take()
     }
 }
 
@@ -90,6 +143,7 @@ impl Spill {
             hasher: Sha256::new(),
             sealed: Vec::with_capacity(FLUSH_BYTES + (1 << 16)),
             path: part.clone(),
+            early: EarlySync::default(),
         };
         let mut spill = Spill {
             shared,
@@ -123,6 +177,9 @@ impl Spill {
         meta: impl FnOnce([u8; 32]) -> ItemMeta + Send + 'static,
     ) -> Result<ItemMeta, StoreError> {
         let mut sink = self.sink().await?;
+        if let Some(err) = sink.early.finish().await {
+            return Err(StoreError::io("syncing", &self.part, err));
+        }
         let batch = mem::take(&mut self.pending);
         let record = self.shared.paths.items.join(format!("{}.rec", self.id));
         let shared = self.shared.clone();
@@ -134,6 +191,7 @@ impl Spill {
                 hasher,
                 mut sealed,
                 path,
+                early: _,
             } = *sink;
             sealer.push(&batch, &mut sealed);
             let meta = meta(hasher.finalize().into());

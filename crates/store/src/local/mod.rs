@@ -231,32 +231,11 @@ impl Store for LocalStore {
     }
 
     async fn delete(&self, id: ItemId) -> Result<bool, StoreError> {
-        let Some(entry) = self.shared.index_mut().remove(id) else {
-            return Ok(false);
-        };
-        // `gone`: the item is no longer on disk (even if making that durable failed).
-        let (gone, result) = match entry.location {
-            Location::Log { .. } => {
-                let result = self.shared.log.append(frame::tombstone(id)).await.map(drop);
-                (result.is_ok(), result)
-            }
-            Location::File => {
-                let shared = self.shared.clone();
-                tokio::task::spawn_blocking(move || {
-                    let path = shared.paths.record(id);
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => (true, shared.items_sync.sync()),
-                        Err(err) => (false, Err(StoreError::io("deleting", path, err))),
-                    }
-                })
-                .await
-                .map_err(joined)?
-            }
-        };
-        if !gone {
-            self.shared.index_mut().insert(entry);
-        }
-        result.map(|()| true)
+        // A task of its own, so that a delete completes even if the caller stops
+        // waiting: the index never disagrees with the disk.
+        tokio::spawn(delete(self.shared.clone(), id))
+            .await
+            .map_err(joined)?
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ItemMeta> {
@@ -266,4 +245,34 @@ impl Store for LocalStore {
     async fn count(&self) -> usize {
         self.shared.index().len()
     }
+}
+
+/// Deletes an item durably (see [`Store::delete`]).
+async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
+    let Some(entry) = shared.index_mut().remove(id) else {
+        return Ok(false);
+    };
+    // `gone`: the item is no longer on disk (even if making that durable failed).
+    let (gone, result) = match entry.location {
+        Location::Log { .. } => {
+            let result = shared.log.append(frame::tombstone(id)).await.map(drop);
+            (result.is_ok(), result)
+        }
+        Location::File => {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let path = shared.paths.record(id);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => (true, shared.items_sync.sync()),
+                    Err(err) => (false, Err(StoreError::io("deleting", path, err))),
+                }
+            })
+            .await
+            .map_err(joined)?
+        }
+    };
+    if !gone {
+        shared.index_mut().insert(entry);
+    }
+    result.map(|()| true)
 }

@@ -56,47 +56,8 @@ impl LocalWriter {
         }
     }
 
-    async fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
-        match &mut self.state {
-            State::Inline(buf) if buf.len() + plaintext.len() <= self.shared.options.inline_max => {
-                buf.extend_from_slice(plaintext);
-                Ok(())
-            }
-            State::Inline(buf) => {
-                let head = mem::take(buf);
-                self.state = State::Failed;
-                let mut spill = Spill::create(self.shared.clone(), self.id, head).await?;
-                spill.write(plaintext).await?;
-                self.state = State::Spilled(spill);
-                Ok(())
-            }
-            State::Spilled(spill) => spill.write(plaintext).await,
-            State::Failed => Err(StoreError::Unavailable(
-                "the item's earlier write failed".into(),
-            )),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl ItemWriter for LocalWriter {
-    async fn write(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
-        let size = self.size + plaintext.len() as u64;
-        if let Some(limit) = self.shared.options.max_item_size
-            && size > limit
-        {
-            self.state = State::Failed;
-            return Err(StoreError::TooLarge { limit });
-        }
-        self.size = size;
-        let result = self.absorb(plaintext).await;
-        if result.is_err() {
-            self.state = State::Failed;
-        }
-        result
-    }
-
-    async fn commit(self: Box<Self>) -> Result<ItemMeta, StoreError> {
+    /// Seals the item, makes it durable and lists it.
+    async fn seal_and_store(self: Box<Self>) -> Result<ItemMeta, StoreError> {
         let LocalWriter {
             shared,
             id,
@@ -142,6 +103,52 @@ impl ItemWriter for LocalWriter {
             location,
         });
         Ok(meta)
+    }
+
+    async fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
+        match &mut self.state {
+            State::Inline(buf) if buf.len() + plaintext.len() <= self.shared.options.inline_max => {
+                buf.extend_from_slice(plaintext);
+                Ok(())
+            }
+            State::Inline(buf) => {
+                let head = mem::take(buf);
+                self.state = State::Failed;
+                let mut spill = Spill::create(self.shared.clone(), self.id, head).await?;
+                spill.write(plaintext).await?;
+                self.state = State::Spilled(spill);
+                Ok(())
+            }
+            State::Spilled(spill) => spill.write(plaintext).await,
+            State::Failed => Err(StoreError::Unavailable(
+                "the item's earlier write failed".into(),
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemWriter for LocalWriter {
+    async fn write(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
+        let size = self.size + plaintext.len() as u64;
+        if let Some(limit) = self.shared.options.max_item_size
+            && size > limit
+        {
+            self.state = State::Failed;
+            return Err(StoreError::TooLarge { limit });
+        }
+        self.size = size;
+        let result = self.absorb(plaintext).await;
+        if result.is_err() {
+            self.state = State::Failed;
+        }
+        result
+    }
+
+    async fn commit(self: Box<Self>) -> Result<ItemMeta, StoreError> {
+        // A task of its own: once begun, a commit completes (and lists the item)
+        // even if the caller stops waiting, so the index never lags the disk.
+        tokio::spawn(self.seal_and_store()).await.map_err(joined)?
     }
 }
 
