@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::created::{Created, created};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, TransferErrors};
 use crate::pool::is_dead_connection;
 
 /// The serialization asked for; `binary` and `pickle` are the same (Python pickle).
@@ -66,15 +66,8 @@ pub struct DictQuery {
     responses(
         (status = 201, description = "Stored", body = Created, headers(
             ("Location" = String, description = "The item in the admin API (absent from a legacy server)"))),
-        (status = 400, description = "Malformed JSON or query", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "Body larger than the dictionary limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-        (status = 422, description = "Not a JSON object, a key xml cannot carry, no key for encryption, or the server refused (`upstream_refused`)", body = ErrorBody),
-        (status = 502, description = "The connection to the server failed mid-transfer", body = ErrorBody),
-        (status = 503, description = "The server cannot be reached", body = ErrorBody),
-        (status = 504, description = "The server did not answer in time", body = ErrorBody),
+        TransferErrors,
     ),
     security((), ("bearer" = [])),
 )]

@@ -31,6 +31,31 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The error responses `/dict` and `/file` share, for the OpenAPI document.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses; never built
+pub enum TransferErrors {
+    #[response(status = 400, description = "Malformed JSON, query string, form or body")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "Missing or wrong bearer token (when the gateway has one)")]
+    Unauthorized(ErrorBody),
+    #[response(status = 408, description = "The body stopped arriving for longer than the request timeout")]
+    RequestTimeout(ErrorBody),
+    #[response(status = 413, description = "The body is larger than the gateway's limit")]
+    TooLarge(ErrorBody),
+    #[response(
+        status = 422,
+        description = "Refused: by the server (`upstream_refused`, with its reason), or because the data cannot be sent as asked"
+    )]
+    Unprocessable(ErrorBody),
+    #[response(status = 502, description = "The connection to the server failed during the transfer")]
+    BadGateway(ErrorBody),
+    #[response(status = 503, description = "The server cannot be reached, or every connection to it is busy")]
+    Unavailable(ErrorBody),
+    #[response(status = 504, description = "The server did not answer in time")]
+    GatewayTimeout(ErrorBody),
+}
+
 /// An error response: a status, a code and a message.
 #[derive(Debug, Clone)]
 pub struct ApiError {

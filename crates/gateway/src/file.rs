@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::created::{Created, created};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, TransferErrors};
 use crate::pool::{Lease, is_dead_connection};
 use crate::upload::{Activity, Chunks, Upload};
 
@@ -69,14 +69,7 @@ impl ToSchema for FileBytes {}
     responses(
         (status = 201, description = "Stored", body = Created, headers(
             ("Location" = String, description = "The item in the admin API (absent from a legacy server)"))),
-        (status = 400, description = "Bad query, unreadable body or malformed form", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 408, description = "No body data arrived within the request timeout", body = ErrorBody),
-        (status = 413, description = "Body larger than the file limit", body = ErrorBody),
-        (status = 422, description = "No file in the form, no key for encryption, or the server refused (`upstream_refused`)", body = ErrorBody),
-        (status = 502, description = "The connection to the server failed mid-transfer", body = ErrorBody),
-        (status = 503, description = "The server cannot be reached", body = ErrorBody),
-        (status = 504, description = "The server did not answer in time", body = ErrorBody),
+        TransferErrors,
     ),
     security((), ("bearer" = [])),
 )]
