@@ -1,0 +1,102 @@
+//! The machine's limits, measured in the same run as Ferry's figures: what the
+//! disk writes with fsync, what loopback TCP carries, what the cipher does on one core.
+
+use crate::Rate;
+use anyhow::{Context, Result, bail};
+use ferry_crypto::FernetKey;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// `dd if=/dev/zero of=DIR/ddtest bs=1M count=MIB conv=fdatasync`, timed from
+/// start to exit (so the final fdatasync is inside); the file is removed after.
+pub async fn disk_fsync(dir: &Path, mib: u64) -> Result<Rate> {
+    let file = dir.join("ddtest");
+    let started = Instant::now();
+    let output = tokio::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", file.display()))
+        .arg("bs=1M")
+        .arg(format!("count={mib}"))
+        .arg("conv=fdatasync")
+        .output()
+        .await
+        .context("running dd")?;
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(&file);
+    if !output.status.success() {
+        bail!("dd failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(Rate::new(mib << 20, elapsed))
+}
+
+/// `bytes` through one loopback TCP connection in 1 MiB writes, in-process,
+/// timed until the receiver has read the last byte.
+pub async fn loopback(bytes: u64) -> Result<Rate> {
+    const WRITE: usize = 1 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let receiver = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await?;
+        let mut buf = vec![0u8; WRITE];
+        let mut got = 0u64;
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        Ok::<_, std::io::Error>((got, Instant::now()))
+    });
+    let mut stream = TcpStream::connect(addr).await?;
+    let block = vec![b'x'; WRITE];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = WRITE.min(usize::try_from(bytes - sent).unwrap_or(WRITE));
+        stream.write_all(&block[..n]).await?;
+        sent += n as u64;
+    }
+    stream.shutdown().await?;
+    let (got, ended) = receiver.await??;
+    if got != bytes {
+        bail!("loopback: sent {bytes} bytes, received {got}");
+    }
+    Ok(Rate::new(bytes, ended - started))
+}
+
+/// Fernet on one core through [`FernetKey`], in the protocol's 48,000-byte pieces.
+#[derive(Debug, Clone, Copy)]
+pub struct CipherRates {
+    pub encrypt: Rate,
+    pub decrypt: Rate,
+    /// Encrypt then decrypt each piece: plaintext bytes over the time of both.
+    pub round_trip: Rate,
+}
+
+/// Encrypts `bytes` of plaintext in 48,000-byte pieces, then decrypts the tokens;
+/// blocking, so call it from a blocking thread.
+pub fn cipher(bytes: u64) -> Result<CipherRates> {
+    const PIECE: usize = 48_000;
+    let key = FernetKey::generate();
+    let piece = vec![b'a'; PIECE];
+    let pieces = bytes.div_ceil(PIECE as u64).max(1);
+    let (mut encrypt, mut decrypt) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..pieces {
+        let started = Instant::now();
+        let sealed = std::hint::black_box(key.encrypt(std::hint::black_box(&piece)));
+        let middle = Instant::now();
+        let opened = key.decrypt(std::hint::black_box(&sealed)).context("decrypting our own token")?;
+        decrypt += middle.elapsed();
+        encrypt += middle - started;
+        std::hint::black_box(opened);
+    }
+    let total = pieces * PIECE as u64;
+    Ok(CipherRates {
+        encrypt: Rate::new(total, encrypt),
+        decrypt: Rate::new(total, decrypt),
+        round_trip: Rate::new(total, encrypt + decrypt),
+    })
+}

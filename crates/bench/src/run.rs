@@ -1,0 +1,278 @@
+//! One benchmark run: the limits first, then each phase on a fresh server (and
+//! gateway) whose data is deleted as soon as the phase ends, so a 4 GiB item and
+//! several 1 GiB ones never sit on the disk together.
+
+use crate::machine::Machine;
+use crate::procs::{Gateway, Server};
+use crate::report::{Report, Target};
+use crate::{Rate, http, limits, tcp};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// How much each figure moves.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub name: &'static str,
+    /// `dd` size, in MiB.
+    pub dd_mib: u64,
+    pub loopback_bytes: u64,
+    pub cipher_bytes: u64,
+    /// The text transfers over TCP and `POST /file`.
+    pub transfer_bytes: u64,
+    /// The transfer during which the server's peak RSS is measured.
+    pub rss_transfer_bytes: u64,
+    pub dict_single: Duration,
+    pub dict_multi: Duration,
+    pub http_dict: Duration,
+    /// Concurrent sessions (TCP) or HTTP workers for the many-connection figures.
+    pub connections: usize,
+}
+
+impl Sizes {
+    /// The real benchmark: 1 GiB transfers, a 4 GiB one, seconds of dictionaries.
+    pub fn full() -> Sizes {
+        Sizes {
+            name: "full",
+            dd_mib: 1024,
+            loopback_bytes: 2 * GIB,
+            cipher_bytes: 512 * MIB,
+            transfer_bytes: GIB,
+            rss_transfer_bytes: 4 * GIB,
+            dict_single: Duration::from_secs(3),
+            dict_multi: Duration::from_secs(5),
+            http_dict: Duration::from_secs(5),
+            connections: 64,
+        }
+    }
+
+    /// A smoke run of the real binaries in well under a minute.
+    pub fn quick() -> Sizes {
+        Sizes {
+            name: "quick",
+            dd_mib: 128,
+            loopback_bytes: 256 * MIB,
+            cipher_bytes: 64 * MIB,
+            transfer_bytes: 64 * MIB,
+            rss_transfer_bytes: 256 * MIB,
+            dict_single: Duration::from_secs(1),
+            dict_multi: Duration::from_secs(2),
+            http_dict: Duration::from_secs(2),
+            connections: 64,
+        }
+    }
+
+    /// Just enough to exercise every code path (the test suite's smoke test).
+    pub fn tiny() -> Sizes {
+        Sizes {
+            name: "tiny",
+            dd_mib: 1,
+            loopback_bytes: MIB,
+            cipher_bytes: MIB,
+            transfer_bytes: MIB + 7,
+            rss_transfer_bytes: 2 * MIB,
+            dict_single: Duration::from_millis(200),
+            dict_multi: Duration::from_millis(300),
+            http_dict: Duration::from_millis(300),
+            connections: 8,
+        }
+    }
+}
+
+/// Which figures to measure (the limits are always measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    All,
+    /// The TCP figures (issue 2).
+    Tcp,
+    /// The gateway figures (issue 4), with the direct TCP figures they are compared to.
+    Gateway,
+}
+
+/// Where the binaries are, where to work, and how much to move.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Directory holding `ferry-server` and `ferry-gateway`.
+    pub bin_dir: PathBuf,
+    /// Scratch space on the disk being measured; a fresh directory inside it is
+    /// used and removed, and the directory itself too if it is then empty.
+    pub work_dir: PathBuf,
+    pub sizes: Sizes,
+    pub only: Only,
+}
+
+const LIMITS: &str = "Limits";
+const TCP: &str = "Issue 2: TCP";
+const GATEWAY: &str = "Issue 4: gateway";
+const RUN: &str = "Whole run";
+
+/// Runs the benchmark; progress goes to stderr.
+pub async fn run(plan: &Plan) -> Result<Report> {
+    std::fs::create_dir_all(&plan.work_dir).with_context(|| format!("creating {}", plan.work_dir.display()))?;
+    let scratch = tempfile::Builder::new().prefix("run-").tempdir_in(&plan.work_dir).context("creating the run directory")?;
+    let mut bench = Bench { plan, dir: scratch.path().to_owned(), started: 0, server_peak: 0, gateway_peak: 0 };
+    let outcome = bench.all().await;
+    drop(scratch);
+    let _ = std::fs::remove_dir(&plan.work_dir);
+    outcome
+}
+
+struct Bench<'a> {
+    plan: &'a Plan,
+    dir: PathBuf,
+    started: usize,
+    server_peak: u64,
+    gateway_peak: u64,
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= GIB && bytes % GIB == 0 { format!("{} GiB", bytes / GIB) } else { format!("{:.0} MiB", mib(bytes)) }
+}
+
+impl Bench<'_> {
+    async fn all(&mut self) -> Result<Report> {
+        let sizes = self.plan.sizes.clone();
+        let (tcp_on, gateway_on) = (self.plan.only != Only::Gateway, self.plan.only != Only::Tcp);
+        let mut report = Report { machine: Machine::detect(), mode: sizes.name.to_owned(), figures: Vec::new() };
+
+        progress(format!("disk: dd {} MiB with fdatasync", sizes.dd_mib));
+        let disk = limits::disk_fsync(&self.dir, sizes.dd_mib).await?;
+        progress(format!("loopback TCP: {}", size(sizes.loopback_bytes)));
+        let loopback = limits::loopback(sizes.loopback_bytes).await?;
+        progress(format!("Fernet: {}", size(sizes.cipher_bytes)));
+        let cipher_bytes = sizes.cipher_bytes;
+        let cipher = tokio::task::spawn_blocking(move || limits::cipher(cipher_bytes)).await??;
+        report.push(LIMITS, format!("disk write with fsync (dd {} MiB)", sizes.dd_mib), disk.mb_per_sec(), "MB/s", Target::None);
+        report.push(LIMITS, format!("loopback TCP, 1 stream ({})", size(sizes.loopback_bytes)), loopback.mb_per_sec(), "MB/s", Target::None);
+        report.push(LIMITS, "Fernet encrypt, 48,000-byte pieces, 1 core", cipher.encrypt.mb_per_sec(), "MB/s", Target::None);
+        report.push(LIMITS, "Fernet decrypt, 48,000-byte pieces, 1 core", cipher.decrypt.mb_per_sec(), "MB/s", Target::None);
+        report.push(LIMITS, "Fernet encrypt+decrypt, 1 core", cipher.round_trip.mb_per_sec(), "MB/s", Target::None);
+
+        let one = size(sizes.transfer_bytes);
+        progress(format!("TCP: {one} plain transfer"));
+        let plain = self.tcp_transfer(false, sizes.transfer_bytes).await?;
+        progress(format!("TCP: {one} Fernet transfer"));
+        let fernet = self.tcp_transfer(true, sizes.transfer_bytes).await?;
+        progress(format!("TCP: dictionaries, 1 connection then {}", sizes.connections));
+        let (single, multi) = self.tcp_dicts(&sizes, tcp_on).await?;
+        let n = sizes.connections;
+
+        if tcp_on {
+            let disk_share = 0.8 * disk.mb_per_sec();
+            report.push(TCP, format!("{one} text, plain, first byte to OK"), plain.mb_per_sec(), "MB/s", Target::AtLeast { value: disk_share, why: "80% of fsync disk".into() });
+            report.push(TCP, format!("{one} text, Fernet, first byte to OK"), fernet.mb_per_sec(), "MB/s", Target::AtLeast { value: 250.0, why: "fixed".into() });
+            if let Some(single) = single {
+                report.push(TCP, "small JSON dicts, 1 connection, sequential", single.per_sec(), "dicts/s", Target::None);
+            }
+            report.push(TCP, format!("small JSON dicts, {n} connections"), multi.per_sec(), "dicts/s", Target::AtLeast { value: 20_000.0, why: "fixed".into() });
+            progress(format!("TCP: {} plain transfer on a fresh server, for its peak RSS", size(sizes.rss_transfer_bytes)));
+            let (big, peak) = self.rss_transfer(sizes.rss_transfer_bytes).await?;
+            report.push(TCP, format!("server peak RSS during {} plain transfer", size(sizes.rss_transfer_bytes)), mib(peak), "MiB", Target::Below { value: 64.0, why: "fixed".into() });
+            report.push(TCP, format!("(that {} transfer's rate)", size(sizes.rss_transfer_bytes)), big.mb_per_sec(), "MB/s", Target::None);
+        }
+
+        if gateway_on {
+            progress(format!("gateway: POST /dict, {n} keep-alive workers"));
+            let http_dicts = self.http_dicts(&sizes).await?;
+            report.push(GATEWAY, format!("POST /dict small JSON, {n} keep-alive clients"), http_dicts.per_sec(), "req/s", Target::AtLeast { value: 10_000.0, why: "fixed".into() });
+            report.push(GATEWAY, format!("  beside: same dicts direct over TCP, {n} connections"), multi.per_sec(), "dicts/s", Target::None);
+            for (encrypt, direct) in [(false, plain), (true, fernet)] {
+                let kind = if encrypt { "encrypted" } else { "plain" };
+                progress(format!("gateway: POST /file {one} {kind}"));
+                let (upload, gateway_peak, server_peak) = self.http_file(sizes.transfer_bytes, encrypt).await?;
+                let why = format!("70% of direct {:.0}", direct.mb_per_sec());
+                report.push(GATEWAY, format!("POST /file {one} streamed, {kind}"), upload.mb_per_sec(), "MB/s", Target::AtLeast { value: 0.7 * direct.mb_per_sec(), why });
+                report.push(GATEWAY, format!("  beside: direct TCP {one}, {kind}"), direct.mb_per_sec(), "MB/s", Target::None);
+                report.push(GATEWAY, format!("  gateway peak RSS during that upload"), mib(gateway_peak), "MiB", Target::None);
+                report.push(GATEWAY, format!("  server peak RSS during that upload"), mib(server_peak), "MiB", Target::None);
+            }
+        }
+
+        report.push(RUN, "server peak RSS, highest of every server started", mib(self.server_peak), "MiB", Target::None);
+        if gateway_on {
+            report.push(RUN, "gateway peak RSS, highest of every gateway started", mib(self.gateway_peak), "MiB", Target::None);
+        }
+        Ok(report)
+    }
+
+    /// A fresh server in its own directory.
+    async fn server(&mut self) -> Result<Server> {
+        self.started += 1;
+        Server::start(&self.plan.bin_dir, self.dir.join(format!("server-{}", self.started))).await
+    }
+
+    /// Stops a server, deletes its data, and remembers its peak RSS.
+    async fn retire(&mut self, server: Server) -> Result<u64> {
+        let peak = server.stop().await?;
+        self.server_peak = self.server_peak.max(peak);
+        Ok(peak)
+    }
+
+    async fn tcp_transfer(&mut self, encrypt: bool, len: u64) -> Result<Rate> {
+        let server = self.server().await?;
+        let key = if encrypt { Some(Arc::new(server.fernet_key()?)) } else { None };
+        let rate = tcp::transfer(server.tcp(), key, len).await;
+        self.retire(server).await?;
+        rate
+    }
+
+    /// The sequential figure (only when the TCP figures are wanted) and the many-connection one.
+    async fn tcp_dicts(&mut self, sizes: &Sizes, single: bool) -> Result<(Option<Rate>, Rate)> {
+        let server = self.server().await?;
+        let rates = async {
+            let one = match single {
+                true => Some(tcp::dict_rate(server.tcp(), 1, sizes.dict_single).await?),
+                false => None,
+            };
+            anyhow::Ok((one, tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await?))
+        }
+        .await;
+        self.retire(server).await?;
+        rates
+    }
+
+    async fn rss_transfer(&mut self, len: u64) -> Result<(Rate, u64)> {
+        let server = self.server().await?;
+        let rate = tcp::transfer(server.tcp(), None, len).await;
+        let peak = self.retire(server).await?;
+        Ok((rate?, peak))
+    }
+
+    async fn http_dicts(&mut self, sizes: &Sizes) -> Result<Rate> {
+        let server = self.server().await?;
+        let gateway = Gateway::start(&self.plan.bin_dir, &server).await?;
+        let rate = http::dict_rate(&gateway.url(), sizes.connections, sizes.http_dict).await;
+        self.gateway_peak = self.gateway_peak.max(gateway.process.stop().await?);
+        self.retire(server).await?;
+        rate
+    }
+
+    /// One upload on a fresh server and gateway: the rate and both peak RSS.
+    async fn http_file(&mut self, len: u64, encrypt: bool) -> Result<(Rate, u64, u64)> {
+        let server = self.server().await?;
+        let gateway = Gateway::start(&self.plan.bin_dir, &server).await?;
+        let rate = http::file(&gateway.url(), len, encrypt).await;
+        let gateway_peak = gateway.process.stop().await?;
+        self.gateway_peak = self.gateway_peak.max(gateway_peak);
+        let server_peak = self.retire(server).await?;
+        Ok((rate?, gateway_peak, server_peak))
+    }
+}
+
+fn progress(step: String) {
+    eprintln!("== {step}");
+}
+
+/// The directory of the running executable (where Cargo puts sibling binaries).
+pub fn exe_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    exe.parent().map(Path::to_path_buf).context("the executable has no directory")
+}
