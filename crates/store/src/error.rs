@@ -79,6 +79,11 @@ impl StoreError {
         }
     }
 
+    /// The error of a writer used after one of its writes failed.
+    pub(crate) fn spent() -> StoreError {
+        StoreError::Unavailable("the item's earlier write failed".into())
+    }
+
     /// Builds an [`StoreError::Integrity`].
     pub(crate) fn integrity(id: ItemId, reason: impl Into<String>) -> StoreError {
         StoreError::Integrity {

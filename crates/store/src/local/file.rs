@@ -218,9 +218,7 @@ impl Spill {
         match mem::replace(&mut self.slot, Slot::Empty) {
             Slot::Idle(sink) => Ok(sink),
             Slot::Busy(task) => task.await.map_err(joined)?,
-            Slot::Empty => Err(StoreError::Unavailable(
-                "the item's earlier write failed".into(),
-            )),
+            Slot::Empty => Err(StoreError::spent()),
         }
     }
 }

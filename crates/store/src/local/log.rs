@@ -50,11 +50,21 @@ struct Request {
     reply: oneshot::Sender<Result<Position, StoreError>>,
 }
 
-/// The handle to the committer thread. Dropping it stops the thread once every
-/// request sent has been answered.
+/// The handle to the committer thread. Dropping it waits for the thread to
+/// answer every request sent and stop, so the segment is idle afterwards.
 #[derive(Debug)]
 pub(crate) struct Log {
-    requests: mpsc::Sender<Request>,
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Request {
@@ -88,17 +98,21 @@ impl Log {
             segment_size,
             failed: None,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("ferry-store-log".into())
             .spawn(move || committer.run(incoming))
             .map_err(|e| StoreError::io("starting the log committer for", &path, e))?;
-        Ok(Log { requests })
+        Ok(Log {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
     }
 
     /// Appends a whole frame; returns once it is durable.
     pub(crate) async fn append(&self, frame: Vec<u8>) -> Result<Position, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
+        let requests = self.requests.as_ref().ok_or_else(stopped)?;
+        requests
             .send(Request { frame, reply })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?

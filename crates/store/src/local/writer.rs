@@ -93,9 +93,7 @@ impl LocalWriter {
             }
             State::Spilled(spill) => (spill.commit(meta_of).await?, Location::File),
             State::Failed => {
-                return Err(StoreError::Unavailable(
-                    "the item's earlier write failed".into(),
-                ));
+                return Err(StoreError::spent());
             }
         };
         shared.publish(Entry {
@@ -120,9 +118,7 @@ impl LocalWriter {
                 Ok(())
             }
             State::Spilled(spill) => spill.write(plaintext).await,
-            State::Failed => Err(StoreError::Unavailable(
-                "the item's earlier write failed".into(),
-            )),
+            State::Failed => Err(StoreError::spent()),
         }
     }
 }
