@@ -183,16 +183,16 @@ impl Bench<'_> {
             progress(format!("gateway: POST /dict, {n} keep-alive workers"));
             let http_dicts = self.http_dicts(&sizes).await?;
             report.push(GATEWAY, format!("POST /dict small JSON, {n} keep-alive clients"), http_dicts.per_sec(), "req/s", Target::AtLeast { value: 10_000.0, why: "fixed".into() });
-            report.push(GATEWAY, format!("  beside: same dicts direct over TCP, {n} connections"), multi.per_sec(), "dicts/s", Target::None);
+            report.push(GATEWAY, format!("vs. the same dicts direct over TCP, {n} connections"), multi.per_sec(), "dicts/s", Target::None);
             for (encrypt, direct) in [(false, plain), (true, fernet)] {
                 let kind = if encrypt { "encrypted" } else { "plain" };
                 progress(format!("gateway: POST /file {one} {kind}"));
                 let (upload, gateway_peak, server_peak) = self.http_file(sizes.transfer_bytes, encrypt).await?;
                 let why = format!("70% of direct {:.0}", direct.mb_per_sec());
                 report.push(GATEWAY, format!("POST /file {one} streamed, {kind}"), upload.mb_per_sec(), "MB/s", Target::AtLeast { value: 0.7 * direct.mb_per_sec(), why });
-                report.push(GATEWAY, format!("  beside: direct TCP {one}, {kind}"), direct.mb_per_sec(), "MB/s", Target::None);
-                report.push(GATEWAY, format!("  gateway peak RSS during that upload"), mib(gateway_peak), "MiB", Target::None);
-                report.push(GATEWAY, format!("  server peak RSS during that upload"), mib(server_peak), "MiB", Target::None);
+                report.push(GATEWAY, format!("vs. direct TCP {one} text, {kind}"), direct.mb_per_sec(), "MB/s", Target::None);
+                report.push(GATEWAY, "gateway peak RSS during that upload", mib(gateway_peak), "MiB", Target::None);
+                report.push(GATEWAY, "server peak RSS during that upload", mib(server_peak), "MiB", Target::None);
             }
         }
 
