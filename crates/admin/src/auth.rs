@@ -13,7 +13,11 @@ use axum::response::Response;
 use crate::{ApiError, Shared};
 
 /// Middleware: lets the request through only with the right bearer token.
-pub(crate) async fn require_token(State(shared): State<Shared>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub(crate) async fn require_token(
+    State(shared): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     match bearer(request.headers()) {
         Some(presented) if shared.token.matches(presented) => Ok(next.run(request).await),
         _ => Err(ApiError::Unauthorized),

@@ -89,7 +89,11 @@ pub(crate) async fn get_content(
     Query(params): Query<ContentParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let meta = shared.store.get(id).await?.ok_or(ApiError::no_such_item(id))?;
+    let meta = shared
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::no_such_item(id))?;
     if let Some(ContentView::Json) = params.view {
         return dictionary_as_json(&shared, meta).await;
     }
@@ -97,7 +101,9 @@ pub(crate) async fn get_content(
     let range = match parse_range(range_header, meta.size) {
         RangeRequest::Full => None,
         RangeRequest::Partial(range) => Some(range),
-        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size: meta.size }),
+        RangeRequest::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { size: meta.size });
+        }
     };
     let (meta, stream) = open(&shared, id, range.clone()).await?;
     let body = checked_body(id, stream).await?;
@@ -109,25 +115,48 @@ pub(crate) async fn get_content(
     };
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(serialization.content_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(serialization.content_type()),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_DISPOSITION, content_disposition(&file_name(&meta)));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&file_name(&meta)),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Ok(etag) = HeaderValue::try_from(format!("\"{}\"", meta.sha256)) {
         h.insert(header::ETAG, etag);
     }
     if let Some(r) = range {
         let value = format!("bytes {}-{}/{}", r.start, r.end - 1, meta.size);
-        h.insert(header::CONTENT_RANGE, HeaderValue::try_from(value).expect("digits are a valid header value"));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::try_from(value).expect("digits are a valid header value"),
+        );
     }
     Ok(response)
 }
 
 /// Opens the item's plaintext (or a range of it); a vanished item is a 404.
-async fn open(shared: &Shared, id: ItemId, range: Option<std::ops::Range<u64>>) -> Result<(ItemMeta, ContentStream), ApiError> {
-    shared.store.open(id, range).await?.ok_or(ApiError::no_such_item(id))
+async fn open(
+    shared: &Shared,
+    id: ItemId,
+    range: Option<std::ops::Range<u64>>,
+) -> Result<(ItemMeta, ContentStream), ApiError> {
+    shared
+        .store
+        .open(id, range)
+        .await?
+        .ok_or(ApiError::no_such_item(id))
 }
 
 /// The body for `stream`, after reading its first chunk so that a record that
@@ -139,43 +168,70 @@ async fn checked_body(id: ItemId, mut stream: ContentStream) -> Result<Body, Api
         None => return Ok(Body::empty()),
     };
     let rest = stream.inspect_err(move |err| log_broken_stream(id, err));
-    Ok(Body::from_stream(futures::stream::once(async { Ok(first) }).chain(rest)))
+    Ok(Body::from_stream(
+        futures::stream::once(async { Ok(first) }).chain(rest),
+    ))
 }
 
 /// Logs why a body was cut short: the client sees a broken transfer.
 fn log_broken_stream(id: ItemId, err: &StoreError) {
     match err {
-        StoreError::Integrity { reason, .. } => tracing::error!(item = %id, %reason, "item failed integrity checks mid-stream; aborting the response"),
-        other => tracing::error!(item = %id, error = %other, "reading item failed mid-stream; aborting the response"),
+        StoreError::Integrity { reason, .. } => {
+            tracing::error!(item = %id, %reason, "item failed integrity checks mid-stream; aborting the response")
+        }
+        other => {
+            tracing::error!(item = %id, error = %other, "reading item failed mid-stream; aborting the response")
+        }
     }
 }
 
 /// A dictionary's content as canonical JSON; 400 for a text item.
 async fn dictionary_as_json(shared: &Shared, meta: ItemMeta) -> Result<Response, ApiError> {
     if meta.data_type != DataType::Dictionary {
-        return Err(ApiError::BadRequest("as=json is only for dictionaries; this item is text".into()));
+        return Err(ApiError::BadRequest(
+            "as=json is only for dictionaries; this item is text".into(),
+        ));
     }
     let limits = ferry_codec::Limits::default();
     if meta.size > limits.max_bytes as u64 {
-        return Err(ApiError::Unprocessable(format!("the dictionary is larger than {} bytes", limits.max_bytes)));
+        return Err(ApiError::Unprocessable(format!(
+            "the dictionary is larger than {} bytes",
+            limits.max_bytes
+        )));
     }
     let (meta, stream) = open(shared, meta.id, None).await?;
     let bytes: Vec<u8> = stream
-        .try_fold(Vec::with_capacity(meta.size as usize), |mut all, chunk: Bytes| async move {
-            all.extend_from_slice(&chunk);
-            Ok(all)
-        })
+        .try_fold(
+            Vec::with_capacity(meta.size as usize),
+            |mut all, chunk: Bytes| async move {
+                all.extend_from_slice(&chunk);
+                Ok(all)
+            },
+        )
         .await?;
-    let dict = ferry_codec::decode(meta.serialization, &bytes, &limits).map_err(|err| ApiError::Unprocessable(err.to_string()))?;
+    let dict = ferry_codec::decode(meta.serialization, &bytes, &limits)
+        .map_err(|err| ApiError::Unprocessable(err.to_string()))?;
     let json = serde_json::to_vec(&dict).map_err(|err| ApiError::Internal(err.to_string()))?;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(response)
 }
 
 /// `attachment` with the file name, as ASCII and as UTF-8 (RFC 6266).
 fn content_disposition(name: &str) -> HeaderValue {
-    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut encoded = String::with_capacity(name.len() * 3);
     for byte in name.bytes() {
         if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
@@ -184,7 +240,10 @@ fn content_disposition(name: &str) -> HeaderValue {
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    HeaderValue::try_from(format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")).unwrap_or(HeaderValue::from_static("attachment"))
+    HeaderValue::try_from(format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"))
 }
 
 #[cfg(test)]
@@ -193,7 +252,13 @@ mod tests {
 
     #[test]
     fn file_names_are_given_as_ascii_and_utf8() {
-        assert_eq!(content_disposition("a.txt"), "attachment; filename=\"a.txt\"; filename*=UTF-8''a.txt");
-        assert_eq!(content_disposition("é \"x\".txt"), "attachment; filename=\"_ _x_.txt\"; filename*=UTF-8''%C3%A9%20%22x%22.txt");
+        assert_eq!(
+            content_disposition("a.txt"),
+            "attachment; filename=\"a.txt\"; filename*=UTF-8''a.txt"
+        );
+        assert_eq!(
+            content_disposition("é \"x\".txt"),
+            "attachment; filename=\"_ _x_.txt\"; filename*=UTF-8''%C3%A9%20%22x%22.txt"
+        );
     }
 }

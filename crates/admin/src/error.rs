@@ -5,10 +5,10 @@
 //! with `tracing::error!` and answer with a generic message, so no internal detail
 //! (paths, keys, reasons) reaches the client.
 
+use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ferry_store::{ItemId, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -84,7 +84,9 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            ApiError::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::Integrity { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_failure"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -94,7 +96,9 @@ impl ApiError {
     /// The message sent to the client: generic for server errors.
     fn public_message(&self) -> String {
         match self {
-            ApiError::Integrity { .. } => "the stored item failed its integrity check; see the server log".into(),
+            ApiError::Integrity { .. } => {
+                "the stored item failed its integrity check; see the server log".into()
+            }
             ApiError::Internal(_) => "internal server error".into(),
             other => other.to_string(),
         }
@@ -110,19 +114,31 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         match &self {
-            ApiError::Integrity { id, reason } => tracing::error!(item = %id, %reason, "refusing to serve an item that failed integrity checks"),
+            ApiError::Integrity { id, reason } => {
+                tracing::error!(item = %id, %reason, "refusing to serve an item that failed integrity checks")
+            }
             ApiError::Internal(cause) => tracing::error!(%cause, "admin request failed"),
             _ => {}
         }
-        let body = ErrorBody { error: ErrorDetail { status: status.as_u16(), code: code.into(), message: self.public_message() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                status: status.as_u16(),
+                code: code.into(),
+                message: self.public_message(),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
             ApiError::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BEARER_CHALLENGE),
+                );
             }
             ApiError::RangeNotSatisfiable { size } => {
-                let range = HeaderValue::try_from(format!("bytes */{size}")).expect("digits are a valid header value");
+                let range = HeaderValue::try_from(format!("bytes */{size}"))
+                    .expect("digits are a valid header value");
                 headers.insert(header::CONTENT_RANGE, range);
             }
             _ => {}

@@ -37,20 +37,26 @@ pub(crate) struct Closing(pub watch::Receiver<bool>);
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
     )
 )]
-pub(crate) async fn events(State(shared): State<Shared>, closing: Option<Extension<Closing>>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+pub(crate) async fn events(
+    State(shared): State<Shared>,
+    closing: Option<Extension<Closing>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let receiver = shared.store.subscribe();
     let closing = closing.map(|Extension(c)| c.0);
-    let stream = futures::stream::unfold((receiver, closing), |(mut receiver, mut closing)| async move {
-        let event = tokio::select! {
-            received = receiver.recv() => match received {
-                Ok(meta) => item_event(meta.into()),
-                Err(broadcast::error::RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
-                Err(broadcast::error::RecvError::Closed) => return None,
-            },
-            () = shutting_down(&mut closing) => return None,
-        };
-        Some((Ok(event), (receiver, closing)))
-    });
+    let stream = futures::stream::unfold(
+        (receiver, closing),
+        |(mut receiver, mut closing)| async move {
+            let event = tokio::select! {
+                received = receiver.recv() => match received {
+                    Ok(meta) => item_event(meta.into()),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                () = shutting_down(&mut closing) => return None,
+            };
+            Some((Ok(event), (receiver, closing)))
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

@@ -23,7 +23,10 @@ pub(crate) struct ItemPath(pub ItemId);
 impl<S: Send + Sync> FromRequestParts<S> for ItemPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<ItemPath, ApiError> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<ItemPath, ApiError> {
         let Path(text) = Path::<String>::from_request_parts(parts, state).await?;
         Ok(ItemPath(ItemId::parse(&text)?))
     }

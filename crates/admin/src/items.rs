@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use ferry_store::{ItemId, ListQuery};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::extract::{ItemPath, Query};
@@ -29,11 +30,11 @@ pub struct ListParams {
     /// `ip:port` that covers the whole IP.
     source: Option<String>,
     /// Only items received at or after this instant (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "instant")]
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,
     /// Only items received strictly before this instant (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "instant")]
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
     /// The `next` cursor of the previous page.
@@ -42,6 +43,20 @@ pub struct ListParams {
     /// Items per page (1 to 1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+}
+
+/// An RFC 3339 instant. A space stands for `+`, as an unencoded `+00:00` in a
+/// query string arrives as ` 00:00`.
+fn instant<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<OffsetDateTime>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim_start().replace(' ', "+");
+    OffsetDateTime::parse(&text, &Rfc3339)
+        .map(Some)
+        .map_err(|err| {
+            serde::de::Error::custom(format!("{text:?} is not an RFC 3339 instant: {err}"))
+        })
 }
 
 /// One page of items, newest first.
@@ -58,9 +73,16 @@ impl ListParams {
     fn to_query(&self) -> Result<ListQuery, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
         }
-        let before = self.cursor.as_deref().map(ItemId::parse).transpose().map_err(|_| ApiError::BadRequest("invalid cursor".into()))?;
+        let before = self
+            .cursor
+            .as_deref()
+            .map(ItemId::parse)
+            .transpose()
+            .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?;
         Ok(ListQuery {
             data_type: self.data_type.map(Into::into),
             serialization: self.serialization.map(Into::into),
@@ -86,9 +108,15 @@ impl ListParams {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
     )
 )]
-pub(crate) async fn list_items(State(shared): State<Shared>, Query(params): Query<ListParams>) -> Result<Json<ItemPage>, ApiError> {
+pub(crate) async fn list_items(
+    State(shared): State<Shared>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<ItemPage>, ApiError> {
     let page = shared.store.list(&params.to_query()?).await?;
-    Ok(Json(ItemPage { items: page.items.into_iter().map(Item::from).collect(), next: page.next.map(|id| id.to_string()) }))
+    Ok(Json(ItemPage {
+        items: page.items.into_iter().map(Item::from).collect(),
+        next: page.next.map(|id| id.to_string()),
+    }))
 }
 
 /// One item's metadata.
@@ -105,8 +133,15 @@ pub(crate) async fn list_items(State(shared): State<Shared>, Query(params): Quer
         (status = 404, description = "No such item", body = ErrorBody),
     )
 )]
-pub(crate) async fn get_item(State(shared): State<Shared>, ItemPath(id): ItemPath) -> Result<Json<Item>, ApiError> {
-    let meta = shared.store.get(id).await?.ok_or(ApiError::no_such_item(id))?;
+pub(crate) async fn get_item(
+    State(shared): State<Shared>,
+    ItemPath(id): ItemPath,
+) -> Result<Json<Item>, ApiError> {
+    let meta = shared
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::no_such_item(id))?;
     Ok(Json(meta.into()))
 }
 
@@ -124,7 +159,10 @@ pub(crate) async fn get_item(State(shared): State<Shared>, ItemPath(id): ItemPat
         (status = 404, description = "No such item", body = ErrorBody),
     )
 )]
-pub(crate) async fn delete_item(State(shared): State<Shared>, ItemPath(id): ItemPath) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete_item(
+    State(shared): State<Shared>,
+    ItemPath(id): ItemPath,
+) -> Result<StatusCode, ApiError> {
     if shared.store.delete(id).await? {
         tracing::info!(item = %id, "item deleted through the admin API");
         Ok(StatusCode::NO_CONTENT)

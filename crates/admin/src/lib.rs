@@ -71,14 +71,24 @@ pub(crate) type Shared = Arc<AdminState>;
 pub fn app(state: AdminState) -> Router {
     let metrics_public = state.metrics_public;
     let shared: Shared = Arc::new(state);
-    let openapi::Routes { mut protected, mut open, metrics } = openapi::Routes::new();
+    let openapi::Routes {
+        mut protected,
+        mut open,
+        metrics,
+    } = openapi::Routes::new();
     if metrics_public {
         open = open.merge(metrics);
     } else {
         protected = protected.merge(metrics);
     }
-    let protected = protected.route_layer(middleware::from_fn_with_state(shared.clone(), auth::require_token));
-    let (api, _) = OpenApiRouter::new().merge(protected).merge(open).split_for_parts();
+    let protected = protected.route_layer(middleware::from_fn_with_state(
+        shared.clone(),
+        auth::require_token,
+    ));
+    let (api, _) = OpenApiRouter::new()
+        .merge(protected)
+        .merge(open)
+        .split_for_parts();
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .merge(page::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -89,7 +99,11 @@ pub fn app(state: AdminState) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight (live event streams end at once) and returns.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (closing, closing_rx) = watch::channel(false);
     let app = app.layer(Extension(events::Closing(closing_rx)));
     axum::serve(listener, app)

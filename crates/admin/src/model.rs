@@ -164,6 +164,10 @@ pub fn file_name(meta: &ItemMeta) -> String {
     });
     match announced {
         Some(name) if !name.is_empty() && name != "." && name != ".." => name,
-        _ => format!("{}.{}", meta.id, ApiSerialization::from(meta.serialization).extension()),
+        _ => format!(
+            "{}.{}",
+            meta.id,
+            ApiSerialization::from(meta.serialization).extension()
+        ),
     }
 }

@@ -31,7 +31,8 @@ impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
-        scheme.description = Some("The admin token (`<data_dir>/admin.token` unless configured)".into());
+        scheme.description =
+            Some("The admin token (`<data_dir>/admin.token` unless configured)".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
 }
@@ -54,7 +55,9 @@ impl Routes {
                 .routes(routes!(items::get_item, items::delete_item))
                 .routes(routes!(content::get_content))
                 .routes(routes!(events::events)),
-            open: OpenApiRouter::new().routes(routes!(ops::healthz)).routes(routes!(ops::readyz)),
+            open: OpenApiRouter::new()
+                .routes(routes!(ops::healthz))
+                .routes(routes!(ops::readyz)),
             metrics: OpenApiRouter::new().routes(routes!(ops::metrics)),
         }
     }
@@ -62,6 +65,14 @@ impl Routes {
 
 /// The admin API's OpenAPI document (committed as `openapi/admin.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let Routes { protected, open, metrics } = Routes::new();
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(protected).merge(open).merge(metrics).into_openapi()
+    let Routes {
+        protected,
+        open,
+        metrics,
+    } = Routes::new();
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .merge(open)
+        .merge(metrics)
+        .into_openapi()
 }

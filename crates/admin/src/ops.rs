@@ -38,7 +38,13 @@ pub(crate) async fn healthz() -> Json<Health> {
     )
 )]
 pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>, ApiError> {
-    shared.store.list(&ferry_store::ListQuery { limit: 1, ..Default::default() }).await?;
+    shared
+        .store
+        .list(&ferry_store::ListQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
     Ok(Json(Health { status: "ready" }))
 }
 
@@ -55,7 +61,11 @@ pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>,
     )
 )]
 pub(crate) async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
-    let mut text = shared.metrics.as_ref().map(|handle| handle.render()).unwrap_or_default();
+    let mut text = shared
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }

@@ -26,7 +26,9 @@ pub(crate) fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     if spec.contains(',') {
         return RangeRequest::Full;
     }
-    let Some((first, last)) = spec.trim().split_once('-') else { return RangeRequest::Full };
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
     let (first, last) = (first.trim(), last.trim());
     match (number(first), number(last)) {
         // bytes=-n: the last n bytes.
@@ -46,7 +48,11 @@ pub(crate) fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
 }
 
 fn satisfiable(start: u64, end: u64, size: u64) -> RangeRequest {
-    if start >= size { RangeRequest::Unsatisfiable } else { RangeRequest::Partial(start..end.min(size)) }
+    if start >= size {
+        RangeRequest::Unsatisfiable
+    } else {
+        RangeRequest::Partial(start..end.min(size))
+    }
 }
 
 /// A non-empty run of ASCII digits as a number (saturating on overflow).
@@ -59,7 +65,8 @@ fn number(text: &str) -> Option<u64> {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -88,7 +95,15 @@ mod tests {
 
     #[test]
     fn headers_not_understood_are_ignored() {
-        for header in [None, Some("items=0-1"), Some("bytes=5-1"), Some("bytes=a-b"), Some("bytes=0-1,5-6"), Some("bytes=-"), Some("bytes=1")] {
+        for header in [
+            None,
+            Some("items=0-1"),
+            Some("bytes=5-1"),
+            Some("bytes=a-b"),
+            Some("bytes=0-1,5-6"),
+            Some("bytes=-"),
+            Some("bytes=1"),
+        ] {
             assert_eq!(parse_range(header, 100), Full, "{header:?}");
         }
     }

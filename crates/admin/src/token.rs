@@ -57,7 +57,9 @@ impl AdminToken {
             return Err(TokenError::Invalid("it is longer than 1024 bytes"));
         }
         if !text.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(TokenError::Invalid("only visible ASCII characters are allowed"));
+            return Err(TokenError::Invalid(
+                "only visible ASCII characters are allowed",
+            ));
         }
         Ok(AdminToken(text))
     }
@@ -83,8 +85,11 @@ impl AdminToken {
         match ferry_crypto::write_key_file(&path, &contents) {
             Ok(()) => Ok((token, path, true)),
             // Another process created it first: use theirs.
-            Err(CryptoError::KeyFile { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
-                let token = AdminToken::load(&path)?.ok_or(TokenError::Invalid("the token file vanished"))?;
+            Err(CryptoError::KeyFile { source, .. })
+                if source.kind() == ErrorKind::AlreadyExists =>
+            {
+                let token = AdminToken::load(&path)?
+                    .ok_or(TokenError::Invalid("the token file vanished"))?;
                 Ok((token, path, false))
             }
             Err(err) => Err(err.into()),
@@ -93,14 +98,18 @@ impl AdminToken {
 
     /// The token in `path`, `None` if there is no such file.
     fn load(path: &Path) -> Result<Option<AdminToken>, TokenError> {
-        let read_error = |source| TokenError::Read { path: path.to_owned(), source };
+        let read_error = |source| TokenError::Read {
+            path: path.to_owned(),
+            source,
+        };
         let text = match std::fs::read(path) {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(read_error(err)),
         };
         warn_if_readable_by_others(path);
-        let text = std::str::from_utf8(&text).map_err(|_| TokenError::Invalid("the token file is not UTF-8"))?;
+        let text = std::str::from_utf8(&text)
+            .map_err(|_| TokenError::Invalid("the token file is not UTF-8"))?;
         AdminToken::new(text.trim().to_owned()).map(Some)
     }
 
@@ -173,7 +182,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let (second, _, generated) = AdminToken::load_or_generate(dir.path()).unwrap();
         assert!(!generated);

@@ -7,7 +7,13 @@ use ferry_protocol::{DataType, Serialization};
 use crate::helpers::{TestApp, assert_error, authorized, body_bytes, body_json, header};
 
 async fn get_range(app: &TestApp, uri: &str, range: &str) -> axum::http::Response<Body> {
-    app.send(authorized("GET", uri).header(header::RANGE, range).body(Body::empty()).unwrap()).await
+    app.send(
+        authorized("GET", uri)
+            .header(header::RANGE, range)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -17,10 +23,16 @@ async fn content_is_the_original_bytes_with_type_length_and_file_name() {
     let meta = app.put_text(&text).await;
     let response = app.get(&format!("/api/items/{}/content", meta.id)).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "content-type"), "text/plain; charset=utf-8");
+    assert_eq!(
+        header(&response, "content-type"),
+        "text/plain; charset=utf-8"
+    );
     assert_eq!(header(&response, "content-length"), text.len().to_string());
     assert_eq!(header(&response, "accept-ranges"), "bytes");
-    assert_eq!(header(&response, "content-disposition"), "attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt");
+    assert_eq!(
+        header(&response, "content-disposition"),
+        "attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt"
+    );
     assert_eq!(body_bytes(response).await, text.as_bytes());
 }
 
@@ -32,10 +44,21 @@ async fn each_serialization_has_its_media_type_and_an_id_based_file_name() {
         (Serialization::Xml, "application/xml", "xml"),
         (Serialization::Binary, "application/x-python-pickle", "pkl"),
     ] {
-        let meta = app.put(DataType::Dictionary, serialization, "127.0.0.1:1", None, b"x").await;
+        let meta = app
+            .put(
+                DataType::Dictionary,
+                serialization,
+                "127.0.0.1:1",
+                None,
+                b"x",
+            )
+            .await;
         let response = app.get(&format!("/api/items/{}/content", meta.id)).await;
         assert_eq!(header(&response, "content-type"), media_type);
-        assert!(header(&response, "content-disposition").contains(&format!("filename=\"{}.{extension}\"", meta.id)));
+        assert!(
+            header(&response, "content-disposition")
+                .contains(&format!("filename=\"{}.{extension}\"", meta.id))
+        );
     }
 }
 
@@ -43,19 +66,42 @@ async fn each_serialization_has_its_media_type_and_an_id_based_file_name() {
 async fn byte_ranges_give_206_with_content_range() {
     let app = TestApp::new().await;
     let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let meta = app.put(DataType::Text, Serialization::Txt, "127.0.0.1:1", None, &content).await;
+    let meta = app
+        .put(
+            DataType::Text,
+            Serialization::Txt,
+            "127.0.0.1:1",
+            None,
+            &content,
+        )
+        .await;
     let uri = format!("/api/items/{}/content", meta.id);
     for (range, expected, content_range) in [
         ("bytes=0-9", 0..10, "bytes 0-9/200000"),
-        ("bytes=65530-131080", 65530..131081, "bytes 65530-131080/200000"),
-        ("bytes=199990-", 199990..200000, "bytes 199990-199999/200000"),
+        (
+            "bytes=65530-131080",
+            65530..131081,
+            "bytes 65530-131080/200000",
+        ),
+        (
+            "bytes=199990-",
+            199990..200000,
+            "bytes 199990-199999/200000",
+        ),
         ("bytes=-5", 199995..200000, "bytes 199995-199999/200000"),
-        ("bytes=150000-999999", 150000..200000, "bytes 150000-199999/200000"),
+        (
+            "bytes=150000-999999",
+            150000..200000,
+            "bytes 150000-199999/200000",
+        ),
     ] {
         let response = get_range(&app, &uri, range).await;
         assert_eq!(response.status(), 206, "{range}");
         assert_eq!(header(&response, "content-range"), content_range);
-        assert_eq!(header(&response, "content-length"), expected.len().to_string());
+        assert_eq!(
+            header(&response, "content-length"),
+            expected.len().to_string()
+        );
         assert_eq!(body_bytes(response).await, &content[expected], "{range}");
     }
 }
@@ -76,7 +122,12 @@ async fn an_unsatisfiable_range_is_a_416_naming_the_size() {
 async fn a_range_header_not_understood_serves_everything() {
     let app = TestApp::new().await;
     let meta = app.put_text("0123456789").await;
-    let response = get_range(&app, &format!("/api/items/{}/content", meta.id), "bytes=0-1,4-5").await;
+    let response = get_range(
+        &app,
+        &format!("/api/items/{}/content", meta.id),
+        "bytes=0-1,4-5",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(body_bytes(response).await, b"0123456789");
 }
@@ -87,16 +138,38 @@ async fn as_json_shows_a_dictionary_as_json_whatever_it_arrived_as() {
     let mut dict = serde_json::Map::new();
     dict.insert("zeta".into(), "last".into());
     dict.insert("alpha".into(), "1".into());
-    for serialization in [Serialization::Json, Serialization::Xml, Serialization::Binary] {
+    for serialization in [
+        Serialization::Json,
+        Serialization::Xml,
+        Serialization::Binary,
+    ] {
         let bytes = ferry_codec::encode(serialization, &dict).unwrap();
-        let meta = app.put(DataType::Dictionary, serialization, "127.0.0.1:1", None, &bytes).await;
-        let response = app.get(&format!("/api/items/{}/content?as=json", meta.id)).await;
+        let meta = app
+            .put(
+                DataType::Dictionary,
+                serialization,
+                "127.0.0.1:1",
+                None,
+                &bytes,
+            )
+            .await;
+        let response = app
+            .get(&format!("/api/items/{}/content?as=json", meta.id))
+            .await;
         assert_eq!(response.status(), 200, "{serialization:?}");
         assert_eq!(header(&response, "content-type"), "application/json");
         let json = body_json(response).await;
-        assert_eq!(json, serde_json::Value::Object(dict.clone()), "{serialization:?}");
+        assert_eq!(
+            json,
+            serde_json::Value::Object(dict.clone()),
+            "{serialization:?}"
+        );
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["zeta", "alpha"], "key order is kept ({serialization:?})");
+        assert_eq!(
+            keys,
+            ["zeta", "alpha"],
+            "key order is kept ({serialization:?})"
+        );
     }
 }
 
@@ -104,8 +177,24 @@ async fn as_json_shows_a_dictionary_as_json_whatever_it_arrived_as() {
 async fn as_json_on_a_text_item_is_a_400() {
     let app = TestApp::new().await;
     let meta = app.put_text("just text").await;
-    assert_eq!(assert_error(app.get(&format!("/api/items/{}/content?as=json", meta.id)).await, 400).await, "bad_request");
-    assert_eq!(assert_error(app.get(&format!("/api/items/{}/content?as=yaml", meta.id)).await, 400).await, "bad_request");
+    assert_eq!(
+        assert_error(
+            app.get(&format!("/api/items/{}/content?as=json", meta.id))
+                .await,
+            400
+        )
+        .await,
+        "bad_request"
+    );
+    assert_eq!(
+        assert_error(
+            app.get(&format!("/api/items/{}/content?as=yaml", meta.id))
+                .await,
+            400
+        )
+        .await,
+        "bad_request"
+    );
 }
 
 #[tokio::test]

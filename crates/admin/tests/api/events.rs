@@ -20,12 +20,22 @@ async fn newly_committed_items_arrive_as_events() {
     let meta = app.put_text("live!").await;
     let mut received = String::new();
     while !received.contains("\n\n") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next()).await.expect("an event in time").unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .unwrap();
         received.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     assert!(received.contains("event: item\n"), "{received}");
-    assert!(received.contains(&format!("id: {}\n", meta.id)), "{received}");
-    let data = received.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    assert!(
+        received.contains(&format!("id: {}\n", meta.id)),
+        "{received}"
+    );
+    let data = received
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
     let item: serde_json::Value = serde_json::from_str(data).unwrap();
     assert_eq!(item["id"], meta.id.to_string());
     assert_eq!(item["size"], 5);
@@ -34,14 +44,22 @@ async fn newly_committed_items_arrive_as_events() {
 #[tokio::test]
 async fn graceful_shutdown_ends_open_event_streams() {
     let test = TestApp::new().await;
-    let state = AdminState { store: test.store.clone(), token: AdminToken::new(TOKEN.into()).unwrap(), metrics: None, metrics_public: false };
+    let state = AdminState {
+        store: test.store.clone(),
+        token: AdminToken::new(TOKEN.into()).unwrap(),
+        metrics: None,
+        metrics_public: false,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app(state), async move { stopped.await.unwrap_or(()) }));
+    let server = tokio::spawn(serve(listener, app(state), async move {
+        stopped.await.unwrap_or(())
+    }));
 
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    let request =
+        format!("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
     client.write_all(request.as_bytes()).await.unwrap();
     let mut head = vec![0u8; 1024];
     let n = client.read(&mut head).await.unwrap();
@@ -49,6 +67,9 @@ async fn graceful_shutdown_ends_open_event_streams() {
 
     stop.send(()).unwrap();
     let finished = tokio::time::timeout(Duration::from_secs(10), server).await;
-    finished.expect("serve returns despite the open stream").unwrap().unwrap();
+    finished
+        .expect("serve returns despite the open stream")
+        .unwrap()
+        .unwrap();
     drop(Body::empty());
 }

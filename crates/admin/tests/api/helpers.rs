@@ -38,19 +38,38 @@ impl TestApp {
     pub async fn with(setup: Setup) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let keyring = Keyring::new(StorageKey::generate(), Vec::new());
-        let store = LocalStore::open(dir.path(), keyring, setup.options).await.unwrap();
+        let store = LocalStore::open(dir.path(), keyring, setup.options)
+            .await
+            .unwrap();
         let state = AdminState {
             store: store.clone(),
             token: AdminToken::new(TOKEN.into()).unwrap(),
             metrics: setup.metrics,
             metrics_public: setup.metrics_public,
         };
-        TestApp { store, dir, app: app(state) }
+        TestApp {
+            store,
+            dir,
+            app: app(state),
+        }
     }
 
     /// Stores an item the way the server does: begin, write, commit.
-    pub async fn put(&self, data_type: DataType, serialization: Serialization, peer: &str, name: Option<&str>, content: &[u8]) -> ItemMeta {
-        let item = NewItem { data_type, serialization, encrypted_in_transit: false, peer: peer.into(), name: name.map(Into::into) };
+    pub async fn put(
+        &self,
+        data_type: DataType,
+        serialization: Serialization,
+        peer: &str,
+        name: Option<&str>,
+        content: &[u8],
+    ) -> ItemMeta {
+        let item = NewItem {
+            data_type,
+            serialization,
+            encrypted_in_transit: false,
+            peer: peer.into(),
+            name: name.map(Into::into),
+        };
         let mut writer = self.store.begin(item).await.unwrap();
         for piece in content.chunks(48_000) {
             writer.write(piece).await.unwrap();
@@ -59,7 +78,14 @@ impl TestApp {
     }
 
     pub async fn put_text(&self, content: impl AsRef<str>) -> ItemMeta {
-        self.put(DataType::Text, Serialization::Txt, "127.0.0.1:4000", Some("notes.txt"), content.as_ref().as_bytes()).await
+        self.put(
+            DataType::Text,
+            Serialization::Txt,
+            "127.0.0.1:4000",
+            Some("notes.txt"),
+            content.as_ref().as_bytes(),
+        )
+        .await
     }
 
     /// Sends a request as-is.
@@ -69,26 +95,39 @@ impl TestApp {
 
     /// `GET uri` with the token.
     pub async fn get(&self, uri: &str) -> Response<Body> {
-        self.send(authorized("GET", uri).body(Body::empty()).unwrap()).await
+        self.send(authorized("GET", uri).body(Body::empty()).unwrap())
+            .await
     }
 }
 
 /// A request builder carrying the token.
 pub fn authorized(method: &str, uri: &str) -> axum::http::request::Builder {
-    Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
 }
 
 pub async fn body_bytes(response: Response<Body>) -> Vec<u8> {
-    axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec()
 }
 
 pub async fn body_json(response: Response<Body>) -> serde_json::Value {
     let bytes = body_bytes(response).await;
-    serde_json::from_slice(&bytes).unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&bytes)))
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&bytes)))
 }
 
 pub fn header<'a>(response: &'a Response<Body>, name: &str) -> &'a str {
-    response.headers().get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
 }
 
 /// Asserts the one error shape, and returns the error's code.
@@ -96,7 +135,9 @@ pub async fn assert_error(response: Response<Body>, status: u16) -> String {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(header(&response, "content-type"), "application/json");
     let json = body_json(response).await;
-    let error = json["error"].as_object().unwrap_or_else(|| panic!("not the error shape: {json}"));
+    let error = json["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("not the error shape: {json}"));
     assert_eq!(error.len(), 3, "{json}");
     assert_eq!(error["status"], status);
     assert!(!error["message"].as_str().unwrap().is_empty());

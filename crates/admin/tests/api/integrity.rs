@@ -8,12 +8,23 @@ use crate::helpers::{Setup, TestApp, assert_error};
 
 /// Items in their own files (`items/<id>.rec`), so one can be tampered with.
 async fn app_with_item_files() -> TestApp {
-    TestApp::with(Setup { options: LocalOptions { inline_max: 0, ..LocalOptions::default() }, ..Setup::default() }).await
+    TestApp::with(Setup {
+        options: LocalOptions {
+            inline_max: 0,
+            ..LocalOptions::default()
+        },
+        ..Setup::default()
+    })
+    .await
 }
 
 /// Flips one bit at `offset` of the item's record file.
 fn flip_byte(app: &TestApp, meta: &ItemMeta, offset: usize) {
-    let path = app.dir.path().join("items").join(format!("{}.rec", meta.id));
+    let path = app
+        .dir
+        .path()
+        .join("items")
+        .join(format!("{}.rec", meta.id));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[offset] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
@@ -23,7 +34,15 @@ fn flip_byte(app: &TestApp, meta: &ItemMeta, offset: usize) {
 async fn a_tampered_first_chunk_is_a_500_json_error_without_the_bytes() {
     let app = app_with_item_files().await;
     let content = "secret words ".repeat(1000);
-    let meta = app.put(DataType::Text, Serialization::Txt, "127.0.0.1:1", None, content.as_bytes()).await;
+    let meta = app
+        .put(
+            DataType::Text,
+            Serialization::Txt,
+            "127.0.0.1:1",
+            None,
+            content.as_bytes(),
+        )
+        .await;
     flip_byte(&app, &meta, 200);
 
     let response = app.get(&format!("/api/items/{}/content", meta.id)).await;
@@ -34,11 +53,23 @@ async fn a_tampered_first_chunk_is_a_500_json_error_without_the_bytes() {
 async fn a_tampered_later_chunk_breaks_the_body_and_never_yields_wrong_bytes() {
     let app = app_with_item_files().await;
     let content: Vec<u8> = (0..3 * CHUNK_SIZE).map(|i| (i % 253) as u8).collect();
-    let meta = app.put(DataType::Text, Serialization::Txt, "127.0.0.1:1", None, &content).await;
+    let meta = app
+        .put(
+            DataType::Text,
+            Serialization::Txt,
+            "127.0.0.1:1",
+            None,
+            &content,
+        )
+        .await;
     flip_byte(&app, &meta, 100 + 2 * (CHUNK_SIZE + 16));
 
     let response = app.get(&format!("/api/items/{}/content", meta.id)).await;
-    assert_eq!(response.status(), 200, "the failure is only found mid-stream");
+    assert_eq!(
+        response.status(),
+        200,
+        "the failure is only found mid-stream"
+    );
     let mut body = response.into_body().into_data_stream();
     let mut received = Vec::new();
     let mut failed = false;
@@ -53,14 +84,28 @@ async fn a_tampered_later_chunk_breaks_the_body_and_never_yields_wrong_bytes() {
     }
     assert!(failed, "the body stream must error");
     assert!(received.len() < content.len());
-    assert_eq!(received, content[..received.len()], "only authenticated bytes were sent");
+    assert_eq!(
+        received,
+        content[..received.len()],
+        "only authenticated bytes were sent"
+    );
 }
 
 #[tokio::test]
 async fn a_tampered_dictionary_is_not_shown_as_json() {
     let app = app_with_item_files().await;
-    let meta = app.put(DataType::Dictionary, Serialization::Json, "127.0.0.1:1", None, br#"{"a": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#).await;
+    let meta = app
+        .put(
+            DataType::Dictionary,
+            Serialization::Json,
+            "127.0.0.1:1",
+            None,
+            br#"{"a": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#,
+        )
+        .await;
     flip_byte(&app, &meta, 70);
-    let response = app.get(&format!("/api/items/{}/content?as=json", meta.id)).await;
+    let response = app
+        .get(&format!("/api/items/{}/content?as=json", meta.id))
+        .await;
     assert_eq!(assert_error(response, 500).await, "integrity_failure");
 }

@@ -27,20 +27,39 @@ fn openapi_admin_json_matches_the_code() {
         return;
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == generated, "{} is out of date: run `UPDATE_OPENAPI=1 cargo test -p ferry-admin --test api openapi` and commit it", path.display());
+    assert!(
+        committed == generated,
+        "{} is out of date: run `UPDATE_OPENAPI=1 cargo test -p ferry-admin --test api openapi` and commit it",
+        path.display()
+    );
 }
 
 #[tokio::test]
 async fn openapi_json_is_served_and_documents_every_route() {
     let app = TestApp::new().await;
-    let served = body_json(app.send(Request::get("/openapi.json").body(Body::empty()).unwrap()).await).await;
+    let served = body_json(
+        app.send(Request::get("/openapi.json").body(Body::empty()).unwrap())
+            .await,
+    )
+    .await;
     let expected: serde_json::Value = serde_json::from_str(&generated()).unwrap();
     assert_eq!(served, expected);
     let paths = served["paths"].as_object().unwrap();
-    for path in ["/api/items", "/api/items/{id}", "/api/items/{id}/content", "/api/events", "/healthz", "/readyz", "/metrics"] {
+    for path in [
+        "/api/items",
+        "/api/items/{id}",
+        "/api/items/{id}/content",
+        "/api/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
     assert!(paths["/api/items/{id}"].get("delete").is_some());
-    assert_eq!(served["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        served["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(served["components"]["schemas"].get("ErrorBody").is_some());
 }
