@@ -1,0 +1,222 @@
+//! Helpers of the gateway suites (gateway_e2e, gateway_generated_client,
+//! schemathesis_gateway): the real `ferry-gateway` in front of a server, a small
+//! HTTP client for it, and a TCP proxy between the two that records what the
+//! gateway sends and can drop every connection (as a server restart would).
+//!
+//! Included with `#[path = "common/gateway_extra.rs"] mod gateway_extra;` next to
+//! `mod common;`, so the shared harness stays untouched.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use ferry_crypto::FernetKey;
+use ferry_protocol::{Decoder, Frame, Meta};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::common::{Running, Server, bin};
+
+/// The bearer token every test gateway requires.
+pub const TOKEN: &str = "e2e-gateway-token";
+
+/// A running `ferry-gateway` that requires [`TOKEN`].
+#[derive(Debug)]
+pub struct Gateway {
+    pub running: Running,
+    /// `http://ADDR`, no trailing slash.
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+/// What the gateway answered.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The stored item's id from a 201 (panics, with the body, on anything else).
+    pub fn id(&self) -> String {
+        assert_eq!(self.status, 201, "{}", self.body);
+        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+    }
+
+    /// The `code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.body))
+    }
+}
+
+impl Gateway {
+    /// A gateway forwarding to `tcp` (the server itself, or a proxy in front of it)
+    /// with the server's Fernet key and admin URL.
+    pub fn start(server: &Server, tcp: &str, extra: &[&str]) -> Gateway {
+        let key = server.fernet_key_file();
+        let admin = server.admin_url();
+        let mut args = vec!["--listen", "127.0.0.1:0", "--server", tcp, "--fernet-key", key.to_str().unwrap(), "--admin-url", &admin, "--token", TOKEN];
+        args.extend_from_slice(extra);
+        let running = Running::start(&bin("ferry-gateway"), &args, &[], &["gateway"]);
+        let url = format!("http://{}", running.addr("gateway"));
+        Gateway { running, url, http: reqwest::Client::new() }
+    }
+
+    /// `POST /dict?format=FORMAT&encrypt=ENCRYPT` with `dict` as the JSON body.
+    pub async fn post_dict(&self, format: &str, encrypt: bool, dict: &Value) -> Reply {
+        let request = self.http.post(format!("{}/dict?format={format}&encrypt={encrypt}", self.url)).bearer_auth(TOKEN).json(dict);
+        reply(request.send().await.expect("POST /dict")).await
+    }
+
+    /// `POST /file?QUERY` with `body` as the raw body.
+    pub async fn post_file(&self, query: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let request = self.http.post(format!("{}/file?{query}", self.url)).bearer_auth(TOKEN).body(body);
+        reply(request.send().await.expect("POST /file")).await
+    }
+}
+
+async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.expect("response body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: body is not JSON ({err}): {text}"));
+    Reply { status, location, body }
+}
+
+/// A TCP proxy in front of `upstream` that records every byte its clients send.
+#[derive(Debug)]
+pub struct Proxy {
+    pub addr: String,
+    /// Client-to-server bytes, one buffer per accepted connection.
+    recorded: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    /// Bumped to close every connection open at that moment.
+    generation: watch::Sender<u64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let addr = listener.local_addr().unwrap().to_string();
+        let recorded: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let (generation, _) = watch::channel(0u64);
+        let upstream = upstream.to_owned();
+        let (all, generations) = (recorded.clone(), generation.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let record = Arc::new(Mutex::new(Vec::new()));
+                all.lock().unwrap().push(record.clone());
+                let mut dropped = generations.subscribe();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        () = relay(client, server, record) => {}
+                        _ = dropped.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, recorded, generation, accept }
+    }
+
+    /// Closes every connection open now (later ones are served as usual).
+    pub fn drop_all(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// How many connections the proxy has accepted.
+    pub fn connections(&self) -> usize {
+        self.recorded.lock().unwrap().len()
+    }
+
+    /// What the clients sent so far, one buffer per connection.
+    pub fn recorded(&self) -> Vec<Vec<u8>> {
+        self.recorded.lock().unwrap().iter().map(|r| r.lock().unwrap().clone()).collect()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.drop_all();
+    }
+}
+
+/// Copies both ways; client bytes are recorded before they are forwarded, so a
+/// transfer the server answered is wholly recorded.
+async fn relay(client: TcpStream, server: TcpStream, record: Arc<Mutex<Vec<u8>>>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let down = async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// One transfer as recorded on the wire.
+#[derive(Debug, Clone)]
+pub struct WireTransfer {
+    pub meta: Meta,
+    /// Each packet's payload, as sent.
+    pub payloads: Vec<Vec<u8>>,
+}
+
+impl WireTransfer {
+    /// The plaintext: each payload decrypted on its own (panics if one is not a
+    /// token of `key`) when the transfer is encrypted, joined.
+    pub fn plaintext(&self, key: &FernetKey) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (index, payload) in self.payloads.iter().enumerate() {
+            if self.meta.encrypted() {
+                let piece = key.decrypt(payload).unwrap_or_else(|err| panic!("packet {index} is not a Fernet token of the server's key: {err}"));
+                out.extend_from_slice(&piece);
+            } else {
+                out.extend_from_slice(payload);
+            }
+        }
+        out
+    }
+}
+
+/// Decodes one connection's client-to-server bytes into its transfers (extension
+/// bytes and END are skipped). Every byte must decode, with no transfer left open.
+pub fn wire_transfers(bytes: &[u8]) -> Vec<WireTransfer> {
+    let mut buf = BytesMut::from(bytes);
+    let mut transfers = Vec::new();
+    let mut open: Option<WireTransfer> = None;
+    while let Some(frame) = Decoder.decode(&mut buf).expect("the gateway sends well-formed frames") {
+        let Frame::Packet(packet) = frame else { continue };
+        if let Some(meta) = packet.meta {
+            assert!(open.is_none(), "INITIAL packet inside an open transfer");
+            open = Some(WireTransfer { meta, payloads: Vec::new() });
+        }
+        let transfer = open.as_mut().expect("a non-initial packet with no transfer open");
+        transfer.payloads.push(packet.payload.to_vec());
+        if packet.final_ {
+            transfers.push(open.take().unwrap());
+        }
+    }
+    assert!(buf.is_empty(), "{} bytes of a cut frame left over", buf.len());
+    assert!(open.is_none(), "a transfer was left open");
+    transfers
+}
