@@ -25,6 +25,8 @@ use crate::{ItemId, ItemMeta, StoreError};
 
 /// Plaintext gathered before it is sealed and written out.
 pub(crate) const FLUSH_BYTES: usize = 1 << 20;
+/// Room for a full batch plus one packet, so that buffers never reallocate.
+const BATCH_CAPACITY: usize = FLUSH_BYTES + (64 << 10);
 
 /// Written bytes after which an early `fdatasync` starts in the background.
 const EARLY_SYNC_BYTES: u64 = 16 << 20;
@@ -141,7 +143,7 @@ impl Spill {
             file,
             sealer,
             hasher: Sha256::new(),
-            sealed: Vec::with_capacity(FLUSH_BYTES + (1 << 16)),
+            sealed: Vec::with_capacity(BATCH_CAPACITY + (1 << 16)),
             path: part.clone(),
             early: EarlySync::default(),
         };
@@ -149,7 +151,7 @@ impl Spill {
             shared,
             id,
             part,
-            pending: Vec::with_capacity(FLUSH_BYTES),
+            pending: Vec::with_capacity(BATCH_CAPACITY),
             slot: Slot::Idle(Box::new(sink)),
             committed: false,
         };
@@ -161,7 +163,7 @@ impl Spill {
     pub(crate) async fn write(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
         self.pending.extend_from_slice(plaintext);
         if self.pending.len() >= FLUSH_BYTES {
-            let batch = mem::replace(&mut self.pending, Vec::with_capacity(FLUSH_BYTES));
+            let batch = mem::replace(&mut self.pending, Vec::with_capacity(BATCH_CAPACITY));
             let mut sink = self.sink().await?;
             self.slot = Slot::Busy(tokio::task::spawn_blocking(move || {
                 sink.absorb(&batch).map(|()| sink)

@@ -157,3 +157,22 @@ async fn segments_rotate_and_everything_reopens() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_commit_whose_caller_stops_waiting_still_completes_and_lists_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open(dir.path(), &key).await;
+    let mut events = store.subscribe();
+    for len in [10, 2_000_000] {
+        let mut writer = store.begin(dict("10.0.0.1:1")).await.unwrap();
+        writer.write(&content(len, 1)).await.unwrap();
+        // Polled once, then dropped: the commit has begun and must finish.
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, writer.commit()).await;
+        let meta = events.recv().await.unwrap();
+        assert_eq!(meta.size, len as u64);
+        assert_eq!(store.get(meta.id).await.unwrap(), Some(meta));
+    }
+    drop(store);
+    assert_eq!(open(dir.path(), &key).await.count().await, 2);
+}
