@@ -14,9 +14,16 @@ use std::time::Duration;
 /// A built binary of the workspace (built by `cargo build --bins` before the tests).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --bins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bins` first",
+        path.display()
+    );
     path
 }
 
@@ -28,7 +35,9 @@ pub fn vectors() -> PathBuf {
 }
 
 pub fn python_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
 }
 
 /// A running program that announced its listeners on stdout.
@@ -48,8 +57,21 @@ impl Running {
     }
 
     /// Like [`Running::start`], with the program's stderr (its log) going to `stderr`.
-    pub fn start_with_stderr(program: &Path, args: &[&str], envs: &[(&str, &str)], expect: &[&str], stderr: Stdio) -> Running {
-        let mut child = Command::new(program).args(args).envs(envs.iter().copied()).env("FERRY_LOG", "info").stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
+    pub fn start_with_stderr(
+        program: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        expect: &[&str],
+        stderr: Stdio,
+    ) -> Running {
+        let mut child = Command::new(program)
+            .args(args)
+            .env("FERRY_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -68,15 +90,28 @@ impl Running {
                 Ok(line) => line,
                 Err(_) => {
                     let status = child.try_wait().ok().flatten();
-                    panic!("{} did not announce {expect:?} (exit status {status:?})", program.display());
+                    panic!(
+                        "{} did not announce {expect:?} (exit status {status:?})",
+                        program.display()
+                    );
                 }
             };
             let mut words = line.split_whitespace();
             if let (Some(name), Some(addr), None) = (words.next(), words.next(), words.next()) {
-                addrs.insert(name.to_owned(), addr.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned());
+                addrs.insert(
+                    name.to_owned(),
+                    addr.trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                        .trim_end_matches('/')
+                        .to_owned(),
+                );
             }
         }
-        Running { child, addrs, stdout: rx }
+        Running {
+            child,
+            addrs,
+            stdout: rx,
+        }
     }
 
     pub fn addr(&self, name: &str) -> String {
@@ -91,14 +126,22 @@ impl Running {
 
     /// SIGTERM, then wait for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         self.child.wait().expect("wait")
     }
 
     /// Peak resident memory so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find_map(|line| line.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -127,9 +170,17 @@ impl Server {
 
     fn launch(dir: tempfile::TempDir, extra: &[&str], stderr: Stdio) -> Server {
         let data = dir.path().join("data");
-        let mut args = vec!["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
-        let running = Running::start_with_stderr(&bin("ferry-server"), &args, &[], &["tcp", "admin"], stderr);
+        let running =
+            Running::start_with_stderr(&bin("ferry-server"), &args, &[], &["tcp", "admin"], stderr);
         Server { running, dir }
     }
 
@@ -162,7 +213,10 @@ impl Server {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir().join("admin.token")).expect("admin token").trim().to_owned()
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_owned()
     }
 
     /// Kills the server (SIGKILL) and starts a new one on the same data directory.
@@ -175,7 +229,11 @@ impl Server {
 
     /// An admin API client with the token.
     pub fn admin(&self) -> Admin {
-        Admin { base: self.admin_url(), token: self.token(), http: reqwest::Client::new() }
+        Admin {
+            base: self.admin_url(),
+            token: self.token(),
+            http: reqwest::Client::new(),
+        }
     }
 }
 
@@ -193,7 +251,18 @@ impl Admin {
         let mut items = Vec::new();
         let mut url = format!("{}/api/items?limit=1000", self.base);
         loop {
-            let page: serde_json::Value = self.http.get(&url).bearer_auth(&self.token).send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
+            let page: serde_json::Value = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             items.extend(page["items"].as_array().unwrap().iter().cloned());
             match page["next"].as_str() {
                 Some(next) => url = format!("{}/api/items?limit=1000&cursor={next}", self.base),
@@ -203,8 +272,18 @@ impl Admin {
     }
 
     pub async fn content(&self, id: &str) -> Vec<u8> {
-        let response = self.http.get(format!("{}/api/items/{id}/content", self.base)).bearer_auth(&self.token).send().await.unwrap();
-        assert!(response.status().is_success(), "content of {id}: {}", response.status());
+        let response = self
+            .http
+            .get(format!("{}/api/items/{id}/content", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "content of {id}: {}",
+            response.status()
+        );
         response.bytes().await.unwrap().to_vec()
     }
 
@@ -212,13 +291,25 @@ impl Admin {
     pub async fn content_digest(&self, id: &str) -> (u64, String) {
         use futures::StreamExt;
         use sha2::Digest;
-        let response = self.http.get(format!("{}/api/items/{id}/content", self.base)).bearer_auth(&self.token).send().await.unwrap();
-        assert!(response.status().is_success(), "content of {id}: {}", response.status());
+        let response = self
+            .http
+            .get(format!("{}/api/items/{id}/content", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "content of {id}: {}",
+            response.status()
+        );
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.unwrap_or_else(|err| panic!("content of {id} broke off after {size} bytes: {err}"));
+            let chunk = chunk.unwrap_or_else(|err| {
+                panic!("content of {id} broke off after {size} bytes: {err}")
+            });
             size += chunk.len() as u64;
             hasher.update(&chunk);
         }
@@ -246,8 +337,18 @@ impl Admin {
     }
 
     pub async fn content_as_json(&self, id: &str) -> serde_json::Value {
-        let response = self.http.get(format!("{}/api/items/{id}/content?as=json", self.base)).bearer_auth(&self.token).send().await.unwrap();
-        assert!(response.status().is_success(), "json of {id}: {}", response.status());
+        let response = self
+            .http
+            .get(format!("{}/api/items/{id}/content?as=json", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "json of {id}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 }
@@ -262,28 +363,64 @@ pub struct Sent {
 }
 
 /// Runs the Python legacy-style client with a plan; returns the reply of each transfer.
-pub fn python_client(server: &str, key: Option<&Path>, sessions: &str, plan: &serde_json::Value) -> Vec<String> {
-    python_transfers(server, key, sessions, plan).into_iter().map(|sent| sent.reply).collect()
+pub fn python_client(
+    server: &str,
+    key: Option<&Path>,
+    sessions: &str,
+    plan: &serde_json::Value,
+) -> Vec<String> {
+    python_transfers(server, key, sessions, plan)
+        .into_iter()
+        .map(|sent| sent.reply)
+        .collect()
 }
 
 /// Runs the Python legacy-style client with a plan; returns what it sent and heard, per transfer.
-pub fn python_transfers(server: &str, key: Option<&Path>, sessions: &str, plan: &serde_json::Value) -> Vec<Sent> {
+pub fn python_transfers(
+    server: &str,
+    key: Option<&Path>,
+    sessions: &str,
+    plan: &serde_json::Value,
+) -> Vec<Sent> {
     use std::io::Write;
     let mut command = Command::new("python3");
-    command.arg(python_script("legacy_client.py")).args(["--server", server, "--sessions", sessions]);
+    command.arg(python_script("legacy_client.py")).args([
+        "--server",
+        server,
+        "--sessions",
+        sessions,
+    ]);
     if let Some(key) = key {
         command.arg("--key").arg(key);
     }
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("python3");
-    child.stdin.take().unwrap().write_all(plan.to_string().as_bytes()).unwrap();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plan.to_string().as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "python client failed: {:?}", output.status);
+    assert!(
+        output.status.success(),
+        "python client failed: {:?}",
+        output.status
+    );
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()
         .map(|line| {
             let line: serde_json::Value = serde_json::from_str(line).unwrap();
-            Sent { reply: line["reply"].as_str().unwrap().to_owned(), size: line["size"].as_u64().unwrap(), sha256: line["sha256"].as_str().unwrap().to_owned() }
+            Sent {
+                reply: line["reply"].as_str().unwrap().to_owned(),
+                size: line["size"].as_u64().unwrap(),
+                sha256: line["sha256"].as_str().unwrap().to_owned(),
+            }
         })
         .collect()
 }
@@ -298,7 +435,11 @@ pub fn text_file(dir: &Path, name: &str, len: usize) -> PathBuf {
     let mut n = 0u64;
     while left > 0 {
         let prefix = format!("{n:08} ");
-        let chunk: Vec<u8> = prefix.bytes().chain(line.iter().copied()).take(left).collect();
+        let chunk: Vec<u8> = prefix
+            .bytes()
+            .chain(line.iter().copied())
+            .take(left)
+            .collect();
         file.write_all(&chunk).unwrap();
         left -= chunk.len();
         n += 1;
@@ -308,14 +449,27 @@ pub fn text_file(dir: &Path, name: &str, len: usize) -> PathBuf {
 }
 
 pub fn sha256_file(path: &Path) -> String {
-    let output = Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    let output = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 /// A fresh legacy client's small JSON transfer is answered exactly `OK`.
 pub async fn assert_still_serves(server: &Server) {
     let mut conn = raw::Raw::connect(&server.tcp()).await;
-    let reply = conn.exchange(&raw::transfer(raw::dict_meta(2, false), br#"{"still": "serving"}"#)).await;
+    let reply = conn
+        .exchange(&raw::transfer(
+            raw::dict_meta(2, false),
+            br#"{"still": "serving"}"#,
+        ))
+        .await;
     assert_eq!(reply, "OK", "a fresh client after the hostile input");
     conn.end().await;
 }

@@ -114,7 +114,8 @@ impl Connection {
     async fn on_event(&mut self, event: TransferEvent) -> std::io::Result<Option<Ending>> {
         match event {
             TransferEvent::Begin { meta, name } => {
-                self.transfer = Some(Transfer::begin(&self.shared, self.peer, meta, name).await)
+                tracing::debug!(peer = %self.peer, data_type = meta.data_type().as_str(), format = meta.serialization().as_str(), encrypted = meta.encrypted(), "transfer started");
+                self.transfer = Some(Transfer::begin(&self.shared, self.peer, meta, name).await);
             }
             TransferEvent::Data(payload) => {
                 if let Some(transfer) = &mut self.transfer {

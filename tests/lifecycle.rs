@@ -1,0 +1,423 @@
+//! The server's life around the transfers: keys and tokens on disk, logs that keep
+//! secrets out, graceful shutdown, settings from files and the environment, and
+//! the legacy outputs (`--print`, `--export-dir`).
+
+mod common;
+
+use common::{Running, Server, bin};
+use ferry_client::{Options, Session};
+use ferry_crypto::FernetKey;
+use ferry_protocol::{Meta, Serialization};
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+#[tokio::test]
+async fn keys_and_the_token_are_created_private_and_never_logged() {
+    let server = Server::start_logged(&[]);
+    let data = server.data_dir();
+    for file in ["fernet.key", "storage.key", "admin.token"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let fernet = std::fs::read_to_string(data.join("fernet.key")).unwrap();
+    let storage = std::fs::read_to_string(data.join("storage.key")).unwrap();
+    let token = server.token();
+    // Python's Fernet accepts the key Ferry made.
+    let status = std::process::Command::new("python3").args(["-c", "import sys; from cryptography.fernet import Fernet; Fernet(open(sys.argv[1],'rb').read().strip())"]).arg(data.join("fernet.key")).status().unwrap();
+    assert!(status.success());
+
+    let mut session = Session::connect(
+        &server.tcp(),
+        Options {
+            fernet: Some(Arc::new(FernetKey::load(&data.join("fernet.key")).unwrap())),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    session
+        .send_bytes(Meta::text(true), b"secret stuff", None)
+        .await
+        .unwrap();
+    session.end().await.unwrap();
+    let unauthorized = reqwest::Client::new()
+        .get(format!("{}/api/items", server.admin_url()))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    let log = std::fs::read_to_string(server.log_file()).unwrap();
+    assert!(
+        log.contains("admin.token"),
+        "the log says where the token is:\n{log}"
+    );
+    for secret in [fernet.trim(), storage.trim(), token.as_str()] {
+        assert!(!log.contains(secret), "a secret is in the log");
+    }
+}
+
+#[test]
+fn ferry_keygen_writes_a_private_python_compatible_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.key");
+    let output = std::process::Command::new(bin("ferry"))
+        .arg("keygen")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(mode(&path), 0o600);
+    let status = std::process::Command::new("python3").args(["-c", "import sys; from cryptography.fernet import Fernet; f=Fernet(open(sys.argv[1],'rb').read().strip()); assert f.decrypt(f.encrypt(b'x'))==b'x'"]).arg(&path).status().unwrap();
+    assert!(status.success());
+    // It never overwrites a key.
+    let again = std::process::Command::new(bin("ferry"))
+        .arg("keygen")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let data = dir.path().join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--shutdown-grace",
+        "20",
+    ];
+    let mut running = Running::start_with_stderr(
+        &bin("ferry-server"),
+        &args,
+        &[("FERRY_LOG", "debug")],
+        &["tcp", "admin"],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let tcp = running.addr("tcp");
+
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let mut session = Session::connect(&tcp, Options::default()).await.unwrap();
+    let sending = tokio::spawn(async move {
+        session
+            .send_reader(Meta::text(false), reader, Some("late.txt"), &mut |_| {})
+            .await
+    });
+    let first = vec![b'a'; 200_000];
+    writer.write_all(&first).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || std::fs::read_to_string(
+            &log_path
+        )
+        .unwrap_or_default()
+        .contains("transfer started")),
+        "the server never saw the transfer start"
+    );
+
+    let pid = running.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("stopped accepting")
+    }));
+    assert!(
+        tokio::net::TcpStream::connect(&tcp).await.is_err(),
+        "a stopping server accepts no new connection"
+    );
+
+    writer.write_all(&vec![b'b'; 100_000]).await.unwrap();
+    drop(writer);
+    let receipt = sending
+        .await
+        .unwrap()
+        .expect("the transfer in flight completes");
+    assert_eq!(receipt.size, 300_000);
+    let status = running.child.wait().unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+
+    // After a restart the item is there, whole.
+    drop(running);
+    let server = Server::start_in(dir, &[]);
+    let items = server.admin().all_items().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["size"], 300_000);
+    assert_eq!(items[0]["name"], "late.txt");
+}
+
+#[tokio::test]
+async fn a_transfer_that_outlasts_the_grace_period_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let data = dir.path().join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--shutdown-grace",
+        "1",
+    ];
+    let mut running = Running::start_with_stderr(
+        &bin("ferry-server"),
+        &args,
+        &[("FERRY_LOG", "debug")],
+        &["tcp", "admin"],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let mut session = Session::connect(&running.addr("tcp"), Options::default())
+        .await
+        .unwrap();
+    let sending = tokio::spawn(async move {
+        session
+            .send_reader(Meta::text(false), reader, None, &mut |_| {})
+            .await
+    });
+    writer.write_all(&vec![b'a'; 500_000]).await.unwrap();
+    assert!(wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("transfer started")
+    }));
+    let pid = running.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = running.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    drop(writer);
+    assert!(
+        sending.await.unwrap().is_err(),
+        "the unfinished transfer is not acknowledged"
+    );
+    drop(running);
+    let server = Server::start_in(dir, &[]);
+    assert!(
+        server.admin().all_items().await.is_empty(),
+        "nothing partial is listed"
+    );
+    let leftovers: Vec<_> = walk(&server.data_dir().join("store"))
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn settings_come_from_a_toml_file_and_the_environment_with_flags_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "max_dict_bytes = 100\nallow_pickle = false\nencryption = \"disabled\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--allow-pickle",
+        "true",
+    ];
+    let running = Running::start(
+        &bin("ferry-server"),
+        &args,
+        &[
+            ("FERRY_CONFIG", config.to_str().unwrap()),
+            ("FERRY_MAX_DEPTH", "2"),
+        ],
+        &["tcp", "admin"],
+    );
+    let mut session = Session::connect(
+        &running.addr("tcp"),
+        Options {
+            fernet: Some(Arc::new(FernetKey::generate())),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let small = json!({"a": 1}).as_object().unwrap().clone();
+    // The flag beats the file: pickle is accepted.
+    session
+        .send_dict(&small, Serialization::Binary, false)
+        .await
+        .expect("pickle accepted");
+    // The file: dictionaries over 100 bytes are refused, and so is encryption.
+    let big = json!({"a": "x".repeat(200)}).as_object().unwrap().clone();
+    let refused = session
+        .send_dict(&big, Serialization::Json, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("limit"), "{refused}");
+    let refused = session
+        .send_dict(&small, Serialization::Json, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("encryption"), "{refused}");
+    // The environment: nesting deeper than 2 is refused.
+    let deep = json!({"a": {"b": {"c": 1}}}).as_object().unwrap().clone();
+    let refused = session
+        .send_dict(&deep, Serialization::Json, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("deeper"), "{refused}");
+    session.end().await.unwrap();
+    assert!(
+        !data.join("fernet.key").exists(),
+        "no Fernet key is made when encryption is disabled"
+    );
+}
+
+#[tokio::test]
+async fn print_and_export_give_the_legacy_outputs() {
+    let export = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--print", "--export-dir", export.path().to_str().unwrap()]);
+    let mut session = Session::connect(&server.tcp(), Options::default())
+        .await
+        .unwrap();
+    let dict = json!({"sensor": "s-1", "nested": {"v": [1, 2]}})
+        .as_object()
+        .unwrap()
+        .clone();
+    session
+        .send_dict(&dict, Serialization::Xml, false)
+        .await
+        .unwrap();
+    session
+        .send_dict(&dict, Serialization::Binary, false)
+        .await
+        .unwrap();
+    session
+        .send_bytes(Meta::text(false), b"plain text\n", Some("notes.txt"))
+        .await
+        .unwrap();
+    session.end().await.unwrap();
+
+    let mut printed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !printed.contains("plain text") && Instant::now() < deadline {
+        if let Ok(line) = server
+            .running
+            .stdout
+            .recv_timeout(Duration::from_millis(200))
+        {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+    }
+    assert!(
+        printed.contains("Received dictionary (xml) from 127.0.0.1"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"sensor\": \"s-1\""),
+        "dictionaries print as indented JSON:\n{printed}"
+    );
+    assert!(printed.contains("Received text (txt)"), "{printed}");
+
+    // Outputs run after the replies: wait until the three exports are complete.
+    let list = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(export.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect()
+    };
+    let complete = |files: &[std::path::PathBuf]| {
+        files.len() == 3
+            && files.iter().all(|path| {
+                std::fs::metadata(path)
+                    .map(|m| m.len() > 0)
+                    .unwrap_or(false)
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || complete(&list())),
+        "{:?}",
+        list()
+    );
+    let mut files = list();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|name| name.starts_with("127.0.0.1_")),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|name| name.ends_with(".json")).count(),
+        2,
+        "{names:?}"
+    );
+    let text = files
+        .iter()
+        .find(|path| path.extension().is_some_and(|ext| ext == "txt"))
+        .unwrap();
+    assert_eq!(std::fs::read(text).unwrap(), b"plain text\n");
+    let json_file = files
+        .iter()
+        .find(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .unwrap();
+    let exported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json_file).unwrap()).unwrap();
+    assert!(exported["sensor"] == "s-1");
+}
