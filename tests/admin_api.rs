@@ -5,9 +5,9 @@
 //! the server's memory stays flat; byte ranges return exactly those bytes; a
 //! tampered record is refused and logged; and the token is required.
 
-mod common;
 #[path = "common/admin_extra.rs"]
 mod admin_extra;
+mod common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -20,14 +20,24 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 /// Checks the metadata every listed item has, whoever sent it.
-fn assert_metadata(item: &Value, data_type: &str, serialization: &str, encrypted: bool, size: u64, sha256: &str) {
+fn assert_metadata(
+    item: &Value,
+    data_type: &str,
+    serialization: &str,
+    encrypted: bool,
+    size: u64,
+    sha256: &str,
+) {
     let id = item["id"].as_str().unwrap();
     assert_eq!(item["data_type"], data_type, "{item}");
     assert_eq!(item["serialization"], serialization, "{item}");
     assert_eq!(item["encrypted_in_transit"], encrypted, "{item}");
     assert_eq!(item["size"], size, "{item}");
     assert_eq!(item["sha256"], sha256, "{item}");
-    assert!(item["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{item}");
+    assert!(
+        item["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{item}"
+    );
     assert_eq!(item["key_id"].as_str().unwrap().len(), 16, "{item}");
     let extension = match serialization {
         "txt" => "txt",
@@ -45,7 +55,10 @@ fn assert_metadata(item: &Value, data_type: &str, serialization: &str, encrypted
     };
     assert_eq!(item["content_type"], content_type, "{item}");
     let received = item["received_at"].as_str().unwrap();
-    assert!(received.len() >= 20 && received.contains('T'), "received_at is RFC 3339: {received}");
+    assert!(
+        received.len() >= 20 && received.contains('T'),
+        "received_at is RFC 3339: {received}"
+    );
 }
 
 #[tokio::test]
@@ -54,10 +67,34 @@ async fn items_from_the_native_and_the_python_client_are_listed_with_their_metad
     let admin = server.admin();
 
     let mut native = session(&server).await;
-    let dict = send_dict(&mut native, json!({"sensor": "s-17", "value": 21.5}), Serialization::Json, false).await;
-    let pickle = send_dict(&mut native, json!({"a": [1, 2, {"b": null}]}), Serialization::Binary, true).await;
-    let xml = send_dict(&mut native, json!({"name": "legacy"}), Serialization::Xml, false).await;
-    let text = send_text(&mut native, b"hello from the native client\n", Some("notes.txt"), true).await;
+    let dict = send_dict(
+        &mut native,
+        json!({"sensor": "s-17", "value": 21.5}),
+        Serialization::Json,
+        false,
+    )
+    .await;
+    let pickle = send_dict(
+        &mut native,
+        json!({"a": [1, 2, {"b": null}]}),
+        Serialization::Binary,
+        true,
+    )
+    .await;
+    let xml = send_dict(
+        &mut native,
+        json!({"name": "legacy"}),
+        Serialization::Xml,
+        false,
+    )
+    .await;
+    let text = send_text(
+        &mut native,
+        b"hello from the native client\n",
+        Some("notes.txt"),
+        true,
+    )
+    .await;
     native.end().await.unwrap();
 
     let scratch = tempfile::tempdir().unwrap();
@@ -68,22 +105,54 @@ async fn items_from_the_native_and_the_python_client_are_listed_with_their_metad
         {"kind": "text", "path": file, "encrypt": true},
     ]);
     let (addr, key) = (server.tcp(), server.fernet_key_file());
-    let python = tokio::task::spawn_blocking(move || python_transfers(&addr, Some(&key), "one", &plan)).await.unwrap();
+    let python =
+        tokio::task::spawn_blocking(move || python_transfers(&addr, Some(&key), "one", &plan))
+            .await
+            .unwrap();
     assert!(python.iter().all(|sent| sent.reply == "OK"), "{python:?}");
 
     let items = admin.items_oldest_first().await;
     assert_eq!(items.len(), 7, "every transfer is listed once");
-    let expected_native = [(&dict, "dictionary", "json", false), (&pickle, "dictionary", "binary", true), (&xml, "dictionary", "xml", false), (&text, "text", "txt", true)];
-    for (item, (receipt, data_type, serialization, encrypted)) in items.iter().zip(expected_native) {
+    let expected_native = [
+        (&dict, "dictionary", "json", false),
+        (&pickle, "dictionary", "binary", true),
+        (&xml, "dictionary", "xml", false),
+        (&text, "text", "txt", true),
+    ];
+    for (item, (receipt, data_type, serialization, encrypted)) in items.iter().zip(expected_native)
+    {
         assert_eq!(item["id"], id_of(receipt), "listed in the order sent");
-        assert_metadata(item, data_type, serialization, encrypted, receipt.size, receipt.sha256.as_deref().unwrap());
+        assert_metadata(
+            item,
+            data_type,
+            serialization,
+            encrypted,
+            receipt.size,
+            receipt.sha256.as_deref().unwrap(),
+        );
     }
     assert_eq!(items[3]["name"], "notes.txt");
     assert_eq!(items[3]["file_name"], "notes.txt");
-    let expected_python = [("dictionary", "json", true), ("dictionary", "binary", false), ("text", "txt", true)];
-    for (item, (sent, (data_type, serialization, encrypted))) in items[4..].iter().zip(python.iter().zip(expected_python)) {
-        assert_metadata(item, data_type, serialization, encrypted, sent.size, &sent.sha256);
-        assert!(item["name"].is_null(), "the legacy client names nothing: {item}");
+    let expected_python = [
+        ("dictionary", "json", true),
+        ("dictionary", "binary", false),
+        ("text", "txt", true),
+    ];
+    for (item, (sent, (data_type, serialization, encrypted))) in
+        items[4..].iter().zip(python.iter().zip(expected_python))
+    {
+        assert_metadata(
+            item,
+            data_type,
+            serialization,
+            encrypted,
+            sent.size,
+            &sent.sha256,
+        );
+        assert!(
+            item["name"].is_null(),
+            "the legacy client names nothing: {item}"
+        );
     }
 
     // The metadata route says the same as the list, and the content is what was sent.
@@ -91,11 +160,30 @@ async fn items_from_the_native_and_the_python_client_are_listed_with_their_metad
         let id = item["id"].as_str().unwrap();
         assert_eq!(&admin.get_json(&format!("/api/items/{id}")).await, item);
         let (size, sha) = admin.content_digest(id).await;
-        assert_eq!((size, sha.as_str()), (item["size"].as_u64().unwrap(), item["sha256"].as_str().unwrap()));
+        assert_eq!(
+            (size, sha.as_str()),
+            (
+                item["size"].as_u64().unwrap(),
+                item["sha256"].as_str().unwrap()
+            )
+        );
     }
-    assert_eq!(admin.content_as_json(items[1]["id"].as_str().unwrap()).await, json!({"a": [1, 2, {"b": null}]}));
-    assert_eq!(admin.content_as_json(items[5]["id"].as_str().unwrap()).await, json!({"from": "python", "n": 2}));
-    assert_eq!(admin.content(items[3]["id"].as_str().unwrap()).await, b"hello from the native client\n");
+    assert_eq!(
+        admin
+            .content_as_json(items[1]["id"].as_str().unwrap())
+            .await,
+        json!({"a": [1, 2, {"b": null}]})
+    );
+    assert_eq!(
+        admin
+            .content_as_json(items[5]["id"].as_str().unwrap())
+            .await,
+        json!({"from": "python", "n": 2})
+    );
+    assert_eq!(
+        admin.content(items[3]["id"].as_str().unwrap()).await,
+        b"hello from the native client\n"
+    );
 }
 
 #[tokio::test]
@@ -111,14 +199,30 @@ async fn pagination_over_a_thousand_items_returns_each_exactly_once() {
             let mut session = session(server).await;
             let mut ids = Vec::with_capacity(PER_SESSION);
             for n in 0..PER_SESSION {
-                ids.push(id_of(&send_dict(&mut session, json!({"session": s, "n": n}), Serialization::Json, false).await));
+                ids.push(id_of(
+                    &send_dict(
+                        &mut session,
+                        json!({"session": s, "n": n}),
+                        Serialization::Json,
+                        false,
+                    )
+                    .await,
+                ));
             }
             session.end().await.unwrap();
             ids
         }
     });
-    let sent: HashSet<String> = futures::future::join_all(senders).await.into_iter().flatten().collect();
-    assert_eq!(sent.len(), SESSIONS * PER_SESSION, "every receipt names a distinct item");
+    let sent: HashSet<String> = futures::future::join_all(senders)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        sent.len(),
+        SESSIONS * PER_SESSION,
+        "every receipt names a distinct item"
+    );
 
     // An odd page size, so the last page is partial.
     let mut seen = Vec::new();
@@ -133,7 +237,11 @@ async fn pagination_over_a_thousand_items_returns_each_exactly_once() {
         let items = page["items"].as_array().unwrap();
         pages += 1;
         assert!(pages <= 28, "pagination does not end");
-        seen.extend(items.iter().map(|item| item["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            items
+                .iter()
+                .map(|item| item["id"].as_str().unwrap().to_owned()),
+        );
         match page["next"].as_str() {
             Some(next) => {
                 assert_eq!(items.len(), 37, "only the last page is short");
@@ -144,23 +252,61 @@ async fn pagination_over_a_thousand_items_returns_each_exactly_once() {
     }
     assert_eq!(pages, 28, "1000 items in pages of 37");
     assert_eq!(seen.len(), 1000, "no item twice");
-    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first, strictly");
-    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), sent, "exactly the items sent");
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, strictly"
+    );
+    assert_eq!(
+        seen.iter().cloned().collect::<HashSet<_>>(),
+        sent,
+        "exactly the items sent"
+    );
 
     // The default page is 50; the bounds of `limit` are enforced.
-    assert_eq!(admin.get_json("/api/items").await["items"].as_array().unwrap().len(), 50);
-    assert_eq!(admin.get_json("/api/items?limit=1000").await["items"].as_array().unwrap().len(), 1000);
+    assert_eq!(
+        admin.get_json("/api/items").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+    assert_eq!(
+        admin.get_json("/api/items?limit=1000").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1000
+    );
     for bad in ["limit=0", "limit=1001", "limit=x", "cursor=nope"] {
         let response = admin.get(&format!("/api/items?{bad}")).await;
         assert_eq!(response.status(), 400, "{bad}");
-        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "bad_request", "{bad}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["error"]["code"],
+            "bad_request",
+            "{bad}"
+        );
     }
 }
 
 /// The ids of `GET /api/items?<query>` (one page of up to 1000).
 async fn listed(admin: &common::Admin, query: &str) -> Vec<String> {
-    let page = admin.get_json(&format!("/api/items?limit=1000&{query}")).await;
-    page["items"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect()
+    let page = admin
+        .get_json(&format!("/api/items?limit=1000&{query}"))
+        .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A UTC RFC 3339 instant as text that sorts in time order: the fraction of a
+/// second (which RFC 3339 lets be any length) padded to nanoseconds.
+fn sortable_instant(text: &str) -> String {
+    let text = text.strip_suffix('Z').expect("the server speaks UTC");
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    format!("{seconds}.{fraction:0<9}")
 }
 
 #[tokio::test]
@@ -172,20 +318,46 @@ async fn filters_select_exactly_the_matching_items() {
     assert_eq!(items.len(), seeded.ids.len());
 
     let newest_first = |keep: &dyn Fn(&Value) -> bool| -> Vec<String> {
-        items.iter().rev().filter(|item| keep(item)).map(|item| item["id"].as_str().unwrap().to_owned()).collect()
+        items
+            .iter()
+            .rev()
+            .filter(|item| keep(item))
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
     };
     let cases: Vec<(&str, Vec<String>)> = vec![
-        ("data_type=text", newest_first(&|i| i["data_type"] == "text")),
-        ("data_type=dictionary", newest_first(&|i| i["data_type"] == "dictionary")),
-        ("serialization=json", newest_first(&|i| i["serialization"] == "json")),
-        ("serialization=binary", newest_first(&|i| i["serialization"] == "binary")),
-        ("serialization=xml", newest_first(&|i| i["serialization"] == "xml")),
-        ("data_type=dictionary&serialization=json", newest_first(&|i| i["serialization"] == "json")),
+        (
+            "data_type=text",
+            newest_first(&|i| i["data_type"] == "text"),
+        ),
+        (
+            "data_type=dictionary",
+            newest_first(&|i| i["data_type"] == "dictionary"),
+        ),
+        (
+            "serialization=json",
+            newest_first(&|i| i["serialization"] == "json"),
+        ),
+        (
+            "serialization=binary",
+            newest_first(&|i| i["serialization"] == "binary"),
+        ),
+        (
+            "serialization=xml",
+            newest_first(&|i| i["serialization"] == "xml"),
+        ),
+        (
+            "data_type=dictionary&serialization=json",
+            newest_first(&|i| i["serialization"] == "json"),
+        ),
         ("data_type=text&serialization=json", vec![]),
         ("source=127.0.0.1", newest_first(&|_| true)),
         ("source=10.0.0.1", vec![]),
     ];
-    assert!(cases.iter().take(5).all(|(_, ids)| !ids.is_empty()), "the seed has every kind");
+    assert!(
+        cases.iter().take(5).all(|(_, ids)| !ids.is_empty()),
+        "the seed has every kind"
+    );
     for (query, expected) in cases {
         assert_eq!(listed(&admin, query).await, expected, "{query}");
     }
@@ -195,14 +367,37 @@ async fn filters_select_exactly_the_matching_items() {
     let at = pivot["received_at"].as_str().unwrap();
     let encoded = at.replace('+', "%2B");
     let since = listed(&admin, &format!("since={encoded}")).await;
-    assert!(since.contains(&pivot["id"].as_str().unwrap().to_owned()), "since includes the instant itself");
-    assert_eq!(since, newest_first(&|i| i["received_at"].as_str().unwrap() >= at));
+    assert!(
+        since.contains(&pivot["id"].as_str().unwrap().to_owned()),
+        "since includes the instant itself"
+    );
+    let received = |item: &Value| sortable_instant(item["received_at"].as_str().unwrap());
+    assert_eq!(
+        since,
+        newest_first(&|i| received(i) >= sortable_instant(at))
+    );
     let until = listed(&admin, &format!("until={encoded}")).await;
-    assert_eq!(until, newest_first(&|i| i["received_at"].as_str().unwrap() < at));
-    assert_eq!(listed(&admin, "since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z").await, Vec::<String>::new());
+    assert_eq!(until, newest_first(&|i| received(i) < sortable_instant(at)));
+    assert_eq!(
+        listed(
+            &admin,
+            "since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z"
+        )
+        .await,
+        Vec::<String>::new()
+    );
 
-    for bad in ["data_type=image", "serialization=yaml", "since=yesterday", "until=2024-13-01T00:00:00Z"] {
-        assert_eq!(admin.get(&format!("/api/items?{bad}")).await.status(), 400, "{bad}");
+    for bad in [
+        "data_type=image",
+        "serialization=yaml",
+        "since=yesterday",
+        "until=2024-13-01T00:00:00Z",
+    ] {
+        assert_eq!(
+            admin.get(&format!("/api/items?{bad}")).await.status(),
+            400,
+            "{bad}"
+        );
     }
 }
 
@@ -216,13 +411,28 @@ async fn a_gibibyte_item_downloads_streamed_and_byte_identical_with_the_server_m
 
     let mut s = session(&server).await;
     let mut source = Generated::new(SIZE, 0x5eed_f00d);
-    let receipt = s.send_reader(Meta::text(false), &mut source, Some("huge.bin"), &mut |_| {}).await.expect("1 GiB accepted");
+    let receipt = s
+        .send_reader(
+            Meta::text(false),
+            &mut source,
+            Some("huge.bin"),
+            &mut |_| {},
+        )
+        .await
+        .expect("1 GiB accepted");
     s.end().await.unwrap();
     let sent_sha = source.sha256();
     assert_eq!(receipt.size, SIZE);
-    assert_eq!(receipt.sha256.as_deref(), Some(sent_sha.as_str()), "the server hashed what was sent");
+    assert_eq!(
+        receipt.sha256.as_deref(),
+        Some(sent_sha.as_str()),
+        "the server hashed what was sent"
+    );
     let after_upload = server.running.peak_rss_kib();
-    eprintln!("uploaded 1 GiB in {:?}; server peak RSS {after_upload} KiB", started.elapsed());
+    eprintln!(
+        "uploaded 1 GiB in {:?}; server peak RSS {after_upload} KiB",
+        started.elapsed()
+    );
 
     let id = id_of(&receipt);
     let response = admin.get(&format!("/api/items/{id}/content")).await;
@@ -232,16 +442,23 @@ async fn a_gibibyte_item_downloads_streamed_and_byte_identical_with_the_server_m
     let mut received = 0u64;
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.unwrap_or_else(|err| panic!("the download broke off after {received} bytes: {err}"));
+        let chunk = chunk
+            .unwrap_or_else(|err| panic!("the download broke off after {received} bytes: {err}"));
         received += chunk.len() as u64;
         hasher.update(&chunk);
     }
     assert_eq!(received, SIZE);
     assert_eq!(hex::encode(hasher.finalize()), sent_sha, "byte-identical");
     let peak = server.running.peak_rss_kib();
-    eprintln!("downloaded 1 GiB; server peak RSS {peak} KiB; {:?} in all", started.elapsed());
+    eprintln!(
+        "downloaded 1 GiB; server peak RSS {peak} KiB; {:?} in all",
+        started.elapsed()
+    );
     assert!(peak > 0, "VmHWM is readable");
-    assert!(peak < PEAK_LIMIT_KIB, "server peak RSS {peak} KiB: the item was held in memory");
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "server peak RSS {peak} KiB: the item was held in memory"
+    );
 }
 
 #[tokio::test]
@@ -266,27 +483,61 @@ async fn a_range_request_returns_exactly_those_bytes() {
         ("bytes=7-7", 7..8),
     ];
     for (range, expected) in cases {
-        let response = admin.get_with(&format!("/api/items/{big}/content"), &[("Range", range)]).await;
+        let response = admin
+            .get_with(&format!("/api/items/{big}/content"), &[("Range", range)])
+            .await;
         assert_eq!(response.status(), 206, "{range}");
         let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
-        assert_eq!(header("content-range"), format!("bytes {}-{}/{size}", expected.start, expected.end - 1), "{range}");
-        assert_eq!(header("content-length"), (expected.end - expected.start).to_string(), "{range}");
+        assert_eq!(
+            header("content-range"),
+            format!("bytes {}-{}/{size}", expected.start, expected.end - 1),
+            "{range}"
+        );
+        assert_eq!(
+            header("content-length"),
+            (expected.end - expected.start).to_string(),
+            "{range}"
+        );
         assert_eq!(header("accept-ranges"), "bytes");
         let body = response.bytes().await.unwrap();
-        assert!(body[..] == content[expected.start as usize..expected.end as usize], "{range}: wrong bytes");
+        assert!(
+            body[..] == content[expected.start as usize..expected.end as usize],
+            "{range}: wrong bytes"
+        );
     }
 
-    let small_range = admin.get_with(&format!("/api/items/{small}/content"), &[("Range", "bytes=2-4")]).await;
+    let small_range = admin
+        .get_with(
+            &format!("/api/items/{small}/content"),
+            &[("Range", "bytes=2-4")],
+        )
+        .await;
     assert_eq!(small_range.status(), 206);
     assert_eq!(&small_range.bytes().await.unwrap()[..], b"234");
 
-    let beyond = admin.get_with(&format!("/api/items/{big}/content"), &[("Range", "bytes=1200000-")]).await;
+    let beyond = admin
+        .get_with(
+            &format!("/api/items/{big}/content"),
+            &[("Range", "bytes=1200000-")],
+        )
+        .await;
     assert_eq!(beyond.status(), 416);
-    assert_eq!(beyond.headers()["content-range"], format!("bytes */{size}").as_str());
-    assert_eq!(beyond.json::<Value>().await.unwrap()["error"]["code"], "range_not_satisfiable");
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+    assert_eq!(
+        beyond.json::<Value>().await.unwrap()["error"]["code"],
+        "range_not_satisfiable"
+    );
 
     // A range the server does not serve (several of them) gets the whole content.
-    let several = admin.get_with(&format!("/api/items/{small}/content"), &[("Range", "bytes=0-1,4-5")]).await;
+    let several = admin
+        .get_with(
+            &format!("/api/items/{small}/content"),
+            &[("Range", "bytes=0-1,4-5")],
+        )
+        .await;
     assert_eq!(several.status(), 200);
     assert_eq!(&several.bytes().await.unwrap()[..], b"0123456789");
 }
@@ -294,7 +545,11 @@ async fn a_range_request_returns_exactly_those_bytes() {
 /// Flips one byte of a file in place (the server keeps running).
 fn flip_byte(path: &std::path::Path, offset: u64) {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut byte = [0u8];
     file.seek(SeekFrom::Start(offset)).unwrap();
     file.read_exact(&mut byte).unwrap();
@@ -308,19 +563,24 @@ async fn wait_for_logged_error(server: &Server, id: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = std::fs::read_to_string(server.log_file()).unwrap_or_default();
-        if let Some(line) = log.lines().find(|line| line.contains(id) && line.contains("ERROR")) {
+        if let Some(line) = log
+            .lines()
+            .find(|line| line.contains(id) && line.contains("ERROR"))
+        {
             return line.to_owned();
         }
-        assert!(Instant::now() < deadline, "no ERROR line names {id}; the log:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no ERROR line names {id}; the log:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test]
 async fn a_tampered_record_is_refused_and_logged() {
-    // Sealed records (crates/crypto/FORMAT.md): a 33-byte header for Ferry's 16-byte key
-    // ids, then data chunks of 64 KiB + a 16-byte tag.
-    const HEADER: u64 = 8 + 1 + 1 + 16 + 7;
+    // Sealed records (crates/crypto/FORMAT.md): a header (magic 8, version 1, key-id
+    // length 1, key id, nonce prefix 7), then data chunks of 64 KiB + a 16-byte tag.
     const CHUNK: u64 = 65_536 + 16;
     let server = Server::start_logged(&[]);
     let admin = server.admin();
@@ -330,28 +590,43 @@ async fn a_tampered_record_is_refused_and_logged() {
     let later = id_of(&send_text(&mut s, &content, Some("later.bin"), false).await);
     let intact = id_of(&send_text(&mut s, &content, Some("intact.bin"), false).await);
     s.end().await.unwrap();
-    let record = |id: &str| server.data_dir().join("store/items").join(format!("{id}.rec"));
-    for id in [&first, &later] {
+    let record = |id: &str| {
+        server
+            .data_dir()
+            .join("store/items")
+            .join(format!("{id}.rec"))
+    };
+    let header_len = |id: &str| {
         let rec = record(id);
         assert!(rec.exists(), "large items are stored as {}", rec.display());
-        let header = std::fs::read(&rec).unwrap();
-        assert_eq!(&header[..8], b"FERRYREC");
-    }
+        let bytes = std::fs::read(&rec).unwrap();
+        assert_eq!(&bytes[..8], b"FERRYREC");
+        8 + 1 + 1 + u64::from(bytes[9]) + 7
+    };
 
     // A changed byte in the first chunk: a clean error before any byte is sent.
-    flip_byte(&record(&first), HEADER + 100);
+    flip_byte(&record(&first), header_len(&first) + 100);
     let response = admin.get(&format!("/api/items/{first}/content")).await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "integrity_failure", "{body}");
     let line = wait_for_logged_error(&server, &first).await;
     eprintln!("logged: {line}");
-    let ranged = admin.get_with(&format!("/api/items/{first}/content"), &[("Range", "bytes=10-20")]).await;
-    assert_eq!(ranged.status(), 500, "a range in the tampered chunk is refused too");
+    let ranged = admin
+        .get_with(
+            &format!("/api/items/{first}/content"),
+            &[("Range", "bytes=10-20")],
+        )
+        .await;
+    assert_eq!(
+        ranged.status(),
+        500,
+        "a range in the tampered chunk is refused too"
+    );
 
     // A changed byte in chunk 5: the body breaks off before the tampered chunk's bytes,
     // and what did arrive is the true prefix.
-    flip_byte(&record(&later), HEADER + 5 * CHUNK + 7);
+    flip_byte(&record(&later), header_len(&later) + 5 * CHUNK + 7);
     let response = admin.get(&format!("/api/items/{later}/content")).await;
     let mut received = Vec::new();
     let mut broke = false;
@@ -366,21 +641,49 @@ async fn a_tampered_record_is_refused_and_logged() {
                 }
             }
         }
-        assert!(broke, "the body must not complete ({} bytes arrived)", received.len());
-        assert!(received.len() as u64 <= 5 * 65_536, "no byte of the tampered chunk is served: {} arrived", received.len());
-        assert!(received[..] == content[..received.len()], "only true bytes are served");
+        assert!(
+            broke,
+            "the body must not complete ({} bytes arrived)",
+            received.len()
+        );
+        assert!(
+            received.len() as u64 <= 5 * 65_536,
+            "no byte of the tampered chunk is served: {} arrived",
+            received.len()
+        );
+        assert!(
+            received[..] == content[..received.len()],
+            "only true bytes are served"
+        );
     }
     wait_for_logged_error(&server, &later).await;
     // A range that avoids the tampered chunk is still served; one that touches it is not.
-    let clean = admin.get_with(&format!("/api/items/{later}/content"), &[("Range", "bytes=0-999")]).await;
+    let clean = admin
+        .get_with(
+            &format!("/api/items/{later}/content"),
+            &[("Range", "bytes=0-999")],
+        )
+        .await;
     assert_eq!(clean.status(), 206);
     assert!(clean.bytes().await.unwrap()[..] == content[..1000]);
-    let dirty = admin.get_with(&format!("/api/items/{later}/content"), &[("Range", "bytes=327680-327700")]).await;
+    let dirty = admin
+        .get_with(
+            &format!("/api/items/{later}/content"),
+            &[("Range", "bytes=327680-327700")],
+        )
+        .await;
     assert_eq!(dirty.status(), 500);
 
     // The untouched record is unaffected, and the server still serves.
-    assert_eq!(admin.content_digest(&intact).await, (content.len() as u64, sha256_hex(&content)));
-    assert_eq!(admin.get_json(&format!("/api/items/{first}")).await["id"], first.as_str(), "metadata is still listed");
+    assert_eq!(
+        admin.content_digest(&intact).await,
+        (content.len() as u64, sha256_hex(&content))
+    );
+    assert_eq!(
+        admin.get_json(&format!("/api/items/{first}")).await["id"],
+        first.as_str(),
+        "metadata is still listed"
+    );
 }
 
 #[tokio::test]
@@ -401,27 +704,56 @@ async fn requests_without_or_with_a_wrong_token_get_401() {
         ("GET", "/metrics".to_owned()),
     ];
     let wrong = format!("{}x", admin.token);
-    let credentials: [Option<String>; 5] = [None, Some(format!("Bearer {wrong}")), Some("Bearer ".to_owned()), Some(format!("Basic {}", admin.token)), Some(admin.token.clone())];
+    let credentials: [Option<String>; 5] = [
+        None,
+        Some(format!("Bearer {wrong}")),
+        Some("Bearer ".to_owned()),
+        Some(format!("Basic {}", admin.token)),
+        Some(admin.token.clone()),
+    ];
     for (method, path) in &protected {
         for authorization in &credentials {
-            let mut request = http.request(method.parse().unwrap(), format!("{}{path}", admin.base));
+            let mut request =
+                http.request(method.parse().unwrap(), format!("{}{path}", admin.base));
             if let Some(value) = authorization {
                 request = request.header("Authorization", value);
             }
             let response = request.send().await.unwrap();
-            let what = format!("{method} {path} with {:?}", authorization.as_ref().map(|a| a.replace(&admin.token, "<token>")));
+            let what = format!(
+                "{method} {path} with {:?}",
+                authorization
+                    .as_ref()
+                    .map(|a| a.replace(&admin.token, "<token>"))
+            );
             assert_eq!(response.status(), 401, "{what}");
-            assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="ferry-admin""#, "{what}");
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                r#"Bearer realm="ferry-admin""#,
+                "{what}"
+            );
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["error"]["code"], "unauthorized", "{what}");
             assert_eq!(body["error"]["status"], 401, "{what}");
         }
     }
     // Nothing was deleted, and the right token (any case of the scheme) works.
-    let ok = http.get(format!("{}/api/items/{id}", admin.base)).header("Authorization", format!("bearer {}", admin.token)).send().await.unwrap();
+    let ok = http
+        .get(format!("{}/api/items/{id}", admin.base))
+        .header("Authorization", format!("bearer {}", admin.token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     for open in ["/healthz", "/readyz", "/openapi.json", "/"] {
-        assert_eq!(http.get(format!("{}{open}", admin.base)).send().await.unwrap().status(), 200, "{open} needs no token");
+        assert_eq!(
+            http.get(format!("{}{open}", admin.base))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{open} needs no token"
+        );
     }
 }
 
@@ -430,9 +762,16 @@ async fn deleted_items_are_gone_and_live_events_announce_new_ones() {
     let server = Server::start(&[]);
     let admin = server.admin();
 
-    let events = admin.get_with("/api/events", &[("Accept", "text/event-stream")]).await;
+    let events = admin
+        .get_with("/api/events", &[("Accept", "text/event-stream")])
+        .await;
     assert_eq!(events.status(), 200);
-    assert!(events.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        events.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut stream = events.bytes_stream();
 
     let mut s = session(&server).await;
@@ -450,17 +789,44 @@ async fn deleted_items_are_gone_and_live_events_announce_new_ones() {
         }
     })
     .await;
-    assert!(found.is_ok(), "no event for {id} within {deadline:?}: {text:?}");
+    assert!(
+        found.is_ok(),
+        "no event for {id} within {deadline:?}: {text:?}"
+    );
     assert!(text.contains("event: item"), "{text}");
-    let data = text.lines().find_map(|line| line.strip_prefix("data:")).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(data.trim()).unwrap()["id"], id.as_str());
+    let data = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data:"))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(data.trim()).unwrap()["id"],
+        id.as_str()
+    );
 
-    let delete = admin.http.delete(format!("{}/api/items/{id}", admin.base)).bearer_auth(&admin.token).send().await.unwrap();
+    let delete = admin
+        .http
+        .delete(format!("{}/api/items/{id}", admin.base))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(delete.status(), 204);
     assert_eq!(admin.get(&format!("/api/items/{id}")).await.status(), 404);
-    assert_eq!(admin.get(&format!("/api/items/{id}/content")).await.status(), 404);
+    assert_eq!(
+        admin
+            .get(&format!("/api/items/{id}/content"))
+            .await
+            .status(),
+        404
+    );
     assert!(admin.all_items().await.is_empty());
-    let again = admin.http.delete(format!("{}/api/items/{id}", admin.base)).bearer_auth(&admin.token).send().await.unwrap();
+    let again = admin
+        .http
+        .delete(format!("{}/api/items/{id}", admin.base))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 404);
     assert_eq!(admin.get("/api/items/not-a-ulid").await.status(), 400);
 }

@@ -4,9 +4,9 @@
 //! a text item as text, and downloads an original. Screenshots are kept in
 //! `target/artifacts/` (`admin-page.png`, `admin-dictionary.png`).
 
-mod common;
 #[path = "common/admin_extra.rs"]
 mod admin_extra;
+mod common;
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -35,9 +35,21 @@ impl Driver {
     /// Starts ChromeDriver and waits until `/status` says it is ready.
     async fn start() -> Driver {
         // ChromeDriver needs a port number: take a free one from the OS and release it.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(CHROMEDRIVER).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("chromedriver");
-        let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::Client::new();
         loop {
@@ -47,7 +59,10 @@ impl Driver {
                     return driver;
                 }
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready on port {port}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -72,8 +87,15 @@ impl Driver {
                 },
             },
         });
-        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
-        ClientBuilder::rustls().expect("rustls").capabilities(capabilities).connect(&self.url).await.expect("a Chromium session")
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
     }
 }
 
@@ -100,7 +122,12 @@ async fn screenshot(browser: &Client, name: &str) {
 
 /// Waits for the first element matching `css`.
 async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
-    browser.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await.unwrap_or_else(|err| panic!("{css} did not appear: {err}"))
+    browser
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("{css} did not appear: {err}"))
 }
 
 /// Polls `dir` until `name` is there, complete, with `expected` bytes.
@@ -108,13 +135,23 @@ async fn wait_for_download(dir: &Path, name: &str, expected: &[u8]) {
     let path = dir.join(name);
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let partial = std::fs::read_dir(dir).unwrap().flatten().any(|entry| entry.file_name().to_string_lossy().ends_with(".crdownload"));
+        let partial = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().ends_with(".crdownload"));
         if !partial && std::fs::read(&path).is_ok_and(|bytes| bytes == expected) {
             return;
         }
         if Instant::now() > deadline {
-            let listing: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name()).collect();
-            panic!("{} was not downloaded with the right bytes; the directory holds {listing:?}", path.display());
+            let listing: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            panic!(
+                "{} was not downloaded with the right bytes; the directory holds {listing:?}",
+                path.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -126,14 +163,22 @@ async fn the_page_lists_new_items_shows_a_dictionary_and_a_text_and_downloads_th
     let seeded = seed_every_kind(&server).await;
     let driver = Driver::start().await;
     let scratch = tempfile::tempdir().unwrap();
-    let (profile, downloads) = (scratch.path().join("profile"), scratch.path().join("downloads"));
+    let (profile, downloads) = (
+        scratch.path().join("profile"),
+        scratch.path().join("downloads"),
+    );
     std::fs::create_dir_all(&downloads).unwrap();
     let browser = driver.browser(&profile, &downloads).await;
 
-    let outcome = AssertUnwindSafe(use_the_page(&browser, &server, &seeded, &downloads)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(use_the_page(&browser, &server, &seeded, &downloads))
+        .catch_unwind()
+        .await;
     if outcome.is_err() {
         // Keep what the page looked like when it went wrong.
-        let _ = browser.screenshot().await.map(|png| std::fs::write(artifacts().join("admin-page-failure.png"), png));
+        let _ = browser
+            .screenshot()
+            .await
+            .map(|png| std::fs::write(artifacts().join("admin-page-failure.png"), png));
     }
     let _ = browser.close().await;
     if let Err(panic) = outcome {
@@ -141,12 +186,24 @@ async fn the_page_lists_new_items_shows_a_dictionary_and_a_text_and_downloads_th
     }
 }
 
-async fn use_the_page(browser: &Client, server: &Server, seeded: &admin_extra::Seeded, downloads: &Path) {
-    browser.goto(&format!("{}/", server.admin_url())).await.unwrap();
+async fn use_the_page(
+    browser: &Client,
+    server: &Server,
+    seeded: &admin_extra::Seeded,
+    downloads: &Path,
+) {
+    browser
+        .goto(&format!("{}/", server.admin_url()))
+        .await
+        .unwrap();
     assert_eq!(browser.title().await.unwrap(), "Ferry admin");
 
     // Sign in with the token.
-    wait_for(browser, "#token").await.send_keys(&server.token()).await.unwrap();
+    wait_for(browser, "#token")
+        .await
+        .send_keys(&server.token())
+        .await
+        .unwrap();
     wait_for(browser, "#connect").await.click().await.unwrap();
 
     // Every item sent before the page opened is listed.
@@ -155,7 +212,15 @@ async fn use_the_page(browser: &Client, server: &Server, seeded: &admin_extra::S
     }
     // One sent while the page is open arrives live.
     let mut s = session(server).await;
-    let live = id_of(&send_text(&mut s, b"arrived while the page was open\n", Some("live.txt"), false).await);
+    let live = id_of(
+        &send_text(
+            &mut s,
+            b"arrived while the page was open\n",
+            Some("live.txt"),
+            false,
+        )
+        .await,
+    );
     s.end().await.unwrap();
     let live_row = wait_for(browser, &format!(".item-row[data-id=\"{live}\"]")).await;
     assert!(live_row.text().await.unwrap().contains("live.txt"));
@@ -164,25 +229,62 @@ async fn use_the_page(browser: &Client, server: &Server, seeded: &admin_extra::S
 
     // A dictionary opens as a tree with its keys.
     let (dict_id, dict) = &seeded.dict;
-    wait_for(browser, &format!(".item-row[data-id=\"{dict_id}\"]")).await.click().await.unwrap();
-    wait_for(browser, &format!("#detail-body[data-id=\"{dict_id}\"] #json-tree:not([hidden]) .key")).await;
+    wait_for(browser, &format!(".item-row[data-id=\"{dict_id}\"]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        browser,
+        &format!("#detail-body[data-id=\"{dict_id}\"] #json-tree:not([hidden]) .key"),
+    )
+    .await;
     let mut keys = Vec::new();
-    for key in browser.find_all(Locator::Css("#json-tree .key")).await.unwrap() {
+    for key in browser
+        .find_all(Locator::Css("#json-tree .key"))
+        .await
+        .unwrap()
+    {
         keys.push(key.text().await.unwrap());
     }
-    for key in dict.as_object().unwrap().keys().chain(dict["reading"].as_object().unwrap().keys()) {
-        assert!(keys.contains(key), "key {key:?} is not shown; the tree shows {keys:?}");
+    for key in dict
+        .as_object()
+        .unwrap()
+        .keys()
+        .chain(dict["reading"].as_object().unwrap().keys())
+    {
+        assert!(
+            keys.contains(key),
+            "key {key:?} is not shown; the tree shows {keys:?}"
+        );
     }
     let tree = wait_for(browser, "#json-tree").await.text().await.unwrap();
-    assert!(tree.contains("\"s-17\"") && tree.contains("21.5") && tree.contains("Dachboden ☃"), "values shown: {tree}");
+    assert!(
+        tree.contains("\"s-17\"") && tree.contains("21.5") && tree.contains("Dachboden ☃"),
+        "values shown: {tree}"
+    );
     screenshot(browser, "admin-dictionary.png").await;
 
     // A text item opens as text.
     let (text_id, text) = &seeded.text;
-    wait_for(browser, &format!(".item-row[data-id=\"{text_id}\"]")).await.click().await.unwrap();
-    let view = wait_for(browser, &format!("#detail-body[data-id=\"{text_id}\"] #text-view:not([hidden])")).await;
+    wait_for(browser, &format!(".item-row[data-id=\"{text_id}\"]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let view = wait_for(
+        browser,
+        &format!("#detail-body[data-id=\"{text_id}\"] #text-view:not([hidden])"),
+    )
+    .await;
     assert_eq!(view.text().await.unwrap().trim_end(), text.trim_end());
-    assert!(browser.find(Locator::Css("#json-tree[hidden]")).await.is_ok(), "the tree is hidden for text");
+    assert!(
+        browser
+            .find(Locator::Css("#json-tree[hidden]"))
+            .await
+            .is_ok(),
+        "the tree is hidden for text"
+    );
     screenshot(browser, "admin-page.png").await;
 
     // Download keeps the original bytes and name.

@@ -4,9 +4,9 @@
 //! no broken reference in the document. The run is bounded and reproducible (a
 //! fixed seed, one worker, no example database) and its output is printed.
 
-mod common;
 #[path = "common/admin_extra.rs"]
 mod admin_extra;
+mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,7 +26,11 @@ fail-on = ["unresolvable_reference", "validation_mismatch", "missing_deserialize
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_document() {
     let document = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi/admin.json");
-    assert!(document.exists(), "{} is missing (UPDATE_OPENAPI=1 cargo test -p ferry-admin writes it)", document.display());
+    assert!(
+        document.exists(),
+        "{} is missing (UPDATE_OPENAPI=1 cargo test -p ferry-admin writes it)",
+        document.display()
+    );
 
     let server = Server::start(&[]);
     // Two of every kind, so that the stateful phase's deletes leave items to read.
@@ -42,19 +46,45 @@ async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_docu
     let authorization = format!("Authorization: Bearer {}", server.token());
 
     let mut command = Command::new("schemathesis");
-    command.current_dir(scratch.path()).arg("--config-file").arg(&config).arg("--no-color").arg("run").arg(&document);
+    command
+        .current_dir(scratch.path())
+        .arg("--config-file")
+        .arg(&config)
+        .arg("--no-color")
+        .arg("run")
+        .arg(&document);
     command.args(["--url", &server.admin_url(), "--header", &authorization]);
     command.args(["--checks", "all"]);
     // /api/events is a stream that never ends by design (it is covered in
     // admin_api.rs); every request to it would be a timeout here.
     command.args(["--exclude-path", "/api/events"]);
-    command.args(["--max-examples", "30", "--seed", SEED, "--workers", "1", "--generation-database", "none"]);
+    command.args([
+        "--max-examples",
+        "30",
+        "--seed",
+        SEED,
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+    ]);
     command.args(["--request-timeout", "10", "--max-failures", "50"]);
-    command.arg("--report").arg("junit").arg("--report-dir").arg(&report);
-    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("schemathesis is installed (scripts/test.sh installs it from PyPI)");
+    command
+        .arg("--report")
+        .arg("junit")
+        .arg("--report-dir")
+        .arg(&report);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("schemathesis is installed (scripts/test.sh installs it from PyPI)");
 
     let text = String::from_utf8_lossy(&output.stdout).replace(&server.token(), "<token>");
     println!("{text}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "schemathesis found problems (exit {:?}); its output is above", output.status.code());
+    assert!(
+        output.status.success(),
+        "schemathesis found problems (exit {:?}); its output is above",
+        output.status.code()
+    );
 }

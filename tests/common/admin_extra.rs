@@ -23,24 +23,50 @@ use crate::common::{Admin, Server};
 /// each receipt carries the stored item's id).
 pub async fn session(server: &Server) -> Session {
     let key = FernetKey::load(&server.fernet_key_file()).expect("the server's fernet key");
-    let options = Options { fernet: Some(Arc::new(key)), ..Options::default() };
-    Session::connect(&server.tcp(), options).await.expect("connect")
+    let options = Options {
+        fernet: Some(Arc::new(key)),
+        ..Options::default()
+    };
+    Session::connect(&server.tcp(), options)
+        .await
+        .expect("connect")
 }
 
 /// Sends a JSON object as a dictionary in `serialization`; returns the receipt.
-pub async fn send_dict(session: &mut Session, value: Value, serialization: Serialization, encrypt: bool) -> Receipt {
-    let Value::Object(dict) = value else { panic!("a dictionary must be a JSON object") };
-    session.send_dict(&dict, serialization, encrypt).await.expect("dictionary accepted")
+pub async fn send_dict(
+    session: &mut Session,
+    value: Value,
+    serialization: Serialization,
+    encrypt: bool,
+) -> Receipt {
+    let Value::Object(dict) = value else {
+        panic!("a dictionary must be a JSON object")
+    };
+    session
+        .send_dict(&dict, serialization, encrypt)
+        .await
+        .expect("dictionary accepted")
 }
 
 /// Sends bytes as a text item, optionally with a file name.
-pub async fn send_text(session: &mut Session, bytes: &[u8], name: Option<&str>, encrypt: bool) -> Receipt {
-    session.send_bytes(Meta::text(encrypt), bytes, name).await.expect("text accepted")
+pub async fn send_text(
+    session: &mut Session,
+    bytes: &[u8],
+    name: Option<&str>,
+    encrypt: bool,
+) -> Receipt {
+    session
+        .send_bytes(Meta::text(encrypt), bytes, name)
+        .await
+        .expect("text accepted")
 }
 
 /// The id a Ferry server put in a receipt.
 pub fn id_of(receipt: &Receipt) -> String {
-    receipt.id.clone().expect("Ferry's server names the stored item")
+    receipt
+        .id
+        .clone()
+        .expect("Ferry's server names the stored item")
 }
 
 /// SHA-256, lowercase hex.
@@ -51,12 +77,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Admin {
     /// `GET base + path` with the token.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.expect("admin request")
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("admin request")
     }
 
     /// `GET base + path` with the token and extra headers.
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -69,7 +103,8 @@ impl Admin {
         let status = response.status();
         let body = response.text().await.unwrap();
         assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|err| panic!("GET {path} is not JSON ({err}): {body}"))
+        serde_json::from_str(&body)
+            .unwrap_or_else(|err| panic!("GET {path} is not JSON ({err}): {body}"))
     }
 }
 
@@ -84,7 +119,11 @@ pub struct Generated {
 
 impl Generated {
     pub fn new(len: u64, seed: u64) -> Generated {
-        Generated { left: len, state: seed | 1, hasher: Sha256::new() }
+        Generated {
+            left: len,
+            state: seed | 1,
+            hasher: Sha256::new(),
+        }
     }
 
     /// The SHA-256 of everything read so far (all of it once read to the end).
@@ -94,7 +133,11 @@ impl Generated {
 }
 
 impl AsyncRead for Generated {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let n = (buf.remaining() as u64).min(self.left) as usize;
         let out = buf.initialize_unfilled_to(n);
         let mut state = self.state;
@@ -135,7 +178,8 @@ pub fn sample_dict() -> Value {
 
 /// The text item's content.
 pub fn sample_text() -> String {
-    "Ferry notes\nline two: the quick brown fox jumps over the lazy dog\nünïcödé line three\n".to_owned()
+    "Ferry notes\nline two: the quick brown fox jumps over the lazy dog\nünïcödé line three\n"
+        .to_owned()
 }
 
 /// Stores one item of every kind over one native session: dictionaries as json,
@@ -146,15 +190,51 @@ pub async fn seed_every_kind(server: &Server) -> Seeded {
     let mut ids = Vec::new();
     let dict = id_of(&send_dict(&mut s, sample_dict(), Serialization::Json, false).await);
     ids.push(dict.clone());
-    ids.push(id_of(&send_dict(&mut s, json!({"kind": "pickle", "n": [1, 2, 3]}), Serialization::Binary, true).await));
-    ids.push(id_of(&send_dict(&mut s, json!({"kind": "xml", "name": "legacy"}), Serialization::Xml, false).await));
-    ids.push(id_of(&send_dict(&mut s, json!({"kind": "json", "encrypted": true}), Serialization::Json, true).await));
+    ids.push(id_of(
+        &send_dict(
+            &mut s,
+            json!({"kind": "pickle", "n": [1, 2, 3]}),
+            Serialization::Binary,
+            true,
+        )
+        .await,
+    ));
+    ids.push(id_of(
+        &send_dict(
+            &mut s,
+            json!({"kind": "xml", "name": "legacy"}),
+            Serialization::Xml,
+            false,
+        )
+        .await,
+    ));
+    ids.push(id_of(
+        &send_dict(
+            &mut s,
+            json!({"kind": "json", "encrypted": true}),
+            Serialization::Json,
+            true,
+        )
+        .await,
+    ));
     let text = id_of(&send_text(&mut s, sample_text().as_bytes(), Some("notes.txt"), false).await);
     ids.push(text.clone());
-    ids.push(id_of(&send_text(&mut s, b"unnamed text\n", None, true).await));
-    ids.push(id_of(&send_text(&mut s, b"", Some("empty.txt"), false).await));
-    let big: Vec<u8> = (0..400_000u32).map(|i| b"0123456789abcdef\n"[(i % 17) as usize]).collect();
-    ids.push(id_of(&send_text(&mut s, &big, Some("big.log"), false).await));
+    ids.push(id_of(
+        &send_text(&mut s, b"unnamed text\n", None, true).await,
+    ));
+    ids.push(id_of(
+        &send_text(&mut s, b"", Some("empty.txt"), false).await,
+    ));
+    let big: Vec<u8> = (0..400_000u32)
+        .map(|i| b"0123456789abcdef\n"[(i % 17) as usize])
+        .collect();
+    ids.push(id_of(
+        &send_text(&mut s, &big, Some("big.log"), false).await,
+    ));
     s.end().await.unwrap();
-    Seeded { dict: (dict, sample_dict()), text: (text, sample_text()), ids }
+    Seeded {
+        dict: (dict, sample_dict()),
+        text: (text, sample_text()),
+        ids,
+    }
 }
