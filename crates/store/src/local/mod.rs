@@ -22,6 +22,13 @@
 //!   sealed bytes stay in its segment until segments are compacted.
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
+//! - A commit or delete, once begun, runs to completion in a task of its own even
+//!   if its caller stops waiting, so the index always agrees with the disk.
+//!
+//! Throughput: with `W` writers each waiting for its commit, small items commit
+//! at about `W / (fdatasync latency + W × ~15 µs of CPU)` per second, since one
+//! fdatasync covers everything queued while the previous one ran
+//! (`examples/bench_store.rs` measures it).
 
 mod file;
 mod frame;
