@@ -14,7 +14,10 @@ static BLOCK: LazyLock<Bytes> = LazyLock::new(|| {
     let mut text = Vec::with_capacity(LEN + 128);
     let mut line = 0u64;
     while text.len() < LEN {
-        let row = format!("{line:08} the quick brown fox jumps over the lazy dog; sensor s-{:02} ok\n", line % 97);
+        let row = format!(
+            "{line:08} the quick brown fox jumps over the lazy dog; sensor s-{:02} ok\n",
+            line % 97
+        );
         text.extend_from_slice(row.as_bytes());
         line += 1;
     }
@@ -31,14 +34,24 @@ pub struct TextReader {
 
 impl TextReader {
     pub fn new(len: u64) -> TextReader {
-        TextReader { remaining: len, pos: 0 }
+        TextReader {
+            remaining: len,
+            pos: 0,
+        }
     }
 }
 
 impl AsyncRead for TextReader {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let block = &*BLOCK;
-        let n = buf.remaining().min(block.len() - self.pos).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = buf
+            .remaining()
+            .min(block.len() - self.pos)
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         buf.put_slice(&block[self.pos..self.pos + n]);
         self.pos = (self.pos + n) % block.len();
         self.remaining -= n as u64;
@@ -54,7 +67,9 @@ pub fn text_stream(len: u64) -> impl Stream<Item = std::io::Result<Bytes>> + Sen
             return None;
         }
         let block = BLOCK.clone();
-        let n = block.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = block
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         Some((Ok(block.slice(..n)), remaining - n as u64))
     })
 }

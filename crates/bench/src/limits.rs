@@ -88,7 +88,9 @@ pub fn cipher(bytes: u64) -> Result<CipherRates> {
         let started = Instant::now();
         let sealed = std::hint::black_box(key.encrypt(std::hint::black_box(&piece)));
         let middle = Instant::now();
-        let opened = key.decrypt(std::hint::black_box(&sealed)).context("decrypting our own token")?;
+        let opened = key
+            .decrypt(std::hint::black_box(&sealed))
+            .context("decrypting our own token")?;
         decrypt += middle.elapsed();
         encrypt += middle - started;
         std::hint::black_box(opened);

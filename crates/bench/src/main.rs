@@ -43,7 +43,11 @@ async fn main() -> Result<()> {
             None => exe_dir()?,
         },
         work_dir: args.work_dir,
-        sizes: if args.quick { Sizes::quick() } else { Sizes::full() },
+        sizes: if args.quick {
+            Sizes::quick()
+        } else {
+            Sizes::full()
+        },
         only: match args.only {
             None => Only::All,
             Some(Part::Tcp) => Only::Tcp,
@@ -52,10 +56,12 @@ async fn main() -> Result<()> {
     };
     let report = run(&plan).await?;
     if let Some(parent) = args.json.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let json = serde_json::to_string_pretty(&report.json())?;
-    std::fs::write(&args.json, json + "\n").with_context(|| format!("writing {}", args.json.display()))?;
+    std::fs::write(&args.json, json + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
     print!("{}", report.markdown());
     eprintln!("== results written to {}", args.json.display());
     Ok(())

@@ -24,8 +24,14 @@ pub struct Process {
 impl Process {
     /// Starts `program` with `args`, logging to `log`, and waits until it has
     /// announced every listener named in `expect`.
-    pub async fn start(program: &Path, args: &[&str], log: &Path, expect: &[&str]) -> Result<Process> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    pub async fn start(
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+        expect: &[&str],
+    ) -> Result<Process> {
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -51,7 +57,9 @@ impl Process {
             Ok(())
         };
         let outcome = tokio::time::timeout(START_TIMEOUT, announced).await;
-        if let Err(err) = outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("no announcement within {START_TIMEOUT:?}"))) {
+        if let Err(err) = outcome
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no announcement within {START_TIMEOUT:?}")))
+        {
             let logs = std::fs::read_to_string(log).unwrap_or_default();
             bail!("{}: {err}\n{logs}", program.display());
         }
@@ -76,9 +84,16 @@ impl Process {
     pub async fn stop(mut self) -> Result<u64> {
         let peak = self.peak_rss();
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
         }
-        if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(STOP_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
             self.child.kill().await.context("killing")?;
         }
         Ok(peak)
@@ -108,8 +123,21 @@ impl Server {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let data = dir.join("data");
         let data = data.to_str().context("non-UTF-8 work dir")?;
-        let args = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", data];
-        let process = Process::start(&bin_dir.join("ferry-server"), &args, &dir.join("server.log"), &["tcp", "admin"]).await?;
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+        ];
+        let process = Process::start(
+            &bin_dir.join("ferry-server"),
+            &args,
+            &dir.join("server.log"),
+            &["tcp", "admin"],
+        )
+        .await?;
         Ok(Server { process, dir })
     }
 
@@ -136,7 +164,8 @@ impl Server {
     /// Stops the server and deletes its data; returns its peak RSS in bytes.
     pub async fn stop(self) -> Result<u64> {
         let peak = self.process.stop().await?;
-        std::fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))?;
+        std::fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("removing {}", self.dir.display()))?;
         Ok(peak)
     }
 }
@@ -162,7 +191,8 @@ impl Gateway {
             &admin,
         ];
         let log = server.dir().join("gateway.log");
-        let process = Process::start(&bin_dir.join("ferry-gateway"), &args, &log, &["gateway"]).await?;
+        let process =
+            Process::start(&bin_dir.join("ferry-gateway"), &args, &log, &["gateway"]).await?;
         Ok(Gateway { process })
     }
 

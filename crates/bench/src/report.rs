@@ -45,7 +45,11 @@ impl Figure {
 }
 
 fn number(value: f64) -> String {
-    if value >= 100.0 { format!("{value:.0}") } else { format!("{value:.1}") }
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
 }
 
 /// Everything a run measured, in order.
@@ -53,12 +57,27 @@ fn number(value: f64) -> String {
 pub struct Report {
     pub machine: Machine,
     pub mode: String,
+    /// Load averages when the run ended (the machine's `load` is from its start).
+    pub load_after: String,
     pub figures: Vec<Figure>,
 }
 
 impl Report {
-    pub fn push(&mut self, section: &'static str, name: impl Into<String>, value: f64, unit: &'static str, target: Target) {
-        self.figures.push(Figure { section, name: name.into(), value, unit, target });
+    pub fn push(
+        &mut self,
+        section: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        target: Target,
+    ) {
+        self.figures.push(Figure {
+            section,
+            name: name.into(),
+            value,
+            unit,
+            target,
+        });
     }
 
     /// The figure named `name`, if measured.
@@ -68,8 +87,8 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "Machine: {} cores, {}. Mode: {}.\n\n| Section | Figure | Measured | Target | Result |\n| --- | --- | ---: | --- | --- |\n",
-            self.machine.cores, self.machine.cpu, self.mode
+            "Machine: {} cores, {}. Mode: {}. Load average (1, 5, 15 min) before: {}; after: {}.\n\n| Section | Figure | Measured | Target | Result |\n| --- | --- | ---: | --- | --- |\n",
+            self.machine.cores, self.machine.cpu, self.mode, self.machine.load, self.load_after
         );
         for figure in &self.figures {
             let result = match figure.passed() {
@@ -87,8 +106,16 @@ impl Report {
                 result
             );
         }
-        let passed = self.figures.iter().filter(|f| f.passed() == Some(true)).count();
-        let failed = self.figures.iter().filter(|f| f.passed() == Some(false)).count();
+        let passed = self
+            .figures
+            .iter()
+            .filter(|f| f.passed() == Some(true))
+            .count();
+        let failed = self
+            .figures
+            .iter()
+            .filter(|f| f.passed() == Some(false))
+            .count();
         out += &format!("\n{passed} targets met, {failed} missed.\n");
         out
     }
@@ -114,7 +141,7 @@ impl Report {
             })
             .collect();
         json!({
-            "machine": { "cores": self.machine.cores, "cpu": self.machine.cpu },
+            "machine": { "cores": self.machine.cores, "cpu": self.machine.cpu, "load_before": self.machine.load, "load_after": self.load_after },
             "mode": self.mode,
             "figures": figures,
         })

@@ -112,9 +112,20 @@ const RUN: &str = "Whole run";
 
 /// Runs the benchmark; progress goes to stderr.
 pub async fn run(plan: &Plan) -> Result<Report> {
-    std::fs::create_dir_all(&plan.work_dir).with_context(|| format!("creating {}", plan.work_dir.display()))?;
-    let scratch = tempfile::Builder::new().prefix("run-").tempdir_in(&plan.work_dir).context("creating the run directory")?;
-    let mut bench = Bench { plan, dir: scratch.path().to_owned(), started: 0, server_peak: 0, gateway_peak: 0 };
+    std::fs::create_dir_all(&plan.work_dir)
+        .with_context(|| format!("creating {}", plan.work_dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&plan.work_dir)
+        .context("creating the run directory")?;
+    let mut bench = Bench {
+        plan,
+        dir: scratch.path().to_owned(),
+        started: 0,
+        server_peak: (0, String::new()),
+        gateway_peak: 0,
+        phase: "",
+    };
     let outcome = bench.all().await;
     drop(scratch);
     let _ = std::fs::remove_dir(&plan.work_dir);
@@ -125,8 +136,11 @@ struct Bench<'a> {
     plan: &'a Plan,
     dir: PathBuf,
     started: usize,
-    server_peak: u64,
+    /// The highest peak RSS of any server, and the phase it served.
+    server_peak: (u64, String),
     gateway_peak: u64,
+    /// What the server being started is for, named in the whole-run peak.
+    phase: &'static str,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -134,14 +148,22 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn size(bytes: u64) -> String {
-    if bytes >= GIB && bytes % GIB == 0 { format!("{} GiB", bytes / GIB) } else { format!("{:.0} MiB", mib(bytes)) }
+    if bytes >= GIB && bytes % GIB == 0 {
+        format!("{} GiB", bytes / GIB)
+    } else {
+        format!("{:.0} MiB", mib(bytes))
+    }
 }
 
 impl Bench<'_> {
     async fn all(&mut self) -> Result<Report> {
         let sizes = self.plan.sizes.clone();
         let (tcp_on, gateway_on) = (self.plan.only != Only::Gateway, self.plan.only != Only::Tcp);
-        let mut report = Report { machine: Machine::detect(), mode: sizes.name.to_owned(), figures: Vec::new() };
+        let mut report = Report {
+            machine: Machine::detect(),
+            mode: sizes.name.to_owned(),
+            figures: Vec::new(),
+        };
 
         progress(format!("disk: dd {} MiB with fdatasync", sizes.dd_mib));
         let disk = limits::disk_fsync(&self.dir, sizes.dd_mib).await?;
@@ -150,55 +172,208 @@ impl Bench<'_> {
         progress(format!("Fernet: {}", size(sizes.cipher_bytes)));
         let cipher_bytes = sizes.cipher_bytes;
         let cipher = tokio::task::spawn_blocking(move || limits::cipher(cipher_bytes)).await??;
-        report.push(LIMITS, format!("disk write with fsync (dd {} MiB)", sizes.dd_mib), disk.mb_per_sec(), "MB/s", Target::None);
-        report.push(LIMITS, format!("loopback TCP, 1 stream ({})", size(sizes.loopback_bytes)), loopback.mb_per_sec(), "MB/s", Target::None);
-        report.push(LIMITS, "Fernet encrypt, 48,000-byte pieces, 1 core", cipher.encrypt.mb_per_sec(), "MB/s", Target::None);
-        report.push(LIMITS, "Fernet decrypt, 48,000-byte pieces, 1 core", cipher.decrypt.mb_per_sec(), "MB/s", Target::None);
-        report.push(LIMITS, "Fernet encrypt+decrypt, 1 core", cipher.round_trip.mb_per_sec(), "MB/s", Target::None);
+        report.push(
+            LIMITS,
+            format!("disk write with fsync (dd {} MiB)", sizes.dd_mib),
+            disk.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            format!("loopback TCP, 1 stream ({})", size(sizes.loopback_bytes)),
+            loopback.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            "Fernet encrypt, 48,000-byte pieces, 1 core",
+            cipher.encrypt.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            "Fernet decrypt, 48,000-byte pieces, 1 core",
+            cipher.decrypt.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            "Fernet encrypt+decrypt, 1 core",
+            cipher.round_trip.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
 
         let one = size(sizes.transfer_bytes);
-        progress(format!("TCP: {one} plain transfer"));
-        let plain = self.tcp_transfer(false, sizes.transfer_bytes).await?;
-        progress(format!("TCP: {one} Fernet transfer"));
-        let fernet = self.tcp_transfer(true, sizes.transfer_bytes).await?;
-        progress(format!("TCP: dictionaries, 1 connection then {}", sizes.connections));
-        let (single, multi) = self.tcp_dicts(&sizes, tcp_on).await?;
         let n = sizes.connections;
-
+        let mut direct_dicts = None;
         if tcp_on {
+            progress(format!("TCP: {one} plain transfer"));
+            let plain = self.tcp_transfer(false, sizes.transfer_bytes).await?;
+            progress(format!("TCP: {one} Fernet transfer"));
+            let fernet = self.tcp_transfer(true, sizes.transfer_bytes).await?;
+            progress(format!("TCP: dictionaries, 1 connection then {n}"));
+            let (single, multi) = self.tcp_dicts(&sizes, true).await?;
             let disk_share = 0.8 * disk.mb_per_sec();
-            report.push(TCP, format!("{one} text, plain, first byte to OK"), plain.mb_per_sec(), "MB/s", Target::AtLeast { value: disk_share, why: "80% of fsync disk".into() });
-            report.push(TCP, format!("{one} text, Fernet, first byte to OK"), fernet.mb_per_sec(), "MB/s", Target::AtLeast { value: 250.0, why: "fixed".into() });
+            report.push(
+                TCP,
+                format!("{one} text, plain, first byte to OK"),
+                plain.mb_per_sec(),
+                "MB/s",
+                Target::AtLeast {
+                    value: disk_share,
+                    why: "80% of fsync disk".into(),
+                },
+            );
+            report.push(
+                TCP,
+                format!("{one} text, Fernet, first byte to OK"),
+                fernet.mb_per_sec(),
+                "MB/s",
+                Target::AtLeast {
+                    value: 250.0,
+                    why: "fixed".into(),
+                },
+            );
             if let Some(single) = single {
-                report.push(TCP, "small JSON dicts, 1 connection, sequential", single.per_sec(), "dicts/s", Target::None);
+                report.push(
+                    TCP,
+                    "small JSON dicts, 1 connection, sequential",
+                    single.per_sec(),
+                    "dicts/s",
+                    Target::None,
+                );
             }
-            report.push(TCP, format!("small JSON dicts, {n} connections"), multi.per_sec(), "dicts/s", Target::AtLeast { value: 20_000.0, why: "fixed".into() });
-            progress(format!("TCP: {} plain transfer on a fresh server, for its peak RSS", size(sizes.rss_transfer_bytes)));
+            report.push(
+                TCP,
+                format!("small JSON dicts, {n} connections"),
+                multi.per_sec(),
+                "dicts/s",
+                Target::AtLeast {
+                    value: 20_000.0,
+                    why: "fixed".into(),
+                },
+            );
+            direct_dicts = Some(multi);
+            progress(format!(
+                "TCP: {} plain transfer on a fresh server, for its peak RSS",
+                size(sizes.rss_transfer_bytes)
+            ));
             let (big, peak) = self.rss_transfer(sizes.rss_transfer_bytes).await?;
-            report.push(TCP, format!("server peak RSS during {} plain transfer", size(sizes.rss_transfer_bytes)), mib(peak), "MiB", Target::Below { value: 64.0, why: "fixed".into() });
-            report.push(TCP, format!("(that {} transfer's rate)", size(sizes.rss_transfer_bytes)), big.mb_per_sec(), "MB/s", Target::None);
+            report.push(
+                TCP,
+                format!(
+                    "server peak RSS during {} plain transfer",
+                    size(sizes.rss_transfer_bytes)
+                ),
+                mib(peak),
+                "MiB",
+                Target::Below {
+                    value: 64.0,
+                    why: "fixed".into(),
+                },
+            );
+            report.push(
+                TCP,
+                format!("(that {} transfer's rate)", size(sizes.rss_transfer_bytes)),
+                big.mb_per_sec(),
+                "MB/s",
+                Target::None,
+            );
         }
 
         if gateway_on {
+            let multi = match direct_dicts {
+                Some(multi) => multi,
+                None => {
+                    progress(format!(
+                        "TCP: dictionaries over {n} connections, for comparison"
+                    ));
+                    self.tcp_dicts(&sizes, false).await?.1
+                }
+            };
             progress(format!("gateway: POST /dict, {n} keep-alive workers"));
             let http_dicts = self.http_dicts(&sizes).await?;
-            report.push(GATEWAY, format!("POST /dict small JSON, {n} keep-alive clients"), http_dicts.per_sec(), "req/s", Target::AtLeast { value: 10_000.0, why: "fixed".into() });
-            report.push(GATEWAY, format!("vs. the same dicts direct over TCP, {n} connections"), multi.per_sec(), "dicts/s", Target::None);
-            for (encrypt, direct) in [(false, plain), (true, fernet)] {
+            report.push(
+                GATEWAY,
+                format!("POST /dict small JSON, {n} keep-alive clients"),
+                http_dicts.per_sec(),
+                "req/s",
+                Target::AtLeast {
+                    value: 10_000.0,
+                    why: "fixed".into(),
+                },
+            );
+            report.push(
+                GATEWAY,
+                format!("vs. the same dicts direct over TCP, {n} connections"),
+                multi.per_sec(),
+                "dicts/s",
+                Target::None,
+            );
+            for encrypt in [false, true] {
                 let kind = if encrypt { "encrypted" } else { "plain" };
+                // Measured right before the upload, so both see the disk in the same state.
+                progress(format!("TCP: {one} {kind} transfer, for comparison"));
+                let direct = self.tcp_transfer(encrypt, sizes.transfer_bytes).await?;
                 progress(format!("gateway: POST /file {one} {kind}"));
-                let (upload, gateway_peak, server_peak) = self.http_file(sizes.transfer_bytes, encrypt).await?;
+                let (upload, gateway_peak, server_peak) =
+                    self.http_file(sizes.transfer_bytes, encrypt).await?;
                 let why = format!("70% of direct {:.0}", direct.mb_per_sec());
-                report.push(GATEWAY, format!("POST /file {one} streamed, {kind}"), upload.mb_per_sec(), "MB/s", Target::AtLeast { value: 0.7 * direct.mb_per_sec(), why });
-                report.push(GATEWAY, format!("vs. direct TCP {one} text, {kind}"), direct.mb_per_sec(), "MB/s", Target::None);
-                report.push(GATEWAY, "gateway peak RSS during that upload", mib(gateway_peak), "MiB", Target::None);
-                report.push(GATEWAY, "server peak RSS during that upload", mib(server_peak), "MiB", Target::None);
+                report.push(
+                    GATEWAY,
+                    format!("POST /file {one} streamed, {kind}"),
+                    upload.mb_per_sec(),
+                    "MB/s",
+                    Target::AtLeast {
+                        value: 0.7 * direct.mb_per_sec(),
+                        why,
+                    },
+                );
+                report.push(
+                    GATEWAY,
+                    format!("vs. direct TCP {one} text, {kind}, just before"),
+                    direct.mb_per_sec(),
+                    "MB/s",
+                    Target::None,
+                );
+                report.push(
+                    GATEWAY,
+                    "gateway peak RSS during that upload",
+                    mib(gateway_peak),
+                    "MiB",
+                    Target::None,
+                );
+                report.push(
+                    GATEWAY,
+                    "server peak RSS during that upload",
+                    mib(server_peak),
+                    "MiB",
+                    Target::None,
+                );
             }
         }
 
-        report.push(RUN, "server peak RSS, highest of every server started", mib(self.server_peak), "MiB", Target::None);
+        let (peak, phase) = &self.server_peak;
+        report.push(
+            RUN,
+            format!("server peak RSS, highest of every server started ({phase})"),
+            mib(*peak),
+            "MiB",
+            Target::None,
+        );
         if gateway_on {
-            report.push(RUN, "gateway peak RSS, highest of every gateway started", mib(self.gateway_peak), "MiB", Target::None);
+            report.push(
+                RUN,
+                "gateway peak RSS, highest of every gateway started",
+                mib(self.gateway_peak),
+                "MiB",
+                Target::None,
+            );
         }
         Ok(report)
     }
@@ -206,19 +381,34 @@ impl Bench<'_> {
     /// A fresh server in its own directory.
     async fn server(&mut self) -> Result<Server> {
         self.started += 1;
-        Server::start(&self.plan.bin_dir, self.dir.join(format!("server-{}", self.started))).await
+        Server::start(
+            &self.plan.bin_dir,
+            self.dir.join(format!("server-{}", self.started)),
+        )
+        .await
     }
 
     /// Stops a server, deletes its data, and remembers its peak RSS.
     async fn retire(&mut self, server: Server) -> Result<u64> {
         let peak = server.stop().await?;
-        self.server_peak = self.server_peak.max(peak);
+        if peak > self.server_peak.0 {
+            self.server_peak = (peak, self.phase.to_owned());
+        }
         Ok(peak)
     }
 
     async fn tcp_transfer(&mut self, encrypt: bool, len: u64) -> Result<Rate> {
+        self.phase = if encrypt {
+            "TCP Fernet transfer"
+        } else {
+            "TCP plain transfer"
+        };
         let server = self.server().await?;
-        let key = if encrypt { Some(Arc::new(server.fernet_key()?)) } else { None };
+        let key = if encrypt {
+            Some(Arc::new(server.fernet_key()?))
+        } else {
+            None
+        };
         let rate = tcp::transfer(server.tcp(), key, len).await;
         self.retire(server).await?;
         rate
@@ -226,13 +416,17 @@ impl Bench<'_> {
 
     /// The sequential figure (only when the TCP figures are wanted) and the many-connection one.
     async fn tcp_dicts(&mut self, sizes: &Sizes, single: bool) -> Result<(Option<Rate>, Rate)> {
+        self.phase = "TCP dictionaries";
         let server = self.server().await?;
         let rates = async {
             let one = match single {
                 true => Some(tcp::dict_rate(server.tcp(), 1, sizes.dict_single).await?),
                 false => None,
             };
-            anyhow::Ok((one, tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await?))
+            anyhow::Ok((
+                one,
+                tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await?,
+            ))
         }
         .await;
         self.retire(server).await?;
@@ -240,6 +434,7 @@ impl Bench<'_> {
     }
 
     async fn rss_transfer(&mut self, len: u64) -> Result<(Rate, u64)> {
+        self.phase = "TCP big plain transfer";
         let server = self.server().await?;
         let rate = tcp::transfer(server.tcp(), None, len).await;
         let peak = self.retire(server).await?;
@@ -247,6 +442,7 @@ impl Bench<'_> {
     }
 
     async fn http_dicts(&mut self, sizes: &Sizes) -> Result<Rate> {
+        self.phase = "POST /dict";
         let server = self.server().await?;
         let gateway = Gateway::start(&self.plan.bin_dir, &server).await?;
         let rate = http::dict_rate(&gateway.url(), sizes.connections, sizes.http_dict).await;
@@ -257,6 +453,7 @@ impl Bench<'_> {
 
     /// One upload on a fresh server and gateway: the rate and both peak RSS.
     async fn http_file(&mut self, len: u64, encrypt: bool) -> Result<(Rate, u64, u64)> {
+        self.phase = "POST /file";
         let server = self.server().await?;
         let gateway = Gateway::start(&self.plan.bin_dir, &server).await?;
         let rate = http::file(&gateway.url(), len, encrypt).await;
@@ -274,5 +471,7 @@ fn progress(step: String) {
 /// The directory of the running executable (where Cargo puts sibling binaries).
 pub fn exe_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
-    exe.parent().map(Path::to_path_buf).context("the executable has no directory")
+    exe.parent()
+        .map(Path::to_path_buf)
+        .context("the executable has no directory")
 }

@@ -7,9 +7,17 @@ use std::path::PathBuf;
 fn debug_bin_dir() -> PathBuf {
     // target/debug/deps/smoke-HASH -> target/debug
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_owned();
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_owned();
     for name in ["ferry-server", "ferry-gateway"] {
-        assert!(dir.join(name).exists(), "{} is not built: run `cargo build --bins` first", dir.join(name).display());
+        assert!(
+            dir.join(name).exists(),
+            "{} is not built: run `cargo build --bins` first",
+            dir.join(name).display()
+        );
     }
     dir
 }
@@ -18,18 +26,44 @@ fn debug_bin_dir() -> PathBuf {
 async fn a_tiny_run_measures_every_figure_and_cleans_up() {
     let work = tempfile::tempdir().unwrap();
     let work_dir = work.path().join("bench-work");
-    let plan = Plan { bin_dir: debug_bin_dir(), work_dir: work_dir.clone(), sizes: Sizes::tiny(), only: Only::All };
+    let plan = Plan {
+        bin_dir: debug_bin_dir(),
+        work_dir: work_dir.clone(),
+        sizes: Sizes::tiny(),
+        only: Only::All,
+    };
     let report = run(&plan).await.expect("the bench runs");
 
     let markdown = report.markdown();
-    for expected in ["Limits", "Issue 2: TCP", "Issue 4: gateway", "POST /dict", "POST /file", "peak RSS"] {
-        assert!(markdown.contains(expected), "{expected:?} missing from\n{markdown}");
+    for expected in [
+        "Limits",
+        "Issue 2: TCP",
+        "Issue 4: gateway",
+        "POST /dict",
+        "POST /file",
+        "peak RSS",
+    ] {
+        assert!(
+            markdown.contains(expected),
+            "{expected:?} missing from\n{markdown}"
+        );
     }
     for figure in &report.figures {
-        assert!(figure.value.is_finite() && figure.value > 0.0, "{} measured {}", figure.name, figure.value);
+        assert!(
+            figure.value.is_finite() && figure.value > 0.0,
+            "{} measured {}",
+            figure.name,
+            figure.value
+        );
     }
-    assert!(report.figures.iter().any(|f| f.passed().is_some()), "no figure has a target");
+    assert!(
+        report.figures.iter().any(|f| f.passed().is_some()),
+        "no figure has a target"
+    );
     let json = report.json();
-    assert_eq!(json["figures"].as_array().unwrap().len(), report.figures.len());
+    assert_eq!(
+        json["figures"].as_array().unwrap().len(),
+        report.figures.len()
+    );
     assert!(!work_dir.exists(), "the work directory is left behind");
 }
