@@ -109,3 +109,54 @@ async fn a_tampered_dictionary_is_not_shown_as_json() {
         .await;
     assert_eq!(assert_error(response, 500).await, "integrity_failure");
 }
+
+#[tokio::test]
+async fn over_a_real_connection_a_tampered_later_chunk_cuts_the_body_after_the_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let test = app_with_item_files().await;
+    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let meta = test
+        .put(
+            DataType::Text,
+            Serialization::Txt,
+            "127.0.0.1:1",
+            None,
+            &content,
+        )
+        .await;
+    flip_byte(&test, &meta, 100 + 5 * (CHUNK_SIZE + 16));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ferry_admin::serve(
+        listener,
+        test.app.clone(),
+        std::future::pending(),
+    ));
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/items/{}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        meta.id,
+        crate::helpers::TOKEN
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = client.read_to_end(&mut response).await;
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the headers arrive")
+        + 4;
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response[..head_end])
+    );
+    let body = &response[head_end..];
+    assert!(
+        body.len() <= 5 * CHUNK_SIZE,
+        "no byte of the tampered chunk: {} arrived",
+        body.len()
+    );
+    assert_eq!(body, &content[..body.len()]);
+}
