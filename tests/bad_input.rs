@@ -41,7 +41,12 @@ async fn refused_then_usable(server: &Server, bad: &[u8]) -> String {
     let mut conn = Raw::connect(&server.tcp()).await;
     let reply = conn.exchange(bad).await;
     assert!(reply.starts_with("ERROR: "), "refused transfer: {reply:?}");
-    assert_eq!(conn.exchange(&json_transfer(r#"{"after": "refusal"}"#)).await, "OK", "the connection stays usable, with no second reply");
+    assert_eq!(
+        conn.exchange(&json_transfer(r#"{"after": "refusal"}"#))
+            .await,
+        "OK",
+        "the connection stays usable, with no second reply"
+    );
     conn.end().await;
     reply
 }
@@ -50,7 +55,10 @@ async fn refused_then_usable(server: &Server, bad: &[u8]) -> String {
 /// items are listed (the good transfers; nothing refused or partial).
 async fn still_serving_and_only_good_items_listed(server: &Server, good: usize) {
     assert_still_serves(server).await;
-    server.admin().wait_for_count(good + 1, Duration::from_secs(5)).await;
+    server
+        .admin()
+        .wait_for_count(good + 1, Duration::from_secs(5))
+        .await;
 }
 
 /// Waits until the store holds no temporary file of an unfinished item.
@@ -58,11 +66,18 @@ async fn no_unfinished_item_is_kept(server: &Server) {
     let tmp = server.data_dir().join("store/tmp");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
         if left.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "left in {}: {left:?}", tmp.display());
+        assert!(
+            Instant::now() < deadline,
+            "left in {}: {left:?}",
+            tmp.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -73,10 +88,17 @@ async fn no_unfinished_item_is_kept(server: &Server) {
 async fn tokens_made_with_a_wrong_key_are_refused_once_and_the_connection_stays_usable() {
     let server = Server::start(&[]);
     let wrong = FernetKey::generate();
-    let tokens = [wrong.encrypt(b"one"), wrong.encrypt(b"two"), wrong.encrypt(b"three")];
+    let tokens = [
+        wrong.encrypt(b"one"),
+        wrong.encrypt(b"two"),
+        wrong.encrypt(b"three"),
+    ];
     let bad = three_packets(raw::text_meta(true), [&tokens[0], &tokens[1], &tokens[2]]);
     let reason = refused_then_usable(&server, &bad).await;
-    assert!(reason.to_lowercase().contains("token"), "the reason names the token: {reason}");
+    assert!(
+        reason.to_lowercase().contains("token"),
+        "the reason names the token: {reason}"
+    );
     still_serving_and_only_good_items_listed(&server, 1).await;
 }
 
@@ -100,7 +122,11 @@ async fn tampered_tokens_are_refused_once_and_the_connection_stays_usable() {
     }
     // The same key with intact tokens is accepted: the refusals were the tampering.
     let mut conn = Raw::connect(&server.tcp()).await;
-    assert_eq!(conn.exchange(&three_packets(raw::text_meta(true), [&good, &good, &good])).await, "OK");
+    assert_eq!(
+        conn.exchange(&three_packets(raw::text_meta(true), [&good, &good, &good]))
+            .await,
+        "OK"
+    );
     conn.end().await;
     still_serving_and_only_good_items_listed(&server, cases.len() + 1).await;
 }
@@ -113,9 +139,17 @@ async fn a_refused_transfer_gets_no_reply_before_its_final_packet() {
     let whole = three_packets(raw::text_meta(true), [&token, &token, &token]);
     let last_packet = 2 + token.len() + 2;
     let mut conn = Raw::connect(&server.tcp()).await;
-    conn.send(&whole[..whole.len() - last_packet]).await.unwrap();
-    assert_eq!(conn.hear(QUIET).await, Heard::Silence, "the refusal waits for the FINAL packet");
-    conn.send(&whole[whole.len() - last_packet..]).await.unwrap();
+    conn.send(&whole[..whole.len() - last_packet])
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.hear(QUIET).await,
+        Heard::Silence,
+        "the refusal waits for the FINAL packet"
+    );
+    conn.send(&whole[whole.len() - last_packet..])
+        .await
+        .unwrap();
     assert!(conn.reply().await.starts_with("ERROR: "));
     assert_eq!(conn.exchange(&json_transfer(r#"{"a": 1}"#)).await, "OK");
     conn.end().await;
@@ -128,7 +162,11 @@ async fn encrypted_transfers_are_refused_when_encryption_is_disabled() {
     let token = key.encrypt(br#"{"secret": true}"#);
     refused_then_usable(&server, &raw::packets(raw::dict_meta(2, true), &[&token])).await;
     let token = key.encrypt(b"text");
-    refused_then_usable(&server, &three_packets(raw::text_meta(true), [&token, &token, &token])).await;
+    refused_then_usable(
+        &server,
+        &three_packets(raw::text_meta(true), [&token, &token, &token]),
+    )
+    .await;
     still_serving_and_only_good_items_listed(&server, 2).await;
 }
 
@@ -136,8 +174,12 @@ async fn encrypted_transfers_are_refused_when_encryption_is_disabled() {
 async fn pickles_are_refused_when_pickle_is_disabled() {
     let server = Server::start(&["--allow-pickle", "false"]);
     let pickle = std::fs::read(common::vectors().join("pickle/flat_str.p4.pkl")).unwrap();
-    let reason = refused_then_usable(&server, &raw::transfer(raw::dict_meta(1, false), &pickle)).await;
-    assert!(reason.to_lowercase().contains("pickle"), "the reason names pickle: {reason}");
+    let reason =
+        refused_then_usable(&server, &raw::transfer(raw::dict_meta(1, false), &pickle)).await;
+    assert!(
+        reason.to_lowercase().contains("pickle"),
+        "the reason names pickle: {reason}"
+    );
     let hostile = std::fs::read(common::vectors().join("pickle/hostile_reduce.p4.pkl")).unwrap();
     refused_then_usable(&server, &raw::transfer(raw::dict_meta(1, false), &hostile)).await;
     still_serving_and_only_good_items_listed(&server, 2).await;
@@ -159,8 +201,16 @@ async fn undecodable_dictionaries_are_refused_once_and_the_connection_stays_usab
     ];
     for (serialization, body) in cases {
         // Cut into several packets so that draining is exercised.
-        let pieces: Vec<&[u8]> = if body.len() > 4 { body.chunks(body.len() / 3 + 1).collect() } else { vec![body] };
-        refused_then_usable(&server, &raw::packets(raw::dict_meta(serialization, false), &pieces)).await;
+        let pieces: Vec<&[u8]> = if body.len() > 4 {
+            body.chunks(body.len() / 3 + 1).collect()
+        } else {
+            vec![body]
+        };
+        refused_then_usable(
+            &server,
+            &raw::packets(raw::dict_meta(serialization, false), &pieces),
+        )
+        .await;
     }
     still_serving_and_only_good_items_listed(&server, cases.len()).await;
 }
@@ -170,9 +220,47 @@ async fn dictionaries_over_the_size_limit_are_refused_once_and_the_connection_st
     let server = Server::start(&["--max-dict-bytes", "1000"]);
     let body = format!(r#"{{"blob": "{}"}}"#, "z".repeat(3000));
     let pieces: Vec<&[u8]> = body.as_bytes().chunks(700).collect();
-    let reason = refused_then_usable(&server, &raw::packets(raw::dict_meta(2, false), &pieces)).await;
-    assert!(reason.contains("1000"), "the reason gives the limit: {reason}");
+    let reason =
+        refused_then_usable(&server, &raw::packets(raw::dict_meta(2, false), &pieces)).await;
+    assert!(
+        reason.contains("1000"),
+        "the reason gives the limit: {reason}"
+    );
     still_serving_and_only_good_items_listed(&server, 1).await;
+}
+
+#[tokio::test]
+async fn plain_transfers_are_refused_when_encryption_is_required() {
+    let server = Server::start(&["--encryption", "required"]);
+    let reason = refused_then_usable_encrypted(&server, &raw::transfer(raw::text_meta(false), b"plain text")).await;
+    assert!(reason.to_lowercase().contains("encrypt"), "the reason names encryption: {reason}");
+    assert_eq!(server.admin().all_items().await.len(), 1, "only the encrypted transfer is listed");
+}
+
+/// Like [`refused_then_usable`], the good transfer being an encrypted one.
+async fn refused_then_usable_encrypted(server: &Server, bad: &[u8]) -> String {
+    let key = server_key(server);
+    let mut conn = Raw::connect(&server.tcp()).await;
+    let reply = conn.exchange(bad).await;
+    assert!(reply.starts_with("ERROR: "), "refused transfer: {reply:?}");
+    assert_eq!(conn.exchange(&raw::encrypted_transfer(raw::dict_meta(2, true), br#"{"a": 1}"#, &key)).await, "OK");
+    conn.end().await;
+    reply
+}
+
+#[tokio::test]
+async fn texts_over_the_item_size_limit_are_refused_once_and_nothing_is_kept() {
+    let server = Server::start(&["--max-item-bytes", "300000"]);
+    let text = vec![b't'; 500_000];
+    refused_then_usable(&server, &raw::transfer(raw::text_meta(false), &text)).await;
+    let key = server_key(&server);
+    refused_then_usable(&server, &raw::encrypted_transfer(raw::text_meta(true), &text, &key)).await;
+    // Up to the limit is fine.
+    let mut conn = Raw::connect(&server.tcp()).await;
+    assert_eq!(conn.exchange(&raw::transfer(raw::text_meta(false), &text[..300_000])).await, "OK");
+    conn.end().await;
+    still_serving_and_only_good_items_listed(&server, 3).await;
+    no_unfinished_item_is_kept(&server).await;
 }
 
 // ---- Broken framing: ERROR, then the connection is closed ----
@@ -185,8 +273,14 @@ async fn broken_framing_closes_the_connection(bytes: &[u8]) {
     let mut conn = Raw::connect(&server.tcp()).await;
     conn.send(bytes).await.unwrap();
     let reply = conn.reply().await;
-    assert!(reply.starts_with("ERROR: ") && reply.contains("protocol"), "reply: {reply:?}");
-    assert!(conn.closed_within(Duration::from_secs(5)).await, "the connection is closed after a protocol error");
+    assert!(
+        reply.starts_with("ERROR: ") && reply.contains("protocol"),
+        "reply: {reply:?}"
+    );
+    assert!(
+        conn.closed_within(Duration::from_secs(5)).await,
+        "the connection is closed after a protocol error"
+    );
     still_serving_and_only_good_items_listed(&server, 0).await;
     no_unfinished_item_is_kept(&server).await;
 }
@@ -230,15 +324,28 @@ async fn unassigned_operation_bytes_are_ignored_with_no_reply() {
     // Operations 4-15 (2 and 3 are Ferry's extensions), with every low nibble.
     let unassigned: Vec<u8> = (0x40..=0xff).collect();
     conn.send(&unassigned).await.unwrap();
-    assert_eq!(conn.hear(QUIET).await, Heard::Silence, "no reply to unassigned operations");
+    assert_eq!(
+        conn.hear(QUIET).await,
+        Heard::Silence,
+        "no reply to unassigned operations"
+    );
     // Between the packets of a transfer too, as the legacy server read them.
     let mut transfer = raw::packets(raw::text_meta(false), &[b"abc", b"def"]);
     let first_packet_len = 1 + 1 + 2 + 3;
     transfer.splice(first_packet_len..first_packet_len, [0x50, 0x60, 0xf0]);
     assert_eq!(conn.exchange(&transfer).await, "OK");
     conn.end().await;
-    let items = server.admin().wait_for_count(1, Duration::from_secs(5)).await;
-    assert_eq!(server.admin().content(items[0]["id"].as_str().unwrap()).await, b"abcdef");
+    let items = server
+        .admin()
+        .wait_for_count(1, Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        server
+            .admin()
+            .content(items[0]["id"].as_str().unwrap())
+            .await,
+        b"abcdef"
+    );
 }
 
 // ---- Garbage and cut-off transfers ----
@@ -250,7 +357,11 @@ async fn send_and_hang_up(addr: &str, bytes: &[u8]) {
     let mut conn = Raw::connect(addr).await;
     let _ = conn.send(bytes).await;
     let _ = conn.stream.shutdown().await;
-    assert!(conn.closed_within(Duration::from_secs(10)).await, "the server hung on to a connection after {} bytes", bytes.len());
+    assert!(
+        conn.closed_within(Duration::from_secs(10)).await,
+        "the server hung on to a connection after {} bytes",
+        bytes.len()
+    );
 }
 
 #[tokio::test]
@@ -259,7 +370,11 @@ async fn random_bytes_on_many_connections_leave_the_server_serving() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x_f377_9b4d);
     let buffers: Vec<Vec<u8>> = (0..300)
         .map(|index| {
-            let len = if index % 10 == 0 { rng.random_range(10_000..70_000) } else { rng.random_range(1..600) };
+            let len = if index % 10 == 0 {
+                rng.random_range(10_000..70_000)
+            } else {
+                rng.random_range(1..600)
+            };
             let mut buffer = vec![0u8; len];
             rng.fill(&mut buffer[..]);
             // Some start like a real transfer, so that garbage reaches the decoders.
@@ -271,13 +386,22 @@ async fn random_bytes_on_many_connections_leave_the_server_serving() {
         })
         .collect();
     let addr = server.tcp();
-    futures::stream::iter(&buffers).for_each_concurrent(16, |buffer| send_and_hang_up(&addr, buffer)).await;
+    futures::stream::iter(&buffers)
+        .for_each_concurrent(16, |buffer| send_and_hang_up(&addr, buffer))
+        .await;
     assert_still_serves(&server).await;
     // Random bytes may happen to frame a valid text: whatever is listed must be whole.
     let admin = server.admin();
     for item in admin.all_items().await {
         let id = item["id"].as_str().unwrap();
-        assert_eq!(admin.content_digest(id).await, (item["size"].as_u64().unwrap(), item["sha256"].as_str().unwrap().to_owned()), "{id} is intact");
+        assert_eq!(
+            admin.content_digest(id).await,
+            (
+                item["size"].as_u64().unwrap(),
+                item["sha256"].as_str().unwrap().to_owned()
+            ),
+            "{id} is intact"
+        );
     }
     no_unfinished_item_is_kept(&server).await;
 }
@@ -286,16 +410,31 @@ async fn random_bytes_on_many_connections_leave_the_server_serving() {
 async fn every_truncation_of_a_transfer_lists_nothing() {
     let server = Server::start(&[]);
     let key = server_key(&server);
-    let tokens = [key.encrypt(b"first piece"), key.encrypt(b"second"), key.encrypt(b"")];
+    let tokens = [
+        key.encrypt(b"first piece"),
+        key.encrypt(b"second"),
+        key.encrypt(b""),
+    ];
     let transfers = [
-        raw::packets(raw::text_meta(false), &[b"The quick brown fox", b" jumps over", b" the lazy dog."]),
-        raw::packets(raw::dict_meta(2, false), &[br#"{"a": [1, 2"#, br#", 3], "b""#, br#": "c"}"#]),
+        raw::packets(
+            raw::text_meta(false),
+            &[b"The quick brown fox", b" jumps over", b" the lazy dog."],
+        ),
+        raw::packets(
+            raw::dict_meta(2, false),
+            &[br#"{"a": [1, 2"#, br#", 3], "b""#, br#": "c"}"#],
+        ),
         raw::packets(raw::text_meta(true), &[&tokens[0], &tokens[1], &tokens[2]]),
     ];
     let addr = server.tcp();
-    let prefixes: Vec<&[u8]> = transfers.iter().flat_map(|whole| (0..whole.len()).map(move |cut| &whole[..cut])).collect();
+    let prefixes: Vec<&[u8]> = transfers
+        .iter()
+        .flat_map(|whole| (0..whole.len()).map(move |cut| &whole[..cut]))
+        .collect();
     assert!(prefixes.len() > 300);
-    futures::stream::iter(prefixes).for_each_concurrent(16, |prefix| send_and_hang_up(&addr, prefix)).await;
+    futures::stream::iter(prefixes)
+        .for_each_concurrent(16, |prefix| send_and_hang_up(&addr, prefix))
+        .await;
     still_serving_and_only_good_items_listed(&server, 0).await;
     // The whole transfers themselves are fine: the truncations were the only problem.
     let mut conn = Raw::connect(&addr).await;
@@ -303,7 +442,10 @@ async fn every_truncation_of_a_transfer_lists_nothing() {
         assert_eq!(conn.exchange(whole).await, "OK");
     }
     conn.end().await;
-    server.admin().wait_for_count(1 + transfers.len(), Duration::from_secs(5)).await;
+    server
+        .admin()
+        .wait_for_count(1 + transfers.len(), Duration::from_secs(5))
+        .await;
 }
 
 #[tokio::test]
@@ -315,7 +457,10 @@ async fn a_peer_that_vanishes_mid_transfer_leaves_nothing_listed() {
     // Small and large (over 256 KiB, written to a temporary file) texts, plain and
     // encrypted, and a dictionary, each cut off before its FINAL packet.
     let half_transfers: Vec<Vec<u8>> = vec![
-        raw::packets(raw::text_meta(false), &[b"only the start", b"never finished"]),
+        raw::packets(
+            raw::text_meta(false),
+            &[b"only the start", b"never finished"],
+        ),
         raw::packets(raw::text_meta(false), &[big.as_slice(); 9]),
         raw::packets(raw::text_meta(true), &[token.as_slice(); 9]),
         raw::packets(raw::dict_meta(2, false), &[br#"{"a": "#, b"1}"]),
@@ -337,9 +482,9 @@ async fn a_stalled_peer_is_dropped_after_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "1"]);
     let addr = server.tcp();
     let stalls: [&[u8]; 4] = [
-        b"",                                 // says nothing at all
-        &[0x0c, 0x00, 0x00],                 // half a packet header
-        &OPENED,                             // an open transfer
+        b"",                                   // says nothing at all
+        &[0x0c, 0x00, 0x00],                   // half a packet header
+        &OPENED,                               // an open transfer
         &[0x0c, 0x00, 0x00, 0x10, b'p', b'a'], // half a payload
     ];
     let started = Instant::now();
@@ -354,16 +499,28 @@ async fn a_stalled_peer_is_dropped_after_the_idle_timeout() {
     }))
     .await;
     for ((closed, after), bytes) in stalled.into_iter().zip(stalls) {
-        assert!(closed, "a peer stalled after {bytes:?} was not dropped within 5 s");
-        assert!(after >= Duration::from_millis(900), "dropped after {after:?}, before the 1 s idle timeout");
+        assert!(
+            closed,
+            "a peer stalled after {bytes:?} was not dropped within 5 s"
+        );
+        assert!(
+            after >= Duration::from_millis(900),
+            "dropped after {after:?}, before the 1 s idle timeout"
+        );
     }
     // A peer that keeps talking is not idle, however long its session.
     let mut busy = Raw::connect(&addr).await;
     for _ in 0..3 {
-        assert_eq!(busy.exchange(&json_transfer(r#"{"alive": true}"#)).await, "OK");
+        assert_eq!(
+            busy.exchange(&json_transfer(r#"{"alive": true}"#)).await,
+            "OK"
+        );
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    assert_eq!(busy.exchange(&json_transfer(r#"{"alive": true}"#)).await, "OK");
+    assert_eq!(
+        busy.exchange(&json_transfer(r#"{"alive": true}"#)).await,
+        "OK"
+    );
     busy.end().await;
     still_serving_and_only_good_items_listed(&server, 4).await;
     no_unfinished_item_is_kept(&server).await;
@@ -375,18 +532,52 @@ async fn connections_beyond_the_cap_wait_until_one_ends() {
     let addr = server.tcp();
     let mut first = Raw::connect(&addr).await;
     let mut second = Raw::connect(&addr).await;
-    assert_eq!(first.exchange(&json_transfer(r#"{"who": "first"}"#)).await, "OK");
-    assert_eq!(second.exchange(&json_transfer(r#"{"who": "second"}"#)).await, "OK");
+    assert_eq!(
+        first.exchange(&json_transfer(r#"{"who": "first"}"#)).await,
+        "OK"
+    );
+    assert_eq!(
+        second
+            .exchange(&json_transfer(r#"{"who": "second"}"#))
+            .await,
+        "OK"
+    );
     let mut third = Raw::connect(&addr).await;
-    third.send(&json_transfer(r#"{"who": "third"}"#)).await.unwrap();
-    assert_eq!(third.hear(Duration::from_millis(500)).await, Heard::Silence, "the third connection waits while two are held");
+    third
+        .send(&json_transfer(r#"{"who": "third"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        third.hear(Duration::from_millis(500)).await,
+        Heard::Silence,
+        "the third connection waits while two are held"
+    );
     // The first two keep working meanwhile.
-    assert_eq!(first.exchange(&json_transfer(r#"{"who": "first", "again": 1}"#)).await, "OK");
-    assert_eq!(second.exchange(&json_transfer(r#"{"who": "second", "again": 1}"#)).await, "OK");
+    assert_eq!(
+        first
+            .exchange(&json_transfer(r#"{"who": "first", "again": 1}"#))
+            .await,
+        "OK"
+    );
+    assert_eq!(
+        second
+            .exchange(&json_transfer(r#"{"who": "second", "again": 1}"#))
+            .await,
+        "OK"
+    );
     assert_eq!(third.hear(Duration::from_millis(200)).await, Heard::Silence);
     first.end().await;
-    assert_eq!(third.reply().await, "OK", "the third is served once one of the first two ends");
-    assert_eq!(second.exchange(&json_transfer(r#"{"who": "second", "again": 2}"#)).await, "OK");
+    assert_eq!(
+        third.reply().await,
+        "OK",
+        "the third is served once one of the first two ends"
+    );
+    assert_eq!(
+        second
+            .exchange(&json_transfer(r#"{"who": "second", "again": 2}"#))
+            .await,
+        "OK"
+    );
     third.end().await;
     second.end().await;
     still_serving_and_only_good_items_listed(&server, 6).await;

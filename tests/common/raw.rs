@@ -48,7 +48,13 @@ pub fn transfer(meta: u8, data: &[u8]) -> Vec<u8> {
 
 /// Like [`transfer`], with each piece Fernet-encrypted by `key` (set the meta's encrypted bit).
 pub fn encrypted_transfer(meta: u8, data: &[u8], key: &ferry_crypto::FernetKey) -> Vec<u8> {
-    let tokens: Vec<Vec<u8>> = if data.is_empty() { vec![key.encrypt(b"")] } else { data.chunks(48_000).map(|piece| key.encrypt(piece)).collect() };
+    let tokens: Vec<Vec<u8>> = if data.is_empty() {
+        vec![key.encrypt(b"")]
+    } else {
+        data.chunks(48_000)
+            .map(|piece| key.encrypt(piece))
+            .collect()
+    };
     let pieces: Vec<&[u8]> = tokens.iter().map(Vec::as_slice).collect();
     packets(meta, &pieces)
 }
