@@ -24,12 +24,19 @@ impl Machine {
                 || "unknown".to_owned(),
                 |(_, model)| model.trim().to_owned(),
             );
-        Machine { cores, cpu, load: load_average() }
+        Machine {
+            cores,
+            cpu,
+            load: load_average(),
+        }
     }
 }
 
 /// The 1, 5 and 15-minute load averages, as `/proc/loadavg` gives them.
 pub fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

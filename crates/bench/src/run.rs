@@ -162,6 +162,7 @@ impl Bench<'_> {
         let mut report = Report {
             machine: Machine::detect(),
             mode: sizes.name.to_owned(),
+            load_after: String::new(),
             figures: Vec::new(),
         };
 
