@@ -148,7 +148,7 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn size(bytes: u64) -> String {
-    if bytes >= GIB && bytes % GIB == 0 {
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
         format!("{} GiB", bytes / GIB)
     } else {
         format!("{:.0} MiB", mib(bytes))
