@@ -232,9 +232,20 @@ async fn dictionaries_over_the_size_limit_are_refused_once_and_the_connection_st
 #[tokio::test]
 async fn plain_transfers_are_refused_when_encryption_is_required() {
     let server = Server::start(&["--encryption", "required"]);
-    let reason = refused_then_usable_encrypted(&server, &raw::transfer(raw::text_meta(false), b"plain text")).await;
-    assert!(reason.to_lowercase().contains("encrypt"), "the reason names encryption: {reason}");
-    assert_eq!(server.admin().all_items().await.len(), 1, "only the encrypted transfer is listed");
+    let reason = refused_then_usable_encrypted(
+        &server,
+        &raw::transfer(raw::text_meta(false), b"plain text"),
+    )
+    .await;
+    assert!(
+        reason.to_lowercase().contains("encrypt"),
+        "the reason names encryption: {reason}"
+    );
+    assert_eq!(
+        server.admin().all_items().await.len(),
+        1,
+        "only the encrypted transfer is listed"
+    );
 }
 
 /// Like [`refused_then_usable`], the good transfer being an encrypted one.
@@ -243,7 +254,15 @@ async fn refused_then_usable_encrypted(server: &Server, bad: &[u8]) -> String {
     let mut conn = Raw::connect(&server.tcp()).await;
     let reply = conn.exchange(bad).await;
     assert!(reply.starts_with("ERROR: "), "refused transfer: {reply:?}");
-    assert_eq!(conn.exchange(&raw::encrypted_transfer(raw::dict_meta(2, true), br#"{"a": 1}"#, &key)).await, "OK");
+    assert_eq!(
+        conn.exchange(&raw::encrypted_transfer(
+            raw::dict_meta(2, true),
+            br#"{"a": 1}"#,
+            &key
+        ))
+        .await,
+        "OK"
+    );
     conn.end().await;
     reply
 }
@@ -254,10 +273,18 @@ async fn texts_over_the_item_size_limit_are_refused_once_and_nothing_is_kept() {
     let text = vec![b't'; 500_000];
     refused_then_usable(&server, &raw::transfer(raw::text_meta(false), &text)).await;
     let key = server_key(&server);
-    refused_then_usable(&server, &raw::encrypted_transfer(raw::text_meta(true), &text, &key)).await;
+    refused_then_usable(
+        &server,
+        &raw::encrypted_transfer(raw::text_meta(true), &text, &key),
+    )
+    .await;
     // Up to the limit is fine.
     let mut conn = Raw::connect(&server.tcp()).await;
-    assert_eq!(conn.exchange(&raw::transfer(raw::text_meta(false), &text[..300_000])).await, "OK");
+    assert_eq!(
+        conn.exchange(&raw::transfer(raw::text_meta(false), &text[..300_000]))
+            .await,
+        "OK"
+    );
     conn.end().await;
     still_serving_and_only_good_items_listed(&server, 3).await;
     no_unfinished_item_is_kept(&server).await;

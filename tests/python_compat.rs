@@ -207,7 +207,10 @@ async fn a_100_mb_text_reads_back_identical_plain_and_encrypted() {
     // Text streams through the server: it never holds a whole item.
     let peak = server.running.peak_rss_kib();
     eprintln!("server peak RSS: {peak} KiB");
-    assert!(peak < 64 * 1024, "the server's peak RSS reached {peak} KiB for a 100 MB text");
+    assert!(
+        peak < 64 * 1024,
+        "the server's peak RSS reached {peak} KiB for a 100 MB text"
+    );
 }
 
 #[tokio::test]
@@ -216,14 +219,25 @@ async fn packets_of_any_payload_size_from_0_to_65535_are_accepted() {
     let full: Vec<u8> = (0..65_535u32).map(|i| b'a' + (i % 26) as u8).collect();
     let payloads: [&[u8]; 6] = [&full, b"", b"z", &full[..48_001], &full, b""];
     let mut conn = Raw::connect(&server.tcp()).await;
-    assert_eq!(conn.exchange(&raw::packets(raw::text_meta(false), &payloads)).await, "OK");
+    assert_eq!(
+        conn.exchange(&raw::packets(raw::text_meta(false), &payloads))
+            .await,
+        "OK"
+    );
     let dict = br#"{"packets": "of odd sizes"}"#;
     let pieces: Vec<&[u8]> = dict.chunks(5).chain([&b""[..]]).collect();
-    assert_eq!(conn.exchange(&raw::packets(raw::dict_meta(2, false), &pieces)).await, "OK");
+    assert_eq!(
+        conn.exchange(&raw::packets(raw::dict_meta(2, false), &pieces))
+            .await,
+        "OK"
+    );
     conn.end().await;
     let admin = server.admin();
     let items = listed_in_order(&admin, 2).await;
-    assert!(admin.content(items[0]["id"].as_str().unwrap()).await == payloads.concat(), "the text is the packets joined");
+    assert!(
+        admin.content(items[0]["id"].as_str().unwrap()).await == payloads.concat(),
+        "the text is the packets joined"
+    );
     assert_eq!(admin.content(items[1]["id"].as_str().unwrap()).await, dict);
 }
 
