@@ -71,13 +71,27 @@ async fn every_format_with_and_without_encryption_reads_back_identical_and_is_lo
             assert_eq!(body["format"], wire_format(format), "{body}");
             assert_eq!(body["encrypted"], encrypt, "{body}");
 
-            let expected = if format == "xml" { sample_as_xml_reads_back(n) } else { sample(n) };
-            assert_eq!(admin.content_as_json(&id).await, expected, "{format}, encrypt={encrypt}");
+            let expected = if format == "xml" {
+                sample_as_xml_reads_back(n)
+            } else {
+                sample(n)
+            };
+            assert_eq!(
+                admin.content_as_json(&id).await,
+                expected,
+                "{format}, encrypt={encrypt}"
+            );
 
             // Location is the item in the admin API, and it is there.
             let location = reply.location.clone().expect("a Location header");
             assert_eq!(location, format!("{}/api/items/{id}", server.admin_url()));
-            let item = admin.http.get(&location).bearer_auth(&admin.token).send().await.unwrap();
+            let item = admin
+                .http
+                .get(&location)
+                .bearer_auth(&admin.token)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(item.status(), 200, "GET {location}");
             let item: Value = item.json().await.unwrap();
             assert_eq!(item["id"], id.as_str());
@@ -105,7 +119,10 @@ async fn encrypted_requests_travel_as_fernet_tokens_and_plain_ones_as_plaintext(
             let dict = json!({"marker": marker, "format": format, "encrypt": encrypt, "nested": {"a": [1, 2]}});
             let reply = gateway.post_dict(format, encrypt, &dict).await;
             reply.id();
-            sent.insert(reply.body["sha256"].as_str().unwrap().to_owned(), (encrypt, wire_format(format).to_owned()));
+            sent.insert(
+                reply.body["sha256"].as_str().unwrap().to_owned(),
+                (encrypt, wire_format(format).to_owned()),
+            );
         }
     }
     // Files of several packets: each packet is its own token.
@@ -113,10 +130,15 @@ async fn encrypted_requests_travel_as_fernet_tokens_and_plain_ones_as_plaintext(
     let file = std::fs::read(text_file(dir.path(), "big.txt", 150_000)).unwrap();
     let file = [file, marker.as_bytes().to_vec()].concat();
     for encrypt in [false, true] {
-        let reply = gateway.post_file(&format!("encrypt={encrypt}&name=big.txt"), file.clone()).await;
+        let reply = gateway
+            .post_file(&format!("encrypt={encrypt}&name=big.txt"), file.clone())
+            .await;
         reply.id();
         assert_eq!(reply.body["sha256"], sha256_hex(&file));
-        sent.insert(format!("{}-{encrypt}", sha256_hex(&file)), (encrypt, "txt".to_owned()));
+        sent.insert(
+            format!("{}-{encrypt}", sha256_hex(&file)),
+            (encrypt, "txt".to_owned()),
+        );
     }
 
     let mut seen = 0;
@@ -127,13 +149,27 @@ async fn encrypted_requests_travel_as_fernet_tokens_and_plain_ones_as_plaintext(
             let plaintext = transfer.plaintext(&key);
             let wire: Vec<u8> = transfer.payloads.concat();
             let format = transfer.meta.serialization().as_str().to_owned();
-            let lookup = if format == "txt" { format!("{}-{encrypted}", sha256_hex(&plaintext)) } else { sha256_hex(&plaintext) };
-            assert_eq!(sent.remove(&lookup), Some((encrypted, format.clone())), "a transfer nobody asked for: {format}, encrypted={encrypted}");
+            let lookup = if format == "txt" {
+                format!("{}-{encrypted}", sha256_hex(&plaintext))
+            } else {
+                sha256_hex(&plaintext)
+            };
+            assert_eq!(
+                sent.remove(&lookup),
+                Some((encrypted, format.clone())),
+                "a transfer nobody asked for: {format}, encrypted={encrypted}"
+            );
             let carries_marker = wire.windows(marker.len()).any(|w| w == marker.as_bytes());
             if encrypted {
-                assert!(!carries_marker, "{format}: the plaintext is visible in an encrypted transfer");
+                assert!(
+                    !carries_marker,
+                    "{format}: the plaintext is visible in an encrypted transfer"
+                );
                 for payload in &transfer.payloads {
-                    assert!(payload.starts_with(b"gAAAAA"), "{format}: a payload is not a Fernet token");
+                    assert!(
+                        payload.starts_with(b"gAAAAA"),
+                        "{format}: a payload is not a Fernet token"
+                    );
                 }
             } else {
                 assert!(carries_marker, "{format}: the plaintext is not on the wire");
@@ -141,12 +177,18 @@ async fn encrypted_requests_travel_as_fernet_tokens_and_plain_ones_as_plaintext(
             }
             if format == "txt" {
                 assert_eq!(plaintext, file);
-                assert!(transfer.payloads.len() >= 4, "150 kB travel in pieces of at most 48,000 bytes");
+                assert!(
+                    transfer.payloads.len() >= 4,
+                    "150 kB travel in pieces of at most 48,000 bytes"
+                );
                 assert!(transfer.payloads.iter().all(|p| p.len() <= 65_535));
             }
         }
     }
-    assert!(sent.is_empty(), "requests with no transfer on the wire: {sent:?}");
+    assert!(
+        sent.is_empty(),
+        "requests with no transfer on the wire: {sent:?}"
+    );
     assert_eq!(seen, 10);
 }
 
@@ -168,18 +210,38 @@ async fn a_1_gib_upload_streams_with_the_memory_of_both_processes_flat() {
         tap.lock().unwrap().update(&chunk);
         Ok::<_, std::io::Error>(bytes::Bytes::from(chunk))
     });
-    let reply = gateway.post_file("encrypt=true&name=huge.bin", reqwest::Body::wrap_stream(chunks)).await;
+    let reply = gateway
+        .post_file(
+            "encrypt=true&name=huge.bin",
+            reqwest::Body::wrap_stream(chunks),
+        )
+        .await;
     let id = reply.id();
     let sha256 = hex::encode(hasher.lock().unwrap().clone().finalize());
     assert_eq!(reply.body["size"], LEN, "{}", reply.body);
     assert_eq!(reply.body["sha256"], sha256.as_str(), "{}", reply.body);
 
-    let (gateway_kib, server_kib) = (gateway.running.peak_rss_kib(), server.running.peak_rss_kib());
+    let (gateway_kib, server_kib) = (
+        gateway.running.peak_rss_kib(),
+        server.running.peak_rss_kib(),
+    );
     eprintln!("peak RSS after 1 GiB: gateway {gateway_kib} KiB, server {server_kib} KiB");
-    assert!(gateway_kib > 0 && gateway_kib < 100 * 1024, "the gateway peaked at {gateway_kib} KiB");
-    assert!(server_kib > 0 && server_kib < 100 * 1024, "the server peaked at {server_kib} KiB");
+    assert!(
+        gateway_kib > 0 && gateway_kib < 100 * 1024,
+        "the gateway peaked at {gateway_kib} KiB"
+    );
+    assert!(
+        server_kib > 0 && server_kib < 100 * 1024,
+        "the server peaked at {server_kib} KiB"
+    );
 
-    let item = server.admin().all_items().await.into_iter().find(|item| item["id"] == id.as_str()).expect("the item is listed");
+    let item = server
+        .admin()
+        .all_items()
+        .await
+        .into_iter()
+        .find(|item| item["id"] == id.as_str())
+        .expect("the item is listed");
     assert_eq!(item["size"], LEN);
     assert_eq!(item["sha256"], sha256.as_str());
 }
@@ -194,12 +256,19 @@ async fn a_legacy_python_client_and_the_gateway_sending_at_once_each_hear_their_
     let mut plan = Vec::new();
     for n in 0..24 {
         let format = ["json", "pickle", "xml"][n % 3];
-        plan.push(json!({"kind": "dict", "format": format, "encrypt": n % 2 == 0, "content": {"from": "python", "n": n}}));
+        plan.push(json!({"kind": "dict", "format": format, "encrypt": n.is_multiple_of(2), "content": {"from": "python", "n": n}}));
     }
-    plan.insert(12, json!({"kind": "text", "path": python_file, "encrypt": true}));
+    plan.insert(
+        12,
+        json!({"kind": "text", "path": python_file, "encrypt": true}),
+    );
     plan.push(json!({"kind": "text", "path": python_file, "encrypt": false}));
     let python = {
-        let (tcp, key, plan) = (server.tcp(), server.fernet_key_file(), Value::Array(plan.clone()));
+        let (tcp, key, plan) = (
+            server.tcp(),
+            server.fernet_key_file(),
+            Value::Array(plan.clone()),
+        );
         tokio::task::spawn_blocking(move || python_transfers(&tcp, Some(&key), "one", &plan))
     };
 
@@ -210,13 +279,28 @@ async fn a_legacy_python_client_and_the_gateway_sending_at_once_each_hear_their_
         async move {
             if n % 8 == 7 {
                 let text = format!("gateway file {n}\n").repeat(1000 + n);
-                let reply = gateway.post_file(&format!("encrypt={}&name=g{n}.txt", n % 2 == 0), text.clone()).await;
+                let reply = gateway
+                    .post_file(
+                        &format!("encrypt={}&name=g{n}.txt", n.is_multiple_of(2)),
+                        text.clone(),
+                    )
+                    .await;
                 (n, reply, Expected::File(text))
             } else {
                 let format = FORMATS[n % 4];
-                let reply = gateway.post_dict(format, n % 2 == 0, &json!({"from": "gateway", "n": n})).await;
+                let reply = gateway
+                    .post_dict(
+                        format,
+                        n.is_multiple_of(2),
+                        &json!({"from": "gateway", "n": n}),
+                    )
+                    .await;
                 // xml carries str(value).
-                let reads_back = if format == "xml" { json!({"from": "gateway", "n": n.to_string()}) } else { json!({"from": "gateway", "n": n}) };
+                let reads_back = if format == "xml" {
+                    json!({"from": "gateway", "n": n.to_string()})
+                } else {
+                    json!({"from": "gateway", "n": n})
+                };
                 (n, reply, Expected::Dict(reads_back))
             }
         }
@@ -238,15 +322,26 @@ async fn a_legacy_python_client_and_the_gateway_sending_at_once_each_hear_their_
         assert_eq!(sent.reply, "OK", "python transfer {n}");
     }
     let admin = server.admin();
-    let listed: HashSet<String> = admin.all_items().await.iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect();
+    let listed: HashSet<String> = admin
+        .all_items()
+        .await
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(listed.len(), plan.len() + replies.len());
     for (n, reply, expected) in replies {
         let id = reply.id();
         assert!(listed.contains(&id), "request {n}: {id} is not listed");
         match expected {
-            Expected::Dict(dict) => assert_eq!(admin.content_as_json(&id).await, dict, "request {n}"),
+            Expected::Dict(dict) => {
+                assert_eq!(admin.content_as_json(&id).await, dict, "request {n}")
+            }
             Expected::File(text) => {
-                assert_eq!(reply.body["sha256"], sha256_hex(text.as_bytes()), "request {n}");
+                assert_eq!(
+                    reply.body["sha256"],
+                    sha256_hex(text.as_bytes()),
+                    "request {n}"
+                );
                 assert_eq!(admin.content(&id).await, text.as_bytes(), "request {n}");
             }
         }
@@ -271,7 +366,10 @@ async fn a_refusal_by_the_server_is_a_422_with_its_reason_and_the_next_request_s
             assert_eq!(reply.code(), "upstream_refused", "{}", reply.body);
             assert_eq!(reply.body["error"]["status"], 422);
             let message = reply.body["error"]["message"].as_str().unwrap();
-            assert!(message.to_lowercase().contains("pickl"), "the server's reason: {message}");
+            assert!(
+                message.to_lowercase().contains("pickl"),
+                "the server's reason: {message}"
+            );
             assert!(reply.location.is_none());
         }
     }
@@ -282,11 +380,23 @@ async fn a_refusal_by_the_server_is_a_422_with_its_reason_and_the_next_request_s
 #[tokio::test]
 async fn an_unreachable_server_is_a_503() {
     // Nothing listens: the port of a listener that is closed again.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let server = Server::start(&[]);
     let nowhere = Gateway::start(&server, &closed, &[]);
-    for reply in [nowhere.post_dict("json", false, &sample(1)).await, nowhere.post_file("name=a.txt", "text").await] {
-        assert_eq!((reply.status, reply.code()), (503, "upstream_unavailable"), "{}", reply.body);
+    for reply in [
+        nowhere.post_dict("json", false, &sample(1)).await,
+        nowhere.post_file("name=a.txt", "text").await,
+    ] {
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, "upstream_unavailable"),
+            "{}",
+            reply.body
+        );
     }
 
     // A server that goes away after the pool has sessions to it.
@@ -294,8 +404,16 @@ async fn an_unreachable_server_is_a_503() {
     gateway.post_dict("json", false, &sample(2)).await.id();
     let mut server = server;
     server.running.kill();
-    for reply in [gateway.post_dict("json", false, &sample(3)).await, gateway.post_file("name=b.txt", "text").await] {
-        assert_eq!((reply.status, reply.code()), (503, "upstream_unavailable"), "{}", reply.body);
+    for reply in [
+        gateway.post_dict("json", false, &sample(3)).await,
+        gateway.post_file("name=b.txt", "text").await,
+    ] {
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, "upstream_unavailable"),
+            "{}",
+            reply.body
+        );
     }
 }
 
@@ -307,7 +425,10 @@ async fn the_pool_reconnects_by_itself_when_the_server_drops_every_connection() 
     let text = "line of a file\n".repeat(10_000);
 
     gateway.post_dict("json", true, &sample(1)).await.id();
-    gateway.post_file("encrypt=true&name=a.txt", text.clone()).await.id();
+    gateway
+        .post_file("encrypt=true&name=a.txt", text.clone())
+        .await
+        .id();
     let before = proxy.connections();
     assert!(before >= 1);
 
@@ -315,11 +436,16 @@ async fn the_pool_reconnects_by_itself_when_the_server_drops_every_connection() 
     proxy.drop_all();
     gateway.post_dict("xml", false, &sample(2)).await.id();
     gateway.post_file("name=b.txt", text.clone()).await.id();
-    assert!(proxy.connections() > before, "the pool opened a new connection");
+    assert!(
+        proxy.connections() > before,
+        "the pool opened a new connection"
+    );
 
     // And again, a file first this time.
     proxy.drop_all();
-    let reply = gateway.post_file("encrypt=true&name=c.txt", text.clone()).await;
+    let reply = gateway
+        .post_file("encrypt=true&name=c.txt", text.clone())
+        .await;
     reply.id();
     assert_eq!(reply.body["sha256"], sha256_hex(text.as_bytes()));
     gateway.post_dict("pickle", true, &sample(3)).await.id();
@@ -327,6 +453,8 @@ async fn the_pool_reconnects_by_itself_when_the_server_drops_every_connection() 
     let admin = server.admin();
     assert_eq!(admin.all_items().await.len(), 6);
     // Still the same gateway process: nothing was restarted.
-    let healthz = reqwest::get(format!("{}/healthz", gateway.url)).await.unwrap();
+    let healthz = reqwest::get(format!("{}/healthz", gateway.url))
+        .await
+        .unwrap();
     assert_eq!(healthz.status(), 200);
 }

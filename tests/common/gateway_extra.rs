@@ -43,12 +43,17 @@ impl Reply {
     /// The stored item's id from a 201 (panics, with the body, on anything else).
     pub fn id(&self) -> String {
         assert_eq!(self.status, 201, "{}", self.body);
-        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
     }
 
     /// The `code` of an error body.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.body))
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.body))
     }
 }
 
@@ -58,40 +63,77 @@ impl Gateway {
     pub fn start(server: &Server, tcp: &str, extra: &[&str]) -> Gateway {
         let key = server.fernet_key_file();
         let admin = server.admin_url();
-        let mut args = vec!["--listen", "127.0.0.1:0", "--server", tcp, "--fernet-key", key.to_str().unwrap(), "--admin-url", &admin, "--token", TOKEN];
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--server",
+            tcp,
+            "--fernet-key",
+            key.to_str().unwrap(),
+            "--admin-url",
+            &admin,
+            "--token",
+            TOKEN,
+        ];
         args.extend_from_slice(extra);
         let running = Running::start(&bin("ferry-gateway"), &args, &[], &["gateway"]);
         let url = format!("http://{}", running.addr("gateway"));
-        Gateway { running, url, http: reqwest::Client::new() }
+        Gateway {
+            running,
+            url,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// `POST /dict?format=FORMAT&encrypt=ENCRYPT` with `dict` as the JSON body.
     pub async fn post_dict(&self, format: &str, encrypt: bool, dict: &Value) -> Reply {
-        let request = self.http.post(format!("{}/dict?format={format}&encrypt={encrypt}", self.url)).bearer_auth(TOKEN).json(dict);
+        let request = self
+            .http
+            .post(format!(
+                "{}/dict?format={format}&encrypt={encrypt}",
+                self.url
+            ))
+            .bearer_auth(TOKEN)
+            .json(dict);
         reply(request.send().await.expect("POST /dict")).await
     }
 
     /// `POST /file?QUERY` with `body` as the raw body.
     pub async fn post_file(&self, query: &str, body: impl Into<reqwest::Body>) -> Reply {
-        let request = self.http.post(format!("{}/file?{query}", self.url)).bearer_auth(TOKEN).body(body);
+        let request = self
+            .http
+            .post(format!("{}/file?{query}", self.url))
+            .bearer_auth(TOKEN)
+            .body(body);
         reply(request.send().await.expect("POST /file")).await
     }
 }
 
 async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
-    let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.expect("response body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: body is not JSON ({err}): {text}"));
-    Reply { status, location, body }
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("{status}: body is not JSON ({err}): {text}"));
+    Reply {
+        status,
+        location,
+        body,
+    }
 }
+
+/// The client-to-server bytes of one proxied connection.
+type Recording = Arc<Mutex<Vec<u8>>>;
 
 /// A TCP proxy in front of `upstream` that records every byte its clients send.
 #[derive(Debug)]
 pub struct Proxy {
     pub addr: String,
     /// Client-to-server bytes, one buffer per accepted connection.
-    recorded: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    recorded: Arc<Mutex<Vec<Recording>>>,
     /// Bumped to close every connection open at that moment.
     generation: watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
@@ -99,9 +141,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let addr = listener.local_addr().unwrap().to_string();
-        let recorded: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let recorded: Arc<Mutex<Vec<Recording>>> = Arc::default();
         let (generation, _) = watch::channel(0u64);
         let upstream = upstream.to_owned();
         let (all, generations) = (recorded.clone(), generation.clone());
@@ -112,7 +156,9 @@ impl Proxy {
                 let mut dropped = generations.subscribe();
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         () = relay(client, server, record) => {}
                         _ = dropped.changed() => {}
@@ -120,7 +166,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, recorded, generation, accept }
+        Proxy {
+            addr,
+            recorded,
+            generation,
+            accept,
+        }
     }
 
     /// Closes every connection open now (later ones are served as usual).
@@ -135,7 +186,12 @@ impl Proxy {
 
     /// What the clients sent so far, one buffer per connection.
     pub fn recorded(&self) -> Vec<Vec<u8>> {
-        self.recorded.lock().unwrap().iter().map(|r| r.lock().unwrap().clone()).collect()
+        self.recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.lock().unwrap().clone())
+            .collect()
     }
 }
 
@@ -148,7 +204,7 @@ impl Drop for Proxy {
 
 /// Copies both ways; client bytes are recorded before they are forwarded, so a
 /// transfer the server answered is wholly recorded.
-async fn relay(client: TcpStream, server: TcpStream, record: Arc<Mutex<Vec<u8>>>) {
+async fn relay(client: TcpStream, server: TcpStream, record: Recording) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = async move {
@@ -188,7 +244,9 @@ impl WireTransfer {
         let mut out = Vec::new();
         for (index, payload) in self.payloads.iter().enumerate() {
             if self.meta.encrypted() {
-                let piece = key.decrypt(payload).unwrap_or_else(|err| panic!("packet {index} is not a Fernet token of the server's key: {err}"));
+                let piece = key.decrypt(payload).unwrap_or_else(|err| {
+                    panic!("packet {index} is not a Fernet token of the server's key: {err}")
+                });
                 out.extend_from_slice(&piece);
             } else {
                 out.extend_from_slice(payload);
@@ -204,19 +262,33 @@ pub fn wire_transfers(bytes: &[u8]) -> Vec<WireTransfer> {
     let mut buf = BytesMut::from(bytes);
     let mut transfers = Vec::new();
     let mut open: Option<WireTransfer> = None;
-    while let Some(frame) = Decoder.decode(&mut buf).expect("the gateway sends well-formed frames") {
-        let Frame::Packet(packet) = frame else { continue };
+    while let Some(frame) = Decoder
+        .decode(&mut buf)
+        .expect("the gateway sends well-formed frames")
+    {
+        let Frame::Packet(packet) = frame else {
+            continue;
+        };
         if let Some(meta) = packet.meta {
             assert!(open.is_none(), "INITIAL packet inside an open transfer");
-            open = Some(WireTransfer { meta, payloads: Vec::new() });
+            open = Some(WireTransfer {
+                meta,
+                payloads: Vec::new(),
+            });
         }
-        let transfer = open.as_mut().expect("a non-initial packet with no transfer open");
+        let transfer = open
+            .as_mut()
+            .expect("a non-initial packet with no transfer open");
         transfer.payloads.push(packet.payload.to_vec());
         if packet.final_ {
             transfers.push(open.take().unwrap());
         }
     }
-    assert!(buf.is_empty(), "{} bytes of a cut frame left over", buf.len());
+    assert!(
+        buf.is_empty(),
+        "{} bytes of a cut frame left over",
+        buf.len()
+    );
     assert!(open.is_none(), "a transfer was left open");
     transfers
 }
