@@ -28,7 +28,7 @@ struct Sent {
     sha256: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Ledger {
     /// id -> what was acknowledged, from every OK received before the kill.
     acked: HashMap<String, Sent>,
@@ -254,7 +254,8 @@ async fn every_item_answered_ok_before_a_sigkill_is_listed_and_intact_after_a_re
     for _ in 0..2 {
         send_until_killed(&mut server, &ledger).await;
         server = server.crash_and_restart(&[]);
-        assert_acknowledged_items_survived(&server, &ledger.lock().unwrap()).await;
+        let snapshot = ledger.lock().unwrap().clone();
+        assert_acknowledged_items_survived(&server, &snapshot).await;
     }
     common::assert_still_serves(&server).await;
 }
