@@ -14,7 +14,11 @@ const CHALLENGE_INVALID: &str = "Bearer realm=\"ferry-gateway\", error=\"invalid
 
 /// Middleware: passes the request on when no token is configured or the request
 /// carries `Authorization: Bearer <token>`; otherwise answers 401 with a challenge.
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(token) = &state.config.token else {
         return next.run(request).await;
     };
@@ -27,7 +31,12 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .map(|(_, credentials)| credentials.trim());
     match presented {
         Some(credentials) if token.matches(credentials.as_bytes()) => next.run(request).await,
-        Some(_) => ApiError::unauthorized("the bearer token is not valid", CHALLENGE_INVALID).into_response(),
-        None => ApiError::unauthorized("this gateway needs Authorization: Bearer <token>", CHALLENGE).into_response(),
+        Some(_) => ApiError::unauthorized("the bearer token is not valid", CHALLENGE_INVALID)
+            .into_response(),
+        None => ApiError::unauthorized(
+            "this gateway needs Authorization: Bearer <token>",
+            CHALLENGE,
+        )
+        .into_response(),
     }
 }

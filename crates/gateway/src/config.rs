@@ -122,12 +122,18 @@ mod tests {
             ..GatewayConfig::default()
         };
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("***"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn empty_or_spaced_tokens_are_refused() {
         assert_eq!(GatewayToken::parse(" \n").unwrap_err(), TokenError::Empty);
-        assert_eq!(GatewayToken::parse("a b").unwrap_err(), TokenError::BadCharacter);
+        assert_eq!(
+            GatewayToken::parse("a b").unwrap_err(),
+            TokenError::BadCharacter
+        );
     }
 }

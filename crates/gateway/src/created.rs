@@ -32,10 +32,13 @@ pub struct Created {
 
 /// The 201 response for a transfer the server accepted.
 pub fn created(admin_url: &str, meta: Meta, receipt: Receipt) -> Response {
-    let location = receipt
-        .id
-        .as_deref()
-        .and_then(|id| HeaderValue::try_from(format!("{}/api/items/{id}", admin_url.trim_end_matches('/'))).ok());
+    let location = receipt.id.as_deref().and_then(|id| {
+        HeaderValue::try_from(format!(
+            "{}/api/items/{id}",
+            admin_url.trim_end_matches('/')
+        ))
+        .ok()
+    });
     let body = Created {
         id: receipt.id,
         data_type: meta.data_type().as_str().to_owned(),

@@ -2,8 +2,8 @@
 //! transfer. The whole body is in memory (bounded by `max_dict_bytes`), so a pooled
 //! session found dead is retried once on a fresh connection.
 
-use axum::extract::{Query, Request, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use ferry_client::{ClientError, Receipt};
@@ -76,7 +76,8 @@ pub async fn post_dict(
     query: Result<Query<DictQuery>, QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     require_json(request.headers())?;
     let timeout = state.config.request_timeout;
     let body = tokio::time::timeout(timeout, read_body(request, state.config.max_dict_bytes))
@@ -91,7 +92,8 @@ pub async fn post_dict(
         return Err(ClientError::NoKey.into());
     }
     let bytes = ferry_codec::encode(serialization, &dict)?;
-    let meta = Meta::dictionary(serialization, query.encrypt).expect("dictionary formats are never txt");
+    let meta =
+        Meta::dictionary(serialization, query.encrypt).expect("dictionary formats are never txt");
     let receipt = tokio::time::timeout(timeout, forward(&state, meta, &bytes))
         .await
         .map_err(|_| ApiError::upstream_timeout())??;
@@ -102,29 +104,48 @@ pub async fn post_dict(
 /// pooled one turns out dead.
 async fn forward(state: &AppState, meta: Meta, bytes: &[u8]) -> Result<Receipt, ApiError> {
     let mut lease = state.pool.acquire().await?;
-    let mut result = lease.session().send_reader(meta, bytes, None, &mut |_| {}).await;
+    let mut result = lease
+        .session()
+        .send_reader(meta, bytes, None, &mut |_| {})
+        .await;
     if let Err(err) = &result
         && lease.reused()
         && is_dead_connection(err)
     {
         tracing::info!(cause = %err, "pooled session was dead: retrying on a new connection");
         lease.reconnect().await?;
-        result = lease.session().send_reader(meta, bytes, None, &mut |_| {}).await;
+        result = lease
+            .session()
+            .send_reader(meta, bytes, None, &mut |_| {})
+            .await;
     }
     lease.settle(&result);
     Ok(result?)
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
-        format!("POST /dict takes Content-Type: application/json, not {:?}", content_type),
+        format!(
+            "POST /dict takes Content-Type: application/json, not {:?}",
+            content_type
+        ),
     ))
 }
 
@@ -137,13 +158,20 @@ async fn read_body(request: Request, limit: usize) -> Result<bytes::Bytes, ApiEr
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::too_large(limit as u64));
     }
-    axum::body::to_bytes(request.into_body(), limit).await.map_err(|err| {
-        if std::error::Error::source(&err).is_some_and(|e| e.is::<http_body_util::LengthLimitError>()) {
-            ApiError::too_large(limit as u64)
-        } else {
-            ApiError::bad_request("body_unreadable", format!("the body could not be read: {err}"))
-        }
-    })
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|err| {
+            if std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
+            {
+                ApiError::too_large(limit as u64)
+            } else {
+                ApiError::bad_request(
+                    "body_unreadable",
+                    format!("the body could not be read: {err}"),
+                )
+            }
+        })
 }
 
 fn parse_object(body: &[u8]) -> Result<Dict, ApiError> {
@@ -153,7 +181,10 @@ fn parse_object(body: &[u8]) -> Result<Dict, ApiError> {
             "not_an_object",
             format!("the body must be a JSON object, not {}", kind(&other)),
         )),
-        Err(err) => Err(ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {err}"))),
+        Err(err) => Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {err}"),
+        )),
     }
 }
 
@@ -185,9 +216,15 @@ mod tests {
     fn json_content_types_are_recognised() {
         let mut headers = HeaderMap::new();
         assert!(require_json(&headers).is_err());
-        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(require_json(&headers).is_ok());
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        assert_eq!(require_json(&headers).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            require_json(&headers).unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
     }
 }

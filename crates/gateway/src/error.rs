@@ -35,22 +35,40 @@ pub struct ErrorDetail {
 #[derive(Debug, utoipa::IntoResponses)]
 #[allow(dead_code)] // describes responses; never built
 pub enum TransferErrors {
-    #[response(status = 400, description = "Malformed JSON, query string, form or body")]
+    #[response(
+        status = 400,
+        description = "Malformed JSON, query string, form or body"
+    )]
     BadRequest(ErrorBody),
-    #[response(status = 401, description = "Missing or wrong bearer token (when the gateway has one)")]
+    #[response(
+        status = 401,
+        description = "Missing or wrong bearer token (when the gateway has one)"
+    )]
     Unauthorized(ErrorBody),
-    #[response(status = 408, description = "The body stopped arriving for longer than the request timeout")]
+    #[response(
+        status = 408,
+        description = "The body stopped arriving for longer than the request timeout"
+    )]
     RequestTimeout(ErrorBody),
-    #[response(status = 413, description = "The body is larger than the gateway's limit")]
+    #[response(
+        status = 413,
+        description = "The body is larger than the gateway's limit"
+    )]
     TooLarge(ErrorBody),
     #[response(
         status = 422,
         description = "Refused: by the server (`upstream_refused`, with its reason), or because the data cannot be sent as asked"
     )]
     Unprocessable(ErrorBody),
-    #[response(status = 502, description = "The connection to the server failed during the transfer")]
+    #[response(
+        status = 502,
+        description = "The connection to the server failed during the transfer"
+    )]
     BadGateway(ErrorBody),
-    #[response(status = 503, description = "The server cannot be reached, or every connection to it is busy")]
+    #[response(
+        status = 503,
+        description = "The server cannot be reached, or every connection to it is busy"
+    )]
     Unavailable(ErrorBody),
     #[response(status = 504, description = "The server did not answer in time")]
     GatewayTimeout(ErrorBody),
@@ -68,12 +86,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), challenge: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            challenge: None,
+        }
     }
 
     /// 401 with a bearer challenge.
     pub fn unauthorized(message: &str, challenge: &'static str) -> ApiError {
-        ApiError { challenge: Some(challenge), ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message) }
+        ApiError {
+            challenge: Some(challenge),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -98,11 +124,19 @@ impl ApiError {
 
     pub fn upstream_unavailable(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::warn!(%cause, "the Ferry server is unreachable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", "the Ferry server cannot be reached")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            "the Ferry server cannot be reached",
+        )
     }
 
     pub fn upstream_timeout() -> ApiError {
-        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the Ferry server did not answer in time")
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the Ferry server did not answer in time",
+        )
     }
 
     /// A code derived from a status alone, for responses made outside this crate.
@@ -148,7 +182,11 @@ impl From<ClientError> for ApiError {
             ClientError::Codec(codec) => codec.into(),
             other => {
                 tracing::warn!(cause = %other, "transfer to the Ferry server failed");
-                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_failed", "the connection to the Ferry server failed during the transfer")
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_failed",
+                    "the connection to the Ferry server failed during the transfer",
+                )
             }
         }
     }
@@ -157,11 +195,18 @@ impl From<ClientError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { status: self.status.as_u16(), code: self.code.to_owned(), message: self.message },
+            error: ErrorDetail {
+                status: self.status.as_u16(),
+                code: self.code.to_owned(),
+                message: self.message,
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }

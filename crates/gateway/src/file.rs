@@ -11,8 +11,8 @@ use ferry_protocol::Meta;
 use futures::TryStreamExt;
 use serde::Deserialize;
 use tokio_util::io::StreamReader;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -47,7 +47,10 @@ pub struct FileBytes;
 
 impl utoipa::PartialSchema for FileBytes {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new().schema_type(Type::String).content_media_type("application/octet-stream").into()
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/octet-stream")
+            .into()
     }
 }
 
@@ -78,7 +81,8 @@ pub async fn post_file(
     query: Result<Query<FileQuery>, QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     if query.encrypt && state.config.fernet.is_none() {
         return Err(ClientError::NoKey.into());
     }
@@ -87,7 +91,11 @@ pub async fn post_file(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
     let receipt = if is_form {
         let mut form = Multipart::from_request(request, &state)
             .await
@@ -101,7 +109,10 @@ pub async fn post_file(
             if field.file_name().is_none() && field.name() != Some("file") {
                 continue;
             }
-            let name = query.name.clone().or_else(|| field.file_name().map(str::to_owned));
+            let name = query
+                .name
+                .clone()
+                .or_else(|| field.file_name().map(str::to_owned));
             let chunks: Chunks<'_> = Box::pin(field.map_err(std::io::Error::other));
             break send(&state, meta, chunks, name.as_deref()).await?;
         }
@@ -111,25 +122,54 @@ pub async fn post_file(
         {
             return Err(ApiError::too_large(limit));
         }
-        let chunks: Chunks<'_> = Box::pin(request.into_body().into_data_stream().map_err(std::io::Error::other));
+        let chunks: Chunks<'_> = Box::pin(
+            request
+                .into_body()
+                .into_data_stream()
+                .map_err(std::io::Error::other),
+        );
         send(&state, meta, chunks, query.name.as_deref()).await?
     };
     Ok(created(&state.config.admin_url, meta, receipt))
 }
 
 fn declared_length(request: &Request) -> Option<u64> {
-    request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Streams the chunks on a pooled session. A pooled session found dead is replaced
 /// by a fresh connection once, provided every byte read so far was kept for replay.
-async fn send(state: &AppState, meta: Meta, chunks: Chunks<'_>, name: Option<&str>) -> Result<Receipt, ApiError> {
+async fn send(
+    state: &AppState,
+    meta: Meta,
+    chunks: Chunks<'_>,
+    name: Option<&str>,
+) -> Result<Receipt, ApiError> {
     let config = &state.config;
     let activity = Activity::new();
-    let upload = Upload::new(chunks, config.max_file_bytes, config.request_timeout, activity.clone());
+    let upload = Upload::new(
+        chunks,
+        config.max_file_bytes,
+        config.request_timeout,
+        activity.clone(),
+    );
     let mut reader = StreamReader::new(upload);
     let mut lease = state.pool.acquire().await?;
-    let mut result = transfer(&mut lease, &mut reader, meta, name, &activity, config.upstream_timeout).await;
+    let mut result = transfer(
+        &mut lease,
+        &mut reader,
+        meta,
+        name,
+        &activity,
+        config.upstream_timeout,
+    )
+    .await;
     if let Err(err) = &result
         && reader.get_ref().failure().is_none()
         && lease.reused()
@@ -142,7 +182,15 @@ async fn send(state: &AppState, meta: Meta, chunks: Chunks<'_>, name: Option<&st
             tracing::info!(cause = %err, "pooled session was dead: resending the file on a new connection");
             lease.reconnect().await?;
             activity.touch();
-            result = transfer(&mut lease, &mut reader, meta, name, &activity, config.upstream_timeout).await;
+            result = transfer(
+                &mut lease,
+                &mut reader,
+                meta,
+                name,
+                &activity,
+                config.upstream_timeout,
+            )
+            .await;
         }
     }
     lease.settle(&result);

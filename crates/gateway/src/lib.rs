@@ -34,7 +34,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use config::{DEFAULT_ADMIN_URL, DEFAULT_LISTEN, GatewayConfig, GatewayToken, POOL_IDLE_TIMEOUT, TokenError};
+pub use config::{
+    DEFAULT_ADMIN_URL, DEFAULT_LISTEN, GatewayConfig, GatewayToken, POOL_IDLE_TIMEOUT, TokenError,
+};
 pub use created::Created;
 pub use openapi::openapi_json;
 pub use tls::{TlsFiles, serve};
@@ -56,8 +58,16 @@ pub fn app(config: GatewayConfig) -> Router {
         reply_timeout: config.upstream_timeout,
         extensions: true,
     };
-    let pool = Pool::new(config.server.clone(), options, config.pool_size, POOL_IDLE_TIMEOUT);
-    let state = AppState { config: Arc::new(config), pool };
+    let pool = Pool::new(
+        config.server.clone(),
+        options,
+        config.pool_size,
+        POOL_IDLE_TIMEOUT,
+    );
+    let state = AppState {
+        config: Arc::new(config),
+        pool,
+    };
     let (router, doc) = routes(state.clone()).split_for_parts();
     router
         .with_state(state)
@@ -82,8 +92,13 @@ fn routes(state: AppState) -> OpenApiRouter<AppState> {
     let transfers = OpenApiRouter::new()
         .routes(routes!(dict::post_dict))
         .routes(routes!(file::post_file))
-        .route_layer(axum::middleware::from_fn_with_state(state, auth::require_token));
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(transfers).routes(routes!(healthz))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::require_token,
+        ));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(transfers)
+        .routes(routes!(healthz))
 }
 
 /// The answer of `/healthz`.

@@ -39,7 +39,9 @@ impl Modify for BearerScheme {
 
 /// The document as committed: pretty JSON and a final newline.
 pub fn openapi_json() -> String {
-    let mut text = crate::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    let mut text = crate::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
     text.push('\n');
     text
 }

@@ -76,10 +76,19 @@ impl Pool {
         let permit = tokio::time::timeout(wait, self.inner.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted", "every connection to the Ferry server is busy: try again")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pool_exhausted",
+                    "every connection to the Ferry server is busy: try again",
+                )
             })?
             .expect("the pool's semaphore is never closed");
-        let mut lease = Lease { session: None, reused: false, pool: self.inner.clone(), _permit: permit };
+        let mut lease = Lease {
+            session: None,
+            reused: false,
+            pool: self.inner.clone(),
+            _permit: permit,
+        };
         match self.inner.take_idle() {
             Some(session) => {
                 lease.session = Some(session);
@@ -93,33 +102,42 @@ impl Pool {
 
 impl Inner {
     async fn connect(&self) -> Result<Session, ApiError> {
-        Session::connect(&self.addr, self.options.clone()).await.map_err(|err| ApiError::upstream_unavailable(&err))
+        Session::connect(&self.addr, self.options.clone())
+            .await
+            .map_err(|err| ApiError::upstream_unavailable(&err))
     }
 
     fn take_idle(&self) -> Option<Session> {
         let (fresh, stale) = {
             let mut idle = self.idle.lock().expect("pool lock");
             let now = Instant::now();
-            let (fresh, stale): (Vec<Idle>, Vec<Idle>) =
-                idle.drain(..).partition(|entry| now.duration_since(entry.since) < self.idle_timeout);
+            let (fresh, stale): (Vec<Idle>, Vec<Idle>) = idle
+                .drain(..)
+                .partition(|entry| now.duration_since(entry.since) < self.idle_timeout);
             *idle = fresh;
             (idle.pop(), stale)
         };
-        stale.into_iter().for_each(|entry| end_quietly(entry.session));
+        stale
+            .into_iter()
+            .for_each(|entry| end_quietly(entry.session));
         fresh.map(|entry| entry.session)
     }
 
     /// Ends every idle session: after one was found dead, the others most likely are too.
     fn purge(&self) {
         let stale = std::mem::take(&mut *self.idle.lock().expect("pool lock"));
-        stale.into_iter().for_each(|entry| end_quietly(entry.session));
+        stale
+            .into_iter()
+            .for_each(|entry| end_quietly(entry.session));
     }
 }
 
 impl Lease {
     /// The session.
     pub fn session(&mut self) -> &mut Session {
-        self.session.as_mut().expect("a lease holds a session until settled")
+        self.session
+            .as_mut()
+            .expect("a lease holds a session until settled")
     }
 
     /// Whether the session came from the pool (it may have died while idle).
@@ -144,7 +162,10 @@ impl Lease {
             Err(err) => !err.breaks_session(),
         };
         if let (true, Some(session)) = (keep, self.session.take()) {
-            self.pool.idle.lock().expect("pool lock").push(Idle { session, since: Instant::now() });
+            self.pool.idle.lock().expect("pool lock").push(Idle {
+                session,
+                since: Instant::now(),
+            });
         }
     }
 }

@@ -44,5 +44,9 @@ fn default_message(status: StatusCode) -> String {
 
 /// The fallback route: a JSON 404.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route: see /docs")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route: see /docs",
+    )
 }

@@ -46,7 +46,10 @@ impl TlsFiles {
 }
 
 fn invalid(path: &Path, err: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {err}", path.display()))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: {err}", path.display()),
+    )
 }
 
 /// Serves `app` on an already-bound listener until `shutdown` completes, then lets
@@ -60,7 +63,9 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let Some(tls) = tls else {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        return axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
     };
     let config = RustlsConfig::from_config(Arc::new(tls.load()?));
     let handle = axum_server::Handle::new();
@@ -69,5 +74,8 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(Some(DRAIN));
     });
-    axum_server::from_tcp_rustls(listener, config)?.handle(handle).serve(app.into_make_service()).await
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
 }

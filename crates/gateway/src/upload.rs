@@ -37,9 +37,9 @@ impl From<BodyFailure> for ApiError {
     fn from(failure: BodyFailure) -> ApiError {
         match failure {
             BodyFailure::TooLarge(limit) => ApiError::too_large(limit),
-            BodyFailure::Idle(wait) => {
-                ApiError::request_timeout(format!("no body data arrived for {} s", wait.as_secs_f64()).as_str())
-            }
+            BodyFailure::Idle(wait) => ApiError::request_timeout(
+                format!("no body data arrived for {} s", wait.as_secs_f64()).as_str(),
+            ),
             BodyFailure::Unreadable(cause) => ApiError::bad_request("body_unreadable", cause),
         }
     }
@@ -56,12 +56,17 @@ pub struct Activity {
 
 impl Activity {
     pub fn new() -> Arc<Activity> {
-        Arc::new(Activity { start: Instant::now(), last_ms: AtomicU64::new(0), waiting_on_client: AtomicBool::new(false) })
+        Arc::new(Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            waiting_on_client: AtomicBool::new(false),
+        })
     }
 
     /// Records progress: a chunk arrived or a packet left.
     pub fn touch(&self) {
-        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     fn set_waiting(&self, waiting: bool) {
@@ -98,12 +103,20 @@ pub struct Upload<'a> {
 
 impl std::fmt::Debug for Upload<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload").field("consumed", &self.consumed).field("failure", &self.failure).finish()
+        f.debug_struct("Upload")
+            .field("consumed", &self.consumed)
+            .field("failure", &self.failure)
+            .finish()
     }
 }
 
 impl<'a> Upload<'a> {
-    pub fn new(inner: Chunks<'a>, limit: Option<u64>, idle: Duration, activity: Arc<Activity>) -> Upload<'a> {
+    pub fn new(
+        inner: Chunks<'a>,
+        limit: Option<u64>,
+        idle: Duration,
+        activity: Arc<Activity>,
+    ) -> Upload<'a> {
         Upload {
             inner,
             limit,
@@ -129,7 +142,10 @@ impl<'a> Upload<'a> {
             return false;
         };
         let rest = std::mem::replace(&mut self.inner, Box::pin(futures::stream::empty()));
-        self.inner = Box::pin(futures::StreamExt::chain(futures::stream::iter(kept.into_iter().map(Ok)), rest));
+        self.inner = Box::pin(futures::StreamExt::chain(
+            futures::stream::iter(kept.into_iter().map(Ok)),
+            rest,
+        ));
         self.consumed = 0;
         true
     }
@@ -178,7 +194,9 @@ impl Stream for Upload<'_> {
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(err))) => this.fail(BodyFailure::Unreadable(format!("the body could not be read: {err}"))),
+            Poll::Ready(Some(Err(err))) => this.fail(BodyFailure::Unreadable(format!(
+                "the body could not be read: {err}"
+            ))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
@@ -197,12 +215,22 @@ mod tests {
     use futures::StreamExt;
 
     fn chunks(parts: &[&'static [u8]]) -> Chunks<'static> {
-        Box::pin(futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>()))
+        Box::pin(futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        ))
     }
 
     #[tokio::test]
     async fn bytes_beyond_the_limit_fail_the_upload() {
-        let mut upload = Upload::new(chunks(&[b"abc", b"def"]), Some(4), Duration::from_secs(5), Activity::new());
+        let mut upload = Upload::new(
+            chunks(&[b"abc", b"def"]),
+            Some(4),
+            Duration::from_secs(5),
+            Activity::new(),
+        );
         assert!(upload.next().await.unwrap().is_ok());
         assert!(upload.next().await.unwrap().is_err());
         assert!(matches!(upload.failure(), Some(BodyFailure::TooLarge(4))));
@@ -210,7 +238,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_rewound_upload_starts_again_from_the_first_byte() {
-        let mut upload = Upload::new(chunks(&[b"ab", b"cd", b"ef"]), None, Duration::from_secs(5), Activity::new());
+        let mut upload = Upload::new(
+            chunks(&[b"ab", b"cd", b"ef"]),
+            None,
+            Duration::from_secs(5),
+            Activity::new(),
+        );
         assert_eq!(&upload.next().await.unwrap().unwrap()[..], b"ab");
         assert_eq!(&upload.next().await.unwrap().unwrap()[..], b"cd");
         assert!(upload.rewind());
@@ -220,7 +253,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_client_times_out() {
-        let mut upload = Upload::new(Box::pin(futures::stream::pending()), None, Duration::from_millis(50), Activity::new());
+        let mut upload = Upload::new(
+            Box::pin(futures::stream::pending()),
+            None,
+            Duration::from_millis(50),
+            Activity::new(),
+        );
         assert!(upload.next().await.unwrap().is_err());
         assert!(matches!(upload.failure(), Some(BodyFailure::Idle(_))));
     }

@@ -7,7 +7,10 @@ use ferry_gateway::{GatewayConfig, GatewayToken, app};
 use crate::support::*;
 
 fn with_token(server: &FakeServer) -> axum::Router {
-    app(GatewayConfig { token: Some(GatewayToken::parse("s3cret").unwrap()), ..config(server) })
+    app(GatewayConfig {
+        token: Some(GatewayToken::parse("s3cret").unwrap()),
+        ..config(server)
+    })
 }
 
 fn authorized(uri: &str, authorization: &str) -> Request<Body> {
@@ -24,7 +27,12 @@ async fn without_a_token_the_transfers_are_401_with_a_challenge() {
     let gateway = with_token(&server);
     for uri in ["/dict", "/file"] {
         let response = call(&gateway, post(uri, "application/json", "{}")).await;
-        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
         assert_error(response, 401, "unauthorized").await;
     }
     assert_eq!(server.connections(), 0);

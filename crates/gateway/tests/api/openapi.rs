@@ -33,20 +33,30 @@ fn the_document_describes_bodies_errors_and_the_bearer_scheme() {
     let dict = &doc["paths"]["/dict"]["post"];
     assert!(dict["requestBody"]["content"]["application/json"].is_object());
     let file = &doc["paths"]["/file"]["post"]["requestBody"]["content"];
-    assert!(file["application/octet-stream"].is_object() && file["multipart/form-data"].is_object());
+    assert!(
+        file["application/octet-stream"].is_object() && file["multipart/form-data"].is_object()
+    );
     for status in ["201", "401", "413", "415", "422", "503", "504"] {
         assert!(dict["responses"][status].is_object(), "{status}");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 }
 
 #[tokio::test]
 async fn the_document_is_served_at_openapi_json() {
     let server = FakeServer::start(Answer::Extended, false).await;
-    let response = call(&gateway(&server), Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+    let response = call(
+        &gateway(&server),
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let served = json(response).await;
-    let generated: serde_json::Value = serde_json::from_str(&ferry_gateway::openapi_json()).unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&ferry_gateway::openapi_json()).unwrap();
     assert_eq!(served, generated);
 }

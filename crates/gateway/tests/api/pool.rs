@@ -9,7 +9,11 @@ async fn many_requests_share_one_connection() {
     let server = FakeServer::start(Answer::Extended, false).await;
     let gateway = gateway(&server);
     for i in 0..5 {
-        let response = call(&gateway, post("/dict", "application/json", format!(r#"{{"n": {i}}}"#))).await;
+        let response = call(
+            &gateway,
+            post("/dict", "application/json", format!(r#"{{"n": {i}}}"#)),
+        )
+        .await;
         assert_eq!(response.status(), 201);
         let response = call(&gateway, post("/file", "application/octet-stream", "hello")).await;
         assert_eq!(response.status(), 201);
@@ -32,15 +36,26 @@ async fn a_refused_transfer_keeps_its_connection() {
 #[tokio::test]
 async fn concurrent_requests_never_open_more_connections_than_the_pool_size() {
     let server = FakeServer::start(Answer::Extended, false).await;
-    let gateway = app(GatewayConfig { pool_size: 2, ..config(&server) });
+    let gateway = app(GatewayConfig {
+        pool_size: 2,
+        ..config(&server)
+    });
     let requests = (0..8).map(|_| {
         let gateway = gateway.clone();
-        tokio::spawn(async move { call(&gateway, post("/dict", "application/json", "{}")).await.status() })
+        tokio::spawn(async move {
+            call(&gateway, post("/dict", "application/json", "{}"))
+                .await
+                .status()
+        })
     });
     for request in requests {
         assert_eq!(request.await.unwrap(), 201);
     }
-    assert!(server.connections() <= 2, "{} connections", server.connections());
+    assert!(
+        server.connections() <= 2,
+        "{} connections",
+        server.connections()
+    );
 }
 
 #[tokio::test]
@@ -60,10 +75,22 @@ async fn a_connection_the_server_dropped_is_replaced_and_the_file_resent() {
     let server = FakeServer::start(Answer::Extended, true).await;
     let gateway = gateway(&server);
     for _ in 0..3 {
-        let response = call(&gateway, post("/file?name=a.txt", "application/octet-stream", vec![7u8; 100_000])).await;
+        let response = call(
+            &gateway,
+            post(
+                "/file?name=a.txt",
+                "application/octet-stream",
+                vec![7u8; 100_000],
+            ),
+        )
+        .await;
         assert_eq!(response.status(), 201);
     }
     let transfers = server.transfers();
     assert_eq!(transfers.len(), 3);
-    assert!(transfers.iter().all(|t| t.plaintext(None) == vec![7u8; 100_000] && t.name.as_deref() == Some("a.txt")));
+    assert!(
+        transfers
+            .iter()
+            .all(|t| t.plaintext(None) == vec![7u8; 100_000] && t.name.as_deref() == Some("a.txt"))
+    );
 }

@@ -75,13 +75,21 @@ impl FakeServer {
     /// connection after each answer when `close_after_answer` (like a restart).
     pub async fn start(answer: Answer, close_after_answer: bool) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = FakeServer { addr: listener.local_addr().unwrap(), log: Arc::default() };
+        let server = FakeServer {
+            addr: listener.local_addr().unwrap(),
+            log: Arc::default(),
+        };
         let log = server.log.clone();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 log.lock().unwrap().connections += 1;
-                tokio::spawn(serve_connection(stream, answer.clone(), close_after_answer, log.clone()));
+                tokio::spawn(serve_connection(
+                    stream,
+                    answer.clone(),
+                    close_after_answer,
+                    log.clone(),
+                ));
             }
         });
         server
@@ -101,7 +109,12 @@ impl FakeServer {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, answer: Answer, close_after_answer: bool, log: Arc<Mutex<Log>>) {
+async fn serve_connection(
+    mut stream: TcpStream,
+    answer: Answer,
+    close_after_answer: bool,
+    log: Arc<Mutex<Log>>,
+) {
     if let Answer::Deaf = answer {
         std::future::pending::<()>().await;
     }
@@ -110,12 +123,23 @@ async fn serve_connection(mut stream: TcpStream, answer: Answer, close_after_ans
     let mut hello = false;
     let mut current: Option<Transfer> = None;
     loop {
-        while let Some(frame) = Decoder.decode(&mut buf).expect("the gateway writes valid frames") {
-            for event in tracker.accept(frame).expect("the gateway orders its packets") {
+        while let Some(frame) = Decoder
+            .decode(&mut buf)
+            .expect("the gateway writes valid frames")
+        {
+            for event in tracker
+                .accept(frame)
+                .expect("the gateway orders its packets")
+            {
                 match event {
                     TransferEvent::Hello => hello = true,
                     TransferEvent::Begin { meta, name } => {
-                        current = Some(Transfer { meta, name, hello, payloads: Vec::new() })
+                        current = Some(Transfer {
+                            meta,
+                            name,
+                            hello,
+                            payloads: Vec::new(),
+                        })
                     }
                     TransferEvent::Data(payload) => {
                         log.lock().unwrap().received += payload.len();
@@ -183,20 +207,29 @@ pub async fn call(app: &Router, request: Request<Body>) -> Response<Body> {
 
 /// A POST with a body and a content type.
 pub fn post(uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(uri).header("content-type", content_type).body(body.into()).unwrap()
+    Request::post(uri)
+        .header("content-type", content_type)
+        .body(body.into())
+        .unwrap()
 }
 
 /// The response body as JSON.
 pub async fn json(response: Response<Body>) -> serde_json::Value {
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)))
 }
 
 /// Asserts the error shape, the status and the code.
 pub async fn assert_error(response: Response<Body>, status: u16, code: &str) -> String {
     assert_eq!(response.status().as_u16(), status);
     assert!(
-        response.headers()["content-type"].to_str().unwrap().starts_with("application/json"),
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
         "{:?}",
         response.headers()
     );
