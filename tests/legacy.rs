@@ -19,7 +19,10 @@ fn session_dir() -> std::path::PathBuf {
 
 fn expected() -> Vec<Value> {
     let text = std::fs::read_to_string(session_dir().join("expected.json")).unwrap();
-    serde_json::from_str::<Value>(&text).unwrap()["transfers"].as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&text).unwrap()["transfers"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn example_key() -> FernetKey {
@@ -67,7 +70,10 @@ async fn the_recorded_legacy_session_replayed_gets_the_recorded_replies_and_stor
     stream.write_all(&recording).await.unwrap();
     let mut replies = Vec::new();
     stream.read_to_end(&mut replies).await.unwrap();
-    assert_eq!(replies, std::fs::read(session_dir().join("server-to-client.bin")).unwrap());
+    assert_eq!(
+        replies,
+        std::fs::read(session_dir().join("server-to-client.bin")).unwrap()
+    );
 
     let admin = server.admin();
     let items = admin.all_items().await;
@@ -76,7 +82,10 @@ async fn the_recorded_legacy_session_replayed_gets_the_recorded_replies_and_stor
     for transfer in expected() {
         let mut found = None;
         for (index, item) in unmatched.iter().enumerate() {
-            if data_type(item) != transfer["data_type"] || item["serialization"] != transfer["format"] || item["encrypted_in_transit"] != transfer["encrypted"] {
+            if data_type(item) != transfer["data_type"]
+                || item["serialization"] != transfer["format"]
+                || item["encrypted_in_transit"] != transfer["encrypted"]
+            {
                 continue;
             }
             let id = item["id"].as_str().unwrap();
@@ -89,7 +98,12 @@ async fn the_recorded_legacy_session_replayed_gets_the_recorded_replies_and_stor
                 break;
             }
         }
-        let index = found.unwrap_or_else(|| panic!("no stored item matches {}", &transfer.to_string()[..100.min(transfer.to_string().len())]));
+        let index = found.unwrap_or_else(|| {
+            panic!(
+                "no stored item matches {}",
+                &transfer.to_string()[..100.min(transfer.to_string().len())]
+            )
+        });
         unmatched.remove(index);
     }
 }
@@ -120,20 +134,38 @@ async fn recording_server() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
 
 /// Sends the six recorded items with Ferry's client.
 async fn send_the_six_items(addr: &str, extensions: bool) -> Vec<Option<String>> {
-    let options = Options { fernet: Some(Arc::new(example_key())), extensions, ..Options::default() };
+    let options = Options {
+        fernet: Some(Arc::new(example_key())),
+        extensions,
+        ..Options::default()
+    };
     let mut session = Session::connect(addr, options).await.unwrap();
     let mut ids = Vec::new();
     for transfer in expected() {
         let encrypt = transfer["encrypted"].as_bool().unwrap();
         let receipt = match (data_type(&transfer), transfer["format"].as_str().unwrap()) {
-            ("text", _) => session.send_bytes(Meta::text(encrypt), transfer["content"].as_str().unwrap().as_bytes(), None).await,
+            ("text", _) => {
+                session
+                    .send_bytes(
+                        Meta::text(encrypt),
+                        transfer["content"].as_str().unwrap().as_bytes(),
+                        None,
+                    )
+                    .await
+            }
             (_, format) => {
                 let serialization = match format {
                     "json" => Serialization::Json,
                     "xml" => Serialization::Xml,
                     _ => Serialization::Binary,
                 };
-                session.send_dict(transfer["content"].as_object().unwrap(), serialization, encrypt).await
+                session
+                    .send_dict(
+                        transfer["content"].as_object().unwrap(),
+                        serialization,
+                        encrypt,
+                    )
+                    .await
             }
         };
         ids.push(receipt.unwrap().id);
@@ -160,16 +192,33 @@ async fn ferrys_client_writes_the_recorded_packet_structure() {
             let pickle = transfer["format"] == "binary";
             for (a, b) in mine.iter().zip(theirs) {
                 assert_eq!((a.initial, a.final_, a.meta), (b.initial, b.final_, b.meta));
-                let encrypted = a.meta.is_some_and(|meta| meta.encrypted()) || transfer["encrypted"] == true;
-                let (plain_a, plain_b) = if encrypted { (key.decrypt(&a.payload).unwrap(), key.decrypt(&b.payload).unwrap()) } else { (a.payload.to_vec(), b.payload.to_vec()) };
+                let encrypted =
+                    a.meta.is_some_and(|meta| meta.encrypted()) || transfer["encrypted"] == true;
+                let (plain_a, plain_b) = if encrypted {
+                    (
+                        key.decrypt(&a.payload).unwrap(),
+                        key.decrypt(&b.payload).unwrap(),
+                    )
+                } else {
+                    (a.payload.to_vec(), b.payload.to_vec())
+                };
                 if pickle {
                     // Ferry writes pickle protocol 3, Python 4: same content, other bytes.
-                    let ours = ferry_codec::decode(Serialization::Binary, &plain_a, &Default::default()).unwrap();
-                    let theirs = ferry_codec::decode(Serialization::Binary, &plain_b, &Default::default()).unwrap();
+                    let ours =
+                        ferry_codec::decode(Serialization::Binary, &plain_a, &Default::default())
+                            .unwrap();
+                    let theirs =
+                        ferry_codec::decode(Serialization::Binary, &plain_b, &Default::default())
+                            .unwrap();
                     assert_eq!(ours, theirs);
                     assert_eq!(Value::Object(ours), transfer["content"]);
                 } else {
-                    assert_eq!(a.payload.len(), b.payload.len(), "payload length in {}", transfer["format"]);
+                    assert_eq!(
+                        a.payload.len(),
+                        b.payload.len(),
+                        "payload length in {}",
+                        transfer["format"]
+                    );
                     assert_eq!(plain_a, plain_b, "payload of {}", transfer["format"]);
                 }
             }
@@ -185,48 +234,92 @@ fn ferrys_cli_works_against_the_legacy_server() {
     let key = session_dir().join("example.key");
     let mut legacy = std::process::Command::new("python3")
         .arg(common::python_script("legacy_server.py"))
-        .args(["--key", key.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut first = String::new();
-    std::io::BufReader::new(legacy.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let port = first.trim().strip_prefix("listening on ").unwrap().to_owned();
+    std::io::BufReader::new(legacy.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
     let server = format!("127.0.0.1:{port}");
 
     let mut sent = Vec::new();
     for (index, transfer) in expected().iter().enumerate() {
         let encrypt = transfer["encrypted"].as_bool().unwrap();
-        let mut args = vec!["send".to_owned(), "--server".into(), server.clone(), "--fernet-key".into(), key.to_str().unwrap().into()];
+        let mut args = vec![
+            "send".to_owned(),
+            "--server".into(),
+            server.clone(),
+            "--fernet-key".into(),
+            key.to_str().unwrap().into(),
+        ];
         let path = dir.path().join(format!("item{index}"));
         if data_type(transfer) == "text" {
             std::fs::write(&path, transfer["content"].as_str().unwrap()).unwrap();
             args.extend(["file".into()]);
         } else {
             std::fs::write(&path, transfer["content"].to_string()).unwrap();
-            let format = if transfer["format"] == "binary" { "pickle" } else { transfer["format"].as_str().unwrap() };
+            let format = if transfer["format"] == "binary" {
+                "pickle"
+            } else {
+                transfer["format"].as_str().unwrap()
+            };
             args.extend(["dict".into(), "--format".into(), format.into()]);
         }
         if encrypt {
             args.push("--encrypt".into());
         }
         args.push(path.to_str().unwrap().into());
-        let output = std::process::Command::new(common::bin("ferry")).args(&args).output().unwrap();
-        assert!(output.status.success(), "ferry {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(String::from_utf8_lossy(&output.stdout).contains(": OK ("), "{}", String::from_utf8_lossy(&output.stdout));
+        let output = std::process::Command::new(common::bin("ferry"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "ferry {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(": OK ("),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
         sent.push(transfer.clone());
     }
     let _ = legacy.kill();
-    let received: Vec<Value> = std::fs::read_to_string(&out).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let received: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     assert_eq!(received, sent);
 }
 
 #[tokio::test]
 async fn ferrys_client_gets_item_ids_from_ferrys_server() {
     let server = Server::start(&[]);
-    let options = Options { fernet: Some(Arc::new(FernetKey::load(&server.fernet_key_file()).unwrap())), ..Options::default() };
+    let options = Options {
+        fernet: Some(Arc::new(
+            FernetKey::load(&server.fernet_key_file()).unwrap(),
+        )),
+        ..Options::default()
+    };
     let mut session = Session::connect(&server.tcp(), options).await.unwrap();
-    let receipt = session.send_bytes(Meta::text(true), b"hello", Some("hello.txt")).await.unwrap();
+    let receipt = session
+        .send_bytes(Meta::text(true), b"hello", Some("hello.txt"))
+        .await
+        .unwrap();
     session.end().await.unwrap();
     let id = receipt.id.expect("Ferry's server names the item");
     let items = server.admin().all_items().await;
