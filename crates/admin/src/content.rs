@@ -19,7 +19,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::extract::{ItemPath, Query};
-use crate::model::{ApiSerialization, file_name};
+use crate::model::{ApiSerialization, ItemIdSchema, file_name};
 use crate::range::{RangeRequest, parse_range};
 use crate::{ApiError, ErrorBody, Shared};
 
@@ -48,7 +48,7 @@ pub struct ContentParams {
     path = "/api/items/{id}/content",
     tag = "items",
     params(
-        ("id" = String, Path, description = "The item's id (a ULID)"),
+        ("id" = ItemIdSchema, Path, description = "The item's id (a ULID)"),
         ContentParams,
         ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
     ),

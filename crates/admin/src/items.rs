@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::extract::{ItemPath, Query};
-use crate::model::{ApiDataType, ApiSerialization, Item};
+use crate::model::{ApiDataType, ApiSerialization, Item, ItemIdSchema};
 use crate::{ApiError, ErrorBody, Shared};
 
 /// Items per page unless `limit` says otherwise.
@@ -38,7 +38,7 @@ pub struct ListParams {
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
     /// The `next` cursor of the previous page.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<ItemIdSchema>)]
     cursor: Option<String>,
     /// Items per page (1 to 1000, default 50).
     #[param(minimum = 1, maximum = 1000)]
@@ -124,7 +124,7 @@ pub(crate) async fn list_items(
     get,
     path = "/api/items/{id}",
     tag = "items",
-    params(("id" = String, Path, description = "The item's id (a ULID)")),
+    params(("id" = ItemIdSchema, Path, description = "The item's id (a ULID)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The item's metadata", body = Item),
@@ -150,7 +150,7 @@ pub(crate) async fn get_item(
     delete,
     path = "/api/items/{id}",
     tag = "items",
-    params(("id" = String, Path, description = "The item's id (a ULID)")),
+    params(("id" = ItemIdSchema, Path, description = "The item's id (a ULID)")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),

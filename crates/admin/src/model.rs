@@ -99,6 +99,31 @@ impl ApiSerialization {
     }
 }
 
+/// An item's id as the OpenAPI document describes it (the `id` path parameter and
+/// the `cursor`): a ULID, 26 Crockford base-32 characters in any case, the first
+/// at most `7`. Anything else is a 400, so the document says so.
+#[derive(Debug)]
+pub(crate) struct ItemIdSchema;
+
+impl utoipa::PartialSchema for ItemIdSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some(
+                "An item id: a ULID (26 Crockford base-32 characters, any case)",
+            ))
+            .pattern(Some("^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"))
+            .examples(["01J9ZQ3V7X5K0M4N8P2R6T1W3Y"])
+            .into()
+    }
+}
+
+impl ToSchema for ItemIdSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ItemId".into()
+    }
+}
+
 /// A stored item's metadata.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Item {

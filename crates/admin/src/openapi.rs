@@ -16,7 +16,7 @@ use crate::{Shared, content, events, items, ops};
         description = "Browse, download and delete the items Ferry received. Every `/api/` route needs `Authorization: Bearer <token>`. Every error has the shape `{\"error\": {\"status\", \"code\", \"message\"}}`."
     ),
     modifiers(&BearerScheme),
-    components(schemas(crate::ErrorBody, crate::ErrorDetail)),
+    components(schemas(crate::ErrorBody, crate::ErrorDetail, crate::model::ItemIdSchema, crate::content::ContentView)),
     tags(
         (name = "items", description = "Stored items: list, metadata, content, delete, live updates"),
         (name = "operations", description = "Health, readiness and metrics"),
