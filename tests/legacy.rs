@@ -298,6 +298,7 @@ fn ferrys_cli_works_against_the_legacy_server() {
         sent.push(transfer.clone());
     }
     let _ = legacy.kill();
+    let _ = legacy.wait();
     let received: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()
         .lines()

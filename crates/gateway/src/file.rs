@@ -37,7 +37,7 @@ pub struct FileQuery {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the form in the OpenAPI document; never built
 pub struct FileForm {
-    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
     pub file: Vec<u8>,
 }
 
@@ -49,6 +49,9 @@ impl utoipa::PartialSchema for FileBytes {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
             .content_media_type("application/octet-stream")
             .into()
     }
@@ -63,7 +66,7 @@ impl ToSchema for FileBytes {}
     tag = "transfers",
     params(FileQuery),
     request_body(
-        description = "The file: the raw body, or the first file field of a multipart form.",
+        description = "The file: the raw body, or the first file field of a multipart form. An empty body is an empty file (a legal, empty transfer).",
         content(
             (inline(FileBytes) = "application/octet-stream"),
             (inline(FileForm) = "multipart/form-data"),

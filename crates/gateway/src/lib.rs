@@ -68,7 +68,7 @@ pub fn app(config: GatewayConfig) -> Router {
         config: Arc::new(config),
         pool,
     };
-    let (router, doc) = routes(state.clone()).split_for_parts();
+    let (router, doc) = split(routes(state.clone()));
     router
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
@@ -85,7 +85,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         config: Arc::new(GatewayConfig::default()),
         pool: Pool::new(String::new(), Options::default(), 1, POOL_IDLE_TIMEOUT),
     };
-    routes(state).split_for_parts().1
+    split(routes(state)).1
+}
+
+/// The router and its document. An empty body is an empty file (a legal, empty
+/// transfer), so `POST /file` documents its body as optional.
+fn split(routes: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = routes.split_for_parts();
+    let file_body = doc
+        .paths
+        .paths
+        .get_mut("/file")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut());
+    if let Some(utoipa::openapi::RefOr::T(body)) = file_body {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+    (router, doc)
 }
 
 fn routes(state: AppState) -> OpenApiRouter<AppState> {

@@ -28,7 +28,7 @@ enum Command {
     /// Run the server, the admin API and the gateway together on embedded defaults.
     Up {
         #[command(flatten)]
-        server: ServerArgs,
+        server: Box<ServerArgs>,
         /// Address of the gateway's HTTP listener.
         #[arg(long = "gateway-listen", env = "FERRY_GATEWAY_LISTEN")]
         gateway_listen: Option<std::net::SocketAddr>,
