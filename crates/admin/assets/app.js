@@ -135,7 +135,7 @@ function addRow(item, live) {
   row.setAttribute("role", "button");
   row.setAttribute("aria-selected", String(item.id === state.selected));
   row.append(
-    el("div", "name", item.name || item.file_name),
+    el("div", "name", rowLabel(item)),
     el("div", "sub", null,
       el("span", "tag " + item.data_type, item.data_type),
       el("span", "tag", formatLabel(item.serialization)),
@@ -148,6 +148,14 @@ function addRow(item, live) {
   const list = $("item-list");
   if (live) list.prepend(row); else list.append(row);
   $("list-empty").hidden = true;
+}
+
+// Unnamed items share the first characters of their ids (the arrival time), so the
+// list names them by kind and the random end of the id.
+function rowLabel(item) {
+  if (item.name) return item.name;
+  const kind = item.data_type === "dictionary" ? formatLabel(item.serialization) + " dictionary" : "text";
+  return kind + " · …" + item.id.slice(-8);
 }
 
 function matchesFilters(item) {
