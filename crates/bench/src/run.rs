@@ -376,6 +376,7 @@ impl Bench<'_> {
                 Target::None,
             );
         }
+        report.load_after = crate::machine::load_average();
         Ok(report)
     }
 

@@ -35,6 +35,10 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
     let report = run(&plan).await.expect("the bench runs");
 
     let markdown = report.markdown();
+    assert!(
+        !report.machine.load.is_empty() && !report.load_after.is_empty(),
+        "load averages missing"
+    );
     for expected in [
         "Limits",
         "Issue 2: TCP",
