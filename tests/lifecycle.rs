@@ -421,3 +421,47 @@ async fn print_and_export_give_the_legacy_outputs() {
         serde_json::from_slice(&std::fs::read(json_file).unwrap()).unwrap();
     assert!(exported["sensor"] == "s-1");
 }
+
+#[tokio::test]
+async fn items_stay_readable_after_the_storage_key_is_rotated() {
+    let server = Server::start(&[]);
+    let mut session = Session::connect(&server.tcp(), Options::default())
+        .await
+        .unwrap();
+    let old_item = session
+        .send_bytes(Meta::text(false), b"sealed with the first key", None)
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    session.end().await.unwrap();
+
+    // Rotate: a new current key, the old one kept for reading.
+    let old_key = server.data_dir().join("storage.key");
+    let kept = server.dir.path().join("storage-old.key");
+    std::fs::rename(&old_key, &kept).unwrap();
+    let Server { mut running, dir } = server;
+    running.terminate();
+    drop(running);
+    let server = Server::start_in(dir, &["--old-storage-keys", kept.to_str().unwrap()]);
+    assert!(old_key.exists(), "a new storage key was created");
+
+    let mut session = Session::connect(&server.tcp(), Options::default())
+        .await
+        .unwrap();
+    let new_item = session
+        .send_bytes(Meta::text(false), b"sealed with the second key", None)
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    session.end().await.unwrap();
+    let admin = server.admin();
+    assert_eq!(admin.content(&old_item).await, b"sealed with the first key");
+    assert_eq!(
+        admin.content(&new_item).await,
+        b"sealed with the second key"
+    );
+    let items = admin.all_items().await;
+    assert_ne!(items[0]["key_id"], items[1]["key_id"]);
+}
