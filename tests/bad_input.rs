@@ -554,6 +554,30 @@ async fn a_stalled_peer_is_dropped_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_peer_that_dribbles_bytes_mid_transfer_is_dropped() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let mut conn = Raw::connect(&server.tcp()).await;
+    conn.send(&OPENED).await.unwrap();
+    // One byte every 100 ms never trips the idle timeout, but is far too slow.
+    let started = Instant::now();
+    let mut dropped = false;
+    for _ in 0..60 {
+        if conn.send(&[0x00]).await.is_err() || conn.closed_within(Duration::from_millis(100)).await
+        {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(
+        dropped,
+        "a dribbling peer was still connected after {:?}",
+        started.elapsed()
+    );
+    still_serving_and_only_good_items_listed(&server, 0).await;
+    no_unfinished_item_is_kept(&server).await;
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_ends() {
     let server = Server::start(&["--max-connections", "2"]);
     let addr = server.tcp();

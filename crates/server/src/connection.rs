@@ -7,6 +7,7 @@
 
 use crate::Shared;
 use crate::metrics::OpenConnection;
+use crate::progress::Progress;
 use crate::transfer::Transfer;
 use bytes::BytesMut;
 use ferry_protocol::{
@@ -52,6 +53,7 @@ enum Ending {
     End,
     PeerClosed,
     IdleTimeout,
+    TooSlow,
     Shutdown,
     ProtocolError,
 }
@@ -68,6 +70,7 @@ struct Connection {
 
 impl Connection {
     async fn run(&mut self, shutdown: &CancellationToken) -> std::io::Result<Ending> {
+        let mut progress = Progress::new(self.shared.config.idle_timeout);
         loop {
             while let Some(frame) = match Decoder.decode(&mut self.buf) {
                 Ok(frame) => frame,
@@ -88,6 +91,7 @@ impl Connection {
             if between_transfers && shutdown.is_cancelled() {
                 return Ok(Ending::Shutdown);
             }
+            let busy = !between_transfers || !self.buf.is_empty();
             self.buf.reserve(READ_CHUNK);
             let read = tokio::select! {
                 read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)) => read,
@@ -102,7 +106,12 @@ impl Connection {
                     self.log_abandoned("peer closed the connection");
                     return Ok(Ending::PeerClosed);
                 }
-                Ok(Ok(_)) => {}
+                Ok(Ok(read)) => {
+                    if !progress.record(read, busy) {
+                        self.log_abandoned("peer too slow");
+                        return Ok(Ending::TooSlow);
+                    }
+                }
                 Ok(Err(err)) => {
                     self.log_abandoned("read failed");
                     return Err(err);

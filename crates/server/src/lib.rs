@@ -11,6 +11,7 @@ mod config;
 mod connection;
 mod metrics;
 mod outputs;
+mod progress;
 mod transfer;
 
 pub use config::{EncryptionPolicy, ExportConfig, ServerConfig};
