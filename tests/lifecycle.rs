@@ -5,11 +5,12 @@
 mod common;
 
 use common::{Running, Server, bin};
-use ferry_client::{Options, Session};
+use ferry_client::{ClientError, Options, Receipt, Session};
 use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, Serialization};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,10 +100,9 @@ fn ferry_keygen_writes_a_private_python_compatible_key() {
     assert!(!again.status.success());
 }
 
-#[tokio::test]
-async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("server.log");
+/// A server on `dir` that logs at debug level to `dir/server.log`.
+fn start_debug_logged(dir: &tempfile::TempDir, grace: &str) -> (Running, PathBuf) {
+    let log = dir.path().join("server.log");
     let data = dir.path().join("data");
     let args = [
         "--listen",
@@ -112,35 +112,55 @@ async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections()
         "--data-dir",
         data.to_str().unwrap(),
         "--shutdown-grace",
-        "20",
+        grace,
     ];
-    let mut running = Running::start_with_stderr(
+    let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
+    let running = Running::start_with_stderr(
         &bin("ferry-server"),
         &args,
         &[("FERRY_LOG", "debug")],
         &["tcp", "admin"],
-        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+        stderr,
     );
-    let tcp = running.addr("tcp");
+    (running, log)
+}
 
+fn log_says(log: &Path, what: &str) -> bool {
+    wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(what)
+    })
+}
+
+type Sending = tokio::task::JoinHandle<Result<Receipt, ClientError>>;
+
+/// Opens a text transfer fed through the returned writer, sends `first` bytes of
+/// it, and waits until the server's log shows the transfer has begun.
+async fn transfer_in_flight(
+    running: &Running,
+    log: &Path,
+    first: usize,
+    name: Option<&'static str>,
+) -> (tokio::io::DuplexStream, Sending) {
     let (mut writer, reader) = tokio::io::duplex(64 * 1024);
-    let mut session = Session::connect(&tcp, Options::default()).await.unwrap();
+    let mut session = Session::connect(&running.addr("tcp"), Options::default())
+        .await
+        .unwrap();
     let sending = tokio::spawn(async move {
         session
-            .send_reader(Meta::text(false), reader, Some("late.txt"), &mut |_| {})
+            .send_reader(Meta::text(false), reader, name, &mut |_| {})
             .await
     });
-    let first = vec![b'a'; 200_000];
-    writer.write_all(&first).await.unwrap();
+    writer.write_all(&vec![b'a'; first]).await.unwrap();
     assert!(
-        wait_until(Duration::from_secs(20), || std::fs::read_to_string(
-            &log_path
-        )
-        .unwrap_or_default()
-        .contains("transfer started")),
+        log_says(log, "transfer started"),
         "the server never saw the transfer start"
     );
+    (writer, sending)
+}
 
+fn sigterm(running: &Running) {
     let pid = running.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -149,13 +169,20 @@ async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections()
             .unwrap()
             .success()
     );
-    assert!(wait_until(Duration::from_secs(20), || {
-        std::fs::read_to_string(&log_path)
-            .unwrap_or_default()
-            .contains("stopped accepting")
-    }));
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, log) = start_debug_logged(&dir, "20");
+    let (mut writer, sending) = transfer_in_flight(&running, &log, 200_000, Some("late.txt")).await;
+
+    sigterm(&running);
+    assert!(log_says(&log, "stopped accepting"));
     assert!(
-        tokio::net::TcpStream::connect(&tcp).await.is_err(),
+        tokio::net::TcpStream::connect(running.addr("tcp"))
+            .await
+            .is_err(),
         "a stopping server accepts no new connection"
     );
 
@@ -181,45 +208,9 @@ async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections()
 #[tokio::test]
 async fn a_transfer_that_outlasts_the_grace_period_is_discarded() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("server.log");
-    let data = dir.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--shutdown-grace",
-        "1",
-    ];
-    let mut running = Running::start_with_stderr(
-        &bin("ferry-server"),
-        &args,
-        &[("FERRY_LOG", "debug")],
-        &["tcp", "admin"],
-        Stdio::from(std::fs::File::create(&log_path).unwrap()),
-    );
-    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
-    let mut session = Session::connect(&running.addr("tcp"), Options::default())
-        .await
-        .unwrap();
-    let sending = tokio::spawn(async move {
-        session
-            .send_reader(Meta::text(false), reader, None, &mut |_| {})
-            .await
-    });
-    writer.write_all(&vec![b'a'; 500_000]).await.unwrap();
-    assert!(wait_until(Duration::from_secs(20), || {
-        std::fs::read_to_string(&log_path)
-            .unwrap_or_default()
-            .contains("transfer started")
-    }));
-    let pid = running.child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    let (mut running, log) = start_debug_logged(&dir, "1");
+    let (writer, sending) = transfer_in_flight(&running, &log, 500_000, None).await;
+    sigterm(&running);
     let status = running.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     drop(writer);

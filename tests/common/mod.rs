@@ -271,38 +271,37 @@ impl Admin {
         }
     }
 
-    pub async fn content(&self, id: &str) -> Vec<u8> {
+    /// A successful GET of an admin path (`/api/items/…`) with the token.
+    async fn fetch(&self, path: &str) -> reqwest::Response {
         let response = self
             .http
-            .get(format!("{}/api/items/{id}/content", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await
             .unwrap();
         assert!(
             response.status().is_success(),
-            "content of {id}: {}",
+            "GET {path}: {}",
             response.status()
         );
-        response.bytes().await.unwrap().to_vec()
+        response
+    }
+
+    pub async fn content(&self, id: &str) -> Vec<u8> {
+        self.fetch(&format!("/api/items/{id}/content"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
     }
 
     /// The size and SHA-256 of an item's content, streamed: the body is never held whole.
     pub async fn content_digest(&self, id: &str) -> (u64, String) {
         use futures::StreamExt;
         use sha2::Digest;
-        let response = self
-            .http
-            .get(format!("{}/api/items/{id}/content", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "content of {id}: {}",
-            response.status()
-        );
+        let response = self.fetch(&format!("/api/items/{id}/content")).await;
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
         let mut body = response.bytes_stream();
@@ -337,19 +336,11 @@ impl Admin {
     }
 
     pub async fn content_as_json(&self, id: &str) -> serde_json::Value {
-        let response = self
-            .http
-            .get(format!("{}/api/items/{id}/content?as=json", self.base))
-            .bearer_auth(&self.token)
-            .send()
+        self.fetch(&format!("/api/items/{id}/content?as=json"))
             .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "json of {id}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
