@@ -2,12 +2,10 @@
 
 use crate::settings::{Secret, layered};
 use anyhow::Context;
-use ferry_crypto::FernetKey;
 use ferry_gateway::{GatewayConfig, GatewayToken, TlsFiles};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -115,13 +113,7 @@ pub async fn start(
     settings: &GatewaySettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningGateway> {
-    let fernet = settings
-        .fernet_key
-        .as_deref()
-        .map(FernetKey::load)
-        .transpose()
-        .context("cannot read the Fernet key")?
-        .map(Arc::new);
+    let fernet = crate::settings::load_fernet(settings.fernet_key.as_deref())?;
     let token = settings
         .token
         .as_ref()

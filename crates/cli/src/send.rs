@@ -6,7 +6,6 @@ use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, Serialization};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 /// Where and how to connect.
@@ -64,13 +63,7 @@ fn parse_format(text: &str) -> Result<Serialization, String> {
 
 /// Sends every item over one session, printing a line per item.
 pub async fn send(connection: &Connection, command: &SendCommand) -> anyhow::Result<()> {
-    let fernet = connection
-        .fernet_key
-        .as_deref()
-        .map(FernetKey::load)
-        .transpose()
-        .context("cannot read the Fernet key")?
-        .map(Arc::new);
+    let fernet = crate::settings::load_fernet(connection.fernet_key.as_deref())?;
     let options = Options {
         fernet,
         extensions: !connection.legacy,

@@ -1,10 +1,13 @@
 //! Layered settings: embedded defaults, then a TOML file, then the environment and
 //! flags (clap reads both). Secrets never show in `Debug`.
 
+use anyhow::Context;
+use ferry_crypto::FernetKey;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A secret setting (a token): `Debug` prints asterisks.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,4 +47,14 @@ where
     figment
         .extract()
         .map_err(|err| anyhow::anyhow!("invalid settings: {err}"))
+}
+
+/// Reads the Fernet key file, if one is configured.
+pub(crate) fn load_fernet(path: Option<&Path>) -> anyhow::Result<Option<Arc<FernetKey>>> {
+    path.map(|path| {
+        FernetKey::load(path)
+            .with_context(|| format!("cannot read the Fernet key {}", path.display()))
+    })
+    .transpose()
+    .map(|key| key.map(Arc::new))
 }

@@ -164,38 +164,42 @@ async fn send(
     );
     let mut reader = StreamReader::new(upload);
     let mut lease = state.pool.acquire().await?;
-    let mut result = transfer(
-        &mut lease,
-        &mut reader,
-        meta,
-        name,
-        &activity,
-        config.upstream_timeout,
-    )
-    .await;
-    if let Err(err) = &result
-        && reader.get_ref().failure().is_none()
-        && lease.reused()
-        && is_dead_connection(err)
-    {
+    let mut retried = false;
+    let result = loop {
+        let result = transfer(
+            &mut lease,
+            &mut reader,
+            meta,
+            name,
+            &activity,
+            config.upstream_timeout,
+        )
+        .await;
+        let dead_pooled_session = match &result {
+            Err(err) => {
+                !retried
+                    && reader.get_ref().failure().is_none()
+                    && lease.reused()
+                    && is_dead_connection(err)
+            }
+            Ok(_) => false,
+        };
+        if !dead_pooled_session {
+            break result;
+        }
+        retried = true;
         let mut upload = reader.into_inner();
         let rewound = upload.rewind();
         reader = StreamReader::new(upload);
-        if rewound {
-            tracing::info!(cause = %err, "pooled session was dead: resending the file on a new connection");
-            lease.reconnect().await?;
-            activity.touch();
-            result = transfer(
-                &mut lease,
-                &mut reader,
-                meta,
-                name,
-                &activity,
-                config.upstream_timeout,
-            )
-            .await;
+        if !rewound {
+            break result;
         }
-    }
+        if let Err(err) = &result {
+            tracing::info!(cause = %err, "pooled session was dead: resending the file on a new connection");
+        }
+        lease.reconnect().await?;
+        activity.touch();
+    };
     lease.settle(&result);
     if let Some(failure) = reader.get_ref().failure() {
         return Err(failure.clone().into());
