@@ -413,19 +413,23 @@ async fn print_and_export_give_the_legacy_outputs() {
     assert!(exported["sensor"] == "s-1");
 }
 
-#[tokio::test]
-async fn items_stay_readable_after_the_storage_key_is_rotated() {
-    let server = Server::start(&[]);
+/// Sends one text over a session of its own; the stored item's id.
+async fn send_one_text(server: &Server, text: &[u8]) -> String {
     let mut session = Session::connect(&server.tcp(), Options::default())
         .await
         .unwrap();
-    let old_item = session
-        .send_bytes(Meta::text(false), b"sealed with the first key", None)
+    let receipt = session
+        .send_bytes(Meta::text(false), text, None)
         .await
-        .unwrap()
-        .id
         .unwrap();
     session.end().await.unwrap();
+    receipt.id.expect("Ferry's server names the item")
+}
+
+#[tokio::test]
+async fn items_stay_readable_after_the_storage_key_is_rotated() {
+    let server = Server::start(&[]);
+    let old_item = send_one_text(&server, b"sealed with the first key").await;
 
     // Rotate: a new current key, the old one kept for reading.
     let old_key = server.data_dir().join("storage.key");
@@ -437,16 +441,7 @@ async fn items_stay_readable_after_the_storage_key_is_rotated() {
     let server = Server::start_in(dir, &["--old-storage-keys", kept.to_str().unwrap()]);
     assert!(old_key.exists(), "a new storage key was created");
 
-    let mut session = Session::connect(&server.tcp(), Options::default())
-        .await
-        .unwrap();
-    let new_item = session
-        .send_bytes(Meta::text(false), b"sealed with the second key", None)
-        .await
-        .unwrap()
-        .id
-        .unwrap();
-    session.end().await.unwrap();
+    let new_item = send_one_text(&server, b"sealed with the second key").await;
     let admin = server.admin();
     assert_eq!(admin.content(&old_item).await, b"sealed with the first key");
     assert_eq!(
