@@ -451,3 +451,45 @@ async fn items_stay_readable_after_the_storage_key_is_rotated() {
     let items = admin.all_items().await;
     assert_ne!(items[0]["key_id"], items[1]["key_id"]);
 }
+
+#[tokio::test]
+async fn metrics_count_transfers_bytes_connections_and_items() {
+    let server = Server::start(&["--allow-pickle", "false"]);
+    send_one_text(&server, b"twelve bytes").await;
+    let mut session = Session::connect(&server.tcp(), Options::default())
+        .await
+        .unwrap();
+    let dict = json!({"a": 1}).as_object().unwrap().clone();
+    assert!(
+        session
+            .send_dict(&dict, Serialization::Binary, false)
+            .await
+            .is_err()
+    );
+    let http = reqwest::Client::new();
+    let metrics = http
+        .get(format!("{}/metrics", server.admin_url()))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    for expected in [
+        r#"ferry_transfers_total{data_type="text",format="txt",result="stored"} 1"#,
+        r#"ferry_transfers_total{data_type="dictionary",format="binary",result="refused"} 1"#,
+        r#"ferry_received_bytes_total{data_type="text",format="txt",result="stored"} 12"#,
+        "ferry_transfer_duration_seconds",
+        "ferry_open_connections 1",
+        "ferry_items_stored 1",
+    ] {
+        assert!(text.contains(expected), "no {expected} in:\n{text}");
+    }
+    session.end().await.unwrap();
+    let unauthorized = http
+        .get(format!("{}/metrics", server.admin_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+}
