@@ -213,6 +213,25 @@ impl Bench<'_> {
         let n = sizes.connections;
         let mut direct_dicts = None;
         if tcp_on {
+            // The same plain transfer with nothing to wait for on the disk: what the
+            // client, the kernel's TCP and the server's hashing and sealing cost.
+            if let Some(tmpfs) = tmpfs_dir() {
+                progress(format!(
+                    "TCP: {one} plain transfer to a tmpfs data directory"
+                ));
+                let ceiling = self
+                    .tcp_transfer_in(&tmpfs, false, sizes.transfer_bytes)
+                    .await;
+                let _ = std::fs::remove_dir_all(&tmpfs);
+                let ceiling = ceiling?;
+                report.push(
+                    LIMITS,
+                    format!("{one} text, plain, data on tmpfs (no disk: the CPU ceiling)"),
+                    ceiling.mb_per_sec(),
+                    "MB/s",
+                    Target::None,
+                );
+            }
             progress(format!("TCP: {one} plain transfer"));
             let plain = self.tcp_transfer(false, sizes.transfer_bytes).await?;
             progress(format!("TCP: {one} Fernet transfer"));
@@ -400,12 +419,23 @@ impl Bench<'_> {
     }
 
     async fn tcp_transfer(&mut self, encrypt: bool, len: u64) -> Result<Rate> {
+        let dir = self.dir.clone();
+        self.tcp_transfer_in(&dir, encrypt, len).await
+    }
+
+    /// One transfer to a fresh server whose directory is under `base`.
+    async fn tcp_transfer_in(&mut self, base: &Path, encrypt: bool, len: u64) -> Result<Rate> {
         self.phase = if encrypt {
             "TCP Fernet transfer"
         } else {
             "TCP plain transfer"
         };
-        let server = self.server().await?;
+        self.started += 1;
+        let server = Server::start(
+            &self.plan.bin_dir,
+            base.join(format!("server-{}", self.started)),
+        )
+        .await?;
         let key = if encrypt {
             Some(Arc::new(server.fernet_key()?))
         } else {
@@ -464,6 +494,12 @@ impl Bench<'_> {
         let server_peak = self.retire(server).await?;
         Ok((rate?, gateway_peak, server_peak))
     }
+}
+
+/// A fresh directory on tmpfs (`/dev/shm`), when the machine has one.
+fn tmpfs_dir() -> Option<PathBuf> {
+    let dir = Path::new("/dev/shm").join(format!("ferry-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok().map(|()| dir)
 }
 
 fn progress(step: String) {
