@@ -137,8 +137,7 @@ function addRow(item, live) {
   row.append(
     el("div", "name", rowLabel(item)),
     el("div", "sub", null,
-      el("span", "tag " + item.data_type, item.data_type),
-      el("span", "tag", formatLabel(item.serialization)),
+      ...kindTags(item),
       el("span", null, formatSize(item.size)),
       el("span", null, formatTime(item.received_at)),
       el("span", "mono", item.peer)),
@@ -237,6 +236,13 @@ function refreshCount() {
 
 // ---- the detail pane -------------------------------------------------------------
 
+// The data type, and for a dictionary the form it arrived in (text is always txt).
+function kindTags(item) {
+  const tags = [el("span", "tag " + item.data_type, item.data_type)];
+  if (item.data_type === "dictionary") tags.push(el("span", "tag", formatLabel(item.serialization)));
+  return tags;
+}
+
 async function select(item) {
   state.selected = item.id;
   state.current = item;
@@ -246,10 +252,9 @@ async function select(item) {
   $("detail-empty").hidden = true;
   $("detail-body").hidden = false;
   $("detail-body").dataset.id = item.id;
-  $("detail-title").textContent = item.name || item.file_name;
+  $("detail-title").textContent = rowLabel(item);
   $("detail-badges").replaceChildren(
-    el("span", "tag " + item.data_type, item.data_type),
-    el("span", "tag", formatLabel(item.serialization)),
+    ...kindTags(item),
     el("span", "tag", item.encrypted_in_transit ? "encrypted in transit" : "plain in transit"));
   renderMeta(item);
   await showContent(item);
