@@ -10,7 +10,7 @@ use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, Serialization};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,29 +100,16 @@ fn ferry_keygen_writes_a_private_python_compatible_key() {
     assert!(!again.status.success());
 }
 
-/// A server on `dir` that logs at debug level to `dir/server.log`.
-fn start_debug_logged(dir: &tempfile::TempDir, grace: &str) -> (Running, PathBuf) {
-    let log = dir.path().join("server.log");
-    let data = dir.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--shutdown-grace",
-        grace,
-    ];
-    let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
-    let running = Running::start_with_stderr(
-        &bin("ferry-server"),
-        &args,
+/// A server on a fresh directory that logs at debug level to [`Server::log_file`].
+fn start_debug_logged(grace: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    Server::start_with(
+        dir,
+        &["--shutdown-grace", grace],
         &[("FERRY_LOG", "debug")],
-        &["tcp", "admin"],
-        stderr,
-    );
-    (running, log)
+        Stdio::from(log),
+    )
 }
 
 fn log_says(log: &Path, what: &str) -> bool {
@@ -160,24 +147,13 @@ async fn transfer_in_flight(
     (writer, sending)
 }
 
-fn sigterm(running: &Running) {
-    let pid = running.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[tokio::test]
 async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut running, log) = start_debug_logged(&dir, "20");
+    let Server { mut running, dir } = start_debug_logged("20");
+    let log = dir.path().join("server.log");
     let (mut writer, sending) = transfer_in_flight(&running, &log, 200_000, Some("late.txt")).await;
 
-    sigterm(&running);
+    running.send_term();
     assert!(log_says(&log, "stopped accepting"));
     assert!(
         tokio::net::TcpStream::connect(running.addr("tcp"))
@@ -207,10 +183,10 @@ async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections()
 
 #[tokio::test]
 async fn a_transfer_that_outlasts_the_grace_period_is_discarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut running, log) = start_debug_logged(&dir, "1");
+    let Server { mut running, dir } = start_debug_logged("1");
+    let log = dir.path().join("server.log");
     let (writer, sending) = transfer_in_flight(&running, &log, 500_000, None).await;
-    sigterm(&running);
+    running.send_term();
     let status = running.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     drop(writer);
@@ -253,28 +229,12 @@ async fn settings_come_from_a_toml_file_and_the_environment_with_flags_winning()
         "max_dict_bytes = 100\nallow_pickle = false\nencryption = \"disabled\"\n",
     )
     .unwrap();
-    let data = dir.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--allow-pickle",
-        "true",
-    ];
-    let running = Running::start(
-        &bin("ferry-server"),
-        &args,
-        &[
-            ("FERRY_CONFIG", config.to_str().unwrap()),
-            ("FERRY_MAX_DEPTH", "2"),
-        ],
-        &["tcp", "admin"],
-    );
+    let config = config.to_str().unwrap().to_owned();
+    let envs = [("FERRY_CONFIG", config.as_str()), ("FERRY_MAX_DEPTH", "2")];
+    let server = Server::start_with(dir, &["--allow-pickle", "true"], &envs, Stdio::inherit());
+    let data = server.data_dir();
     let mut session = Session::connect(
-        &running.addr("tcp"),
+        &server.tcp(),
         Options {
             fernet: Some(Arc::new(FernetKey::generate())),
             ..Options::default()

@@ -124,12 +124,21 @@ impl Running {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then wait for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
+    /// Sends SIGTERM without waiting for the exit.
+    pub fn send_term(&self) {
+        let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "kill -TERM failed"
+        );
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_term();
         self.child.wait().expect("wait")
     }
 
@@ -169,6 +178,17 @@ impl Server {
     }
 
     fn launch(dir: tempfile::TempDir, extra: &[&str], stderr: Stdio) -> Server {
+        Server::start_with(dir, extra, &[], stderr)
+    }
+
+    /// A server on `dir` (data in `dir/data`) with extra flags, environment
+    /// variables, and its log (stderr) going to `stderr`.
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let data = dir.path().join("data");
         let mut args = vec![
             "--listen",
@@ -179,8 +199,13 @@ impl Server {
             data.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let running =
-            Running::start_with_stderr(&bin("ferry-server"), &args, &[], &["tcp", "admin"], stderr);
+        let running = Running::start_with_stderr(
+            &bin("ferry-server"),
+            &args,
+            envs,
+            &["tcp", "admin"],
+            stderr,
+        );
         Server { running, dir }
     }
 
