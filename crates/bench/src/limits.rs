@@ -1,9 +1,11 @@
 //! The machine's limits, measured in the same run as Ferry's figures: what the
-//! disk writes with fsync, what loopback TCP carries, what the cipher does on one core.
+//! disk writes with fsync, what loopback TCP carries, what the ciphers and the hash
+//! do on one core.
 
 use crate::Rate;
 use anyhow::{Context, Result, bail};
-use ferry_crypto::FernetKey;
+use ferry_crypto::{FernetKey, Sealer, StorageKey};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -101,4 +103,40 @@ pub fn cipher(bytes: u64) -> Result<CipherRates> {
         decrypt: Rate::new(total, decrypt),
         round_trip: Rate::new(total, encrypt + decrypt),
     })
+}
+
+/// What the store does to every plaintext byte it keeps, on one core, in the
+/// 1 MiB batches it works in: the item's SHA-256 and the AES-256-GCM record.
+#[derive(Debug, Clone, Copy)]
+pub struct AtRestRates {
+    pub sha256: Rate,
+    pub seal: Rate,
+}
+
+/// Hashes `bytes` of plaintext, then seals them into one record; blocking, so
+/// call it from a blocking thread.
+pub fn at_rest(bytes: u64) -> AtRestRates {
+    const BATCH: usize = 1 << 20;
+    let batch = vec![b'a'; BATCH];
+    let batches = bytes.div_ceil(BATCH as u64).max(1);
+    let total = batches * BATCH as u64;
+
+    let started = Instant::now();
+    let mut hasher = Sha256::new();
+    for _ in 0..batches {
+        hasher.update(std::hint::black_box(&batch));
+    }
+    std::hint::black_box(hasher.finalize());
+    let sha256 = Rate::new(total, started.elapsed());
+
+    let mut sealer = Sealer::new(&StorageKey::generate());
+    let mut sealed = Vec::with_capacity(2 * BATCH);
+    let started = Instant::now();
+    for _ in 0..batches {
+        sealer.push(std::hint::black_box(&batch), &mut sealed);
+        std::hint::black_box(&sealed);
+        sealed.clear();
+    }
+    let seal = Rate::new(total, started.elapsed());
+    AtRestRates { sha256, seal }
 }

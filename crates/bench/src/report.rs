@@ -44,7 +44,7 @@ impl Figure {
     }
 }
 
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
     } else {
@@ -60,6 +60,8 @@ pub struct Report {
     /// Load averages when the run ended (the machine's `load` is from its start).
     pub load_after: String,
     pub figures: Vec<Figure>,
+    /// What the figures imply, printed under the table.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -117,6 +119,9 @@ impl Report {
             .filter(|f| f.passed() == Some(false))
             .count();
         out += &format!("\n{passed} targets met, {failed} missed.\n");
+        for note in &self.notes {
+            out += &format!("\nNote: {note}\n");
+        }
         out
     }
 
@@ -144,6 +149,7 @@ impl Report {
             "machine": { "cores": self.machine.cores, "cpu": self.machine.cpu, "load_before": self.machine.load, "load_after": self.load_after },
             "mode": self.mode,
             "figures": figures,
+            "notes": self.notes,
         })
     }
 }
