@@ -71,13 +71,19 @@ impl ItemMeta {
     /// Whether the item came from `source`: the peer's IP, or a prefix of
     /// `"ip:port"` that covers the whole IP.
     pub(crate) fn is_from(&self, source: &str) -> bool {
-        let ip = match self.peer.rsplit_once(':') {
-            Some((ip, _port)) => ip,
-            None => self.peer.as_str(),
-        };
-        let bare = |s: &str| s.trim_start_matches('[').trim_end_matches(']').to_owned();
-        bare(ip) == bare(source) || (source.len() > ip.len() && self.peer.starts_with(source))
+        peer_is_from(&self.peer, source)
     }
+}
+
+/// Whether `peer` (`"ip:port"`) is `source`: its IP, or a prefix of `"ip:port"`
+/// that covers the whole IP.
+pub(crate) fn peer_is_from(peer: &str, source: &str) -> bool {
+    let ip = match peer.rsplit_once(':') {
+        Some((ip, _port)) => ip,
+        None => peer,
+    };
+    let bare = |s: &str| s.trim_start_matches('[').trim_end_matches(']').to_owned();
+    bare(ip) == bare(source) || (source.len() > ip.len() && peer.starts_with(source))
 }
 
 #[cfg(test)]

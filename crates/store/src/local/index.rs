@@ -1,9 +1,20 @@
 //! The in-memory index: every listed item, ordered by id, with where its sealed
 //! record lives. It is rebuilt from disk on open (see [`recover`](super::recover))
 //! and only ever holds committed items.
+//!
+//! Every listed item stays in memory, so entries are kept packed (about a third
+//! of an [`ItemMeta`] with its strings): the digest as bytes, the peer as a socket
+//! address, the storage key id shared by every item sealed with it. Metadata that
+//! does not pack exactly (a peer that is not `ip:port`, say) is kept as it is.
+//! `cargo run --release -p ferry-store --example index_memory` measures the cost.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::ops::Bound;
+use std::sync::Arc;
+
+use ferry_protocol::{DataType, Serialization};
+use time::OffsetDateTime;
 
 use crate::{ItemId, ItemMeta, ListQuery, Page};
 
@@ -26,20 +37,25 @@ pub(crate) struct Entry {
 /// Committed items by id.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    items: BTreeMap<ItemId, Entry>,
+    items: BTreeMap<ItemId, Stored>,
+    /// The storage key ids in use; a handful at most (one per rotation).
+    key_ids: Vec<Arc<str>>,
 }
 
 impl Index {
+    /// Lists `entry`; returns the entry it replaces, if its id was listed.
     pub(crate) fn insert(&mut self, entry: Entry) -> Option<Entry> {
-        self.items.insert(entry.meta.id, entry)
+        let id = entry.meta.id;
+        let stored = Stored::pack(entry, &mut self.key_ids);
+        self.items.insert(id, stored).map(|old| old.unpack(id))
     }
 
     pub(crate) fn remove(&mut self, id: ItemId) -> Option<Entry> {
-        self.items.remove(&id)
+        self.items.remove(&id).map(|old| old.unpack(id))
     }
 
-    pub(crate) fn get(&self, id: ItemId) -> Option<&Entry> {
-        self.items.get(&id)
+    pub(crate) fn get(&self, id: ItemId) -> Option<Entry> {
+        self.items.get(&id).map(|stored| stored.clone().unpack(id))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -58,9 +74,12 @@ impl Index {
             .items
             .range((Bound::Unbounded, upper))
             .rev()
-            .map(|(_, e)| &e.meta)
-            .filter(|m| matches(query, m));
-        let items: Vec<ItemMeta> = matching.by_ref().take(limit).cloned().collect();
+            .filter(|(_, stored)| stored.matches(query));
+        let items: Vec<ItemMeta> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(id, stored)| stored.clone().unpack(*id).meta)
+            .collect();
         let next = match items.last() {
             Some(last) if matching.next().is_some() => Some(last.id),
             _ => None,
@@ -69,10 +88,183 @@ impl Index {
     }
 }
 
-fn matches(query: &ListQuery, meta: &ItemMeta) -> bool {
-    query.data_type.is_none_or(|t| meta.data_type == t)
-        && query.serialization.is_none_or(|s| meta.serialization == s)
-        && query.source.as_deref().is_none_or(|s| meta.is_from(s))
-        && query.since.is_none_or(|t| meta.received_at >= t)
-        && query.until.is_none_or(|t| meta.received_at < t)
+/// An entry as the index keeps it.
+#[derive(Clone, Debug)]
+enum Stored {
+    Packed(Box<Packed>),
+    /// Metadata that does not pack exactly, kept whole.
+    Whole(Box<Entry>),
+}
+
+/// An entry without its id (the map's key) and with its fields in their
+/// smallest exact form. Boxed, so that the map's nodes stay small.
+#[derive(Clone, Debug)]
+struct Packed {
+    data_type: DataType,
+    serialization: Serialization,
+    encrypted_in_transit: bool,
+    peer: SocketAddr,
+    name: Option<Box<str>>,
+    received_at: OffsetDateTime,
+    size: u64,
+    sha256: [u8; 32],
+    key_id: Arc<str>,
+    location: Location,
+}
+
+impl Stored {
+    fn pack(entry: Entry, key_ids: &mut Vec<Arc<str>>) -> Stored {
+        let meta = &entry.meta;
+        let peer = meta
+            .peer
+            .parse::<SocketAddr>()
+            .ok()
+            .filter(|addr| addr.to_string() == meta.peer);
+        let sha256 = digest_bytes(&meta.sha256);
+        let (Some(peer), Some(sha256)) = (peer, sha256) else {
+            return Stored::Whole(Box::new(entry));
+        };
+        let key_id = match key_ids.iter().find(|k| ***k == *meta.key_id) {
+            Some(known) => known.clone(),
+            None => {
+                let new: Arc<str> = meta.key_id.as_str().into();
+                key_ids.push(new.clone());
+                new
+            }
+        };
+        let Entry { meta, location } = entry;
+        Stored::Packed(Box::new(Packed {
+            data_type: meta.data_type,
+            serialization: meta.serialization,
+            encrypted_in_transit: meta.encrypted_in_transit,
+            peer,
+            name: meta.name.map(String::into_boxed_str),
+            received_at: meta.received_at,
+            size: meta.size,
+            sha256,
+            key_id,
+            location,
+        }))
+    }
+
+    fn unpack(self, id: ItemId) -> Entry {
+        match self {
+            Stored::Whole(entry) => *entry,
+            Stored::Packed(packed) => Entry {
+                meta: ItemMeta {
+                    id,
+                    data_type: packed.data_type,
+                    serialization: packed.serialization,
+                    encrypted_in_transit: packed.encrypted_in_transit,
+                    peer: packed.peer.to_string(),
+                    name: packed.name.map(String::from),
+                    received_at: packed.received_at,
+                    size: packed.size,
+                    sha256: hex::encode(packed.sha256),
+                    key_id: packed.key_id.to_string(),
+                },
+                location: packed.location,
+            },
+        }
+    }
+
+    fn matches(&self, query: &ListQuery) -> bool {
+        let (data_type, serialization, received_at) = match self {
+            Stored::Packed(p) => (p.data_type, p.serialization, p.received_at),
+            Stored::Whole(e) => (e.meta.data_type, e.meta.serialization, e.meta.received_at),
+        };
+        query.data_type.is_none_or(|t| data_type == t)
+            && query.serialization.is_none_or(|s| serialization == s)
+            && query.since.is_none_or(|t| received_at >= t)
+            && query.until.is_none_or(|t| received_at < t)
+            && query.source.as_deref().is_none_or(|source| match self {
+                Stored::Packed(p) => crate::meta::peer_is_from(&p.peer.to_string(), source),
+                Stored::Whole(e) => e.meta.is_from(source),
+            })
+    }
+}
+
+/// The bytes of a SHA-256 written as 64 lowercase hex digits (the only form
+/// [`ItemMeta`] holds), so that they encode back to the same text.
+fn digest_bytes(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewItem;
+
+    fn entry(peer: &str, sha256: [u8; 32], location: Location) -> Entry {
+        let item = NewItem {
+            data_type: DataType::Text,
+            serialization: Serialization::Txt,
+            encrypted_in_transit: true,
+            peer: peer.into(),
+            name: Some("notes.txt".into()),
+        };
+        let meta = ItemMeta::new(
+            ItemId::new(),
+            item,
+            OffsetDateTime::now_utc(),
+            42,
+            sha256,
+            "k-1".into(),
+        );
+        Entry { meta, location }
+    }
+
+    #[test]
+    fn entries_come_back_exactly_as_listed() {
+        let log = Location::Log {
+            segment: 3,
+            base: 17,
+            len: 99,
+        };
+        let cases = [
+            entry("127.0.0.1:5000", [7; 32], log),
+            entry("[::1]:8", [0xab; 32], Location::File),
+            // Not socket addresses: kept whole, still exact.
+            entry("gateway", [1; 32], log),
+            entry("127.000.0.1:5000", [2; 32], log),
+        ];
+        let mut index = Index::default();
+        for case in &cases {
+            assert!(index.insert(case.clone()).is_none());
+        }
+        for case in &cases {
+            let got = index.get(case.meta.id).expect("listed");
+            assert_eq!(got.meta, case.meta);
+            assert_eq!(got.location, case.location);
+        }
+        let mut whole = cases[0].clone();
+        whole.meta.sha256 = "not a digest".into();
+        let again = index.insert(whole.clone()).expect("replaces the first");
+        assert_eq!(again.meta, cases[0].meta);
+        assert_eq!(index.get(whole.meta.id).unwrap().meta, whole.meta);
+        assert_eq!(index.remove(cases[1].meta.id).unwrap().meta, cases[1].meta);
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn key_ids_are_shared() {
+        let mut index = Index::default();
+        for _ in 0..3 {
+            index.insert(entry("10.0.0.1:1", [3; 32], Location::File));
+        }
+        assert_eq!(index.key_ids.len(), 1);
+    }
+
+    #[test]
+    fn only_lowercase_hex_digests_pack() {
+        assert_eq!(digest_bytes(&"0f".repeat(32)), Some([0x0f; 32]));
+        assert_eq!(digest_bytes(&"0F".repeat(32)), None);
+        assert_eq!(digest_bytes(&"0f".repeat(31)), None);
+        assert_eq!(digest_bytes(&"zz".repeat(32)), None);
+    }
 }

@@ -134,7 +134,7 @@ impl Shared {
     }
 
     pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
-        self.index().get(id).cloned()
+        self.index().get(id)
     }
 }
 
@@ -226,7 +226,7 @@ impl Store for LocalStore {
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
-        Ok(self.shared.index().get(id).map(|e| e.meta.clone()))
+        Ok(self.shared.index().get(id).map(|e| e.meta))
     }
 
     async fn open(
