@@ -62,6 +62,16 @@ impl Index {
         self.items.len()
     }
 
+    /// The segment of every item listed from the log.
+    pub(crate) fn logged_segments(&self) -> impl Iterator<Item = u32> + '_ {
+        self.items
+            .values()
+            .filter_map(|stored| match stored.location() {
+                Location::Log { segment, .. } => Some(segment),
+                Location::File => None,
+            })
+    }
+
     /// The items matching `query`, newest first.
     pub(crate) fn list(&self, query: &ListQuery) -> Page {
         let upper = query.before.map_or(Bound::Unbounded, Bound::Excluded);
@@ -165,6 +175,13 @@ impl Stored {
                 },
                 location: packed.location,
             },
+        }
+    }
+
+    fn location(&self) -> Location {
+        match self {
+            Stored::Packed(p) => p.location,
+            Stored::Whole(e) => e.location,
         }
     }
 

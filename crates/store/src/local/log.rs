@@ -14,7 +14,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 
@@ -55,6 +56,8 @@ struct Request {
 #[derive(Debug)]
 pub(crate) struct Log {
     requests: Option<mpsc::Sender<Request>>,
+    /// The segment being appended to; only ever grows.
+    current: Arc<AtomicU32>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -90,9 +93,11 @@ impl Log {
             .open(&path)
             .map_err(io_err("opening log segment", &path))?;
         let (requests, incoming) = mpsc::channel();
+        let number = Arc::new(AtomicU32::new(current));
         let committer = Committer {
             dir,
             number: current,
+            current: number.clone(),
             file,
             len,
             segment_size,
@@ -104,8 +109,14 @@ impl Log {
             .map_err(|e| StoreError::io("starting the log committer for", &path, e))?;
         Ok(Log {
             requests: Some(requests),
+            current: number,
             thread: Some(thread),
         })
+    }
+
+    /// The segment being appended to: every segment below it is complete.
+    pub(crate) fn current_segment(&self) -> u32 {
+        self.current.load(Ordering::Acquire)
     }
 
     /// Appends a whole frame; returns once it is durable.
@@ -126,6 +137,7 @@ fn stopped() -> StoreError {
 struct Committer {
     dir: PathBuf,
     number: u32,
+    current: Arc<AtomicU32>,
     file: File,
     len: u64,
     segment_size: u64,
@@ -221,6 +233,7 @@ impl Committer {
             .map_err(io_err("opening log segment", &path))?;
         self.file = file;
         self.number = number;
+        self.current.store(number, Ordering::Release);
         self.len = 0;
         Ok(())
     }

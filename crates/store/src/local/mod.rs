@@ -18,8 +18,9 @@
 //!   found is the item's own.
 //! - Deletes are durable when they return: an item file is unlinked and `items/`
 //!   fsynced; a logged item gets a tombstone frame through the group committer.
-//!   **Log space is not reclaimed yet** (no compaction): a deleted small item's
-//!   sealed bytes stay in its segment until segments are compacted.
+//!   A segment is removed once every item in it is deleted (see [`reclaim`]);
+//!   segments are not rewritten, so a deleted small item's sealed bytes stay
+//!   until the last item of its segment is deleted too.
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
 //! - A commit or delete, once begun, runs to completion in a task of its own even
@@ -36,13 +37,14 @@ mod fsutil;
 mod index;
 mod log;
 mod read;
+mod reclaim;
 mod recover;
 mod writer;
 
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ferry_crypto::Keyring;
 use tokio::sync::broadcast;
@@ -51,13 +53,12 @@ use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::index::{Entry, Index, Location};
 use self::log::Log;
+use self::reclaim::Segments;
 use self::writer::LocalWriter;
 use crate::{
     ContentStream, ItemId, ItemMeta, ItemWriter, ListQuery, NewItem, Page, Store, StoreError,
 };
 
-/// Log segments rotate once they reach this size.
-const SEGMENT_SIZE: u64 = 64 << 20;
 /// Committed items buffered for slow subscribers.
 const EVENT_BUFFER: usize = 4096;
 
@@ -70,6 +71,9 @@ pub struct LocalOptions {
     /// appended to the log on commit; larger ones stream to their own file.
     /// Capped at 16 MiB.
     pub inline_max: usize,
+    /// Log segments rotate once they reach this many bytes; a segment is
+    /// reclaimed once every item in it is deleted.
+    pub segment_size: u64,
 }
 
 impl Default for LocalOptions {
@@ -77,6 +81,7 @@ impl Default for LocalOptions {
         LocalOptions {
             max_item_size: None,
             inline_max: 256 << 10,
+            segment_size: 64 << 20,
         }
     }
 }
@@ -112,6 +117,12 @@ pub(crate) struct Shared {
     pub options: LocalOptions,
     index: RwLock<Index>,
     pub log: Log,
+    /// Held (shared) by every append from before it is written until the index
+    /// and `segments` know of it; held exclusively while a reclaim pass decides.
+    pub append_gate: tokio::sync::RwLock<()>,
+    segments: Mutex<Segments>,
+    /// One reclaim pass at a time.
+    reclaiming: tokio::sync::Mutex<()>,
     pub items_sync: GroupSync,
     events: broadcast::Sender<ItemMeta>,
     _lock: File,
@@ -126,15 +137,43 @@ impl Shared {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Lists a committed item and tells subscribers.
+    fn segments(&self) -> MutexGuard<'_, Segments> {
+        self.segments.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists a committed item and tells subscribers. A logged item's caller holds
+    /// the append gate.
     pub(crate) fn publish(&self, entry: Entry) {
         let meta = entry.meta.clone();
+        if let Location::Log { segment, .. } = entry.location {
+            self.segments().listed(segment);
+        }
         self.index_mut().insert(entry);
         let _ = self.events.send(meta);
     }
 
     pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
         self.index().get(id)
+    }
+}
+
+/// Removes the log segments that list nothing any more (see [`reclaim`]).
+async fn reclaim_segments(shared: &Arc<Shared>) {
+    let _one_pass = shared.reclaiming.lock().await;
+    let removable = {
+        let _no_appends = shared.append_gate.write().await;
+        shared
+            .segments()
+            .take_removable(shared.log.current_segment())
+    };
+    if removable.is_empty() {
+        return;
+    }
+    let dir = shared.paths.segments.clone();
+    match tokio::task::spawn_blocking(move || reclaim::remove_segments(&dir, removable)).await {
+        Ok(left) => shared.segments().restore(left),
+        // Only when the runtime shuts down: the next open rebuilds the book.
+        Err(err) => tracing::warn!(%err, "reclaiming log segments stopped"),
     }
 }
 
@@ -153,16 +192,7 @@ impl LocalStore {
     pub async fn open(
         dir: &Path,
         keyring: Keyring,
-        options: LocalOptions,
-    ) -> Result<Arc<LocalStore>, StoreError> {
-        LocalStore::open_with(dir, keyring, options, SEGMENT_SIZE).await
-    }
-
-    pub(crate) async fn open_with(
-        dir: &Path,
-        keyring: Keyring,
         mut options: LocalOptions,
-        segment_size: u64,
     ) -> Result<Arc<LocalStore>, StoreError> {
         options.inline_max = options.inline_max.min(16 << 20);
         let dir = dir.to_owned();
@@ -177,7 +207,7 @@ impl LocalStore {
                 paths.segments.clone(),
                 recovered.segment,
                 recovered.segment_len,
-                segment_size,
+                options.segment_size,
             )?;
             let items_sync = GroupSync::new(paths.items.clone());
             Ok::<_, StoreError>(Shared {
@@ -186,6 +216,9 @@ impl LocalStore {
                 options,
                 index: RwLock::new(recovered.index),
                 log,
+                append_gate: tokio::sync::RwLock::new(()),
+                segments: Mutex::new(recovered.segments),
+                reclaiming: tokio::sync::Mutex::new(()),
                 items_sync,
                 events: broadcast::channel(EVENT_BUFFER).0,
                 _lock: lock,
@@ -193,9 +226,9 @@ impl LocalStore {
         })
         .await
         .map_err(joined)??;
-        Ok(Arc::new(LocalStore {
-            shared: Arc::new(shared),
-        }))
+        let shared = Arc::new(shared);
+        reclaim_segments(&shared).await;
+        Ok(Arc::new(LocalStore { shared }))
     }
 }
 
@@ -260,10 +293,18 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
         return Ok(false);
     };
     // `gone`: the item is no longer on disk (even if making that durable failed).
+    let mut reclaim = false;
     let (gone, result) = match entry.location {
-        Location::Log { .. } => {
-            let result = shared.log.append(frame::tombstone(id)).await.map(drop);
-            (result.is_ok(), result)
+        Location::Log { segment, .. } => {
+            let gate = shared.append_gate.read().await;
+            let result = shared.log.append(frame::tombstone(id)).await;
+            if let Ok(at) = &result {
+                let mut segments = shared.segments();
+                segments.unlisted(segment, at.segment);
+                reclaim = segments.is_unused(segment);
+            }
+            drop(gate);
+            (result.is_ok(), result.map(drop))
         }
         Location::File => {
             let shared = shared.clone();
@@ -280,6 +321,9 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     };
     if !gone {
         shared.index_mut().insert(entry);
+    }
+    if reclaim {
+        reclaim_segments(&shared).await;
     }
     result.map(|()| true)
 }

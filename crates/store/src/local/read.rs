@@ -71,7 +71,11 @@ fn open_entry(
     };
     let file = match File::open(&path) {
         Ok(file) => file,
-        Err(err) if err.kind() == ErrorKind::NotFound && entry.location == Location::File => {
+        // Deleted since the lookup (its file, or its reclaimed segment).
+        Err(err)
+            if err.kind() == ErrorKind::NotFound
+                && (entry.location == Location::File || shared.entry(id).is_none()) =>
+        {
             return Ok(None);
         }
         Err(err) => return Err(StoreError::io("opening", path, err)),

@@ -27,12 +27,15 @@ use super::frame::{self, Kind, Parsed};
 use super::fsutil::{create_private_file, empty_dir, io_err, sync_dir};
 use super::index::{Entry, Index, Location};
 use super::log::{segment_number, segment_path};
+use super::reclaim::Segments;
 use crate::{ItemId, ItemMeta, StoreError};
 
 /// The rebuilt index and where the log goes on.
 #[derive(Debug)]
 pub(crate) struct Recovered {
     pub index: Index,
+    /// What each segment holds, for reclaiming the ones that list nothing.
+    pub segments: Segments,
     /// The segment to append to.
     pub segment: u32,
     /// Its valid length.
@@ -44,16 +47,19 @@ pub(crate) fn recover(paths: &Paths, keyring: &Keyring) -> Result<Recovered, Sto
     let started = Instant::now();
     let leftovers = empty_dir(&paths.tmp)?;
     let mut index = Index::default();
+    let mut book = Segments::default();
     let segments = list_segments(&paths.segments)?;
     let (mut segment, mut segment_len) = (1, 0);
     for (i, &number) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
+        book.exists(number);
         let len = scan_segment(
             &segment_path(&paths.segments, number),
             number,
             last,
             keyring,
             &mut index,
+            &mut book,
         )?;
         (segment, segment_len) = (number, len);
     }
@@ -61,11 +67,15 @@ pub(crate) fn recover(paths: &Paths, keyring: &Keyring) -> Result<Recovered, Sto
         drop(create_private_file(&segment_path(&paths.segments, 1))?);
         sync_dir(&paths.segments)?;
     }
-    let logged = index.len();
     for entry in scan_items(&paths.items, keyring)? {
         if let Some(old) = index.insert(entry) {
             tracing::warn!(id = %old.meta.id, "item is both in the log and in items/; keeping the file");
         }
+    }
+    let mut logged = 0;
+    for segment in index.logged_segments() {
+        book.listed(segment);
+        logged += 1;
     }
     tracing::info!(
         items = index.len(),
@@ -78,6 +88,7 @@ pub(crate) fn recover(paths: &Paths, keyring: &Keyring) -> Result<Recovered, Sto
     );
     Ok(Recovered {
         index,
+        segments: book,
         segment,
         segment_len,
     })
@@ -99,7 +110,8 @@ fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
     Ok(numbers)
 }
 
-/// Indexes one segment; returns its valid length (after cutting a torn tail if
+/// Indexes one segment, and notes in `book` the older segments whose items its
+/// tombstones unlist; returns its valid length (after cutting a torn tail if
 /// `last`).
 fn scan_segment(
     path: &Path,
@@ -107,6 +119,7 @@ fn scan_segment(
     last: bool,
     keyring: &Keyring,
     index: &mut Index,
+    book: &mut Segments,
 ) -> Result<u64, StoreError> {
     let data = fs::read(path).map_err(io_err("reading log segment", path))?;
     let mut at = 0;
@@ -142,7 +155,17 @@ fn scan_segment(
                 end,
             } => {
                 match <[u8; 16]>::try_from(&data[payload]) {
-                    Ok(bytes) => drop(index.remove(ItemId::from_bytes(bytes))),
+                    Ok(bytes) => {
+                        let unlisted = index.remove(ItemId::from_bytes(bytes));
+                        if let Some(Entry {
+                            location: Location::Log { segment, .. },
+                            ..
+                        }) = unlisted
+                        {
+                            // Listed counts are set from the final index.
+                            book.unlisted(segment, number);
+                        }
+                    }
                     Err(_) => {
                         tracing::warn!(path = %path.display(), offset = at, "malformed tombstone ignored")
                     }

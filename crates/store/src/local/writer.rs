@@ -68,6 +68,7 @@ impl LocalWriter {
         } = *self;
         let key_id = shared.keyring.current().id().to_owned();
         let meta_of = move |sha256| ItemMeta::new(id, item, received_at, size, sha256, key_id);
+        let mut _gate = None;
         let (meta, location) = match state {
             State::Inline(plaintext) => {
                 let (meta, frame) = if plaintext.len() > SEAL_INLINE_ON_RUNTIME {
@@ -81,6 +82,8 @@ impl LocalWriter {
                     seal_inline(shared.keyring.current(), &plaintext, meta_of)
                 };
                 let len = (frame.len() - HEADER_LEN) as u64;
+                // Until published: no reclaim pass may run between the two.
+                _gate = Some(shared.append_gate.read().await);
                 let at = shared.log.append(frame).await?;
                 (
                     meta,

@@ -3,5 +3,6 @@
 mod helpers;
 mod integrity;
 mod listing;
+mod reclaim;
 mod recovery;
 mod roundtrip;

@@ -1,0 +1,173 @@
+//! Reclaiming log segments that hold nothing listed any more.
+//!
+//! A deleted small item's sealed bytes stay in its segment; the delete only
+//! appends a tombstone. Once every record of a segment is deleted, the segment is
+//! removed, provided that removing it cannot bring anything back after a restart:
+//! - it is not the segment being appended to, nor will it ever be again (its
+//!   number is below the committer's);
+//! - none of its tombstones unlists an item of an older segment that still
+//!   exists (without the tombstone, that item would be listed again on open).
+//!
+//! Segments are removed oldest first, one at a time, each unlink made durable
+//! (fsync of `segments/`) before the next, so a crash can only leave a prefix of
+//! them removed. Segments where some items are still listed are not rewritten:
+//! their space comes back when their last item is deleted.
+//!
+//! Appends of records and tombstones hold the store's append gate (shared) from
+//! before the append until the index and this book know of them; a reclaim pass
+//! decides under the gate held exclusively, so it never sees a segment that holds
+//! a record or tombstone it has not been told of.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::fsutil::sync_dir;
+use super::log::segment_path;
+
+/// What each existing segment holds that matters for removing it.
+#[derive(Debug, Default)]
+pub(crate) struct Segments {
+    uses: BTreeMap<u32, Use>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Use {
+    /// Items listed from a record in this segment.
+    listed: u64,
+    /// Older segments holding records that this segment's tombstones unlist.
+    unlists_in: BTreeSet<u32>,
+}
+
+impl Segments {
+    /// A segment that exists on disk (called at open for every segment).
+    pub(crate) fn exists(&mut self, segment: u32) {
+        self.uses.entry(segment).or_default();
+    }
+
+    /// An item was listed from a record in `segment`.
+    pub(crate) fn listed(&mut self, segment: u32) {
+        self.uses.entry(segment).or_default().listed += 1;
+    }
+
+    /// An item listed from `segment` was unlisted by a tombstone in `tombstone_in`.
+    pub(crate) fn unlisted(&mut self, segment: u32, tombstone_in: u32) {
+        if let Some(used) = self.uses.get_mut(&segment) {
+            used.listed = used.listed.saturating_sub(1);
+        }
+        let tombstones = self.uses.entry(tombstone_in).or_default();
+        if segment != tombstone_in {
+            tombstones.unlists_in.insert(segment);
+        }
+    }
+
+    /// Whether `segment` lists nothing (a reclaim pass may find it removable).
+    pub(crate) fn is_unused(&self, segment: u32) -> bool {
+        self.uses.get(&segment).is_some_and(|used| used.listed == 0)
+    }
+
+    /// Takes out of the book, oldest first, every segment below `current` that
+    /// can be removed (see the module docs). The caller removes them in order,
+    /// and gives back with [`restore`](Segments::restore) any it could not.
+    pub(crate) fn take_removable(&mut self, current: u32) -> Vec<(u32, Use)> {
+        let candidates: Vec<u32> = self.uses.range(..current).map(|(&s, _)| s).collect();
+        let mut removable = Vec::new();
+        for segment in candidates {
+            let used = &self.uses[&segment];
+            let blocked = used
+                .unlists_in
+                .iter()
+                .any(|older| self.uses.contains_key(older));
+            if used.listed == 0 && !blocked {
+                let used = self
+                    .uses
+                    .remove(&segment)
+                    .expect("a candidate is in the book");
+                removable.push((segment, used));
+            }
+        }
+        removable
+    }
+
+    /// Puts back segments that [`take_removable`](Segments::take_removable) took
+    /// but that are still on disk.
+    pub(crate) fn restore(&mut self, segments: impl IntoIterator<Item = (u32, Use)>) {
+        self.uses.extend(segments);
+    }
+}
+
+/// Removes `segments` from `dir` in order, each made durable before the next.
+/// Returns the ones not removed (from the first failure on), to be restored.
+pub(crate) fn remove_segments(dir: &Path, segments: Vec<(u32, Use)>) -> Vec<(u32, Use)> {
+    let mut segments = segments.into_iter();
+    for (number, used) in segments.by_ref() {
+        let path = segment_path(dir, number);
+        let removed = match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(dir).map_err(|err| err.to_string()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err.to_string()),
+        };
+        match removed {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "log segment reclaimed: every item in it was deleted")
+            }
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "cannot reclaim a log segment; will retry after a later delete");
+                return std::iter::once((number, used)).chain(segments).collect();
+            }
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(taken: &[(u32, Use)]) -> Vec<u32> {
+        taken.iter().map(|(n, _)| *n).collect()
+    }
+
+    #[test]
+    fn only_segments_below_the_current_one_and_listing_nothing_go() {
+        let mut book = Segments::default();
+        for s in 1..=4 {
+            book.exists(s);
+        }
+        book.listed(2);
+        book.listed(4);
+        book.unlisted(4, 4);
+        // 4 lists nothing but is the current segment.
+        assert_eq!(numbers(&book.take_removable(4)), vec![1, 3]);
+        assert_eq!(numbers(&book.take_removable(4)), Vec::<u32>::new());
+        assert!(!book.is_unused(2));
+        assert!(book.is_unused(4));
+    }
+
+    #[test]
+    fn a_segment_whose_tombstones_unlist_items_of_a_remaining_segment_stays() {
+        let mut book = Segments::default();
+        book.listed(1);
+        book.listed(1);
+        book.listed(2);
+        // Segment 3 holds the tombstones of one item of 1 and the item of 2.
+        book.unlisted(1, 3);
+        book.unlisted(2, 3);
+        book.exists(4);
+        // 1 still lists an item, so 3's tombstone for it must stay: 3 stays; 2 goes.
+        assert_eq!(numbers(&book.take_removable(4)), vec![2]);
+        // The last item of 1 is deleted (tombstone in 4): 1 goes, and then 3.
+        book.unlisted(1, 4);
+        assert_eq!(numbers(&book.take_removable(4)), vec![1, 3]);
+    }
+
+    #[test]
+    fn restored_segments_are_considered_again() {
+        let mut book = Segments::default();
+        book.exists(1);
+        book.exists(2);
+        let taken = book.take_removable(2);
+        assert_eq!(numbers(&taken), vec![1]);
+        book.restore(taken);
+        assert_eq!(numbers(&book.take_removable(2)), vec![1]);
+    }
+}

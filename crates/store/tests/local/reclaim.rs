@@ -1,0 +1,186 @@
+//! Log segments whose items were all deleted are removed, and nothing comes back.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use ferry_crypto::StorageKey;
+use ferry_store::{ItemId, ItemMeta, LocalOptions, LocalStore, Store};
+
+use crate::helpers::*;
+
+/// About four 10 kB items per segment.
+const SEGMENT_SIZE: u64 = 50_000;
+
+async fn open_small(dir: &Path, key: &StorageKey) -> Arc<LocalStore> {
+    let options = LocalOptions {
+        segment_size: SEGMENT_SIZE,
+        ..LocalOptions::default()
+    };
+    LocalStore::open(dir, keyring(key), options).await.unwrap()
+}
+
+fn segment_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+async fn put_items(store: &dyn Store, count: u8) -> Vec<ItemMeta> {
+    let mut metas = Vec::new();
+    for i in 0..count {
+        metas.push(put(store, dict("10.0.0.1:1"), &content(10_000, i)).await);
+    }
+    metas
+}
+
+async fn listed_ids(store: &dyn Store) -> BTreeSet<ItemId> {
+    let page = store.list(&Default::default()).await.unwrap();
+    page.items.iter().map(|m| m.id).collect()
+}
+
+#[tokio::test]
+async fn deleting_every_item_leaves_only_the_current_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open_small(dir.path(), &key).await;
+    let metas = put_items(&*store, 20).await;
+    let before = segment_files(dir.path());
+    assert!(before.len() >= 4, "{before:?}");
+    for meta in &metas {
+        assert!(store.delete(meta.id).await.unwrap());
+    }
+    let after = segment_files(dir.path());
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after.first(), before.last());
+    drop(store);
+    let store = open_small(dir.path(), &key).await;
+    assert_eq!(store.count().await, 0);
+}
+
+#[tokio::test]
+async fn the_oldest_segments_go_and_everything_else_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open_small(dir.path(), &key).await;
+    let metas = put_items(&*store, 20).await;
+    let before = segment_files(dir.path());
+    let (deleted, kept) = metas.split_at(10);
+    for meta in deleted {
+        assert!(store.delete(meta.id).await.unwrap());
+    }
+    let after = segment_files(dir.path());
+    assert!(after.len() < before.len(), "{before:?} -> {after:?}");
+    assert!(after.iter().all(|name| before.contains(name)));
+    let expected: BTreeSet<ItemId> = kept.iter().map(|m| m.id).collect();
+    let check = async |store: &dyn Store| {
+        assert_eq!(listed_ids(store).await, expected);
+        for (i, meta) in metas.iter().enumerate().skip(10) {
+            assert_eq!(
+                read(store, meta, None).await.unwrap(),
+                content(10_000, i as u8)
+            );
+        }
+        for meta in deleted {
+            assert_eq!(store.get(meta.id).await.unwrap(), None);
+        }
+    };
+    check(&*store).await;
+    drop(store);
+    let store = open_small(dir.path(), &key).await;
+    check(&*store).await;
+    assert_eq!(segment_files(dir.path()), after);
+}
+
+#[tokio::test]
+async fn segments_left_half_deleted_are_reclaimed_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open_small(dir.path(), &key).await;
+    let metas = put_items(&*store, 20).await;
+    let before = segment_files(dir.path());
+    // Every other item: each segment keeps some, so none can go yet.
+    for meta in metas.iter().step_by(2) {
+        assert!(store.delete(meta.id).await.unwrap());
+    }
+    assert!(segment_files(dir.path()).is_superset(&before));
+    drop(store);
+    // Reopened, the store knows from the log alone what each segment still lists.
+    let store = open_small(dir.path(), &key).await;
+    assert_eq!(store.count().await, 10);
+    for meta in metas.iter().skip(1).step_by(2) {
+        assert!(store.delete(meta.id).await.unwrap());
+    }
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    drop(store);
+    let store = open_small(dir.path(), &key).await;
+    assert_eq!(store.count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_and_deletes_never_lose_or_revive_an_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open_small(dir.path(), &key).await;
+    let tasks: Vec<_> = (0..16u8)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut kept = Vec::new();
+                for i in 0..12u8 {
+                    let data = content(3_000, writer.wrapping_mul(31).wrapping_add(i));
+                    let meta = put(&*store, dict("10.0.0.2:2"), &data).await;
+                    // Delete two items in three, right after their commit.
+                    if i % 3 == 2 {
+                        kept.push((meta, data));
+                    } else {
+                        assert!(store.delete(meta.id).await.unwrap());
+                    }
+                }
+                kept
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for task in tasks {
+        kept.extend(task.await.unwrap());
+    }
+    let expected: BTreeSet<ItemId> = kept.iter().map(|(m, _)| m.id).collect();
+    let reclaimed = segment_files(dir.path());
+    let check = async |store: &dyn Store| {
+        assert_eq!(listed_ids(store).await, expected);
+        for (meta, data) in &kept {
+            assert_eq!(&read(store, meta, None).await.unwrap(), data);
+        }
+    };
+    check(&*store).await;
+    drop(store);
+    let store = open_small(dir.path(), &key).await;
+    check(&*store).await;
+    // Some segments went: 16 × 12 items of 3 kB fill about 12 of them.
+    let last: u32 = reclaimed.last().unwrap()[..8].parse().unwrap();
+    assert!((reclaimed.len() as u32) < last, "{reclaimed:?}");
+}
+
+#[tokio::test]
+async fn a_segment_holding_tombstones_of_a_live_segment_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open_small(dir.path(), &key).await;
+    // Segment 1: a0..a3; segment 2: b0..b3, then the tombstones of a0 and a1.
+    let a = put_items(&*store, 4).await;
+    let b = put_items(&*store, 4).await;
+    for meta in &a[..2] {
+        assert!(store.delete(meta.id).await.unwrap());
+    }
+    // More segments, then segment 2 lists nothing: only its tombstones matter.
+    let c = put_items(&*store, 8).await;
+    for meta in &b {
+        assert!(store.delete(meta.id).await.unwrap());
+    }
+    drop(store);
+    let store = open_small(dir.path(), &key).await;
+    let expected: BTreeSet<ItemId> = a[2..].iter().chain(&c).map(|m| m.id).collect();
+    assert_eq!(listed_ids(&*store).await, expected);
+}
