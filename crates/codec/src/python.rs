@@ -86,8 +86,21 @@ pub(crate) fn float_repr(f: f64) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-5".
-    let sci = format!("{:e}", f.abs());
+    // Rust's `{:e}` gives the shortest round-trip digits ("1.2345e-5"); when two
+    // digit strings of that length both round-trip, it may pick the other one than
+    // Python, which takes the nearest to the exact value, ties to even. Rust's
+    // fixed-precision formatting rounds the exact value that way.
+    let shortest = format!("{:e}", f.abs());
+    let len = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.bytes().filter(u8::is_ascii_digit).count());
+    let nearest = format!("{:.*e}", len.saturating_sub(1), f.abs());
+    let sci = if nearest.parse::<f64>() == Ok(f.abs()) {
+        nearest
+    } else {
+        shortest
+    };
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i64 = exp.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
@@ -193,6 +206,9 @@ mod tests {
             (0.0001, "0.0001"),
             (0.00001, "1e-05"),
             (1.5e-300, "1.5e-300"),
+            // Two shortest candidates (…9062 and …9063) round-trip: Python takes
+            // the nearest to the exact value (…90625), ties to even.
+            (918062173497.90625, "918062173497.9062"),
             (-0.0, "-0.0"),
             (f64::INFINITY, "inf"),
             (f64::NAN, "nan"),
