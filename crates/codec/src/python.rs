@@ -208,7 +208,7 @@ mod tests {
             (1.5e-300, "1.5e-300"),
             // Two shortest candidates (…9062 and …9063) round-trip: Python takes
             // the nearest to the exact value (…90625), ties to even.
-            (918062173497.90625, "918062173497.9062"),
+            (918_062_173_497.0 + 0.906_25, "918062173497.9062"),
             (-0.0, "-0.0"),
             (f64::INFINITY, "inf"),
             (f64::NAN, "nan"),
