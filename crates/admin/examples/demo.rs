@@ -100,9 +100,12 @@ async fn main() {
     };
     let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
     eprintln!("serving on http://{addr}/");
-    serve(listener, app(state), async {
-        tokio::signal::ctrl_c().await.unwrap_or(())
-    })
+    serve(
+        listener,
+        app(state),
+        std::time::Duration::from_secs(30),
+        async { tokio::signal::ctrl_c().await.unwrap_or(()) },
+    )
     .await
     .unwrap();
 }

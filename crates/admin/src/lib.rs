@@ -26,6 +26,7 @@ mod token;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{Extension, Router, middleware};
 use ferry_store::Store;
@@ -99,17 +100,30 @@ pub fn app(state: AdminState) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight (live event streams end at once) and returns.
+///
+/// A client must send each request's headers within `header_timeout`, or its
+/// connection is closed: a peer that connects and stalls cannot hold a
+/// connection (and its file descriptor) for ever.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    header_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (closing, closing_rx) = watch::channel(false);
     let app = app.layer(Extension(events::Closing(closing_rx)));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = closing.send(true);
-        })
-        .await
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = closing.send(true);
+        stopper.graceful_shutdown(None);
+    });
+    let mut server =
+        axum_server::from_tcp(listener.into_std()?)?.first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(header_timeout);
+    server.handle(handle).serve(app.into_make_service()).await
 }

@@ -143,14 +143,12 @@ pub async fn start(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let has_tls = tls.is_some();
+    let request_timeout = config.request_timeout;
     let app = ferry_gateway::app(config);
     let task = tokio::spawn(async move {
-        ferry_gateway::serve(
-            listener,
-            app,
-            tls,
-            async move { shutdown.cancelled().await },
-        )
+        ferry_gateway::serve(listener, app, tls, request_timeout, async move {
+            shutdown.cancelled().await
+        })
         .await
         .context("gateway failed")
     });

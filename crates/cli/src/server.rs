@@ -267,10 +267,16 @@ pub async fn start(
     });
 
     let admin_shutdown = shutdown.clone();
+    let header_timeout = Duration::from_secs(settings.idle_timeout);
     let task = tokio::spawn(async move {
-        let admin_task = tokio::spawn(ferry_admin::serve(admin_listener, app, async move {
-            admin_shutdown.cancelled().await
-        }));
+        // The admin API drops a connection that has not sent a request's headers
+        // within the idle timeout, like the TCP listener drops a silent peer.
+        let admin_task = tokio::spawn(ferry_admin::serve(
+            admin_listener,
+            app,
+            header_timeout,
+            async move { admin_shutdown.cancelled().await },
+        ));
         ferry_server::serve(tcp_listener, shared, shutdown).await;
         admin_task
             .await

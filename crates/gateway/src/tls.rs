@@ -13,7 +13,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// How long in-flight requests may run on after shutdown is asked for (HTTPS).
+/// How long in-flight requests may run on after shutdown is asked for.
 const DRAIN: Duration = Duration::from_secs(30);
 
 /// The certificate chain and private key, as PEM files.
@@ -53,29 +53,39 @@ fn invalid(path: &Path, err: impl std::fmt::Display) -> io::Error {
 }
 
 /// Serves `app` on an already-bound listener until `shutdown` completes, then lets
-/// in-flight requests finish. With `tls`, the listener speaks HTTPS.
+/// in-flight requests finish (for up to 30 s). With `tls`, the listener speaks
+/// HTTPS. A client must send each request's headers within `header_timeout`.
 pub async fn serve(
     listener: std::net::TcpListener,
     app: Router,
     tls: Option<TlsFiles>,
+    header_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    let Some(tls) = tls else {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
-    let config = RustlsConfig::from_config(Arc::new(tls.load()?));
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         stopper.graceful_shutdown(Some(DRAIN));
     });
-    axum_server::from_tcp_rustls(listener, config)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
+    let app = app.into_make_service();
+    let Some(tls) = tls else {
+        let mut server = axum_server::from_tcp(listener)?.first_request_timeout(header_timeout);
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(header_timeout);
+        return server.handle(handle).serve(app).await;
+    };
+    // The TLS handshake has its own timeout (10 s); the first request's clock
+    // starts after it.
+    let config = RustlsConfig::from_config(Arc::new(tls.load()?));
+    let mut server =
+        axum_server::from_tcp_rustls(listener, config)?.first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(header_timeout);
+    server.handle(handle).serve(app).await
 }

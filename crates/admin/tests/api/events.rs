@@ -53,9 +53,12 @@ async fn graceful_shutdown_ends_open_event_streams() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app(state), async move {
-        stopped.await.unwrap_or(())
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        app(state),
+        std::time::Duration::from_secs(30),
+        async move { stopped.await.unwrap_or(()) },
+    ));
 
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request =

@@ -131,6 +131,7 @@ async fn over_a_real_connection_a_tampered_later_chunk_cuts_the_body_after_the_h
     tokio::spawn(ferry_admin::serve(
         listener,
         test.app.clone(),
+        std::time::Duration::from_secs(30),
         std::future::pending(),
     ));
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -21,9 +21,15 @@ async fn the_gateway_answers_over_https_with_the_given_certificate() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(serve(listener, gateway(&server), Some(files), async {
-        let _ = stopped.await;
-    }));
+    let running = tokio::spawn(serve(
+        listener,
+        gateway(&server),
+        Some(files),
+        std::time::Duration::from_secs(30),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
