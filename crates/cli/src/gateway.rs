@@ -42,7 +42,7 @@ pub struct GatewayArgs {
     /// Largest `POST /file` body, in bytes (default: unlimited).
     #[arg(long, env = "FERRY_GATEWAY_MAX_FILE_BYTES")]
     pub max_file_bytes: Option<u64>,
-    /// Seconds a request (or, for files, a pause in the body) may take.
+    /// Seconds a request (or, for files, a pause in the body, or a request's headers) may take.
     #[arg(long, env = "FERRY_GATEWAY_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
     /// Seconds to wait for the server's answer.

@@ -62,7 +62,7 @@ pub struct ServerArgs {
     /// Largest item accepted, in bytes (default: unlimited).
     #[arg(long, env = "FERRY_MAX_ITEM_BYTES")]
     pub max_item_bytes: Option<u64>,
-    /// Seconds of silence after which a connection is dropped.
+    /// Seconds of silence after which a connection is dropped (TCP; admin API connections without a request).
     #[arg(long, env = "FERRY_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
     /// Connections served at once; more wait.
