@@ -16,6 +16,7 @@ use std::sync::Arc;
 use ferry_protocol::{DataType, Serialization};
 use time::OffsetDateTime;
 
+use super::frame::HEADER_LEN;
 use crate::{ItemId, ItemMeta, ListQuery, Page};
 
 /// Where an item's sealed record is.
@@ -25,6 +26,16 @@ pub(crate) enum Location {
     Log { segment: u32, base: u64, len: u64 },
     /// Its own file, `items/<id>.rec`.
     File,
+}
+
+impl Location {
+    /// For a logged item: its segment and the length of its whole frame.
+    pub(crate) fn log_frame(&self) -> Option<(u32, u64)> {
+        match *self {
+            Location::Log { segment, len, .. } => Some((segment, HEADER_LEN as u64 + len)),
+            Location::File => None,
+        }
+    }
 }
 
 /// One listed item.
@@ -62,14 +73,11 @@ impl Index {
         self.items.len()
     }
 
-    /// The segment of every item listed from the log.
-    pub(crate) fn logged_segments(&self) -> impl Iterator<Item = u32> + '_ {
+    /// The segment and frame length of every item listed from the log.
+    pub(crate) fn logged_segments(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
         self.items
             .values()
-            .filter_map(|stored| match stored.location() {
-                Location::Log { segment, .. } => Some(segment),
-                Location::File => None,
-            })
+            .filter_map(|stored| stored.location().log_frame())
     }
 
     /// The items matching `query`, newest first.
@@ -95,6 +103,32 @@ impl Index {
             _ => None,
         };
         Page { items, next }
+    }
+
+    /// The items listed from log segment `segment`, with their locations.
+    pub(crate) fn in_segment(&self, segment: u32) -> Vec<(ItemId, Location)> {
+        self.items
+            .iter()
+            .map(|(id, stored)| (*id, stored.location()))
+            .filter(|(_, at)| at.log_frame().is_some_and(|(s, _)| s == segment))
+            .collect()
+    }
+
+    /// Where item `id` is, if listed.
+    pub(crate) fn location(&self, id: ItemId) -> Option<Location> {
+        self.items.get(&id).map(Stored::location)
+    }
+
+    /// Moves item `id` from `from` to `to`; false (and nothing changes) if it is
+    /// not listed at `from` any more.
+    pub(crate) fn relocate(&mut self, id: ItemId, from: Location, to: Location) -> bool {
+        match self.items.get_mut(&id) {
+            Some(stored) if stored.location() == from => {
+                stored.set_location(to);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -182,6 +216,13 @@ impl Stored {
         match self {
             Stored::Packed(p) => p.location,
             Stored::Whole(e) => e.location,
+        }
+    }
+
+    fn set_location(&mut self, to: Location) {
+        match self {
+            Stored::Packed(p) => p.location = to,
+            Stored::Whole(e) => e.location = to,
         }
     }
 

@@ -18,9 +18,9 @@
 //!   found is the item's own.
 //! - Deletes are durable when they return: an item file is unlinked and `items/`
 //!   fsynced; a logged item gets a tombstone frame through the group committer.
-//!   A segment is removed once every item in it is deleted (see [`reclaim`]);
-//!   segments are not rewritten, so a deleted small item's sealed bytes stay
-//!   until the last item of its segment is deleted too.
+//!   Log space comes back as items are deleted: a segment at least half deleted is
+//!   compacted (its listed records copied to the end of the log), and a segment
+//!   that lists nothing is removed (see [`reclaim`] and [`compact`]).
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
 //! - A commit or delete, once begun, runs to completion in a task of its own even
@@ -31,6 +31,7 @@
 //! fdatasync covers everything queued while the previous one ran
 //! (`examples/bench_store.rs` measures it).
 
+mod compact;
 mod file;
 mod frame;
 mod fsutil;
@@ -121,8 +122,8 @@ pub(crate) struct Shared {
     /// and `segments` know of it; held exclusively while a reclaim pass decides.
     pub append_gate: tokio::sync::RwLock<()>,
     segments: Mutex<Segments>,
-    /// One reclaim pass at a time.
-    reclaiming: tokio::sync::Mutex<()>,
+    /// One pass of compaction and reclaiming at a time.
+    maintaining: tokio::sync::Mutex<()>,
     pub items_sync: GroupSync,
     events: broadcast::Sender<ItemMeta>,
     _lock: File,
@@ -145,8 +146,8 @@ impl Shared {
     /// the append gate.
     pub(crate) fn publish(&self, entry: Entry) {
         let meta = entry.meta.clone();
-        if let Location::Log { segment, .. } = entry.location {
-            self.segments().listed(segment);
+        if let Some((segment, bytes)) = entry.location.log_frame() {
+            self.segments().listed(segment, bytes);
         }
         self.index_mut().insert(entry);
         let _ = self.events.send(meta);
@@ -157,9 +158,26 @@ impl Shared {
     }
 }
 
-/// Removes the log segments that list nothing any more (see [`reclaim`]).
-async fn reclaim_segments(shared: &Arc<Shared>) {
-    let _one_pass = shared.reclaiming.lock().await;
+/// Gives back log space after a delete from `segment` (or at open): compacts
+/// that segment if it is worth it, then removes the segments that list nothing
+/// (see [`reclaim`] and [`compact`]). One pass at a time.
+async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
+    let _one_pass = shared.maintaining.lock().await;
+    if let Some(segment) = segment
+        && segment < shared.log.current_segment()
+    {
+        let path = log::segment_path(&shared.paths.segments, segment);
+        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+        let dead = shared.options.segment_size / 2;
+        if shared.segments().worth_compacting(segment, size, dead) {
+            match compact::compact(shared, segment).await {
+                Ok(moved) => tracing::info!(path = %path.display(), moved, "log segment compacted"),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), %err, "cannot compact a log segment; will retry after a later delete")
+                }
+            }
+        }
+    }
     let removable = {
         let _no_appends = shared.append_gate.write().await;
         shared
@@ -218,7 +236,7 @@ impl LocalStore {
                 log,
                 append_gate: tokio::sync::RwLock::new(()),
                 segments: Mutex::new(recovered.segments),
-                reclaiming: tokio::sync::Mutex::new(()),
+                maintaining: tokio::sync::Mutex::new(()),
                 items_sync,
                 events: broadcast::channel(EVENT_BUFFER).0,
                 _lock: lock,
@@ -227,7 +245,7 @@ impl LocalStore {
         .await
         .map_err(joined)??;
         let shared = Arc::new(shared);
-        reclaim_segments(&shared).await;
+        maintain_log(&shared, None).await;
         Ok(Arc::new(LocalStore { shared }))
     }
 }
@@ -293,15 +311,15 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
         return Ok(false);
     };
     // `gone`: the item is no longer on disk (even if making that durable failed).
-    let mut reclaim = false;
+    let mut maintain = None;
     let (gone, result) = match entry.location {
-        Location::Log { segment, .. } => {
+        Location::Log { segment, len, .. } => {
             let gate = shared.append_gate.read().await;
             let result = shared.log.append(frame::tombstone(id)).await;
             if let Ok(at) = &result {
-                let mut segments = shared.segments();
-                segments.unlisted(segment, at.segment);
-                reclaim = segments.is_unused(segment);
+                let frame = frame::HEADER_LEN as u64 + len;
+                shared.segments().unlisted(segment, frame, at.segment);
+                maintain = Some(segment);
             }
             drop(gate);
             (result.is_ok(), result.map(drop))
@@ -322,8 +340,8 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     if !gone {
         shared.index_mut().insert(entry);
     }
-    if reclaim {
-        reclaim_segments(&shared).await;
+    if maintain.is_some() {
+        maintain_log(&shared, maintain).await;
     }
     result.map(|()| true)
 }

@@ -1,8 +1,12 @@
-//! Reclaiming log segments that hold nothing listed any more.
+//! Reclaiming log space: compacting segments that are mostly deleted, and
+//! removing segments that hold nothing listed any more.
 //!
 //! A deleted small item's sealed bytes stay in its segment; the delete only
-//! appends a tombstone. Once every record of a segment is deleted, the segment is
-//! removed, provided that removing it cannot bring anything back after a restart:
+//! appends a tombstone. Once at least half a segment's worth of its bytes are
+//! deleted, the records still listed in it are copied to the end of the log (see
+//! [`compact`](super::compact)), which leaves it listing nothing. A segment that
+//! lists nothing is removed, provided that removing it cannot bring anything back
+//! after a restart:
 //! - it is not the segment being appended to, nor will it ever be again (its
 //!   number is below the committer's);
 //! - none of its tombstones unlists an item of an older segment that still
@@ -10,8 +14,9 @@
 //!
 //! Segments are removed oldest first, one at a time, each unlink made durable
 //! (fsync of `segments/`) before the next, so a crash can only leave a prefix of
-//! them removed. Segments where some items are still listed are not rewritten:
-//! their space comes back when their last item is deleted.
+//! them removed. A segment whose tombstones still matter is not compacted either
+//! (it could not be removed after): its turn comes once the segments its
+//! tombstones point into are gone.
 //!
 //! Appends of records and tombstones hold the store's append gate (shared) from
 //! before the append until the index and this book know of them; a reclaim pass
@@ -34,6 +39,8 @@ pub(crate) struct Segments {
 pub(crate) struct Use {
     /// Items listed from a record in this segment.
     listed: u64,
+    /// The frame bytes of those records.
+    listed_bytes: u64,
     /// Older segments holding records that this segment's tombstones unlist.
     unlists_in: BTreeSet<u32>,
 }
@@ -44,15 +51,19 @@ impl Segments {
         self.uses.entry(segment).or_default();
     }
 
-    /// An item was listed from a record in `segment`.
-    pub(crate) fn listed(&mut self, segment: u32) {
-        self.uses.entry(segment).or_default().listed += 1;
+    /// An item was listed from a record of `bytes` frame bytes in `segment`.
+    pub(crate) fn listed(&mut self, segment: u32, bytes: u64) {
+        let used = self.uses.entry(segment).or_default();
+        used.listed += 1;
+        used.listed_bytes += bytes;
     }
 
-    /// An item listed from `segment` was unlisted by a tombstone in `tombstone_in`.
-    pub(crate) fn unlisted(&mut self, segment: u32, tombstone_in: u32) {
+    /// An item listed from a record of `bytes` frame bytes in `segment` was
+    /// unlisted by a tombstone in `tombstone_in`.
+    pub(crate) fn unlisted(&mut self, segment: u32, bytes: u64, tombstone_in: u32) {
         if let Some(used) = self.uses.get_mut(&segment) {
             used.listed = used.listed.saturating_sub(1);
+            used.listed_bytes = used.listed_bytes.saturating_sub(bytes);
         }
         let tombstones = self.uses.entry(tombstone_in).or_default();
         if segment != tombstone_in {
@@ -60,9 +71,38 @@ impl Segments {
         }
     }
 
+    /// `count` items (`bytes` frame bytes) listed from `from` were copied to `to`.
+    pub(crate) fn moved(&mut self, from: u32, to: u32, count: u64, bytes: u64) {
+        if let Some(used) = self.uses.get_mut(&from) {
+            used.listed = used.listed.saturating_sub(count);
+            used.listed_bytes = used.listed_bytes.saturating_sub(bytes);
+        }
+        let used = self.uses.entry(to).or_default();
+        used.listed += count;
+        used.listed_bytes += bytes;
+    }
+
     /// Whether `segment` lists nothing (a reclaim pass may find it removable).
-    pub(crate) fn is_unused(&self, segment: u32) -> bool {
+    #[cfg(test)]
+    fn is_unused(&self, segment: u32) -> bool {
         self.uses.get(&segment).is_some_and(|used| used.listed == 0)
+    }
+
+    /// Whether `segment`, `size` bytes long, is worth compacting: it still lists
+    /// something, at least `dead` of its bytes are no longer listed, and none of
+    /// its tombstones would keep it from being removed once compacted.
+    pub(crate) fn worth_compacting(&self, segment: u32, size: u64, dead: u64) -> bool {
+        self.uses.get(&segment).is_some_and(|used| {
+            used.listed > 0
+                && size.saturating_sub(used.listed_bytes) >= dead
+                && !self.is_blocked(used)
+        })
+    }
+
+    fn is_blocked(&self, used: &Use) -> bool {
+        used.unlists_in
+            .iter()
+            .any(|older| self.uses.contains_key(older))
     }
 
     /// Takes out of the book, oldest first, every segment below `current` that
@@ -73,11 +113,7 @@ impl Segments {
         let mut removable = Vec::new();
         for segment in candidates {
             let used = &self.uses[&segment];
-            let blocked = used
-                .unlists_in
-                .iter()
-                .any(|older| self.uses.contains_key(older));
-            if used.listed == 0 && !blocked {
+            if used.listed == 0 && !self.is_blocked(used) {
                 let used = self
                     .uses
                     .remove(&segment)
@@ -133,9 +169,9 @@ mod tests {
         for s in 1..=4 {
             book.exists(s);
         }
-        book.listed(2);
-        book.listed(4);
-        book.unlisted(4, 4);
+        book.listed(2, 10);
+        book.listed(4, 10);
+        book.unlisted(4, 10, 4);
         // 4 lists nothing but is the current segment.
         assert_eq!(numbers(&book.take_removable(4)), vec![1, 3]);
         assert_eq!(numbers(&book.take_removable(4)), Vec::<u32>::new());
@@ -146,18 +182,47 @@ mod tests {
     #[test]
     fn a_segment_whose_tombstones_unlist_items_of_a_remaining_segment_stays() {
         let mut book = Segments::default();
-        book.listed(1);
-        book.listed(1);
-        book.listed(2);
+        book.listed(1, 10);
+        book.listed(1, 10);
+        book.listed(2, 10);
         // Segment 3 holds the tombstones of one item of 1 and the item of 2.
-        book.unlisted(1, 3);
-        book.unlisted(2, 3);
+        book.unlisted(1, 10, 3);
+        book.unlisted(2, 10, 3);
         book.exists(4);
         // 1 still lists an item, so 3's tombstone for it must stay: 3 stays; 2 goes.
         assert_eq!(numbers(&book.take_removable(4)), vec![2]);
         // The last item of 1 is deleted (tombstone in 4): 1 goes, and then 3.
-        book.unlisted(1, 4);
+        book.unlisted(1, 10, 4);
         assert_eq!(numbers(&book.take_removable(4)), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_segment_is_worth_compacting_once_enough_is_dead_and_nothing_blocks_it() {
+        let mut book = Segments::default();
+        book.listed(1, 100);
+        book.listed(2, 100);
+        book.listed(2, 100);
+        book.listed(3, 300);
+        // 2's tombstone unlists an item of 1.
+        book.listed(1, 100);
+        book.unlisted(1, 100, 2);
+        assert!(
+            book.worth_compacting(1, 1000, 500),
+            "900 of 1000 bytes dead"
+        );
+        assert!(!book.worth_compacting(1, 1000, 901));
+        assert!(
+            !book.worth_compacting(2, 1000, 500),
+            "its tombstone still matters"
+        );
+        assert!(!book.worth_compacting(3, 1000, 800), "only 700 bytes dead");
+        // 1 compacted into 3: it lists nothing (reclaim removes it), then 2 may go.
+        book.moved(1, 3, 1, 100);
+        assert!(book.is_unused(1));
+        assert!(!book.worth_compacting(1, 1000, 500), "nothing left to move");
+        assert_eq!(numbers(&book.take_removable(4)), vec![1]);
+        assert!(book.worth_compacting(2, 1000, 500));
+        assert!(book.worth_compacting(3, 1000, 500), "400 of 1000 listed");
     }
 
     #[test]

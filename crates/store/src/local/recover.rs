@@ -73,8 +73,8 @@ pub(crate) fn recover(paths: &Paths, keyring: &Keyring) -> Result<Recovered, Sto
         }
     }
     let mut logged = 0;
-    for segment in index.logged_segments() {
-        book.listed(segment);
+    for (segment, bytes) in index.logged_segments() {
+        book.listed(segment, bytes);
         logged += 1;
     }
     tracing::info!(
@@ -163,7 +163,7 @@ fn scan_segment(
                         }) = unlisted
                         {
                             // Listed counts are set from the final index.
-                            book.unlisted(segment, number);
+                            book.unlisted(segment, 0, number);
                         }
                     }
                     Err(_) => {
