@@ -178,6 +178,12 @@ async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
             }
         }
     }
+    if !shared
+        .segments()
+        .any_removable(shared.log.current_segment())
+    {
+        return;
+    }
     let removable = {
         let _no_appends = shared.append_gate.write().await;
         shared

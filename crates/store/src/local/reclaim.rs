@@ -105,6 +105,15 @@ impl Segments {
             .any(|older| self.uses.contains_key(older))
     }
 
+    /// Whether [`take_removable`](Segments::take_removable) would take anything.
+    /// Asked without the append gate: appends in flight can only add listed
+    /// items, so a `false` stays right; a `true` is checked again under the gate.
+    pub(crate) fn any_removable(&self, current: u32) -> bool {
+        self.uses
+            .range(..current)
+            .any(|(_, used)| used.listed == 0 && !self.is_blocked(used))
+    }
+
     /// Takes out of the book, oldest first, every segment below `current` that
     /// can be removed (see the module docs). The caller removes them in order,
     /// and gives back with [`restore`](Segments::restore) any it could not.
@@ -172,8 +181,10 @@ mod tests {
         book.listed(2, 10);
         book.listed(4, 10);
         book.unlisted(4, 10, 4);
+        assert!(book.any_removable(4));
         // 4 lists nothing but is the current segment.
         assert_eq!(numbers(&book.take_removable(4)), vec![1, 3]);
+        assert!(!book.any_removable(4));
         assert_eq!(numbers(&book.take_removable(4)), Vec::<u32>::new());
         assert!(!book.is_unused(2));
         assert!(book.is_unused(4));
