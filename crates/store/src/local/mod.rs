@@ -73,7 +73,7 @@ pub struct LocalOptions {
     /// Capped at 16 MiB.
     pub inline_max: usize,
     /// Log segments rotate once they reach this many bytes; a segment is
-    /// reclaimed once every item in it is deleted.
+    /// compacted once half this many of its bytes are deleted.
     pub segment_size: u64,
 }
 
