@@ -9,14 +9,17 @@
 //! after a restart:
 //! - it is not the segment being appended to, nor will it ever be again (its
 //!   number is below the committer's);
-//! - none of its tombstones unlists an item of an older segment that still
-//!   exists (without the tombstone, that item would be listed again on open).
+//! - it supersedes nothing in an older segment that still exists: none of its
+//!   tombstones unlists an item of such a segment, and none of its records is a
+//!   compaction's copy of a record still there. Without the tombstone, the item
+//!   would be listed again on open; without the copy, a later tombstone of the
+//!   item could go while the old record stays, with the same effect.
 //!
 //! Segments are removed oldest first, one at a time, each unlink made durable
 //! (fsync of `segments/`) before the next, so a crash can only leave a prefix of
 //! them removed. A segment whose tombstones still matter is not compacted either
-//! (it could not be removed after): its turn comes once the segments its
-//! tombstones point into are gone.
+//! (it could not be removed after): its turn comes once the segments it
+//! supersedes records of are gone.
 //!
 //! Appends of records and tombstones hold the store's append gate (shared) from
 //! before the append until the index and this book know of them; a reclaim pass
@@ -41,8 +44,9 @@ pub(crate) struct Use {
     listed: u64,
     /// The frame bytes of those records.
     listed_bytes: u64,
-    /// Older segments holding records that this segment's tombstones unlist.
-    unlists_in: BTreeSet<u32>,
+    /// Older segments holding records that this segment supersedes: items its
+    /// tombstones unlist, or records it holds compacted copies of.
+    supersedes: BTreeSet<u32>,
 }
 
 impl Segments {
@@ -67,7 +71,7 @@ impl Segments {
         }
         let tombstones = self.uses.entry(tombstone_in).or_default();
         if segment != tombstone_in {
-            tombstones.unlists_in.insert(segment);
+            tombstones.supersedes.insert(segment);
         }
     }
 
@@ -80,6 +84,17 @@ impl Segments {
         let used = self.uses.entry(to).or_default();
         used.listed += count;
         used.listed_bytes += bytes;
+        if count > 0 && from != to {
+            used.supersedes.insert(from);
+        }
+    }
+
+    /// A record in `newer` replaces one of the same item in `older` (compaction
+    /// copied it; seen when the log is read at open).
+    pub(crate) fn superseded(&mut self, older: u32, newer: u32) {
+        if older != newer {
+            self.uses.entry(newer).or_default().supersedes.insert(older);
+        }
     }
 
     /// Whether `segment` lists nothing (a reclaim pass may find it removable).
@@ -100,7 +115,7 @@ impl Segments {
     }
 
     fn is_blocked(&self, used: &Use) -> bool {
-        used.unlists_in
+        used.supersedes
             .iter()
             .any(|older| self.uses.contains_key(older))
     }
@@ -234,6 +249,36 @@ mod tests {
         assert_eq!(numbers(&book.take_removable(4)), vec![1]);
         assert!(book.worth_compacting(2, 1000, 500));
         assert!(book.worth_compacting(3, 1000, 500), "400 of 1000 listed");
+    }
+
+    #[test]
+    fn a_compacted_copy_and_its_tombstone_stay_while_the_source_segment_does() {
+        let mut book = Segments::default();
+        book.listed(1, 100);
+        // The item of 1 is compacted into 2, then deleted: tombstone in 3.
+        book.moved(1, 2, 1, 100);
+        book.unlisted(2, 100, 3);
+        book.exists(4);
+        // While 1 (with the old record) is there, neither the copy's segment nor
+        // the tombstone's may go: 1 would list the item again.
+        assert!(book.is_blocked(&book.uses[&2]));
+        assert!(book.is_blocked(&book.uses[&3]));
+        // Oldest first, so a failure to remove 1 leaves 2 and 3 in place too.
+        assert_eq!(numbers(&book.take_removable(4)), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn removal_stops_at_the_first_failure_and_gives_back_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where segment 2 should be: it cannot be unlinked.
+        std::fs::write(segment_path(dir.path(), 1), b"").unwrap();
+        std::fs::create_dir(segment_path(dir.path(), 2)).unwrap();
+        std::fs::write(segment_path(dir.path(), 3), b"").unwrap();
+        let segments = (1..=3).map(|n| (n, Use::default())).collect();
+        let left = remove_segments(dir.path(), segments);
+        assert_eq!(numbers(&left), vec![2, 3]);
+        assert!(!segment_path(dir.path(), 1).exists());
+        assert!(segment_path(dir.path(), 3).exists());
     }
 
     #[test]

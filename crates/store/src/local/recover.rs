@@ -134,7 +134,7 @@ fn scan_segment(
                 match load_logged(keyring, &data[payload]) {
                     Ok(meta) => {
                         let len = (end as u64) - base;
-                        index.insert(Entry {
+                        let replaced = index.insert(Entry {
                             meta,
                             location: Location::Log {
                                 segment: number,
@@ -142,6 +142,10 @@ fn scan_segment(
                                 len,
                             },
                         });
+                        // A compaction's copy (its source segment outlived it).
+                        if let Some((older, _)) = replaced.and_then(|e| e.location.log_frame()) {
+                            book.superseded(older, number);
+                        }
                     }
                     Err(reason) => {
                         tracing::warn!(path = %path.display(), offset = at, %reason, "log record refused; not listed")
