@@ -161,13 +161,23 @@ async fn open(
 
 /// The body for `stream`, after reading its first chunk so that a record that
 /// fails at once is an error response rather than a broken body.
+///
+/// Each later chunk is read only after the server had a chance to send what
+/// it holds (the stream yields to the runtime first): the headers and every
+/// verified chunk go out before the next chunk is read, so a chunk that fails
+/// cuts the body there (shorter than its `Content-Length`) instead of, when
+/// reads happen to complete at once, taking the whole unsent response with it.
 async fn checked_body(id: ItemId, mut stream: ContentStream) -> Result<Body, ApiError> {
     let first = match stream.next().await {
         Some(Ok(chunk)) => chunk,
         Some(Err(err)) => return Err(err.into()),
         None => return Ok(Body::empty()),
     };
-    let rest = stream.inspect_err(move |err| log_broken_stream(id, err));
+    let rest = futures::stream::unfold(stream, |mut stream| async move {
+        tokio::task::yield_now().await;
+        stream.next().await.map(|chunk| (chunk, stream))
+    })
+    .inspect_err(move |err| log_broken_stream(id, err));
     Ok(Body::from_stream(
         futures::stream::once(async { Ok(first) }).chain(rest),
     ))
