@@ -158,14 +158,17 @@ impl Shared {
     }
 }
 
-/// Gives back log space after a delete from `segment` (or at open): compacts
-/// that segment if it is worth it, then removes the segments that list nothing
-/// (see [`reclaim`] and [`compact`]). One pass at a time.
+/// Gives back log space after a delete from `segment`, or at open (`None`: every
+/// segment): compacts the segments worth it, then removes the segments that list
+/// nothing (see [`reclaim`] and [`compact`]). One pass at a time.
 async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
     let _one_pass = shared.maintaining.lock().await;
-    if let Some(segment) = segment
-        && segment < shared.log.current_segment()
-    {
+    let current = shared.log.current_segment();
+    let candidates = match segment {
+        Some(segment) => vec![segment],
+        None => shared.segments().existing_below(current),
+    };
+    for segment in candidates.into_iter().filter(|s| *s < current) {
         let path = log::segment_path(&shared.paths.segments, segment);
         let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
         let dead = shared.options.segment_size / 2;
@@ -173,11 +176,19 @@ async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
             match compact::compact(shared, segment).await {
                 Ok(moved) => tracing::info!(path = %path.display(), moved, "log segment compacted"),
                 Err(err) => {
-                    tracing::warn!(path = %path.display(), %err, "cannot compact a log segment; will retry after a later delete")
+                    tracing::warn!(path = %path.display(), %err, "cannot compact a log segment; will retry later")
                 }
             }
+            // Its removal may unblock the next segment's compaction.
+            remove_unused_segments(shared).await;
         }
     }
+    remove_unused_segments(shared).await;
+}
+
+/// Removes the log segments that list nothing and supersede nothing that
+/// remains (see [`reclaim`]).
+async fn remove_unused_segments(shared: &Arc<Shared>) {
     if !shared
         .segments()
         .any_removable(shared.log.current_segment())

@@ -120,6 +120,11 @@ impl Segments {
             .any(|older| self.uses.contains_key(older))
     }
 
+    /// The segments below `current`, oldest first.
+    pub(crate) fn existing_below(&self, current: u32) -> Vec<u32> {
+        self.uses.range(..current).map(|(&s, _)| s).collect()
+    }
+
     /// Whether [`take_removable`](Segments::take_removable) would take anything.
     /// Asked without the append gate: appends in flight can only add listed
     /// items, so a `false` stays right; a `true` is checked again under the gate.
@@ -133,9 +138,8 @@ impl Segments {
     /// can be removed (see the module docs). The caller removes them in order,
     /// and gives back with [`restore`](Segments::restore) any it could not.
     pub(crate) fn take_removable(&mut self, current: u32) -> Vec<(u32, Use)> {
-        let candidates: Vec<u32> = self.uses.range(..current).map(|(&s, _)| s).collect();
         let mut removable = Vec::new();
-        for segment in candidates {
+        for segment in self.existing_below(current) {
             let used = &self.uses[&segment];
             if used.listed == 0 && !self.is_blocked(used) {
                 let used = self

@@ -312,3 +312,45 @@ async fn segments_whose_removal_did_not_reach_the_disk_change_nothing() {
         );
     }
 }
+
+/// Segments that became worth compacting without a delete noticing (here: a
+/// smaller segment size at the next open, as after a crash) are compacted when
+/// the store opens.
+#[tokio::test]
+async fn segments_worth_compacting_are_compacted_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open_small(dir.path(), &key).await;
+    let metas = put_items(&*store, 24).await;
+    // Half of each segment: not enough to compact with 50 kB segments.
+    let mut kept = Vec::new();
+    for (i, meta) in metas.iter().enumerate() {
+        if i % 2 == 0 {
+            kept.push((i, meta.clone()));
+        } else {
+            assert!(store.delete(meta.id).await.unwrap());
+        }
+    }
+    let before = segment_files(dir.path());
+    drop(store);
+    let options = LocalOptions {
+        segment_size: 30_000,
+        ..LocalOptions::default()
+    };
+    let store = LocalStore::open(dir.path(), keyring(&key), options)
+        .await
+        .unwrap();
+    let after = segment_files(dir.path());
+    let current = before.last().unwrap();
+    for old in before.iter().filter(|name| *name != current) {
+        assert!(!after.contains(old), "{old}: {before:?} -> {after:?}");
+    }
+    let expected: BTreeSet<ItemId> = kept.iter().map(|(_, m)| m.id).collect();
+    assert_eq!(listed_ids(&*store).await, expected);
+    for (i, meta) in &kept {
+        assert_eq!(
+            read(&*store, meta, None).await.unwrap(),
+            content(10_000, *i as u8)
+        );
+    }
+}
