@@ -174,7 +174,11 @@ async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
         let dead = shared.options.segment_size / 2;
         if shared.segments().worth_compacting(segment, size, dead) {
             match compact::compact(shared, segment).await {
-                Ok(moved) => tracing::info!(path = %path.display(), moved, "log segment compacted"),
+                Ok(moved) => {
+                    metrics::counter!("ferry_store_segments_compacted_total").increment(1);
+                    metrics::counter!("ferry_store_compacted_items_total").increment(moved);
+                    tracing::info!(path = %path.display(), moved, "log segment compacted");
+                }
                 Err(err) => {
                     tracing::warn!(path = %path.display(), %err, "cannot compact a log segment; will retry later")
                 }

@@ -165,6 +165,7 @@ pub(crate) fn remove_segments(dir: &Path, segments: Vec<(u32, Use)>) -> Vec<(u32
     let mut segments = segments.into_iter();
     for (number, used) in segments.by_ref() {
         let path = segment_path(dir, number);
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let removed = match std::fs::remove_file(&path) {
             Ok(()) => sync_dir(dir).map_err(|err| err.to_string()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -172,7 +173,9 @@ pub(crate) fn remove_segments(dir: &Path, segments: Vec<(u32, Use)>) -> Vec<(u32
         };
         match removed {
             Ok(()) => {
-                tracing::info!(path = %path.display(), "log segment reclaimed: every item in it was deleted")
+                metrics::counter!("ferry_store_segments_removed_total").increment(1);
+                metrics::counter!("ferry_store_reclaimed_bytes_total").increment(size);
+                tracing::info!(path = %path.display(), bytes = size, "log segment removed: it lists nothing")
             }
             Err(err) => {
                 tracing::warn!(path = %path.display(), %err, "cannot reclaim a log segment; will retry after a later delete");
