@@ -37,6 +37,7 @@ mod frame;
 mod fsutil;
 mod index;
 mod log;
+mod maintain;
 mod read;
 mod reclaim;
 mod recover;
@@ -54,6 +55,7 @@ use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::index::{Entry, Index, Location};
 use self::log::Log;
+use self::maintain::maintain_log;
 use self::reclaim::Segments;
 use self::writer::LocalWriter;
 use crate::{
@@ -155,64 +157,6 @@ impl Shared {
 
     pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
         self.index().get(id)
-    }
-}
-
-/// Gives back log space after a delete from `segment`, or at open (`None`: every
-/// segment): compacts the segments worth it, then removes the segments that list
-/// nothing (see [`reclaim`] and [`compact`]). One pass at a time.
-async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
-    let _one_pass = shared.maintaining.lock().await;
-    let current = shared.log.current_segment();
-    let candidates = match segment {
-        Some(segment) => vec![segment],
-        None => shared.segments().existing_below(current),
-    };
-    for segment in candidates.into_iter().filter(|s| *s < current) {
-        let path = log::segment_path(&shared.paths.segments, segment);
-        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-        let dead = shared.options.segment_size / 2;
-        if shared.segments().worth_compacting(segment, size, dead) {
-            match compact::compact(shared, segment).await {
-                Ok(moved) => {
-                    metrics::counter!("ferry_store_segments_compacted_total").increment(1);
-                    metrics::counter!("ferry_store_compacted_items_total").increment(moved);
-                    tracing::info!(path = %path.display(), moved, "log segment compacted");
-                }
-                Err(err) => {
-                    tracing::warn!(path = %path.display(), %err, "cannot compact a log segment; will retry later")
-                }
-            }
-            // Its removal may unblock the next segment's compaction.
-            remove_unused_segments(shared).await;
-        }
-    }
-    remove_unused_segments(shared).await;
-}
-
-/// Removes the log segments that list nothing and supersede nothing that
-/// remains (see [`reclaim`]).
-async fn remove_unused_segments(shared: &Arc<Shared>) {
-    if !shared
-        .segments()
-        .any_removable(shared.log.current_segment())
-    {
-        return;
-    }
-    let removable = {
-        let _no_appends = shared.append_gate.write().await;
-        shared
-            .segments()
-            .take_removable(shared.log.current_segment())
-    };
-    if removable.is_empty() {
-        return;
-    }
-    let dir = shared.paths.segments.clone();
-    match tokio::task::spawn_blocking(move || reclaim::remove_segments(&dir, removable)).await {
-        Ok(left) => shared.segments().restore(left),
-        // Only when the runtime shuts down: the next open rebuilds the book.
-        Err(err) => tracing::warn!(%err, "reclaiming log segments stopped"),
     }
 }
 
