@@ -44,6 +44,55 @@ async fn listed_ids(store: &dyn Store) -> BTreeSet<ItemId> {
     page.items.iter().map(|m| m.id).collect()
 }
 
+/// The items of `metas` (made by [`put_items`]) that `keep` keeps, with their
+/// index, and the ids of the others.
+fn split(
+    metas: &[ItemMeta],
+    keep: impl Fn(usize) -> bool,
+) -> (Vec<(usize, ItemMeta)>, Vec<ItemId>) {
+    let mut kept = Vec::new();
+    let mut others = Vec::new();
+    for (i, meta) in metas.iter().enumerate() {
+        if keep(i) {
+            kept.push((i, meta.clone()));
+        } else {
+            others.push(meta.id);
+        }
+    }
+    (kept, others)
+}
+
+fn ids(metas: &[ItemMeta]) -> Vec<ItemId> {
+    metas.iter().map(|m| m.id).collect()
+}
+
+async fn delete_all(store: &dyn Store, ids: &[ItemId]) {
+    for id in ids {
+        assert!(store.delete(*id).await.unwrap());
+    }
+}
+
+/// `store` lists exactly the items of `kept` (made by [`put_items`]), and each
+/// reads back whole.
+async fn assert_lists_exactly(store: &dyn Store, kept: &[(usize, ItemMeta)]) {
+    let expected: BTreeSet<ItemId> = kept.iter().map(|(_, m)| m.id).collect();
+    assert_eq!(listed_ids(store).await, expected);
+    for (i, meta) in kept {
+        assert_eq!(
+            read(store, meta, None).await.unwrap(),
+            content(10_000, *i as u8)
+        );
+    }
+}
+
+/// Of the segments `before`, only the last (the one appended to) is `after`.
+fn assert_all_gone_but_the_last(before: &BTreeSet<String>, after: &BTreeSet<String>) {
+    let current = before.last().unwrap();
+    for old in before.iter().filter(|name| *name != current) {
+        assert!(!after.contains(old), "{old}: {before:?} -> {after:?}");
+    }
+}
+
 #[tokio::test]
 async fn deleting_every_item_leaves_only_the_current_segment() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,9 +101,7 @@ async fn deleting_every_item_leaves_only_the_current_segment() {
     let metas = put_items(&*store, 20).await;
     let before = segment_files(dir.path());
     assert!(before.len() >= 4, "{before:?}");
-    for meta in &metas {
-        assert!(store.delete(meta.id).await.unwrap());
-    }
+    delete_all(&*store, &ids(&metas)).await;
     // Only the segment being appended to is left (compaction may have moved
     // survivors to newer segments before their last item was deleted).
     let after = segment_files(dir.path());
@@ -72,26 +119,17 @@ async fn the_oldest_segments_go_and_everything_else_survives_a_reopen() {
     let store = open_small(dir.path(), &key).await;
     let metas = put_items(&*store, 20).await;
     let before = segment_files(dir.path());
-    let (deleted, kept) = metas.split_at(10);
-    for meta in deleted {
-        assert!(store.delete(meta.id).await.unwrap());
-    }
+    let (kept, deleted) = split(&metas, |i| i >= 10);
+    delete_all(&*store, &deleted).await;
     // The first two segments held only deleted items (or were compacted first).
     let after = segment_files(dir.path());
     for gone in before.iter().take(2) {
         assert!(!after.contains(gone), "{gone}: {before:?} -> {after:?}");
     }
-    let expected: BTreeSet<ItemId> = kept.iter().map(|m| m.id).collect();
     let check = async |store: &dyn Store| {
-        assert_eq!(listed_ids(store).await, expected);
-        for (i, meta) in metas.iter().enumerate().skip(10) {
-            assert_eq!(
-                read(store, meta, None).await.unwrap(),
-                content(10_000, i as u8)
-            );
-        }
-        for meta in deleted {
-            assert_eq!(store.get(meta.id).await.unwrap(), None);
+        assert_lists_exactly(store, &kept).await;
+        for id in &deleted {
+            assert_eq!(store.get(*id).await.unwrap(), None);
         }
     };
     check(&*store).await;
@@ -109,17 +147,15 @@ async fn segments_left_half_deleted_are_reclaimed_after_a_reopen() {
     let metas = put_items(&*store, 20).await;
     let before = segment_files(dir.path());
     // Every other item: each segment keeps some, so none can go yet.
-    for meta in metas.iter().step_by(2) {
-        assert!(store.delete(meta.id).await.unwrap());
-    }
+    let (_, even) = split(&metas, |i| i % 2 == 1);
+    delete_all(&*store, &even).await;
     assert!(segment_files(dir.path()).is_superset(&before));
     drop(store);
     // Reopened, the store knows from the log alone what each segment still lists.
     let store = open_small(dir.path(), &key).await;
     assert_eq!(store.count().await, 10);
-    for meta in metas.iter().skip(1).step_by(2) {
-        assert!(store.delete(meta.id).await.unwrap());
-    }
+    let (_, odd) = split(&metas, |i| i % 2 == 0);
+    delete_all(&*store, &odd).await;
     assert_eq!(segment_files(dir.path()).len(), 1);
     drop(store);
     let store = open_small(dir.path(), &key).await;
@@ -197,35 +233,16 @@ async fn mostly_deleted_segments_are_compacted_and_their_survivors_move() {
     let metas = put_items(&*store, 24).await;
     let before = segment_files(dir.path());
     // Keep one item in four: three quarters of each segment is deleted.
-    let mut kept = Vec::new();
-    for (i, meta) in metas.iter().enumerate() {
-        if i % 4 == 0 {
-            kept.push((i, meta.clone()));
-        } else {
-            assert!(store.delete(meta.id).await.unwrap());
-        }
-    }
+    let (kept, deleted) = split(&metas, |i| i % 4 == 0);
+    delete_all(&*store, &deleted).await;
     // Every segment written before the deletes, but the one still appended
     // to, was compacted and removed.
     let after = segment_files(dir.path());
-    let current = before.last().unwrap();
-    for old in before.iter().filter(|name| *name != current) {
-        assert!(!after.contains(old), "{old}: {before:?} -> {after:?}");
-    }
-    let expected: BTreeSet<ItemId> = kept.iter().map(|(_, m)| m.id).collect();
-    let check = async |store: &dyn Store| {
-        assert_eq!(listed_ids(store).await, expected);
-        for (i, meta) in &kept {
-            assert_eq!(
-                read(store, meta, None).await.unwrap(),
-                content(10_000, *i as u8)
-            );
-        }
-    };
-    check(&*store).await;
+    assert_all_gone_but_the_last(&before, &after);
+    assert_lists_exactly(&*store, &kept).await;
     drop(store);
     let store = open_small(dir.path(), &key).await;
-    check(&*store).await;
+    assert_lists_exactly(&*store, &kept).await;
     assert_eq!(segment_files(dir.path()), after);
 }
 
@@ -237,14 +254,10 @@ async fn a_segment_holding_tombstones_of_a_live_segment_stays() {
     // Segment 1: a0..a3; segment 2: b0..b3, then the tombstones of a0 and a1.
     let a = put_items(&*store, 4).await;
     let b = put_items(&*store, 4).await;
-    for meta in &a[..2] {
-        assert!(store.delete(meta.id).await.unwrap());
-    }
+    delete_all(&*store, &ids(&a[..2])).await;
     // More segments, then segment 2 lists nothing: only its tombstones matter.
     let c = put_items(&*store, 8).await;
-    for meta in &b {
-        assert!(store.delete(meta.id).await.unwrap());
-    }
+    delete_all(&*store, &ids(&b)).await;
     drop(store);
     let store = open_small(dir.path(), &key).await;
     let expected: BTreeSet<ItemId> = a[2..].iter().chain(&c).map(|m| m.id).collect();
@@ -262,19 +275,9 @@ async fn segments_whose_removal_did_not_reach_the_disk_change_nothing() {
     let key = StorageKey::generate();
     let store = open_small(dir.path(), &key).await;
     let metas = put_items(&*store, 24).await;
-    let mut kept = Vec::new();
-    let mut deleted = Vec::new();
-    for (i, meta) in metas.iter().enumerate() {
-        if i % 4 == 1 {
-            kept.push((i, meta.clone()));
-        } else {
-            deleted.push(meta.id);
-        }
-    }
+    let (kept, mut deleted) = split(&metas, |i| i % 4 == 1);
     let last = deleted.pop().unwrap();
-    for id in deleted {
-        assert!(store.delete(id).await.unwrap());
-    }
+    delete_all(&*store, &deleted).await;
     let segments = dir.path().join("segments");
     let saved = tempfile::tempdir().unwrap();
     std::fs::create_dir(saved.path().join("segments")).unwrap();
@@ -302,15 +305,8 @@ async fn segments_whose_removal_did_not_reach_the_disk_change_nothing() {
     }
     assert!(restored >= 1, "the last delete removed no segment");
     let store = open_small(dir.path(), &key).await;
-    let expected: BTreeSet<ItemId> = kept.iter().map(|(_, m)| m.id).collect();
-    assert_eq!(listed_ids(&*store).await, expected);
+    assert_lists_exactly(&*store, &kept).await;
     assert_eq!(store.count().await, kept.len());
-    for (i, meta) in &kept {
-        assert_eq!(
-            read(&*store, meta, None).await.unwrap(),
-            content(10_000, *i as u8)
-        );
-    }
 }
 
 /// Segments that became worth compacting without a delete noticing (here: a
@@ -323,14 +319,8 @@ async fn segments_worth_compacting_are_compacted_at_open() {
     let store = open_small(dir.path(), &key).await;
     let metas = put_items(&*store, 24).await;
     // Half of each segment: not enough to compact with 50 kB segments.
-    let mut kept = Vec::new();
-    for (i, meta) in metas.iter().enumerate() {
-        if i % 2 == 0 {
-            kept.push((i, meta.clone()));
-        } else {
-            assert!(store.delete(meta.id).await.unwrap());
-        }
-    }
+    let (kept, deleted) = split(&metas, |i| i % 2 == 0);
+    delete_all(&*store, &deleted).await;
     let before = segment_files(dir.path());
     drop(store);
     let options = LocalOptions {
@@ -340,17 +330,6 @@ async fn segments_worth_compacting_are_compacted_at_open() {
     let store = LocalStore::open(dir.path(), keyring(&key), options)
         .await
         .unwrap();
-    let after = segment_files(dir.path());
-    let current = before.last().unwrap();
-    for old in before.iter().filter(|name| *name != current) {
-        assert!(!after.contains(old), "{old}: {before:?} -> {after:?}");
-    }
-    let expected: BTreeSet<ItemId> = kept.iter().map(|(_, m)| m.id).collect();
-    assert_eq!(listed_ids(&*store).await, expected);
-    for (i, meta) in &kept {
-        assert_eq!(
-            read(&*store, meta, None).await.unwrap(),
-            content(10_000, *i as u8)
-        );
-    }
+    assert_all_gone_but_the_last(&before, &segment_files(dir.path()));
+    assert_lists_exactly(&*store, &kept).await;
 }
