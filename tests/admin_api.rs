@@ -803,14 +803,7 @@ async fn deleted_items_are_gone_and_live_events_announce_new_ones() {
         id.as_str()
     );
 
-    let delete = admin
-        .http
-        .delete(format!("{}/api/items/{id}", admin.base))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 204);
+    assert_eq!(admin.delete(&id).await, 204);
     assert_eq!(admin.get(&format!("/api/items/{id}")).await.status(), 404);
     assert_eq!(
         admin
@@ -820,13 +813,6 @@ async fn deleted_items_are_gone_and_live_events_announce_new_ones() {
         404
     );
     assert!(admin.all_items().await.is_empty());
-    let again = admin
-        .http
-        .delete(format!("{}/api/items/{id}", admin.base))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 404);
+    assert_eq!(admin.delete(&id).await, 404, "deleted again");
     assert_eq!(admin.get("/api/items/not-a-ulid").await.status(), 400);
 }

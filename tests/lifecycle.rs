@@ -426,15 +426,7 @@ async fn metrics_count_transfers_bytes_connections_and_items() {
             .await
             .is_err()
     );
-    let http = reqwest::Client::new();
-    let metrics = http
-        .get(format!("{}/metrics", server.admin_url()))
-        .bearer_auth(server.token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metrics.status(), 200);
-    let text = metrics.text().await.unwrap();
+    let text = server.admin().metrics().await;
     for expected in [
         r#"ferry_transfers_total{data_type="text",format="txt",result="stored"} 1"#,
         r#"ferry_transfers_total{data_type="dictionary",format="binary",result="refused"} 1"#,
@@ -446,7 +438,7 @@ async fn metrics_count_transfers_bytes_connections_and_items() {
         assert!(text.contains(expected), "no {expected} in:\n{text}");
     }
     session.end().await.unwrap();
-    let unauthorized = http
+    let unauthorized = reqwest::Client::new()
         .get(format!("{}/metrics", server.admin_url()))
         .send()
         .await
@@ -487,34 +479,20 @@ async fn deleted_items_give_their_log_space_back() {
     let first_segment = server.data_dir().join("store/segments/00000001.log");
     assert!(first_segment.exists());
 
-    let http = reqwest::Client::new();
+    let admin = server.admin();
     let mut kept = Vec::new();
     for (i, (id, text)) in sent.into_iter().enumerate() {
         if i % 10 == 0 {
             kept.push((id, text));
-            continue;
+        } else {
+            assert_eq!(admin.delete(&id).await, 204);
         }
-        let response = http
-            .delete(format!("{}/api/items/{id}", server.admin_url()))
-            .bearer_auth(server.token())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204);
     }
     assert!(
         !first_segment.exists(),
         "the first segment was not reclaimed"
     );
-    let metrics = http
-        .get(format!("{}/metrics", server.admin_url()))
-        .bearer_auth(server.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin.metrics().await;
     assert!(
         counter(&metrics, "ferry_store_segments_compacted_total") >= 1,
         "{metrics}"

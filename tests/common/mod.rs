@@ -296,6 +296,30 @@ impl Admin {
         }
     }
 
+    /// `DELETE /api/items/{id}` with the token; the status.
+    pub async fn delete(&self, id: &str) -> reqwest::StatusCode {
+        self.http
+            .delete(format!("{}/api/items/{id}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// `GET /metrics` with the token, answered `200`: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// A successful GET of an admin path (`/api/items/…`) with the token.
     async fn fetch(&self, path: &str) -> reqwest::Response {
         let response = self
