@@ -65,35 +65,34 @@ impl Segments {
     /// An item listed from a record of `bytes` frame bytes in `segment` was
     /// unlisted by a tombstone in `tombstone_in`.
     pub(crate) fn unlisted(&mut self, segment: u32, bytes: u64, tombstone_in: u32) {
-        if let Some(used) = self.uses.get_mut(&segment) {
-            used.listed = used.listed.saturating_sub(1);
-            used.listed_bytes = used.listed_bytes.saturating_sub(bytes);
-        }
-        let tombstones = self.uses.entry(tombstone_in).or_default();
-        if segment != tombstone_in {
-            tombstones.supersedes.insert(segment);
-        }
+        self.drop_listed(segment, 1, bytes);
+        self.superseded(segment, tombstone_in);
     }
 
     /// `count` items (`bytes` frame bytes) listed from `from` were copied to `to`.
     pub(crate) fn moved(&mut self, from: u32, to: u32, count: u64, bytes: u64) {
-        if let Some(used) = self.uses.get_mut(&from) {
-            used.listed = used.listed.saturating_sub(count);
-            used.listed_bytes = used.listed_bytes.saturating_sub(bytes);
-        }
+        self.drop_listed(from, count, bytes);
         let used = self.uses.entry(to).or_default();
         used.listed += count;
         used.listed_bytes += bytes;
-        if count > 0 && from != to {
-            used.supersedes.insert(from);
+        if count > 0 {
+            self.superseded(from, to);
         }
     }
 
-    /// A record in `newer` replaces one of the same item in `older` (compaction
-    /// copied it; seen when the log is read at open).
+    /// A frame in `newer` supersedes a record in `older`: a tombstone unlists
+    /// it, or a compaction copied it (a replaced record seen at open is either).
     pub(crate) fn superseded(&mut self, older: u32, newer: u32) {
+        let used = self.uses.entry(newer).or_default();
         if older != newer {
-            self.uses.entry(newer).or_default().supersedes.insert(older);
+            used.supersedes.insert(older);
+        }
+    }
+
+    fn drop_listed(&mut self, segment: u32, count: u64, bytes: u64) {
+        if let Some(used) = self.uses.get_mut(&segment) {
+            used.listed = used.listed.saturating_sub(count);
+            used.listed_bytes = used.listed_bytes.saturating_sub(bytes);
         }
     }
 
@@ -120,6 +119,11 @@ impl Segments {
             .any(|older| self.uses.contains_key(older))
     }
 
+    /// Lists nothing and supersedes nothing that remains.
+    fn can_go(&self, used: &Use) -> bool {
+        used.listed == 0 && !self.is_blocked(used)
+    }
+
     /// The segments below `current`, oldest first.
     pub(crate) fn existing_below(&self, current: u32) -> Vec<u32> {
         self.uses.range(..current).map(|(&s, _)| s).collect()
@@ -131,7 +135,7 @@ impl Segments {
     pub(crate) fn any_removable(&self, current: u32) -> bool {
         self.uses
             .range(..current)
-            .any(|(_, used)| used.listed == 0 && !self.is_blocked(used))
+            .any(|(_, used)| self.can_go(used))
     }
 
     /// Takes out of the book, oldest first, every segment below `current` that
@@ -140,8 +144,7 @@ impl Segments {
     pub(crate) fn take_removable(&mut self, current: u32) -> Vec<(u32, Use)> {
         let mut removable = Vec::new();
         for segment in self.existing_below(current) {
-            let used = &self.uses[&segment];
-            if used.listed == 0 && !self.is_blocked(used) {
+            if self.can_go(&self.uses[&segment]) {
                 let used = self
                     .uses
                     .remove(&segment)

@@ -161,13 +161,8 @@ fn scan_segment(
                 match <[u8; 16]>::try_from(&data[payload]) {
                     Ok(bytes) => {
                         let unlisted = index.remove(ItemId::from_bytes(bytes));
-                        if let Some(Entry {
-                            location: Location::Log { segment, .. },
-                            ..
-                        }) = unlisted
-                        {
-                            // Listed counts are set from the final index.
-                            book.unlisted(segment, 0, number);
+                        if let Some((segment, _)) = unlisted.and_then(|e| e.location.log_frame()) {
+                            book.superseded(segment, number);
                         }
                     }
                     Err(_) => {
