@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -69,23 +69,24 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(Some(DRAIN));
     });
-    let app = app.into_make_service();
-    let Some(tls) = tls else {
-        let mut server = axum_server::from_tcp(listener)?.first_request_timeout(header_timeout);
-        server
-            .http_builder()
-            .http1()
-            .header_read_timeout(header_timeout);
-        return server.handle(handle).serve(app).await;
-    };
-    // The TLS handshake has its own timeout (10 s); the first request's clock
-    // starts after it.
-    let config = RustlsConfig::from_config(Arc::new(tls.load()?));
-    let mut server =
-        axum_server::from_tcp_rustls(listener, config)?.first_request_timeout(header_timeout);
+    let mut server = axum_server::from_tcp(listener)?
+        .first_request_timeout(header_timeout)
+        .handle(handle);
     server
         .http_builder()
         .http1()
         .header_read_timeout(header_timeout);
-    server.handle(handle).serve(app).await
+    let app = app.into_make_service();
+    match tls {
+        None => server.serve(app).await,
+        // The TLS handshake has its own timeout (10 s); the first request's
+        // clock starts after it.
+        Some(tls) => {
+            let config = RustlsConfig::from_config(Arc::new(tls.load()?));
+            server
+                .acceptor(RustlsAcceptor::new(config))
+                .serve(app)
+                .await
+        }
+    }
 }
