@@ -56,10 +56,9 @@ fn batches(listed: Vec<(ItemId, Location)>) -> Vec<Vec<(ItemId, Location)>> {
     let mut batches: Vec<Vec<(ItemId, Location)>> = Vec::new();
     let mut bytes = BATCH_BYTES;
     for (id, at) in listed {
-        let Location::Log { len, .. } = at else {
+        let Some((_, frame)) = at.log_frame() else {
             continue;
         };
-        let frame = HEADER_LEN as u64 + len;
         if bytes + frame > BATCH_BYTES {
             batches.push(Vec::new());
             bytes = 0;

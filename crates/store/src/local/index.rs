@@ -66,7 +66,7 @@ impl Index {
     }
 
     pub(crate) fn get(&self, id: ItemId) -> Option<Entry> {
-        self.items.get(&id).map(|stored| stored.clone().unpack(id))
+        self.items.get(&id).map(|stored| stored.unpack(id))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -96,7 +96,7 @@ impl Index {
         let items: Vec<ItemMeta> = matching
             .by_ref()
             .take(limit)
-            .map(|(id, stored)| stored.clone().unpack(*id).meta)
+            .map(|(id, stored)| stored.unpack(*id).meta)
             .collect();
         let next = match items.last() {
             Some(last) if matching.next().is_some() => Some(last.id),
@@ -191,9 +191,9 @@ impl Stored {
         }))
     }
 
-    fn unpack(self, id: ItemId) -> Entry {
+    fn unpack(&self, id: ItemId) -> Entry {
         match self {
-            Stored::Whole(entry) => *entry,
+            Stored::Whole(entry) => (**entry).clone(),
             Stored::Packed(packed) => Entry {
                 meta: ItemMeta {
                     id,
@@ -201,7 +201,7 @@ impl Stored {
                     serialization: packed.serialization,
                     encrypted_in_transit: packed.encrypted_in_transit,
                     peer: packed.peer.to_string(),
-                    name: packed.name.map(String::from),
+                    name: packed.name.as_deref().map(String::from),
                     received_at: packed.received_at,
                     size: packed.size,
                     sha256: hex::encode(packed.sha256),

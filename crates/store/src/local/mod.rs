@@ -278,12 +278,11 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     // `gone`: the item is no longer on disk (even if making that durable failed).
     let mut maintain = None;
     let (gone, result) = match entry.location {
-        Location::Log { segment, len, .. } => {
+        Location::Log { segment, .. } => {
             let gate = shared.append_gate.read().await;
             let result = shared.log.append(frame::tombstone(id)).await;
-            if let Ok(at) = &result {
-                let frame = frame::HEADER_LEN as u64 + len;
-                shared.segments().unlisted(segment, frame, at.segment);
+            if let (Ok(at), Some((_, bytes))) = (&result, entry.location.log_frame()) {
+                shared.segments().unlisted(segment, bytes, at.segment);
                 maintain = Some(segment);
             }
             drop(gate);
@@ -305,8 +304,8 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     if !gone {
         shared.index_mut().insert(entry);
     }
-    if maintain.is_some() {
-        maintain_log(&shared, maintain).await;
+    if let Some(segment) = maintain {
+        maintain_log(&shared, Some(segment)).await;
     }
     result.map(|()| true)
 }
