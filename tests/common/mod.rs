@@ -309,18 +309,12 @@ impl Admin {
 
     /// `GET /metrics` with the token, answered `200`: the Prometheus text.
     pub async fn metrics(&self) -> String {
-        let response = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
+        let response = self.fetch("/metrics").await;
         assert_eq!(response.status(), 200);
         response.text().await.unwrap()
     }
 
-    /// A successful GET of an admin path (`/api/items/…`) with the token.
+    /// A successful GET of an admin path (`/api/items/…`, `/metrics`) with the token.
     async fn fetch(&self, path: &str) -> reqwest::Response {
         let response = self
             .http
