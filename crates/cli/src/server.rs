@@ -3,9 +3,9 @@
 use crate::settings::{Secret, layered};
 use anyhow::Context;
 use ferry_admin::{AdminState, AdminToken};
-use ferry_crypto::{FernetKey, Keyring, StorageKey};
+use ferry_crypto::{CryptoError, FernetKey, Keyring, StorageKey};
 use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
-use ferry_store::{LocalOptions, LocalStore, Store};
+use ferry_store::{LocalOptions, LocalStore, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,12 +41,15 @@ pub struct ServerArgs {
     /// Fernet key file shared with clients (created, mode 0600, when absent).
     #[arg(long, env = "FERRY_FERNET_KEY")]
     pub fernet_key: Option<PathBuf>,
-    /// AES-256-GCM storage key file (created, mode 0600, when absent).
+    /// AES-256-GCM storage key file (created, mode 0600, when absent and every stored item opens without it).
     #[arg(long, env = "FERRY_STORAGE_KEY")]
     pub storage_key: Option<PathBuf>,
     /// Older storage key files, still read after a rotation (comma-separated).
     #[arg(long, env = "FERRY_OLD_STORAGE_KEYS", value_delimiter = ',')]
     pub old_storage_keys: Option<Vec<PathBuf>>,
+    /// Start even if some stored items were sealed with keys not given: serve the others, touch nothing else.
+    #[arg(long, env = "FERRY_ALLOW_MISSING_KEYS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_missing_keys: Option<bool>,
     /// Encrypted transfers: disabled, accepted or required.
     #[arg(long, env = "FERRY_ENCRYPTION", value_parser = parse_policy)]
     pub encryption: Option<EncryptionPolicy>,
@@ -111,6 +114,7 @@ pub struct ServerSettings {
     pub fernet_key: Option<PathBuf>,
     pub storage_key: Option<PathBuf>,
     pub old_storage_keys: Vec<PathBuf>,
+    pub allow_missing_keys: bool,
     pub encryption: EncryptionPolicy,
     pub allow_pickle: bool,
     pub max_dict_bytes: usize,
@@ -138,6 +142,7 @@ impl Default for ServerSettings {
             fernet_key: None,
             storage_key: None,
             old_storage_keys: Vec::new(),
+            allow_missing_keys: false,
             encryption: EncryptionPolicy::Accepted,
             allow_pickle: true,
             max_dict_bytes: limits.max_bytes,
@@ -199,15 +204,22 @@ pub async fn start(
             FernetKey::load_or_create,
         )?)),
     };
-    let keyring = keyring(settings)?;
+    let keys = Keys::load(settings)?;
     let options = LocalOptions {
         max_item_size: settings.max_item_bytes,
+        allow_missing_keys: settings.allow_missing_keys,
         ..LocalOptions::default()
     };
+    let store_dir = settings.data_dir.join("store");
     let store: Arc<dyn Store> =
-        LocalStore::open(&settings.data_dir.join("store"), keyring, options)
-            .await
-            .context("cannot open the store")?;
+        match LocalStore::open(&store_dir, keys.keyring.clone(), options).await {
+            Ok(store) => store,
+            Err(StoreError::MissingKeys { key_ids, records }) => {
+                anyhow::bail!(keys.missing(&store_dir, &key_ids, records))
+            }
+            Err(err) => return Err(err).context("cannot open the store"),
+        };
+    keys.create_new()?;
 
     let (token, token_file) = match &settings.admin_token {
         Some(Secret(token)) => (
@@ -309,21 +321,94 @@ impl RunningServer {
     }
 }
 
-fn keyring(settings: &ServerSettings) -> anyhow::Result<Keyring> {
-    let current = load_key(
-        &settings.storage_key_path(),
-        "storage",
-        StorageKey::load_or_create,
-    )?;
-    let older = settings
-        .old_storage_keys
-        .iter()
-        .map(|path| {
-            StorageKey::load(path)
-                .with_context(|| format!("cannot read old storage key {}", path.display()))
+/// The storage keys given. A current key file that does not exist is created
+/// only once the store has opened without it (see [`Keys::create_new`]): a store
+/// that holds items never gets a new key silently.
+struct Keys {
+    keyring: Keyring,
+    current: PathBuf,
+    /// The current key file does not exist: `keyring`'s current key is new.
+    new: bool,
+    older: Vec<PathBuf>,
+}
+
+impl Keys {
+    fn load(settings: &ServerSettings) -> anyhow::Result<Keys> {
+        let current = settings.storage_key_path();
+        let (key, new) = match StorageKey::load(&current) {
+            Ok(key) => (key, false),
+            Err(CryptoError::KeyFile { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                (StorageKey::generate(), true)
+            }
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot load the storage key {}", current.display()));
+            }
+        };
+        let older = settings
+            .old_storage_keys
+            .iter()
+            .map(|path| {
+                StorageKey::load(path)
+                    .with_context(|| format!("cannot read old storage key {}", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Keys {
+            keyring: Keyring::new(key, older),
+            current,
+            new,
+            older: settings.old_storage_keys.clone(),
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Keyring::new(current, older))
+    }
+
+    /// Writes the current key's file if it is new (the store opened without it).
+    fn create_new(&self) -> anyhow::Result<()> {
+        if self.new {
+            self.keyring
+                .current()
+                .create_file(&self.current)
+                .with_context(|| {
+                    format!("cannot create the storage key {}", self.current.display())
+                })?;
+            tracing::info!(file = %self.current.display(), "created a new storage key (mode 0600)");
+        }
+        Ok(())
+    }
+
+    /// Why the server does not start when the store holds `records` items
+    /// sealed with the keys `needed`, and what to do.
+    fn missing(&self, store: &Path, needed: &[String], records: usize) -> String {
+        let given = if self.new {
+            format!(
+                "The storage key file {} does not exist; no new key was created, since the store already holds items.",
+                self.current.display()
+            )
+        } else {
+            let mut given = format!(
+                "The storage key given, {}, is key {}",
+                self.current.display(),
+                self.keyring.current().id()
+            );
+            for path in &self.older {
+                let id = StorageKey::load(path)
+                    .map(|k| k.id().to_owned())
+                    .unwrap_or_default();
+                given.push_str(&format!("; {} is key {id}", path.display()));
+            }
+            given + "."
+        };
+        format!(
+            "not starting: the store {} holds {records} items sealed with storage keys that were not given: {}. {given} \
+             Nothing was changed. Give the key file of each: --storage-key FILE (FERRY_STORAGE_KEY) for the current key, \
+             --old-storage-keys FILE,... (FERRY_OLD_STORAGE_KEYS) for older ones. To start anyway, serving only the items \
+             the given keys read and touching nothing else, set --allow-missing-keys (FERRY_ALLOW_MISSING_KEYS=true, \
+             allow_missing_keys = true in the config file).",
+            store.display(),
+            needed.join(", ")
+        )
+    }
 }
 
 fn load_key<K, E>(
@@ -342,11 +427,29 @@ where
     Ok(key)
 }
 
+/// Creates the data directory (and missing parents) with mode 0700, each made
+/// durable in its parent, so that a first start's keys and items do not hang
+/// off a directory entry that a crash could lose.
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    for path in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("cannot create the data directory {}", dir.display())
+                });
+            }
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync the directory {}", parent.display()))?;
+    }
+    Ok(())
 }

@@ -69,6 +69,17 @@ impl StorageKey {
         Ok((StorageKey::from_bytes(bytes), created))
     }
 
+    /// Writes this key to a new key file at `path` (mode 0600, key text and a
+    /// newline, the file and its directory fsynced).
+    ///
+    /// # Errors
+    /// As [`crate::write_key_file`]; in particular if `path` already exists.
+    pub fn create_file(&self, path: &Path) -> Result<(), CryptoError> {
+        let mut contents = self.to_base64();
+        contents.push('\n');
+        keyfile::write_key_file(path, contents.as_bytes())
+    }
+
     /// The raw key, for the AEAD only.
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.bytes
@@ -179,6 +190,18 @@ mod tests {
         assert!(!was_created);
         assert_eq!(loaded.id(), created.id());
         keyfile::assert_owner_only(&path);
+    }
+
+    #[test]
+    fn create_file_writes_a_new_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage.key");
+        let key = StorageKey::generate();
+        key.create_file(&path).unwrap();
+        keyfile::assert_owner_only(&path);
+        assert_eq!(StorageKey::load(&path).unwrap().id(), key.id());
+        assert!(StorageKey::generate().create_file(&path).is_err());
+        assert_eq!(StorageKey::load(&path).unwrap().id(), key.id());
     }
 
     #[test]

@@ -59,6 +59,20 @@ pub enum StoreError {
     #[error("store directory {} is in use by another process", .0.display())]
     Locked(PathBuf),
 
+    /// The store holds records sealed with storage keys that are not in the
+    /// keyring. Nothing was changed: give those keys, or open with
+    /// [`LocalOptions::allow_missing_keys`](crate::LocalOptions::allow_missing_keys).
+    #[error(
+        "{records} stored records were sealed with storage keys that were not given (key ids: {})",
+        key_ids.join(", ")
+    )]
+    MissingKeys {
+        /// The ids of the keys needed, sorted.
+        key_ids: Vec<String>,
+        /// How many records need them.
+        records: usize,
+    },
+
     /// The writer was used after an error, or the store failed earlier and refuses
     /// writes until it is reopened.
     #[error("store unavailable: {0}")]

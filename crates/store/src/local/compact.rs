@@ -1,16 +1,24 @@
-//! Compacting a log segment: the records still listed in it are copied, byte for
-//! byte, to the end of the log, so that it lists nothing and can be removed (see
-//! [`reclaim`](super::reclaim)).
+//! Compacting a log segment: the records still listed in it are copied to the end
+//! of the log (the sealed record byte for byte, in a frame of its new place), so
+//! that it lists nothing and can be removed (see [`reclaim`](super::reclaim)).
 //!
 //! Records are copied in batches of at most [`BATCH_BYTES`], read from the segment
 //! (which no longer changes: it is below the committer's) first. Then, for each
 //! batch, under the append gate held exclusively: the records still listed where
 //! they were read are appended with one write and one `fdatasync`, and the index
-//! and the book are pointed at the copies. A delete racing a copy either unlisted
-//! the item first (it is not copied) or appends its tombstone once the gate is
-//! free, after the copy; either way a replay of the log ends with the item
-//! unlisted. A crash between a copy and the segment's removal leaves both records;
-//! the replay lists the later one.
+//! and the book are pointed at the copies. A delete takes the gate before it
+//! unlists its item and keeps it until its tombstone is appended, so it either
+//! came first (the item is not copied) or comes after the copy (its tombstone
+//! follows the copy, and unlists it); either way a replay of the log ends with the
+//! item unlisted. A crash between a copy and the segment's removal leaves both
+//! records; the replay lists the later one.
+//!
+//! A listed record whose frame no longer checks (damaged on disk since the store
+//! opened) is not copied into the log: its bytes, as they are, become the item's
+//! own file `items/<id>.rec` (written to `tmp/`, fsynced, renamed, `items/`
+//! fsynced), so that the segment can still go and nothing is destroyed. If only
+//! the frame's header was damaged, the item reads as before; if the record is
+//! damaged, it fails authentication there as it did in the log.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -19,10 +27,11 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::file::joined;
-use super::frame::{self, HEADER_LEN, Kind, Parsed};
-use super::fsutil::io_err;
+use super::frame::{self, HEADER_LEN, Kind, Origin, Parsed, Unsealed};
+use super::fsutil::{create_private_file, io_err};
 use super::index::Location;
 use super::log::segment_path;
+use super::seam::Step;
 use crate::{ItemId, StoreError};
 
 /// Most frame bytes copied with one append.
@@ -33,6 +42,8 @@ struct Copy {
     id: ItemId,
     from: Location,
     frame: Vec<u8>,
+    /// The frame does not check any more: the record goes to a file of its own.
+    damaged: bool,
 }
 
 /// Copies the records still listed in `segment` to the end of the log; returns
@@ -41,11 +52,19 @@ pub(crate) async fn compact(shared: &Arc<Shared>, segment: u32) -> Result<u64, S
     let path = segment_path(&shared.paths.segments, segment);
     let listed = shared.index().in_segment(segment);
     let mut moved = 0;
+    let unbound = segment < shared.bound_from;
     for batch in batches(listed) {
         let read_from = path.clone();
-        let copies = tokio::task::spawn_blocking(move || read_frames(&read_from, batch))
-            .await
-            .map_err(joined)??;
+        let reader = shared.clone();
+        let copies = tokio::task::spawn_blocking(move || {
+            reader
+                .seam
+                .check(Step::CompactRead, &read_from)
+                .map_err(io_err("reading log segment", &read_from))?;
+            read_frames(&read_from, segment, unbound, batch)
+        })
+        .await
+        .map_err(joined)??;
         moved += append_copies(shared, segment, copies).await?;
     }
     Ok(moved)
@@ -69,9 +88,14 @@ fn batches(listed: Vec<(ItemId, Location)>) -> Vec<Vec<(ItemId, Location)>> {
     batches
 }
 
-/// Reads the frames of `batch` from the segment at `path`. A frame that no longer
-/// checks is left where it is (and logged): its segment then stays.
-fn read_frames(path: &Path, batch: Vec<(ItemId, Location)>) -> Result<Vec<Copy>, StoreError> {
+/// Reads the frames of `batch` from segment `segment` at `path`. A frame that no
+/// longer checks is logged, and marked damaged.
+fn read_frames(
+    path: &Path,
+    segment: u32,
+    unbound: bool,
+    batch: Vec<(ItemId, Location)>,
+) -> Result<Vec<Copy>, StoreError> {
     let file = File::open(path).map_err(io_err("opening log segment", path))?;
     let mut copies = Vec::with_capacity(batch.len());
     for (id, from) in batch {
@@ -79,18 +103,27 @@ fn read_frames(path: &Path, batch: Vec<(ItemId, Location)>) -> Result<Vec<Copy>,
             continue;
         };
         let mut frame = vec![0; HEADER_LEN + usize::try_from(len).expect("small records")];
-        file.read_exact_at(&mut frame, base - HEADER_LEN as u64)
+        let offset = base - HEADER_LEN as u64;
+        file.read_exact_at(&mut frame, offset)
             .map_err(io_err("reading log segment", path))?;
-        match frame::parse(&frame, 0) {
-            Parsed::Frame {
-                kind: Kind::Record,
-                end,
-                ..
-            } if end == frame.len() => copies.push(Copy { id, from, frame }),
-            _ => {
-                tracing::warn!(path = %path.display(), %id, offset = base, "log record does not check; not compacted");
-            }
+        let origin = Origin {
+            segment,
+            offset,
+            unbound,
+        };
+        let damaged = !matches!(
+            frame::parse(&frame, 0, origin),
+            Parsed::Frame { kind: Kind::Record, end, .. } if end == frame.len()
+        );
+        if damaged {
+            tracing::warn!(path = %path.display(), %id, offset, "log record does not check; moved to a file of its own, as it is");
         }
+        copies.push(Copy {
+            id,
+            from,
+            frame,
+            damaged,
+        });
     }
     Ok(copies)
 }
@@ -110,34 +143,78 @@ async fn append_copies(
             .filter(|copy| index.location(copy.id) == Some(copy.from))
             .collect()
     };
+    let (damaged, copies): (Vec<Copy>, Vec<Copy>) = copies.into_iter().partition(|c| c.damaged);
+    let mut saved = 0;
+    for copy in damaged {
+        save_damaged(shared, &copy).await?;
+        // The gate is held: nothing else moved or unlisted it.
+        let moved = shared
+            .index_mut()
+            .relocate(copy.id, copy.from, Location::File);
+        debug_assert!(moved, "listed under the gate");
+        shared
+            .segments()
+            .moved_out(segment, copy.frame.len() as u64);
+        saved += 1;
+    }
     if copies.is_empty() {
-        return Ok(0);
+        return Ok(saved);
     }
-    let mut bytes = Vec::with_capacity(copies.iter().map(|c| c.frame.len()).sum());
-    let mut offsets = Vec::with_capacity(copies.len());
-    for copy in &copies {
-        offsets.push(bytes.len() as u64);
-        bytes.extend_from_slice(&copy.frame);
+    let mut placed = Vec::with_capacity(copies.len());
+    let mut frames = Vec::with_capacity(copies.len());
+    let mut offset = 0;
+    for copy in copies {
+        let len = copy.frame.len() as u64;
+        placed.push((copy.id, copy.from, offset, len));
+        offset += len;
+        // Framed anew: the frame is bound to its new place.
+        frames.push(Unsealed::new(Kind::Record, copy.frame));
     }
-    let at = shared.log.append(bytes).await?;
+    let at = shared.log.append(frames).await?;
     let (mut count, mut moved_bytes) = (0, 0);
     {
         let mut index = shared.index_mut();
-        for (copy, offset) in copies.iter().zip(offsets) {
+        for (id, from, offset, len) in placed {
             let to = Location::Log {
                 segment: at.segment,
                 base: at.offset + offset + HEADER_LEN as u64,
-                len: (copy.frame.len() - HEADER_LEN) as u64,
+                len: len - HEADER_LEN as u64,
             };
-            // Unlisted meanwhile: its tombstone follows once the gate is free.
-            if index.relocate(copy.id, copy.from, to) {
+            // The gate is held since the filter above: deletes wait for it.
+            let moved = index.relocate(id, from, to);
+            debug_assert!(moved, "listed under the gate");
+            if moved {
                 count += 1;
-                moved_bytes += copy.frame.len() as u64;
+                moved_bytes += len;
             }
         }
     }
     shared
         .segments()
         .moved(segment, at.segment, count, moved_bytes);
-    Ok(count)
+    Ok(saved + count)
+}
+
+/// Writes the payload of a damaged frame, as it is, to `items/<id>.rec`, durably.
+async fn save_damaged(shared: &Arc<Shared>, copy: &Copy) -> Result<(), StoreError> {
+    let shared = shared.clone();
+    let record = copy.frame[HEADER_LEN..].to_vec();
+    let id = copy.id;
+    tokio::task::spawn_blocking(move || {
+        let part = shared.paths.tmp.join(format!("{id}.damaged"));
+        let target = shared.paths.record(id);
+        let mut file = create_private_file(&shared.seam, Step::SaveDamaged, &part)?;
+        let written = shared.seam.run(Step::SaveDamaged, &part, || {
+            std::io::Write::write_all(&mut file, &record)?;
+            file.sync_data()?;
+            std::fs::rename(&part, &target)
+        });
+        if let Err(err) = written {
+            let _ = std::fs::remove_file(&part);
+            return Err(StoreError::io("saving a damaged record to", target, err));
+        }
+        shared.items_sync.sync()
+    })
+    .await
+    .map_err(joined)?
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::Shared;
 use super::fsutil::{create_private_file, io_err};
+use super::seam::{Seam, Step};
 use crate::{ItemId, ItemMeta, StoreError};
 
 /// Plaintext gathered before it is sealed and written out.
@@ -28,8 +29,9 @@ pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 /// Room for a full batch plus one packet, so that buffers never reallocate.
 const BATCH_CAPACITY: usize = FLUSH_BYTES + (64 << 10);
 
-/// Written bytes after which an early `fdatasync` starts in the background.
-const EARLY_SYNC_BYTES: u64 = 16 << 20;
+/// Written bytes after which an early `fdatasync` starts in the background
+/// (less in tests, so that small items go through it).
+const EARLY_SYNC_BYTES: u64 = if cfg!(test) { 256 << 10 } else { 16 << 20 };
 
 /// The part of a spill that moves to a blocking thread for each batch.
 struct Sink {
@@ -39,16 +41,19 @@ struct Sink {
     sealed: Vec<u8>,
     path: PathBuf,
     early: EarlySync,
+    seam: Seam,
 }
 
 impl Sink {
     fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(plaintext);
         self.sealer.push(plaintext, &mut self.sealed);
-        self.file
-            .write_all(&self.sealed)
+        let (file, sealed) = (&mut self.file, &self.sealed);
+        self.seam
+            .run(Step::PartWrite, &self.path, || file.write_all(sealed))
             .map_err(io_err("writing", &self.path))?;
-        self.early.wrote(&self.file, self.sealed.len() as u64);
+        self.early
+            .wrote(&self.seam, &self.path, &self.file, self.sealed.len() as u64);
         self.sealed.clear();
         Ok(())
     }
@@ -66,8 +71,8 @@ struct EarlySync {
 }
 
 impl EarlySync {
-    /// Called on a blocking thread after `bytes` were written to `file`.
-    fn wrote(&mut self, file: &File, bytes: u64) {
+    /// Called on a blocking thread after `bytes` were written to `file` (at `path`).
+    fn wrote(&mut self, seam: &Seam, path: &std::path::Path, file: &File, bytes: u64) {
         self.unsynced += bytes;
         if self.unsynced < EARLY_SYNC_BYTES {
             return;
@@ -79,10 +84,12 @@ impl EarlySync {
             }
         }
         self.unsynced = 0;
-        self.running = file
-            .try_clone()
-            .ok()
-            .map(|file| tokio::task::spawn_blocking(move || file.sync_data()));
+        let (seam, path) = (seam.clone(), path.to_owned());
+        self.running = file.try_clone().ok().map(|file| {
+            tokio::task::spawn_blocking(move || {
+                seam.run(Step::PartEarlySync, &path, || file.sync_data())
+            })
+        });
     }
 
     fn record(&mut self, result: Result<std::io::Result<()>, tokio::task::JoinError>) {
@@ -135,9 +142,12 @@ impl Spill {
     ) -> Result<Spill, StoreError> {
         let part = shared.paths.tmp.join(format!("{id}.part"));
         let path = part.clone();
-        let file = tokio::task::spawn_blocking(move || create_private_file(&path))
-            .await
-            .map_err(joined)??;
+        let seam = shared.seam.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            create_private_file(&seam, Step::PartCreate, &path)
+        })
+        .await
+        .map_err(joined)??;
         let sealer = Sealer::new(shared.keyring.current());
         let sink = Sink {
             file,
@@ -146,6 +156,7 @@ impl Spill {
             sealed: Vec::with_capacity(BATCH_CAPACITY + (1 << 16)),
             path: part.clone(),
             early: EarlySync::default(),
+            seam: shared.seam.clone(),
         };
         let mut spill = Spill {
             shared,
@@ -194,17 +205,22 @@ impl Spill {
                 mut sealed,
                 path,
                 early: _,
+                seam,
             } = *sink;
             sealer.push(&batch, &mut sealed);
             let meta = meta(hasher.finalize().into());
             sealer.finish(&meta.to_record_bytes(), &mut sealed);
-            file.write_all(&sealed).map_err(io_err("writing", &path))?;
-            file.sync_data().map_err(io_err("syncing", &path))?;
+            seam.run(Step::PartWrite, &path, || file.write_all(&sealed))
+                .map_err(io_err("writing", &path))?;
+            seam.run(Step::PartSync, &path, || file.sync_data())
+                .map_err(io_err("syncing", &path))?;
             drop(file);
-            fs::rename(&path, &record).map_err(io_err("renaming into place", &path))?;
+            seam.run(Step::RecordRename, &path, || fs::rename(&path, &record))
+                .map_err(io_err("renaming into place", &path))?;
             if let Err(err) = shared.items_sync.sync() {
-                // Not acknowledged, so it must not come back after a restart.
-                let _ = fs::remove_file(&record);
+                // Not acknowledged: it should not come back after a restart (it
+                // may, if this unlink fails or does not reach the disk).
+                let _ = seam.run(Step::RecordUnlink, &record, || fs::remove_file(&record));
                 return Err(err);
             }
             Ok::<_, StoreError>(meta)

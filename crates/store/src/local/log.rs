@@ -7,19 +7,28 @@
 //! durable. Segments rotate once they pass the configured size; a new segment's
 //! directory entry is fsynced before anything is acknowledged in it.
 //!
-//! If a write fails, the segment is cut back to its last durable length; if that or
-//! an `fdatasync` fails, the log refuses every later append (the page cache can no
-//! longer be trusted) until the store is reopened and recovers.
+//! Each frame is sealed here, once its place is known (see [`frame`](super::frame)).
+//!
+//! If a write or an `fdatasync` fails, the segment is cut back to its last durable
+//! length: after a failed `fdatasync` the kernel may have marked the group's pages
+//! clean without writing them, and they must not be read back later as if they
+//! were on disk (cutting drops them). After a failed `fdatasync`, or a cut that
+//! fails, the log refuses every later append until the store is reopened and
+//! recovers. A rotation that fails leaves the next segment, empty, to be reused by
+//! the next rotation.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 
-use super::fsutil::{create_private_file, io_err, sync_dir};
+use super::frame::Unsealed;
+use super::fsutil::{io_err, sync_dir};
+use super::seam::{Seam, Step};
 use crate::StoreError;
 
 /// Largest group written with one write: bounds the latency of a group.
@@ -47,7 +56,7 @@ pub(crate) fn segment_number(name: &str) -> Option<u32> {
 }
 
 struct Request {
-    frame: Vec<u8>,
+    frames: Vec<Unsealed>,
     reply: oneshot::Sender<Result<Position, StoreError>>,
 }
 
@@ -73,7 +82,7 @@ impl Drop for Log {
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
-            .field("len", &self.frame.len())
+            .field("frames", &self.frames.len())
             .finish()
     }
 }
@@ -86,6 +95,7 @@ impl Log {
         current: u32,
         len: u64,
         segment_size: u64,
+        seam: Seam,
     ) -> Result<Log, StoreError> {
         let path = segment_path(&dir, current);
         let file = OpenOptions::new()
@@ -102,6 +112,7 @@ impl Log {
             len,
             segment_size,
             failed: None,
+            seam,
         };
         let thread = std::thread::Builder::new()
             .name("ferry-store-log".into())
@@ -119,12 +130,13 @@ impl Log {
         self.current.load(Ordering::Acquire)
     }
 
-    /// Appends a whole frame; returns once it is durable.
-    pub(crate) async fn append(&self, frame: Vec<u8>) -> Result<Position, StoreError> {
+    /// Appends frames, one after the other in one segment; returns once they are
+    /// durable, with the place of the first.
+    pub(crate) async fn append(&self, frames: Vec<Unsealed>) -> Result<Position, StoreError> {
         let (reply, answer) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or_else(stopped)?;
         requests
-            .send(Request { frame, reply })
+            .send(Request { frames, reply })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -142,6 +154,7 @@ struct Committer {
     len: u64,
     segment_size: u64,
     failed: Option<String>,
+    seam: Seam,
 }
 
 impl Committer {
@@ -149,14 +162,14 @@ impl Committer {
         let mut group = Vec::new();
         let mut buffer = Vec::new();
         while let Ok(first) = incoming.recv() {
-            let mut bytes = first.frame.len();
+            let mut bytes = first.len();
             group.push(first);
             while bytes < MAX_GROUP_BYTES {
                 let Ok(next) = incoming.try_recv() else { break };
-                bytes += next.frame.len();
+                bytes += next.len();
                 group.push(next);
             }
-            match self.commit(&group, &mut buffer) {
+            match self.commit(&mut group, &mut buffer) {
                 Ok(positions) => {
                     for (request, position) in group.drain(..).zip(positions) {
                         let _ = request.reply.send(Ok(position));
@@ -179,10 +192,10 @@ impl Committer {
         }
     }
 
-    /// Writes a group with one write and one fdatasync.
+    /// Seals a group's frames and writes them with one write and one fdatasync.
     fn commit(
         &mut self,
-        group: &[Request],
+        group: &mut [Request],
         buffer: &mut Vec<u8>,
     ) -> Result<Vec<Position>, StoreError> {
         if let Some(reason) = &self.failed {
@@ -190,52 +203,93 @@ impl Committer {
                 "log failed earlier: {reason}"
             )));
         }
-        let total: u64 = group.iter().map(|r| r.frame.len() as u64).sum();
+        let total: u64 = group.iter().map(|r| r.len() as u64).sum();
         if self.len > 0 && self.len + total > self.segment_size {
             self.rotate()?;
         }
         let mut positions = Vec::with_capacity(group.len());
         let mut offset = self.len;
-        for request in group {
+        for request in group.iter_mut() {
             positions.push(Position {
                 segment: self.number,
                 offset,
             });
-            offset += request.frame.len() as u64;
-            buffer.extend_from_slice(&request.frame);
+            for frame in request.frames.drain(..) {
+                let len = frame.len() as u64;
+                buffer.extend_from_slice(&frame.seal(self.number, offset));
+                offset += len;
+            }
         }
         let path = segment_path(&self.dir, self.number);
-        if let Err(err) = self.file.write_all(buffer) {
-            if let Err(cut) = self.file.set_len(self.len) {
-                self.failed = Some(format!(
-                    "cannot cut back {} after a failed write: {cut}",
-                    path.display()
-                ));
-            }
-            return Err(StoreError::io("appending to log segment", path, err));
-        }
-        if let Err(err) = self.file.sync_data() {
+        let written = self
+            .seam
+            .run(Step::AppendWrite, &path, || self.file.write_all(buffer))
+            .map_err(|err| ("appending to log segment", err, false));
+        let synced = written.and_then(|()| {
+            self.seam
+                .run(Step::AppendSync, &path, || self.file.sync_data())
+                .map_err(|err| ("syncing log segment", err, true))
+        });
+        let Err((context, err, sync_failed)) = synced else {
+            self.len = offset;
+            return Ok(positions);
+        };
+        // Whatever part of the group reached the file goes, so that it is never
+        // read back as if durable.
+        let cut = self
+            .seam
+            .run(Step::AppendCutBack, &path, || self.file.set_len(self.len));
+        if let Err(cut) = cut {
+            self.failed = Some(format!(
+                "cannot cut back {} after a failed append: {cut}",
+                path.display()
+            ));
+        } else if sync_failed {
             self.failed = Some(format!("fdatasync of {} failed: {err}", path.display()));
-            return Err(StoreError::io("syncing log segment", path, err));
         }
-        self.len = offset;
-        Ok(positions)
+        Err(StoreError::io(context, path, err))
     }
 
+    /// Starts the next segment: creates it (or takes it as it is, empty, if a
+    /// rotation failed after creating it), and makes its entry durable before
+    /// anything is appended to it.
     fn rotate(&mut self) -> Result<(), StoreError> {
         let number = self.number + 1;
         let path = segment_path(&self.dir, number);
-        drop(create_private_file(&path)?);
-        sync_dir(&self.dir)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_err("opening log segment", &path))?;
+        let file = self
+            .seam
+            .run(Step::RotateCreate, &path, || {
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .open(&path)
+            })
+            .map_err(io_err("creating log segment", &path))?;
+        let len = file
+            .metadata()
+            .map_err(io_err("reading metadata of", &path))?
+            .len();
+        if len != 0 {
+            // Only a rotation creates segments past the current one.
+            self.failed = Some(format!("{} exists and is not empty", path.display()));
+            return Err(StoreError::Unavailable(format!(
+                "log segment {} exists and is not empty",
+                path.display()
+            )));
+        }
+        sync_dir(&self.seam, Step::RotateSyncDir, &self.dir)?;
         self.file = file;
         self.number = number;
         self.current.store(number, Ordering::Release);
         self.len = 0;
         Ok(())
+    }
+}
+
+impl Request {
+    fn len(&self) -> usize {
+        self.frames.iter().map(Unsealed::len).sum()
     }
 }
 

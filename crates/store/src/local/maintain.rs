@@ -1,7 +1,8 @@
 //! Giving log space back: after a delete (for the deleted item's segment) and at
 //! open (for every segment), the segments worth it are compacted (see
 //! [`compact`](super::compact)) and those that list nothing are removed (see
-//! [`reclaim`](super::reclaim)). One pass runs at a time.
+//! [`reclaim`](super::reclaim)). One pass runs at a time, and none while the
+//! store holds records sealed with keys it was not given.
 
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ use super::{Shared, compact, log, reclaim};
 /// segment): compacts the segments worth it, then removes the segments that list
 /// nothing (see [`reclaim`] and [`compact`]). One pass at a time.
 pub(crate) async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
+    if shared.keep_everything {
+        return;
+    }
     let _one_pass = shared.maintaining.lock().await;
     let current = shared.log.current_segment();
     let candidates = match segment {
@@ -58,7 +62,10 @@ async fn remove_unused_segments(shared: &Arc<Shared>) {
         return;
     }
     let dir = shared.paths.segments.clone();
-    match tokio::task::spawn_blocking(move || reclaim::remove_segments(&dir, removable)).await {
+    let seam = shared.seam.clone();
+    match tokio::task::spawn_blocking(move || reclaim::remove_segments(&seam, &dir, removable))
+        .await
+    {
         Ok(left) => shared.segments().restore(left),
         // Only when the runtime shuts down: the next open rebuilds the book.
         Err(err) => tracing::warn!(%err, "reclaiming log segments stopped"),

@@ -12,8 +12,20 @@
 //! - An item is listed only once its sealed record is durable: small items (at
 //!   most `inline_max` bytes) after the group fsync of the log (see [`log`]), large
 //!   ones after `fdatasync`, rename into `items/` and an fsync of `items/`.
-//! - An item that was not committed (a dropped writer, a cut transfer, a crash)
-//!   is never listed; its temporary file is removed at once or on the next open.
+//! - An item whose commit did not return (a dropped writer, a cut transfer) is
+//!   not listed, and its temporary file is removed at once or on the next open.
+//!   After a crash, or a failed commit, exactly two kinds of unacknowledged item
+//!   may be listed, always whole (every listed record authenticates):
+//!   - a small item of the last group written, whose `fdatasync` had not
+//!     returned when the process or the machine stopped, if its frame reached
+//!     the disk whole, even after a torn frame of the same group (recovery skips
+//!     a frame that does not check and reads on). The open fsyncs the last
+//!     segment before it trusts its tail, so such an item, once listed, stays;
+//!   - a large item renamed into `items/` whose commit then failed or did not
+//!     return: the fsync of `items/` failed and the unlink of the record failed
+//!     too, or the process died between the rename and the end of that fsync.
+//!
+//!   An acknowledged item is never lost, and a deleted item never comes back.
 //! - Reads authenticate every chunk before yielding it, and check that the record
 //!   found is the item's own.
 //! - Deletes are durable when they return: an item file is unlinked and `items/`
@@ -21,10 +33,19 @@
 //!   Log space comes back as items are deleted: a segment at least half deleted is
 //!   compacted (its listed records copied to the end of the log), and a segment
 //!   that lists nothing is removed (see [`reclaim`] and [`compact`]).
+//! - Nothing the store cannot read is destroyed: a record sealed with a key that
+//!   was not given makes the open fail ([`StoreError::MissingKeys`]) unless
+//!   [`LocalOptions::allow_missing_keys`] is set, and then nothing is reclaimed; a
+//!   damaged record is kept where it is (see [`recover`]).
+//! - A failed `fdatasync` of the log or fsync of `items/` is never retried: the
+//!   log cuts the group back and stops, `items/` refuses large items, until the
+//!   store is reopened (see [`log`] and [`fsutil`]).
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
 //! - A commit or delete, once begun, runs to completion in a task of its own even
 //!   if its caller stops waiting, so the index always agrees with the disk.
+//! - Every file operation goes through a [`seam`], where tests fail it or crash
+//!   the store (`tests/crash.rs` does so at every step).
 //!
 //! Throughput: with `W` writers each waiting for its commit, small items commit
 //! at about `W / (fdatasync latency + W × ~15 µs of CPU)` per second, since one
@@ -32,6 +53,8 @@
 //! (`examples/bench_store.rs` measures it).
 
 mod compact;
+#[cfg(test)]
+mod faults;
 mod file;
 mod frame;
 mod fsutil;
@@ -41,6 +64,9 @@ mod maintain;
 mod read;
 mod reclaim;
 mod recover;
+mod seam;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::fs::File;
@@ -57,6 +83,7 @@ use self::index::{Entry, Index, Location};
 use self::log::Log;
 use self::maintain::maintain_log;
 use self::reclaim::Segments;
+use self::seam::{Seam, Step};
 use self::writer::LocalWriter;
 use crate::{
     ContentStream, ItemId, ItemMeta, ItemWriter, ListQuery, NewItem, Page, Store, StoreError,
@@ -77,6 +104,11 @@ pub struct LocalOptions {
     /// Log segments rotate once they reach this many bytes; a segment is
     /// compacted once half this many of its bytes are deleted.
     pub segment_size: u64,
+    /// Open even if some records were sealed with storage keys that are not in
+    /// the keyring: serve what the keyring reads, and touch nothing else (no log
+    /// space is reclaimed while such records are there). Without it, such a
+    /// store refuses to open with [`StoreError::MissingKeys`].
+    pub allow_missing_keys: bool,
 }
 
 impl Default for LocalOptions {
@@ -85,6 +117,7 @@ impl Default for LocalOptions {
             max_item_size: None,
             inline_max: 256 << 10,
             segment_size: 64 << 20,
+            allow_missing_keys: false,
         }
     }
 }
@@ -92,6 +125,7 @@ impl Default for LocalOptions {
 /// The directories of a store.
 #[derive(Debug)]
 pub(crate) struct Paths {
+    pub root: PathBuf,
     pub segments: PathBuf,
     pub items: PathBuf,
     pub tmp: PathBuf,
@@ -100,6 +134,7 @@ pub(crate) struct Paths {
 impl Paths {
     fn new(root: &Path) -> Paths {
         Paths {
+            root: root.to_owned(),
             segments: root.join("segments"),
             items: root.join("items"),
             tmp: root.join("tmp"),
@@ -126,7 +161,15 @@ pub(crate) struct Shared {
     segments: Mutex<Segments>,
     /// One pass of compaction and reclaiming at a time.
     maintaining: tokio::sync::Mutex<()>,
+    /// Records sealed with keys not given were found at open (and the store was
+    /// told to open anyway): no log space is reclaimed, since a tombstone may
+    /// unlist an item of such a record.
+    keep_everything: bool,
     pub items_sync: GroupSync,
+    /// Every file operation goes through it (see [`seam`]).
+    pub seam: Seam,
+    /// The segments below this one hold frames of the first version.
+    pub bound_from: u32,
     events: broadcast::Sender<ItemMeta>,
     _lock: File,
 }
@@ -170,29 +213,59 @@ pub struct LocalStore {
 impl LocalStore {
     /// Opens (creating it, mode 0700, if needed) the store in `dir`: takes the
     /// directory's lock, empties `tmp/`, recovers the log (cutting a torn tail) and
-    /// rebuilds the index. Records that fail authentication are logged and left
-    /// out of the listing.
+    /// rebuilds the index. Records that fail authentication are logged, left out
+    /// of the listing and kept.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingKeys`] if some records were sealed with keys that are
+    /// not in `keyring` (and [`LocalOptions::allow_missing_keys`] is not set):
+    /// nothing was changed.
     pub async fn open(
         dir: &Path,
         keyring: Keyring,
+        options: LocalOptions,
+    ) -> Result<Arc<LocalStore>, StoreError> {
+        LocalStore::open_with(dir, keyring, options, Seam::default()).await
+    }
+
+    /// [`LocalStore::open`] with a seam over its file operations (tests give it
+    /// a hook).
+    pub(crate) async fn open_with(
+        dir: &Path,
+        keyring: Keyring,
         mut options: LocalOptions,
+        seam: Seam,
     ) -> Result<Arc<LocalStore>, StoreError> {
         options.inline_max = options.inline_max.min(16 << 20);
         let dir = dir.to_owned();
         let shared = tokio::task::spawn_blocking(move || {
             let paths = Paths::new(&dir);
             for d in [&dir, &paths.segments, &paths.items, &paths.tmp] {
-                create_private_dir(d)?;
+                create_private_dir(&seam, d)?;
             }
             let lock = lock_dir(&dir)?;
-            let recovered = recover::recover(&paths, &keyring)?;
+            let recovered = recover::recover(&paths, &keyring, &seam)?;
+            let keep_everything = !recovered.missing_keys.is_empty();
+            if keep_everything {
+                let key_ids: Vec<String> = recovered.missing_keys.keys().cloned().collect();
+                let records = recovered.missing_keys.values().sum();
+                if !options.allow_missing_keys {
+                    return Err(StoreError::MissingKeys { key_ids, records });
+                }
+                tracing::warn!(
+                    records,
+                    key_ids = %key_ids.join(", "),
+                    "starting without the storage keys of some records, as told: they are not listed, and kept as they are (no log space is reclaimed until they can be read)"
+                );
+            }
             let log = Log::start(
                 paths.segments.clone(),
                 recovered.segment,
                 recovered.segment_len,
                 options.segment_size,
+                seam.clone(),
             )?;
-            let items_sync = GroupSync::new(paths.items.clone());
+            let items_sync = GroupSync::new(paths.items.clone(), seam.clone());
             Ok::<_, StoreError>(Shared {
                 paths,
                 keyring,
@@ -202,7 +275,10 @@ impl LocalStore {
                 append_gate: tokio::sync::RwLock::new(()),
                 segments: Mutex::new(recovered.segments),
                 maintaining: tokio::sync::Mutex::new(()),
+                keep_everything,
                 items_sync,
+                seam,
+                bound_from: recovered.bound_from,
                 events: broadcast::channel(EVENT_BUFFER).0,
                 _lock: lock,
             })
@@ -272,6 +348,16 @@ impl Store for LocalStore {
 
 /// Deletes an item durably (see [`Store::delete`]).
 async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
+    // A logged item is unlisted and its tombstone appended under the append gate,
+    // so that no compaction copies it in between: a copy the index does not know
+    // of would come back after a restart.
+    let gate = match shared.entry(id) {
+        None => return Ok(false),
+        Some(entry) if entry.location.log_frame().is_some() => {
+            Some(shared.append_gate.read().await)
+        }
+        Some(_) => None,
+    };
     let Some(entry) = shared.index_mut().remove(id) else {
         return Ok(false);
     };
@@ -279,20 +365,21 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     let mut maintain = None;
     let (gone, result) = match entry.location {
         Location::Log { segment, .. } => {
-            let gate = shared.append_gate.read().await;
-            let result = shared.log.append(frame::tombstone(id)).await;
+            let result = shared.log.append(vec![frame::tombstone(id)]).await;
             if let (Ok(at), Some((_, bytes))) = (&result, entry.location.log_frame()) {
                 shared.segments().unlisted(segment, bytes, at.segment);
                 maintain = Some(segment);
             }
-            drop(gate);
             (result.is_ok(), result.map(drop))
         }
         Location::File => {
             let shared = shared.clone();
             tokio::task::spawn_blocking(move || {
                 let path = shared.paths.record(id);
-                match std::fs::remove_file(&path) {
+                let removed = shared
+                    .seam
+                    .run(Step::RecordUnlink, &path, || std::fs::remove_file(&path));
+                match removed {
                     Ok(()) => (true, shared.items_sync.sync()),
                     Err(err) => (false, Err(StoreError::io("deleting", path, err))),
                 }
@@ -304,6 +391,7 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     if !gone {
         shared.index_mut().insert(entry);
     }
+    drop(gate);
     if let Some(segment) = maintain {
         maintain_log(&shared, Some(segment)).await;
     }

@@ -9,6 +9,8 @@
 //! after a restart:
 //! - it is not the segment being appended to, nor will it ever be again (its
 //!   number is below the committer's);
+//! - it holds no record that could not be opened when the store opened (sealed
+//!   with a key not given, or damaged): such bytes are never destroyed;
 //! - it supersedes nothing in an older segment that still exists: none of its
 //!   tombstones unlists an item of such a segment, and none of its records is a
 //!   compaction's copy of a record still there. Without the tombstone, the item
@@ -31,6 +33,7 @@ use std::path::Path;
 
 use super::fsutil::sync_dir;
 use super::log::segment_path;
+use super::seam::{Seam, Step};
 
 /// What each existing segment holds that matters for removing it.
 #[derive(Debug, Default)]
@@ -44,6 +47,9 @@ pub(crate) struct Use {
     listed: u64,
     /// The frame bytes of those records.
     listed_bytes: u64,
+    /// Records in this segment that could not be opened at open (a key not
+    /// given, damage): such a segment is never compacted nor removed.
+    refused: u64,
     /// Older segments holding records that this segment supersedes: items its
     /// tombstones unlist, or records it holds compacted copies of.
     supersedes: BTreeSet<u32>,
@@ -62,6 +68,11 @@ impl Segments {
         used.listed_bytes += bytes;
     }
 
+    /// A record in `segment` could not be opened: the segment stays.
+    pub(crate) fn refused(&mut self, segment: u32) {
+        self.uses.entry(segment).or_default().refused += 1;
+    }
+
     /// An item listed from a record of `bytes` frame bytes in `segment` was
     /// unlisted by a tombstone in `tombstone_in`.
     pub(crate) fn unlisted(&mut self, segment: u32, bytes: u64, tombstone_in: u32) {
@@ -78,6 +89,11 @@ impl Segments {
         if count > 0 {
             self.superseded(from, to);
         }
+    }
+
+    /// A record of `bytes` frame bytes listed from `from` moved to a file of its own.
+    pub(crate) fn moved_out(&mut self, from: u32, bytes: u64) {
+        self.drop_listed(from, 1, bytes);
     }
 
     /// A frame in `newer` supersedes a record in `older`: a tombstone unlists
@@ -108,6 +124,7 @@ impl Segments {
     pub(crate) fn worth_compacting(&self, segment: u32, size: u64, dead: u64) -> bool {
         self.uses.get(&segment).is_some_and(|used| {
             used.listed > 0
+                && used.refused == 0
                 && size.saturating_sub(used.listed_bytes) >= dead
                 && !self.is_blocked(used)
         })
@@ -119,9 +136,9 @@ impl Segments {
             .any(|older| self.uses.contains_key(older))
     }
 
-    /// Lists nothing and supersedes nothing that remains.
+    /// Lists nothing, holds nothing unreadable, and supersedes nothing that remains.
     fn can_go(&self, used: &Use) -> bool {
-        used.listed == 0 && !self.is_blocked(used)
+        used.listed == 0 && used.refused == 0 && !self.is_blocked(used)
     }
 
     /// The segments below `current`, oldest first.
@@ -162,17 +179,23 @@ impl Segments {
     }
 }
 
-/// Removes `segments` from `dir` in order, each made durable before the next.
-/// Returns the ones not removed (from the first failure on), to be restored.
-pub(crate) fn remove_segments(dir: &Path, segments: Vec<(u32, Use)>) -> Vec<(u32, Use)> {
+/// Removes `segments` from `dir` in order, each made durable before the next
+/// (also when it was already gone: an earlier removal whose directory fsync
+/// failed). Returns the ones not removed (from the first failure on), to be
+/// restored.
+pub(crate) fn remove_segments(
+    seam: &Seam,
+    dir: &Path,
+    segments: Vec<(u32, Use)>,
+) -> Vec<(u32, Use)> {
     let mut segments = segments.into_iter();
     for (number, used) in segments.by_ref() {
         let path = segment_path(dir, number);
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let removed = match std::fs::remove_file(&path) {
-            Ok(()) => sync_dir(dir).map_err(|err| err.to_string()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err.to_string()),
+        let unlinked = seam.run(Step::SegmentUnlink, &path, || std::fs::remove_file(&path));
+        let removed = match unlinked {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.to_string()),
+            _ => sync_dir(seam, Step::SyncAfterUnlink, dir).map_err(|err| err.to_string()),
         };
         match removed {
             Ok(()) => {
@@ -285,7 +308,7 @@ mod tests {
         std::fs::create_dir(segment_path(dir.path(), 2)).unwrap();
         std::fs::write(segment_path(dir.path(), 3), b"").unwrap();
         let segments = (1..=3).map(|n| (n, Use::default())).collect();
-        let left = remove_segments(dir.path(), segments);
+        let left = remove_segments(&Seam::default(), dir.path(), segments);
         assert_eq!(numbers(&left), vec![2, 3]);
         assert!(!segment_path(dir.path(), 1).exists());
         assert!(segment_path(dir.path(), 3).exists());

@@ -1,33 +1,50 @@
 //! Rebuilding the index when a store opens.
 //!
 //! - `tmp/` is emptied: whatever is there was never committed.
-//! - Each log segment is read in order and every frame's CRC checked. A frame that
-//!   does not check is skipped up to the next valid frame; if no valid frame
-//!   follows in the last segment, it is a torn tail (never acknowledged) and the
-//!   segment is cut there. Records are listed from their authenticated metadata;
+//! - The last log segment is fsynced before anything in it is trusted: a process
+//!   that died between a write and its `fdatasync` left bytes that are only in
+//!   the page cache, and nothing may be reclaimed on their strength (a compaction's
+//!   copies, say) until they are on disk. If that fsync fails, the store does not
+//!   open.
+//! - Each log segment is read in order and every frame's CRC checked, at its
+//!   place (see [`frame`](super::frame)). A frame that does not check is skipped
+//!   up to the next valid frame; if no valid frame follows in the last segment, it
+//!   is a torn tail (never acknowledged) and the segment is cut there.
+//! - `FORMAT` says from which segment on frames are bound to their place; the
+//!   segments below it were written by the first version. A store without it (new,
+//!   or written by the first version) gets it, with a fresh segment to append to
+//!   if the last one holds frames. Records are listed from their authenticated metadata;
 //!   tombstones unlist the item they name. Logged records are small and already
 //!   in memory, so all their chunks are authenticated too.
 //! - Each `items/<id>.rec` is opened (header, footer and metadata only, on several
 //!   threads) and listed from its authenticated metadata.
 //!
-//! A record that fails authentication, or whose metadata is not its item's, is
-//! logged with `tracing::warn!` naming the file, and left out of the listing (its
-//! bytes are kept for inspection).
+//! A record that cannot be opened is never taken for "nothing there": its bytes
+//! are kept, and a log segment holding one is never compacted or removed.
+//! - Sealed with a key that is not in the keyring: the store refuses to open
+//!   ([`StoreError::MissingKeys`], naming the key ids), unless told to start
+//!   anyway; then nothing is reclaimed while the store is open (a tombstone may
+//!   unlist an item of such a record, which cannot be told).
+//! - Failing authentication, or holding another item's metadata: logged with
+//!   `tracing::warn!` naming the file, and left out of the listing.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Instant;
 
-use ferry_crypto::{Keyring, RecordReader};
+use ferry_crypto::{CryptoError, Keyring, RecordReader};
 
 use super::Paths;
+use super::frame::Origin;
 use super::frame::{self, Kind, Parsed};
 use super::fsutil::{create_private_file, empty_dir, io_err, sync_dir};
 use super::index::{Entry, Index, Location};
 use super::log::{segment_number, segment_path};
 use super::reclaim::Segments;
+use super::seam::{Seam, Step};
 use crate::{ItemId, ItemMeta, StoreError};
 
 /// The rebuilt index and where the log goes on.
@@ -40,34 +57,90 @@ pub(crate) struct Recovered {
     pub segment: u32,
     /// Its valid length.
     pub segment_len: u64,
+    /// Records sealed with keys that are not in the keyring, by key id.
+    pub missing_keys: BTreeMap<String, usize>,
+    /// The segments below this one were written by the first version.
+    pub bound_from: u32,
+}
+
+/// Why a record was not listed.
+#[derive(Debug)]
+enum Refusal {
+    /// Sealed with a key that is not in the keyring.
+    UnknownKey(String),
+    /// Damaged, tampered with, truncated, another item's record.
+    Unreadable(String),
+    /// Reading failed: the store does not open.
+    Failed(std::io::Error),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::UnknownKey(id) => {
+                write!(f, "sealed with storage key {id}, which was not given")
+            }
+            Refusal::Unreadable(reason) => f.write_str(reason),
+            Refusal::Failed(err) => write!(f, "cannot be read: {err}"),
+        }
+    }
+}
+
+impl From<CryptoError> for Refusal {
+    fn from(err: CryptoError) -> Refusal {
+        match err {
+            CryptoError::UnknownKey(id) => Refusal::UnknownKey(id),
+            CryptoError::Io(err) if err.kind() != std::io::ErrorKind::UnexpectedEof => {
+                Refusal::Failed(err)
+            }
+            other => Refusal::Unreadable(other.to_string()),
+        }
+    }
 }
 
 /// Recovers the store in `paths` (see the module docs).
-pub(crate) fn recover(paths: &Paths, keyring: &Keyring) -> Result<Recovered, StoreError> {
+pub(crate) fn recover(
+    paths: &Paths,
+    keyring: &Keyring,
+    seam: &Seam,
+) -> Result<Recovered, StoreError> {
     let started = Instant::now();
-    let leftovers = empty_dir(&paths.tmp)?;
+    let leftovers = empty_dir(seam, &paths.tmp)?;
     let mut index = Index::default();
     let mut book = Segments::default();
-    let segments = list_segments(&paths.segments)?;
-    let (mut segment, mut segment_len) = (1, 0);
+    let mut missing_keys = BTreeMap::new();
+    let mut segments = list_segments(&paths.segments)?;
+    let bound_from = match read_format(&paths.root)? {
+        Some(from) => from,
+        None => first_bound_segment(paths, &segments, seam)?,
+    };
+    if segments.last().is_none_or(|&last| last < bound_from) {
+        let path = segment_path(&paths.segments, bound_from);
+        drop(create_private_file(seam, Step::CreateFirstSegment, &path)?);
+        sync_dir(seam, Step::SyncSegments, &paths.segments)?;
+        segments.push(bound_from);
+    }
+    let (mut segment, mut segment_len) = (bound_from, 0);
     for (i, &number) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         book.exists(number);
         let len = scan_segment(
             &segment_path(&paths.segments, number),
-            number,
+            Origin {
+                segment: number,
+                offset: 0,
+                unbound: number < bound_from,
+            },
             last,
             keyring,
+            seam,
             &mut index,
             &mut book,
+            &mut missing_keys,
         )?;
         (segment, segment_len) = (number, len);
     }
-    if segments.is_empty() {
-        drop(create_private_file(&segment_path(&paths.segments, 1))?);
-        sync_dir(&paths.segments)?;
-    }
-    for entry in scan_items(&paths.items, keyring)? {
+    for entry in scan_items(&paths.items, keyring, seam, &mut missing_keys)? {
         if let Some(old) = index.insert(entry) {
             tracing::warn!(id = %old.meta.id, "item is both in the log and in items/; keeping the file");
         }
@@ -91,7 +164,62 @@ pub(crate) fn recover(paths: &Paths, keyring: &Keyring) -> Result<Recovered, Sto
         segments: book,
         segment,
         segment_len,
+        missing_keys,
+        bound_from,
     })
+}
+
+/// The file that says from which segment on frames are bound to their place.
+const FORMAT: &str = "FORMAT";
+
+/// The first segment of bound frames, from `FORMAT`; `None` if there is no such file.
+fn read_format(root: &Path) -> Result<Option<u32>, StoreError> {
+    let path = root.join(FORMAT);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(StoreError::io("reading", path, err)),
+    };
+    text.trim()
+        .strip_prefix("bound-frames-from ")
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            StoreError::Unavailable(format!("{} is not a store format file", path.display()))
+        })
+}
+
+/// For a store without `FORMAT` (new, or written by the first version): the
+/// segment from which frames are bound, written durably to `FORMAT`. That is the
+/// last segment if it is empty, else the next one (created by the caller).
+fn first_bound_segment(paths: &Paths, segments: &[u32], seam: &Seam) -> Result<u32, StoreError> {
+    let from = match segments.last() {
+        None => 1,
+        Some(&last) => {
+            let path = segment_path(&paths.segments, last);
+            let len = fs::metadata(&path)
+                .map_err(io_err("reading metadata of", &path))?
+                .len();
+            if len == 0 { last } else { last + 1 }
+        }
+    };
+    let path = paths.root.join(FORMAT);
+    let new = paths.root.join(format!("{FORMAT}.new"));
+    seam.run(Step::WriteFormat, &new, || {
+        let mut file = fs::File::create(&new)?;
+        std::io::Write::write_all(&mut file, format!("bound-frames-from {from}\n").as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&new, &path)
+    })
+    .map_err(io_err("writing", &path))?;
+    sync_dir(seam, Step::WriteFormat, &paths.root)?;
+    if !segments.is_empty() {
+        tracing::info!(
+            from,
+            "this store was written by the first version; its frames are bound to their place from this segment on"
+        );
+    }
+    Ok(from)
 }
 
 /// The segment numbers in `dir`, in order.
@@ -113,18 +241,32 @@ fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
 /// Indexes one segment, and notes in `book` the older segments whose items its
 /// tombstones unlist; returns its valid length (after cutting a torn tail if
 /// `last`).
+#[allow(clippy::too_many_arguments)]
 fn scan_segment(
     path: &Path,
-    number: u32,
+    origin: Origin,
     last: bool,
     keyring: &Keyring,
+    seam: &Seam,
     index: &mut Index,
     book: &mut Segments,
+    missing_keys: &mut BTreeMap<String, usize>,
 ) -> Result<u64, StoreError> {
-    let data = fs::read(path).map_err(io_err("reading log segment", path))?;
+    let number = origin.segment;
+    if last {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_err("opening log segment", path))?;
+        seam.run(Step::SyncLastSegment, path, || file.sync_all())
+            .map_err(io_err("syncing log segment", path))?;
+    }
+    let data = seam
+        .run(Step::ReadSegment, path, || fs::read(path))
+        .map_err(io_err("reading log segment", path))?;
     let mut at = 0;
     while at < data.len() {
-        match frame::parse(&data, at) {
+        match frame::parse(&data, at, origin) {
             Parsed::Frame {
                 kind: Kind::Record,
                 payload,
@@ -148,7 +290,12 @@ fn scan_segment(
                         }
                     }
                     Err(reason) => {
-                        tracing::warn!(path = %path.display(), offset = at, %reason, "log record refused; not listed")
+                        tracing::warn!(path = %path.display(), offset = at, %reason, "log record refused; not listed, kept");
+                        if let Refusal::UnknownKey(id) = reason {
+                            *missing_keys.entry(id).or_default() += 1;
+                        }
+                        // (A logged record is read from memory: `Failed` cannot happen.)
+                        book.refused(number);
                     }
                 }
                 at = end;
@@ -171,7 +318,7 @@ fn scan_segment(
                 }
                 at = end;
             }
-            Parsed::Invalid => match frame::resync(&data, at) {
+            Parsed::Invalid => match frame::resync(&data, at, origin) {
                 Some(next) => {
                     tracing::warn!(path = %path.display(), offset = at, skipped = next - at, "corrupt log frame skipped");
                     at = next;
@@ -182,9 +329,9 @@ fn scan_segment(
                         .write(true)
                         .open(path)
                         .map_err(io_err("opening log segment", path))?;
-                    file.set_len(at as u64)
+                    seam.run(Step::CutTail, path, || file.set_len(at as u64))
                         .map_err(io_err("truncating log segment", path))?;
-                    file.sync_all()
+                    seam.run(Step::SyncCutTail, path, || file.sync_all())
                         .map_err(io_err("syncing log segment", path))?;
                     return Ok(at as u64);
                 }
@@ -200,12 +347,11 @@ fn scan_segment(
 
 /// Authenticates a logged record, all of it (it is small and already in memory),
 /// and returns its metadata.
-fn load_logged(keyring: &Keyring, record: &[u8]) -> Result<ItemMeta, String> {
-    let mut reader = RecordReader::open(keyring, Cursor::new(record), 0, record.len() as u64)
-        .map_err(|e| e.to_string())?;
-    let meta = item_meta(&reader)?;
+fn load_logged(keyring: &Keyring, record: &[u8]) -> Result<ItemMeta, Refusal> {
+    let mut reader = RecordReader::open(keyring, Cursor::new(record), 0, record.len() as u64)?;
+    let meta = item_meta(&reader).map_err(Refusal::Unreadable)?;
     for index in 0..reader.chunk_count() {
-        reader.read_chunk(index).map_err(|e| e.to_string())?;
+        reader.read_chunk(index)?;
     }
     Ok(meta)
 }
@@ -228,7 +374,12 @@ where
 }
 
 /// Opens every `items/<id>.rec`, on a few threads.
-fn scan_items(dir: &Path, keyring: &Keyring) -> Result<Vec<Entry>, StoreError> {
+fn scan_items(
+    dir: &Path,
+    keyring: &Keyring,
+    seam: &Seam,
+    missing_keys: &mut BTreeMap<String, usize>,
+) -> Result<Vec<Entry>, StoreError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("reading directory", dir))? {
         let path = entry.map_err(io_err("reading directory", dir))?.path();
@@ -248,13 +399,13 @@ fn scan_items(dir: &Path, keyring: &Keyring) -> Result<Vec<Entry>, StoreError> {
         .map_or(2, |n| n.get())
         .clamp(1, 8);
     let per_thread = files.len().div_ceil(threads).max(1);
-    let loaded: Vec<Option<Entry>> = thread::scope(|scope| {
+    let loaded: Vec<(&PathBuf, Result<Entry, Refusal>)> = thread::scope(|scope| {
         let workers: Vec<_> = files
             .chunks(per_thread)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(id, path)| load_file(keyring, *id, path))
+                        .map(|(id, path)| (path, load_file(keyring, seam, *id, path)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -264,30 +415,43 @@ fn scan_items(dir: &Path, keyring: &Keyring) -> Result<Vec<Entry>, StoreError> {
             .flat_map(|w| w.join().expect("record loading does not panic"))
             .collect()
     });
-    Ok(loaded.into_iter().flatten().collect())
+    let mut entries = Vec::with_capacity(loaded.len());
+    for (path, result) in loaded {
+        match result {
+            Ok(entry) => entries.push(entry),
+            Err(Refusal::UnknownKey(id)) => *missing_keys.entry(id).or_default() += 1,
+            Err(Refusal::Unreadable(_)) => {}
+            Err(Refusal::Failed(err)) => return Err(StoreError::io("reading", path, err)),
+        }
+    }
+    Ok(entries)
 }
 
-/// Opens one item file; `None` (and a warning) if it is not a valid record of `id`.
-fn load_file(keyring: &Keyring, id: ItemId, path: &PathBuf) -> Option<Entry> {
-    let result = File::open(path)
-        .map_err(|e| e.to_string())
-        .and_then(|file| {
-            let len = file.metadata().map_err(|e| e.to_string())?.len();
-            let reader = RecordReader::open(keyring, file, 0, len).map_err(|e| e.to_string())?;
-            let meta = item_meta(&reader)?;
-            if meta.id != id {
-                return Err(format!("the record is item {}'s", meta.id));
-            }
-            Ok(meta)
-        });
+/// Opens one item file; a refusal (and a warning) if it is not a valid record of
+/// `id`. A refused file is left as it is.
+fn load_file(keyring: &Keyring, seam: &Seam, id: ItemId, path: &PathBuf) -> Result<Entry, Refusal> {
+    let opened = seam.run(Step::ReadItem, path, || File::open(path));
+    let result = opened.map_err(Refusal::Failed).and_then(|file| {
+        let len = file.metadata().map_err(Refusal::Failed)?.len();
+        let reader = RecordReader::open(keyring, file, 0, len)?;
+        let meta = item_meta(&reader).map_err(Refusal::Unreadable)?;
+        if meta.id != id {
+            return Err(Refusal::Unreadable(format!(
+                "the record is item {}'s",
+                meta.id
+            )));
+        }
+        Ok(meta)
+    });
     match result {
-        Ok(meta) => Some(Entry {
+        Ok(meta) => Ok(Entry {
             meta,
             location: Location::File,
         }),
+        Err(Refusal::Failed(err)) => Err(Refusal::Failed(err)),
         Err(reason) => {
-            tracing::warn!(path = %path.display(), %reason, "item file refused; not listed");
-            None
+            tracing::warn!(path = %path.display(), %reason, "item file refused; not listed, kept");
+            Err(reason)
         }
     }
 }

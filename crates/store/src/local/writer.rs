@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::Shared;
 use super::file::{Spill, joined};
-use super::frame::{self, HEADER_LEN, Kind};
+use super::frame::{self, HEADER_LEN, Kind, Unsealed};
 use super::index::{Entry, Location};
 use crate::{ItemId, ItemMeta, ItemWriter, NewItem, StoreError};
 
@@ -84,7 +84,7 @@ impl LocalWriter {
                 let len = (frame.len() - HEADER_LEN) as u64;
                 // Until published: no reclaim pass may run between the two.
                 _gate = Some(shared.append_gate.read().await);
-                let at = shared.log.append(frame).await?;
+                let at = shared.log.append(vec![frame]).await?;
                 (
                     meta,
                     Location::Log {
@@ -151,12 +151,12 @@ impl ItemWriter for LocalWriter {
     }
 }
 
-/// Seals a whole small item into a log frame.
+/// Seals a whole small item into a log frame (whose header the log writes).
 fn seal_inline(
     key: &StorageKey,
     plaintext: &[u8],
     meta_of: impl FnOnce([u8; 32]) -> ItemMeta,
-) -> (ItemMeta, Vec<u8>) {
+) -> (ItemMeta, Unsealed) {
     let meta = meta_of(Sha256::digest(plaintext).into());
     let metadata = meta.to_record_bytes();
     let mut frame = frame::start();
@@ -164,6 +164,5 @@ fn seal_inline(
     let mut sealer = Sealer::new(key);
     sealer.push(plaintext, &mut frame);
     sealer.finish(&metadata, &mut frame);
-    frame::seal_header(Kind::Record, &mut frame);
-    (meta, frame)
+    (meta, Unsealed::new(Kind::Record, frame))
 }

@@ -87,12 +87,7 @@ async fn a_tampered_log_record_is_refused_and_skipped_at_startup() {
     // Frames follow each other; find the middle one by its sealed content.
     let segment = dir.path().join("segments").join("00000001.log");
     let bytes = fs::read(&segment).unwrap();
-    let starts: Vec<usize> = bytes
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| w == b"FRYL")
-        .map(|(i, _)| i)
-        .collect();
+    let starts = crate::frames::starts(&bytes);
     assert_eq!(starts.len(), 3);
     let middle_at = starts[1];
     // Which item is the middle frame? The one whose read fails after the flip.
@@ -111,11 +106,8 @@ async fn a_tampered_log_record_is_refused_and_skipped_at_startup() {
 
     // Recompute the frame's CRC so only authentication can catch it.
     let mut bytes = fs::read(&segment).unwrap();
-    let len = u32::from_le_bytes(bytes[middle_at + 8..middle_at + 12].try_into().unwrap()) as usize;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&bytes[middle_at + 4..middle_at + 12]);
-    crc.update(&bytes[middle_at + 16..middle_at + 16 + len]);
-    bytes[middle_at + 12..middle_at + 16].copy_from_slice(&crc.finalize().to_le_bytes());
+    let crc = crate::frames::checksum(&bytes, 1, middle_at);
+    bytes[middle_at + 12..middle_at + 16].copy_from_slice(&crc.to_le_bytes());
     fs::write(&segment, &bytes).unwrap();
     drop(store);
 

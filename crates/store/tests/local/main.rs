@@ -1,7 +1,10 @@
 //! Tests of `LocalStore` on temporary directories.
 
+mod frames;
 mod helpers;
 mod integrity;
+mod keys;
+mod legacy;
 mod listing;
 mod reclaim;
 mod recovery;

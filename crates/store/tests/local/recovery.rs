@@ -176,3 +176,51 @@ async fn a_commit_whose_caller_stops_waiting_still_completes_and_lists_the_item(
     drop(store);
     assert_eq!(open(dir.path(), &key).await.count().await, 2);
 }
+
+/// A frame is bound to its place: the bytes of a removed segment's frame found in
+/// the tail of another segment (stale blocks that some file systems expose in a
+/// file's extended tail after a crash) are not taken for a record, so a deleted
+/// item does not come back.
+#[tokio::test]
+async fn a_stale_frame_of_a_removed_segment_is_not_taken_for_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let options = ferry_store::LocalOptions {
+        segment_size: 64 << 10,
+        ..Default::default()
+    };
+    let store = LocalStore::open(dir.path(), keyring(&key), options.clone())
+        .await
+        .unwrap();
+    // One item per segment; the first is deleted and its segment removed.
+    let mut metas = Vec::new();
+    for i in 0..3u8 {
+        metas.push(put(&*store, dict("10.0.0.1:1"), &content(40_000, i)).await);
+    }
+    let first = dir.path().join("segments/00000001.log");
+    let stale = fs::read(&first).unwrap();
+    assert!(store.delete(metas[0].id).await.unwrap());
+    assert!(!first.exists());
+    drop(store);
+
+    let last = dir.path().join("segments/00000004.log");
+    let last = if last.exists() {
+        last
+    } else {
+        dir.path().join("segments/00000003.log")
+    };
+    OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap()
+        .write_all(&stale)
+        .unwrap();
+    let store = LocalStore::open(dir.path(), keyring(&key), options)
+        .await
+        .unwrap();
+    assert!(
+        store.get(metas[0].id).await.unwrap().is_none(),
+        "the deleted item came back"
+    );
+    assert_eq!(store.count().await, 2);
+}

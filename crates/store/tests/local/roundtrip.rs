@@ -139,8 +139,21 @@ async fn an_item_sealed_with_an_older_key_reads_after_rotation() {
     assert_eq!(fresh.key_id, new.id());
     drop(store);
 
-    // Without the old key, its items are refused at startup; the new one stays.
-    let store = open(dir.path(), &new).await;
+    // Without the old key, the store refuses to open, naming it; told to start
+    // anyway, it lists what the new key reads.
+    match LocalStore::open(dir.path(), keyring(&new), LocalOptions::default()).await {
+        Err(StoreError::MissingKeys { key_ids, records }) => {
+            assert_eq!((key_ids, records), (vec![old.id().to_owned()], 2));
+        }
+        other => panic!("expected MissingKeys, got {other:?}"),
+    }
+    let options = LocalOptions {
+        allow_missing_keys: true,
+        ..LocalOptions::default()
+    };
+    let store = LocalStore::open(dir.path(), keyring(&new), options)
+        .await
+        .unwrap();
     assert_eq!(store.count().await, 1);
     assert!(store.get(fresh.id).await.unwrap().is_some());
 }

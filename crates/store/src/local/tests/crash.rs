@@ -1,0 +1,410 @@
+//! A crash, or an I/O error, at every step of a commit, a rotation, a large item,
+//! a compaction, a removal, and recovery (see [`seam`](super::super::seam)).
+//!
+//! Each scenario sets a store up, then runs its part with the seam counting the
+//! steps. Then, for each step of that part: the same again, with the step failing
+//! (the store goes on, and is closed) or with a crash there (that step and every
+//! later one fail: the files stay as they were), with or without a power loss
+//! right after (what was not durable goes, see [`Faults`]). Then the store is
+//! reopened, checked, a power loss strikes, and it is reopened and checked again:
+//! every acknowledged item reads back whole, no deleted item is listed, and every
+//! item listed is whole and one that was written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use ferry_crypto::StorageKey;
+use futures::StreamExt;
+
+use super::super::LocalStore;
+use super::super::faults::{Action, Faults};
+use super::super::seam::Step;
+use super::{content, open, put, read, segment, tempdir};
+use crate::{ItemId, ListQuery, Store};
+
+/// What the store told the scenario.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Committed (and not deleted since).
+    acked: BTreeMap<ItemId, Vec<u8>>,
+    /// Deleted: never listed again.
+    deleted: BTreeSet<ItemId>,
+    /// Contents whose commit failed: listed whole, or not at all.
+    unacked: Vec<Vec<u8>>,
+    /// Items whose delete failed: listed whole, or not at all.
+    undecided: BTreeMap<ItemId, Vec<u8>>,
+}
+
+impl Ledger {
+    async fn put(&mut self, store: &LocalStore, data: Vec<u8>) -> Option<ItemId> {
+        match put(store, &data).await {
+            Ok(meta) => {
+                self.acked.insert(meta.id, data);
+                Some(meta.id)
+            }
+            Err(_) => {
+                self.unacked.push(data);
+                None
+            }
+        }
+    }
+
+    async fn delete(&mut self, store: &LocalStore, id: Option<ItemId>) {
+        let Some(id) = id else { return };
+        let Some(data) = self.acked.remove(&id) else {
+            return;
+        };
+        match store.delete(id).await {
+            Ok(true) => {
+                self.deleted.insert(id);
+            }
+            Ok(false) => panic!("{id} was listed"),
+            Err(_) => {
+                self.undecided.insert(id, data);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    /// Small items appended to the log.
+    Commit,
+    /// Small items filling segments: two rotations.
+    Rotation,
+    /// Large items (early syncs, rename, `items/` fsync) and a delete of one.
+    Large,
+    /// Deletes that make a segment worth compacting: copies, then its removal.
+    Compaction,
+    /// Deletes that leave segments listing nothing: their removal.
+    Removal,
+    /// Opening a store with a torn tail, leftovers in `tmp/`, and a segment
+    /// worth compacting (compacted and removed at open).
+    Recovery,
+    /// Opening a store in a directory that does not exist yet, and a commit.
+    Fresh,
+}
+
+impl Scenario {
+    /// The steps the part must go through (at least these).
+    fn covers(self) -> &'static [Step] {
+        match self {
+            Scenario::Commit => &[Step::AppendWrite, Step::AppendSync],
+            Scenario::Rotation => &[
+                Step::AppendWrite,
+                Step::AppendSync,
+                Step::RotateCreate,
+                Step::RotateSyncDir,
+            ],
+            Scenario::Large => &[
+                Step::PartCreate,
+                Step::PartWrite,
+                Step::PartEarlySync,
+                Step::PartSync,
+                Step::RecordRename,
+                Step::SyncItems,
+                Step::RecordUnlink,
+            ],
+            Scenario::Compaction => &[
+                Step::AppendWrite,
+                Step::AppendSync,
+                Step::CompactRead,
+                Step::SegmentUnlink,
+                Step::SyncAfterUnlink,
+            ],
+            Scenario::Removal => &[
+                Step::AppendWrite,
+                Step::AppendSync,
+                Step::SegmentUnlink,
+                Step::SyncAfterUnlink,
+            ],
+            Scenario::Recovery => &[
+                Step::EmptyTmp,
+                Step::SyncLastSegment,
+                Step::ReadSegment,
+                Step::CutTail,
+                Step::SyncCutTail,
+                Step::ReadItem,
+                Step::CompactRead,
+                Step::AppendWrite,
+                Step::AppendSync,
+                Step::SegmentUnlink,
+                Step::SyncAfterUnlink,
+            ],
+            Scenario::Fresh => &[
+                Step::CreateDir,
+                Step::SyncNewDir,
+                Step::CreateFirstSegment,
+                Step::SyncSegments,
+                Step::WriteFormat,
+                Step::AppendWrite,
+                Step::AppendSync,
+            ],
+        }
+    }
+
+    /// Items of 6 kB, ten to a 64 KiB segment.
+    async fn ten_small(store: &LocalStore, ledger: &mut Ledger, seed: u32) -> Vec<Option<ItemId>> {
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            ids.push(ledger.put(store, content(6_000, seed + i)).await);
+        }
+        ids
+    }
+
+    async fn setup(
+        self,
+        dir: &Path,
+        store: &LocalStore,
+        faults: &Faults,
+        ledger: &mut Ledger,
+    ) -> Vec<Option<ItemId>> {
+        match self {
+            Scenario::Commit | Scenario::Rotation | Scenario::Large => {
+                vec![ledger.put(store, content(1_000, 1)).await]
+            }
+            Scenario::Compaction => {
+                let ids = Scenario::ten_small(store, ledger, 100).await;
+                for i in 0..3 {
+                    ledger.put(store, content(6_000, 120 + i)).await;
+                }
+                ids
+            }
+            Scenario::Removal => {
+                let mut ids = Vec::new();
+                for i in 0..7 {
+                    ids.push(ledger.put(store, content(15_000, 200 + i)).await);
+                }
+                ids
+            }
+            Scenario::Recovery => {
+                // Compaction fails while the store runs: it is left to the open.
+                faults.at(Some(Step::CompactRead), 0, Action::ErrorEvery);
+                let ids = Scenario::ten_small(store, ledger, 300).await;
+                ledger.put(store, content(100_000, 310)).await;
+                ledger.put(store, content(6_000, 311)).await;
+                for id in &ids[..6] {
+                    ledger.delete(store, *id).await;
+                }
+                let _ = dir;
+                ids
+            }
+            Scenario::Fresh => Vec::new(),
+        }
+    }
+
+    /// After the store set up is closed (recovery only): damage to repair at open.
+    fn prepare(self, dir: &Path) {
+        if self == Scenario::Recovery {
+            let last = (1..100)
+                .rev()
+                .map(|n| segment(dir, n))
+                .find(|p| p.exists())
+                .unwrap();
+            let mut bytes = std::fs::read(&last).unwrap();
+            bytes.extend_from_slice(b"FRYL\x01\x01\0\0\xff\0\0\0torn");
+            std::fs::write(&last, bytes).unwrap();
+            std::fs::write(dir.join("tmp/01J0000000000000000000000.part"), b"partial").unwrap();
+        }
+    }
+
+    async fn act(self, store: &LocalStore, ledger: &mut Ledger, ids: &[Option<ItemId>]) {
+        match self {
+            Scenario::Commit => {
+                for i in 0..5 {
+                    ledger
+                        .put(store, content(500 + 600 * i, 10 + i as u32))
+                        .await;
+                }
+            }
+            Scenario::Rotation => {
+                for i in 0..8 {
+                    ledger.put(store, content(15_000, 20 + i)).await;
+                }
+            }
+            Scenario::Large => {
+                let first = ledger.put(store, content(100_000, 30)).await;
+                ledger.put(store, content(2_500_000, 31)).await;
+                ledger.delete(store, first).await;
+            }
+            Scenario::Compaction => {
+                for id in &ids[..6] {
+                    ledger.delete(store, *id).await;
+                }
+            }
+            Scenario::Removal => {
+                for id in &ids[..6] {
+                    ledger.delete(store, *id).await;
+                }
+            }
+            Scenario::Recovery => {}
+            Scenario::Fresh => {
+                ledger.put(store, content(2_000, 40)).await;
+            }
+        }
+    }
+}
+
+/// Where the store is, in a scenario.
+fn store_dir(root: &Path, scenario: Scenario) -> std::path::PathBuf {
+    match scenario {
+        Scenario::Fresh => root.join("data/store"),
+        _ => root.to_owned(),
+    }
+}
+
+/// Runs `scenario`, with `rule` (the nth step of its part, and what happens
+/// there) and a power loss right after its part if `power_loss`; checks the
+/// store. Returns the steps of its part, and whether the fault was injected (the
+/// steps of a part can differ a little from run to run: early syncs run in the
+/// background).
+async fn run(
+    scenario: Scenario,
+    rule: Option<(usize, Action)>,
+    power_loss: bool,
+) -> (Vec<Step>, bool) {
+    let root = tempdir();
+    let dir = store_dir(root.path(), scenario);
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let mut ledger = Ledger::default();
+    let ids = if scenario == Scenario::Fresh {
+        Vec::new()
+    } else {
+        let store = open(&dir, &key, &faults).await.unwrap();
+        let ids = scenario.setup(&dir, &store, &faults, &mut ledger).await;
+        drop(store);
+        faults.restart();
+        scenario.prepare(&dir);
+        ids
+    };
+    let what = format!("{scenario:?} {rule:?} power loss {power_loss}");
+    let before = faults.steps().len();
+    if let Some((nth, action)) = rule.clone() {
+        faults.at(None, nth, action);
+    }
+    match open(&dir, &key, &faults).await {
+        Ok(store) => {
+            scenario.act(&store, &mut ledger, &ids).await;
+            drop(store);
+        }
+        Err(err) => assert!(rule.is_some(), "{what}: {err}"),
+    }
+    let steps: Vec<Step> = faults.steps()[before..].iter().map(|(s, _)| *s).collect();
+    let fired = faults.all_fired();
+    faults.restart();
+    if power_loss {
+        faults.power_loss();
+    }
+    for round in 0..2 {
+        let store = open(&dir, &key, &faults)
+            .await
+            .unwrap_or_else(|err| panic!("{what}: reopening: {err}"));
+        check(&store, &ledger, &format!("{what}, round {round}")).await;
+        drop(store);
+        faults.power_loss();
+    }
+    (steps, fired)
+}
+
+/// Every acknowledged item reads back whole, no deleted item is listed, and
+/// every listed item is whole and one that was written.
+async fn check(store: &LocalStore, ledger: &Ledger, what: &str) {
+    for (id, data) in &ledger.acked {
+        let got = read(store, *id)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {id}: {e}"));
+        assert!(
+            got.as_ref() == Some(data),
+            "{what}: acknowledged {id} is not there whole"
+        );
+    }
+    for id in &ledger.deleted {
+        assert!(
+            store.get(*id).await.unwrap().is_none(),
+            "{what}: deleted {id} came back"
+        );
+    }
+    for meta in store.list(&ListQuery::default()).await.unwrap().items {
+        let data = read(store, meta.id)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: listed {} does not read: {e}", meta.id))
+            .unwrap();
+        let known = ledger.acked.get(&meta.id) == Some(&data)
+            || ledger.undecided.get(&meta.id) == Some(&data)
+            || ledger.unacked.contains(&data);
+        assert!(
+            known,
+            "{what}: {} is listed but was never written whole",
+            meta.id
+        );
+    }
+}
+
+/// Runs `scenario` with a fault at each of its steps.
+async fn every_step(scenario: Scenario) {
+    let (steps, _) = run(scenario, None, false).await;
+    for step in scenario.covers() {
+        assert!(
+            steps.contains(step),
+            "{scenario:?} never goes through {step:?}: {steps:?}"
+        );
+    }
+    let runs: Vec<_> = (0..steps.len())
+        .flat_map(|nth| {
+            [Action::Error, Action::Crash]
+                .into_iter()
+                .flat_map(move |action| [false, true].map(|power| (nth, action.clone(), power)))
+        })
+        .collect();
+    let total = runs.len();
+    let fired = futures::stream::iter(runs)
+        .map(|(nth, action, power)| tokio::spawn(run(scenario, Some((nth, action)), power)))
+        .buffer_unordered(4)
+        .map(|done| match done {
+            Ok((_, fired)) => usize::from(fired),
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        })
+        .fold(0, |sum, fired| async move { sum + fired })
+        .await;
+    assert!(
+        fired * 10 >= total * 9,
+        "{scenario:?}: only {fired} of {total} faults fired"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_commit() {
+    every_step(Scenario::Commit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_rotation() {
+    every_step(Scenario::Rotation).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_large_item() {
+    every_step(Scenario::Large).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_compaction() {
+    every_step(Scenario::Compaction).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_removal() {
+    every_step(Scenario::Removal).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_recovery() {
+    every_step(Scenario::Recovery).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_first_start() {
+    every_step(Scenario::Fresh).await;
+}

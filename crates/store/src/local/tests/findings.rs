@@ -1,0 +1,304 @@
+//! One test for each finding of the durability review that needs the seam to
+//! show (the others are in `tests/local/`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_crypto::StorageKey;
+
+use super::super::faults::{Action, Faults, Pause};
+use super::super::index::Location;
+use super::super::seam::Step;
+use super::{content, open, put, read, segment, tempdir};
+use crate::Store;
+
+/// Finding 2: after a failed `fdatasync` the group's bytes are cut from the
+/// segment (the kernel may have marked them clean without writing them), and
+/// the log takes nothing more until reopened.
+#[tokio::test]
+async fn a_failed_fdatasync_cuts_the_group_back_and_stops_the_log() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let kept = put(&store, &content(1_000, 1)).await.unwrap();
+    let durable = std::fs::metadata(segment(dir.path(), 1)).unwrap().len();
+    faults.at(Some(Step::AppendSync), 0, Action::Error);
+    assert!(put(&store, &content(1_000, 2)).await.is_err());
+    assert_eq!(
+        std::fs::metadata(segment(dir.path(), 1)).unwrap().len(),
+        durable
+    );
+    assert!(
+        put(&store, &content(1_000, 3)).await.is_err(),
+        "the log went on"
+    );
+    drop(store);
+    faults.restart();
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    assert_eq!(store.count().await, 1);
+    assert_eq!(
+        read(&store, kept.id).await.unwrap(),
+        Some(content(1_000, 1))
+    );
+    put(&store, &content(1_000, 4)).await.unwrap();
+}
+
+/// Finding 2: a process that died between a compaction's write and its
+/// `fdatasync` left the copies in the page cache only. The restart must make
+/// them durable before it removes the segment they came from, or a power loss
+/// right after loses the items.
+#[tokio::test]
+async fn a_restart_makes_the_log_tail_durable_before_reclaiming_on_its_strength() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let mut metas = Vec::new();
+    for i in 0..12 {
+        metas.push(put(&store, &content(6_000, i)).await.unwrap());
+    }
+    // The copies of the compaction (the last append) are written, not synced.
+    faults.at(Some(Step::AppendSync), 6, Action::Crash);
+    for meta in &metas[..6] {
+        let _ = store.delete(meta.id).await;
+    }
+    assert!(faults.all_fired());
+    drop(store);
+    faults.restart();
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    drop(store);
+    faults.power_loss();
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    for (i, meta) in metas.iter().enumerate().skip(6) {
+        assert_eq!(
+            read(&store, meta.id).await.unwrap(),
+            Some(content(6_000, i as u32)),
+            "item {i}"
+        );
+    }
+    let steps = faults.steps();
+    let synced = steps.iter().position(|(s, _)| *s == Step::SyncLastSegment);
+    let removed = steps.iter().rposition(|(s, _)| *s == Step::SegmentUnlink);
+    assert!(synced.is_some() && synced < removed, "{steps:?}");
+}
+
+/// Finding 2: once an fsync of `items/` fails, large items are refused until
+/// the store is reopened (a retry could report success for entries that never
+/// reached the disk).
+#[tokio::test]
+async fn a_failed_items_fsync_refuses_large_items_until_reopened() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    faults.at(Some(Step::SyncItems), 0, Action::Error);
+    assert!(put(&store, &content(100_000, 1)).await.is_err());
+    assert!(
+        put(&store, &content(100_000, 2)).await.is_err(),
+        "items/ went on"
+    );
+    // Small items go on: they do not depend on items/.
+    put(&store, &content(1_000, 3)).await.unwrap();
+    drop(store);
+    faults.restart();
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    assert_eq!(store.count().await, 1);
+    put(&store, &content(100_000, 4)).await.unwrap();
+}
+
+/// Finding 3: a delete that lands while a compaction waits for its copies'
+/// `fdatasync` must not leave a copy of the item that nothing supersedes: after
+/// a failed tombstone, a second delete, and the removal of the segments that
+/// list nothing, the item must stay deleted across a restart.
+#[tokio::test]
+async fn a_delete_cannot_race_a_compaction_into_a_copy_that_comes_back() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let mut metas = Vec::new();
+    for i in 0..12 {
+        metas.push(put(&store, &content(6_000, i)).await.unwrap());
+    }
+    for meta in &metas[..5] {
+        store.delete(meta.id).await.unwrap();
+    }
+    // The sixth delete compacts segment 1: its copies' fdatasync is held.
+    let pause = Pause::default();
+    faults.at(Some(Step::AppendSync), 1, Action::Pause(pause.clone()));
+    let compacting = tokio::spawn({
+        let store = store.clone();
+        let id = metas[5].id;
+        async move { store.delete(id).await }
+    });
+    while !pause.reached() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Meanwhile item 6 (being copied) is deleted; its tombstone's append fails.
+    let victim = metas[6].id;
+    faults.at(Some(Step::AppendWrite), 0, Action::Error);
+    let deleting = tokio::spawn({
+        let store = store.clone();
+        async move { store.delete(victim).await }
+    });
+    for _ in 0..50 {
+        if store.get(victim).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    pause.release();
+    compacting.await.unwrap().unwrap();
+    assert!(deleting.await.unwrap().is_err());
+    assert!(
+        store.get(victim).await.unwrap().is_some(),
+        "a failed delete unlists nothing"
+    );
+    assert!(store.delete(victim).await.unwrap());
+    // Enough new items to move past the tombstone's segment, then a delete that
+    // lets every segment listing nothing go.
+    for i in 0..30 {
+        put(&store, &content(6_000, 100 + i)).await.unwrap();
+    }
+    store.delete(metas[7].id).await.unwrap();
+    drop(store);
+    faults.restart();
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    assert!(
+        store.get(victim).await.unwrap().is_none(),
+        "the deleted item came back"
+    );
+}
+
+/// Finding 5: every directory the store creates is made durable in its parent.
+#[tokio::test]
+async fn created_directories_are_synced_into_their_parents() {
+    let root = tempdir();
+    let dir = root.path().join("data/store");
+    let faults = Arc::new(Faults::default());
+    let store = open(&dir, &StorageKey::generate(), &faults).await.unwrap();
+    drop(store);
+    let steps = faults.steps();
+    for created in [
+        "data",
+        "data/store",
+        "data/store/segments",
+        "data/store/items",
+        "data/store/tmp",
+    ] {
+        let path = root.path().join(created);
+        let at = steps
+            .iter()
+            .position(|(s, p)| *s == Step::CreateDir && *p == path)
+            .unwrap_or_else(|| panic!("{created} was not created: {steps:?}"));
+        let parent = path.parent().unwrap().to_owned();
+        assert!(
+            steps[at..]
+                .iter()
+                .any(|(s, p)| *s == Step::SyncNewDir && *p == parent),
+            "{created} was not synced into its parent"
+        );
+    }
+}
+
+/// Finding 6: a rotation whose directory fsync fails does not wedge the log.
+#[tokio::test]
+async fn a_failed_rotation_does_not_wedge_the_log() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let mut kept = Vec::new();
+    faults.at(Some(Step::RotateSyncDir), 0, Action::Error);
+    let mut failed = 0;
+    for i in 0..12 {
+        match put(&store, &content(15_000, i)).await {
+            Ok(meta) => kept.push((meta.id, i)),
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!(failed, 1, "later rotations failed too");
+    drop(store);
+    faults.restart();
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    for (id, i) in kept {
+        assert_eq!(read(&store, id).await.unwrap(), Some(content(15_000, i)));
+    }
+}
+
+/// Finding 7: an unlink that finds the segment already gone (an earlier removal
+/// whose directory fsync failed) still makes the removal durable.
+#[tokio::test]
+async fn a_segment_found_already_gone_is_still_synced_out() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let mut metas = Vec::new();
+    for i in 0..9 {
+        metas.push(put(&store, &content(15_000, i)).await.unwrap());
+    }
+    faults.at(Some(Step::SyncAfterUnlink), 0, Action::Error);
+    for meta in &metas[..3] {
+        store.delete(meta.id).await.unwrap();
+    }
+    assert!(!segment(dir.path(), 1).exists());
+    // Tried again (the unlink finds it gone), and synced out that time too.
+    let steps = faults.steps();
+    let first = segment(dir.path(), 1);
+    let unlinks: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i] == (Step::SegmentUnlink, first.clone()))
+        .collect();
+    assert!(unlinks.len() >= 2, "{steps:?}");
+    for at in unlinks {
+        assert_eq!(steps[at + 1].0, Step::SyncAfterUnlink, "{steps:?}");
+    }
+}
+
+/// Finding 7: a listed record whose frame no longer checks does not keep its
+/// segment for ever: compaction moves its bytes, as they are, to a file of its
+/// own (an item whose frame header only was damaged reads as before).
+#[tokio::test]
+async fn a_listed_frame_that_no_longer_checks_does_not_pin_its_segment() {
+    let dir = tempdir();
+    let key = StorageKey::generate();
+    let faults = Arc::new(Faults::default());
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let mut metas = Vec::new();
+    for i in 0..12 {
+        metas.push(put(&store, &content(6_000, i)).await.unwrap());
+    }
+    // Damage the CRC of item 9's frame, in segment 1.
+    let first = segment(dir.path(), 1);
+    let Location::Log {
+        segment: 1, base, ..
+    } = store.shared.entry(metas[9].id).unwrap().location
+    else {
+        panic!("item 9 is not in segment 1")
+    };
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[base as usize - 4] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    for meta in &metas[..6] {
+        store.delete(meta.id).await.unwrap();
+    }
+    assert!(!first.exists(), "the segment stayed");
+    let damaged = metas
+        .iter()
+        .position(|m| dir.path().join(format!("items/{}.rec", m.id)).exists());
+    assert_eq!(damaged, Some(9));
+    for (i, meta) in metas.iter().enumerate().skip(6) {
+        assert_eq!(
+            read(&store, meta.id).await.unwrap(),
+            Some(content(6_000, i as u32))
+        );
+    }
+    drop(store);
+    let store = open(dir.path(), &key, &faults).await.unwrap();
+    assert_eq!(store.count().await, 6);
+    assert_eq!(
+        read(&store, metas[9].id).await.unwrap(),
+        Some(content(6_000, 9))
+    );
+}

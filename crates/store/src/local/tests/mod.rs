@@ -1,0 +1,85 @@
+//! Tests of the store's file operations through its seam: each finding of the
+//! durability review (findings.rs), and a crash at every step (crash.rs).
+
+mod crash;
+mod findings;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_crypto::{Keyring, StorageKey};
+use ferry_protocol::{DataType, Serialization};
+use futures::TryStreamExt;
+
+use super::LocalStore;
+use super::faults::Faults;
+use super::seam::Seam;
+use crate::{ItemId, ItemMeta, LocalOptions, NewItem, Store, StoreError};
+
+/// Small segments and a small inline limit, so that a few items exercise every path.
+pub(super) fn options() -> LocalOptions {
+    LocalOptions {
+        segment_size: 64 << 10,
+        inline_max: 16 << 10,
+        ..LocalOptions::default()
+    }
+}
+
+/// A temporary directory, in memory where there is one (fsyncs cost nothing:
+/// what a power loss keeps is modelled by [`Faults`]).
+pub(super) fn tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    }
+}
+
+pub(super) async fn open(
+    dir: &Path,
+    key: &StorageKey,
+    faults: &Arc<Faults>,
+) -> Result<Arc<LocalStore>, StoreError> {
+    let keyring = Keyring::new(key.clone(), vec![]);
+    LocalStore::open_with(dir, keyring, options(), Seam::with(faults.clone())).await
+}
+
+/// Deterministic content of `len` bytes.
+pub(super) fn content(len: usize, seed: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).to_be_bytes()[0]
+        })
+        .collect()
+}
+
+/// Writes `data` as one item and commits.
+pub(super) async fn put(store: &LocalStore, data: &[u8]) -> Result<ItemMeta, StoreError> {
+    let item = NewItem {
+        data_type: DataType::Text,
+        serialization: Serialization::Txt,
+        encrypted_in_transit: false,
+        peer: "10.0.0.1:1".into(),
+        name: None,
+    };
+    let mut writer = store.begin(item).await?;
+    for packet in data.chunks(64 << 10) {
+        writer.write(packet).await?;
+    }
+    writer.commit().await
+}
+
+/// An item's whole content.
+pub(super) async fn read(store: &LocalStore, id: ItemId) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some((_, stream)) = store.open(id, None).await? else {
+        return Ok(None);
+    };
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+    Ok(Some(chunks.concat()))
+}
+
+/// The segment files of the store in `dir`.
+pub(super) fn segment(dir: &Path, number: u32) -> PathBuf {
+    super::log::segment_path(&dir.join("segments"), number)
+}
