@@ -244,17 +244,13 @@ impl LocalStore {
                 create_private_dir(&seam, d)?;
             }
             let lock = lock_dir(&dir)?;
-            let recovered = recover::recover(&paths, &keyring, &seam)?;
+            let recovered =
+                recover::recover(&paths, &keyring, &seam, options.allow_missing_keys)?;
             let keep_everything = !recovered.missing_keys.is_empty();
             if keep_everything {
-                let key_ids: Vec<String> = recovered.missing_keys.keys().cloned().collect();
-                let records = recovered.missing_keys.values().sum();
-                if !options.allow_missing_keys {
-                    return Err(StoreError::MissingKeys { key_ids, records });
-                }
                 tracing::warn!(
-                    records,
-                    key_ids = %key_ids.join(", "),
+                    records = recovered.missing_keys.values().sum::<usize>(),
+                    key_ids = %recovered.missing_keys.keys().cloned().collect::<Vec<_>>().join(", "),
                     "starting without the storage keys of some records, as told: they are not listed, and kept as they are (no log space is reclaimed until they can be read)"
                 );
             }

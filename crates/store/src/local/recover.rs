@@ -1,5 +1,7 @@
 //! Rebuilding the index when a store opens.
 //!
+//! - Nothing is changed until every record has been read: a store holding
+//!   records sealed with keys not given is refused as it is (see below).
 //! - `tmp/` is emptied: whatever is there was never committed.
 //! - The last log segment is fsynced before anything in it is trusted: a process
 //!   that died between a write and its `fdatasync` left bytes that are only in
@@ -99,32 +101,32 @@ impl From<CryptoError> for Refusal {
 }
 
 /// Recovers the store in `paths` (see the module docs).
+///
+/// Nothing is changed before the records are known to open with `keyring`: if
+/// some were sealed with keys it does not hold, and `allow_missing_keys` is not
+/// set, this fails with [`StoreError::MissingKeys`] having only read (and fsynced
+/// the last segment).
 pub(crate) fn recover(
     paths: &Paths,
     keyring: &Keyring,
     seam: &Seam,
+    allow_missing_keys: bool,
 ) -> Result<Recovered, StoreError> {
     let started = Instant::now();
-    let leftovers = empty_dir(seam, &paths.tmp)?;
     let mut index = Index::default();
     let mut book = Segments::default();
     let mut missing_keys = BTreeMap::new();
-    let mut segments = list_segments(&paths.segments)?;
-    let bound_from = match read_format(&paths.root)? {
+    let segments = list_segments(&paths.segments)?;
+    let format = read_format(&paths.root)?;
+    let bound_from = match format {
         Some(from) => from,
-        None => first_bound_segment(paths, &segments, seam)?,
+        None => first_bound_segment(paths, &segments)?,
     };
-    if segments.last().is_none_or(|&last| last < bound_from) {
-        let path = segment_path(&paths.segments, bound_from);
-        drop(create_private_file(seam, Step::CreateFirstSegment, &path)?);
-        sync_dir(seam, Step::SyncSegments, &paths.segments)?;
-        segments.push(bound_from);
-    }
-    let (mut segment, mut segment_len) = (bound_from, 0);
+    let (mut segment, mut segment_len, mut torn) = (bound_from, 0, None);
     for (i, &number) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         book.exists(number);
-        let len = scan_segment(
+        let (len, torn_at) = scan_segment(
             &segment_path(&paths.segments, number),
             Origin {
                 segment: number,
@@ -138,11 +140,38 @@ pub(crate) fn recover(
             &mut book,
             &mut missing_keys,
         )?;
-        (segment, segment_len) = (number, len);
+        (segment, segment_len, torn) = (number, len, torn_at);
     }
     for entry in scan_items(&paths.items, keyring, seam, &mut missing_keys)? {
         if let Some(old) = index.insert(entry) {
             tracing::warn!(id = %old.meta.id, "item is both in the log and in items/; keeping the file");
+        }
+    }
+    if !missing_keys.is_empty() && !allow_missing_keys {
+        return Err(StoreError::MissingKeys {
+            key_ids: missing_keys.keys().cloned().collect(),
+            records: missing_keys.values().sum(),
+        });
+    }
+    // Only now is anything changed.
+    let leftovers = empty_dir(seam, &paths.tmp)?;
+    if let Some(at) = torn {
+        cut_tail(&segment_path(&paths.segments, segment), at, seam)?;
+    }
+    if segments.last().is_none_or(|&last| last < bound_from) {
+        let path = segment_path(&paths.segments, bound_from);
+        drop(create_private_file(seam, Step::CreateFirstSegment, &path)?);
+        sync_dir(seam, Step::SyncSegments, &paths.segments)?;
+        book.exists(bound_from);
+        (segment, segment_len) = (bound_from, 0);
+    }
+    if format.is_none() {
+        write_format(paths, bound_from, seam)?;
+        if !segments.is_empty() {
+            tracing::info!(
+                from = bound_from,
+                "this store was written by the first version; its frames are bound to their place from this segment on"
+            );
         }
     }
     let mut logged = 0;
@@ -190,10 +219,10 @@ fn read_format(root: &Path) -> Result<Option<u32>, StoreError> {
 }
 
 /// For a store without `FORMAT` (new, or written by the first version): the
-/// segment from which frames are bound, written durably to `FORMAT`. That is the
-/// last segment if it is empty, else the next one (created by the caller).
-fn first_bound_segment(paths: &Paths, segments: &[u32], seam: &Seam) -> Result<u32, StoreError> {
-    let from = match segments.last() {
+/// segment from which frames are bound. That is the last segment if it is empty,
+/// else the next one (created by the caller).
+fn first_bound_segment(paths: &Paths, segments: &[u32]) -> Result<u32, StoreError> {
+    Ok(match segments.last() {
         None => 1,
         Some(&last) => {
             let path = segment_path(&paths.segments, last);
@@ -202,7 +231,11 @@ fn first_bound_segment(paths: &Paths, segments: &[u32], seam: &Seam) -> Result<u
                 .len();
             if len == 0 { last } else { last + 1 }
         }
-    };
+    })
+}
+
+/// Writes `FORMAT` durably: frames are bound from segment `from` on.
+fn write_format(paths: &Paths, from: u32, seam: &Seam) -> Result<(), StoreError> {
     let path = paths.root.join(FORMAT);
     let new = paths.root.join(format!("{FORMAT}.new"));
     seam.run(Step::WriteFormat, &new, || {
@@ -212,14 +245,19 @@ fn first_bound_segment(paths: &Paths, segments: &[u32], seam: &Seam) -> Result<u
         fs::rename(&new, &path)
     })
     .map_err(io_err("writing", &path))?;
-    sync_dir(seam, Step::WriteFormat, &paths.root)?;
-    if !segments.is_empty() {
-        tracing::info!(
-            from,
-            "this store was written by the first version; its frames are bound to their place from this segment on"
-        );
-    }
-    Ok(from)
+    sync_dir(seam, Step::WriteFormat, &paths.root)
+}
+
+/// Cuts the torn tail of the last segment at `at`, durably.
+fn cut_tail(path: &Path, at: u64, seam: &Seam) -> Result<(), StoreError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("opening log segment", path))?;
+    seam.run(Step::CutTail, path, || file.set_len(at))
+        .map_err(io_err("truncating log segment", path))?;
+    seam.run(Step::SyncCutTail, path, || file.sync_all())
+        .map_err(io_err("syncing log segment", path))
 }
 
 /// The segment numbers in `dir`, in order.
@@ -239,8 +277,8 @@ fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
 }
 
 /// Indexes one segment, and notes in `book` the older segments whose items its
-/// tombstones unlist; returns its valid length (after cutting a torn tail if
-/// `last`).
+/// tombstones unlist; returns its valid length, and where to cut its torn tail
+/// if it is the `last` and has one.
 #[allow(clippy::too_many_arguments)]
 fn scan_segment(
     path: &Path,
@@ -251,7 +289,7 @@ fn scan_segment(
     index: &mut Index,
     book: &mut Segments,
     missing_keys: &mut BTreeMap<String, usize>,
-) -> Result<u64, StoreError> {
+) -> Result<(u64, Option<u64>), StoreError> {
     let number = origin.segment;
     if last {
         let file = OpenOptions::new()
@@ -325,15 +363,7 @@ fn scan_segment(
                 }
                 None if last => {
                     tracing::warn!(path = %path.display(), offset = at, cut = data.len() - at, "cutting the torn tail of the log");
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(io_err("opening log segment", path))?;
-                    seam.run(Step::CutTail, path, || file.set_len(at as u64))
-                        .map_err(io_err("truncating log segment", path))?;
-                    seam.run(Step::SyncCutTail, path, || file.sync_all())
-                        .map_err(io_err("syncing log segment", path))?;
-                    return Ok(at as u64);
+                    return Ok((at as u64, Some(at as u64)));
                 }
                 None => {
                     tracing::warn!(path = %path.display(), offset = at, bytes = data.len() - at, "log segment ends with bytes that are not frames");
@@ -342,7 +372,7 @@ fn scan_segment(
             },
         }
     }
-    Ok(data.len() as u64)
+    Ok((data.len() as u64, None))
 }
 
 /// Authenticates a logged record, all of it (it is small and already in memory),

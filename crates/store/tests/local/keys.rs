@@ -32,7 +32,7 @@ async fn open_with(
 /// Every file of the store and its bytes.
 fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
-    for sub in ["segments", "items"] {
+    for sub in ["segments", "items", "tmp"] {
         for entry in fs::read_dir(dir.join(sub)).unwrap() {
             let path = entry.unwrap().path();
             files.insert(path.clone(), fs::read(&path).unwrap());
@@ -80,6 +80,20 @@ async fn a_store_sealed_with_a_key_not_given_refuses_to_open_and_changes_nothing
     let key = StorageKey::generate();
     let (kept, deleted) = fill(dir.path(), &key).await;
     assert!(dir.path().join("segments/00000004.log").exists());
+    // A torn tail and a leftover: the refusal must not touch them either.
+    let last = (1..100)
+        .rev()
+        .map(|n| dir.path().join(format!("segments/{n:08}.log")))
+        .find(|p| p.exists())
+        .unwrap();
+    let mut bytes = fs::read(&last).unwrap();
+    bytes.extend_from_slice(b"FRYL\x01\x01\0\0torn");
+    fs::write(&last, bytes).unwrap();
+    fs::write(
+        dir.path().join("tmp/01J0000000000000000000000.part"),
+        b"partial",
+    )
+    .unwrap();
     let before = files(dir.path());
 
     let other = StorageKey::generate();

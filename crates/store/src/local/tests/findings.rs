@@ -9,7 +9,7 @@ use ferry_crypto::StorageKey;
 use super::super::faults::{Action, Faults, Pause};
 use super::super::index::Location;
 use super::super::seam::Step;
-use super::{content, open, put, read, segment, tempdir};
+use super::{Fixture, content, fill, open, put, read, tempdir};
 use crate::Store;
 
 /// Finding 2: after a failed `fdatasync` the group's bytes are cut from the
@@ -17,25 +17,19 @@ use crate::Store;
 /// the log takes nothing more until reopened.
 #[tokio::test]
 async fn a_failed_fdatasync_cuts_the_group_back_and_stops_the_log() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let fx = Fixture::new();
+    let store = fx.open().await;
     let kept = put(&store, &content(1_000, 1)).await.unwrap();
-    let durable = std::fs::metadata(segment(dir.path(), 1)).unwrap().len();
-    faults.at(Some(Step::AppendSync), 0, Action::Error);
+    let durable = std::fs::metadata(fx.segment(1)).unwrap().len();
+    fx.faults.at(Some(Step::AppendSync), 0, Action::Error);
     assert!(put(&store, &content(1_000, 2)).await.is_err());
-    assert_eq!(
-        std::fs::metadata(segment(dir.path(), 1)).unwrap().len(),
-        durable
-    );
+    assert_eq!(std::fs::metadata(fx.segment(1)).unwrap().len(), durable);
     assert!(
         put(&store, &content(1_000, 3)).await.is_err(),
         "the log went on"
     );
     drop(store);
-    faults.restart();
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let store = fx.reopen().await;
     assert_eq!(store.count().await, 1);
     assert_eq!(
         read(&store, kept.id).await.unwrap(),
@@ -50,26 +44,20 @@ async fn a_failed_fdatasync_cuts_the_group_back_and_stops_the_log() {
 /// right after loses the items.
 #[tokio::test]
 async fn a_restart_makes_the_log_tail_durable_before_reclaiming_on_its_strength() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
-    let mut metas = Vec::new();
-    for i in 0..12 {
-        metas.push(put(&store, &content(6_000, i)).await.unwrap());
-    }
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    let metas = fill(&store, 12, 6_000).await;
     // The copies of the compaction (the last append) are written, not synced.
-    faults.at(Some(Step::AppendSync), 6, Action::Crash);
+    fx.faults.at(Some(Step::AppendSync), 6, Action::Crash);
     for meta in &metas[..6] {
         let _ = store.delete(meta.id).await;
     }
-    assert!(faults.all_fired());
+    assert!(fx.faults.all_fired());
     drop(store);
-    faults.restart();
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let store = fx.reopen().await;
     drop(store);
-    faults.power_loss();
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    fx.faults.power_loss();
+    let store = fx.open().await;
     for (i, meta) in metas.iter().enumerate().skip(6) {
         assert_eq!(
             read(&store, meta.id).await.unwrap(),
@@ -77,7 +65,7 @@ async fn a_restart_makes_the_log_tail_durable_before_reclaiming_on_its_strength(
             "item {i}"
         );
     }
-    let steps = faults.steps();
+    let steps = fx.faults.steps();
     let synced = steps.iter().position(|(s, _)| *s == Step::SyncLastSegment);
     let removed = steps.iter().rposition(|(s, _)| *s == Step::SegmentUnlink);
     assert!(synced.is_some() && synced < removed, "{steps:?}");
@@ -88,11 +76,9 @@ async fn a_restart_makes_the_log_tail_durable_before_reclaiming_on_its_strength(
 /// reached the disk).
 #[tokio::test]
 async fn a_failed_items_fsync_refuses_large_items_until_reopened() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
-    faults.at(Some(Step::SyncItems), 0, Action::Error);
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    fx.faults.at(Some(Step::SyncItems), 0, Action::Error);
     assert!(put(&store, &content(100_000, 1)).await.is_err());
     assert!(
         put(&store, &content(100_000, 2)).await.is_err(),
@@ -101,8 +87,7 @@ async fn a_failed_items_fsync_refuses_large_items_until_reopened() {
     // Small items go on: they do not depend on items/.
     put(&store, &content(1_000, 3)).await.unwrap();
     drop(store);
-    faults.restart();
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let store = fx.reopen().await;
     assert_eq!(store.count().await, 1);
     put(&store, &content(100_000, 4)).await.unwrap();
 }
@@ -113,20 +98,16 @@ async fn a_failed_items_fsync_refuses_large_items_until_reopened() {
 /// list nothing, the item must stay deleted across a restart.
 #[tokio::test]
 async fn a_delete_cannot_race_a_compaction_into_a_copy_that_comes_back() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
-    let mut metas = Vec::new();
-    for i in 0..12 {
-        metas.push(put(&store, &content(6_000, i)).await.unwrap());
-    }
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    let metas = fill(&store, 12, 6_000).await;
     for meta in &metas[..5] {
         store.delete(meta.id).await.unwrap();
     }
     // The sixth delete compacts segment 1: its copies' fdatasync is held.
     let pause = Pause::default();
-    faults.at(Some(Step::AppendSync), 1, Action::Pause(pause.clone()));
+    fx.faults
+        .at(Some(Step::AppendSync), 1, Action::Pause(pause.clone()));
     let compacting = tokio::spawn({
         let store = store.clone();
         let id = metas[5].id;
@@ -137,7 +118,7 @@ async fn a_delete_cannot_race_a_compaction_into_a_copy_that_comes_back() {
     }
     // Meanwhile item 6 (being copied) is deleted; its tombstone's append fails.
     let victim = metas[6].id;
-    faults.at(Some(Step::AppendWrite), 0, Action::Error);
+    fx.faults.at(Some(Step::AppendWrite), 0, Action::Error);
     let deleting = tokio::spawn({
         let store = store.clone();
         async move { store.delete(victim).await }
@@ -183,8 +164,7 @@ async fn a_delete_cannot_race_a_compaction_into_a_copy_that_comes_back() {
         store.delete(id).await.unwrap();
     }
     drop(store);
-    faults.restart();
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let store = fx.reopen().await;
     assert!(
         store.get(victim).await.unwrap().is_none(),
         "the deleted item came back"
@@ -225,12 +205,10 @@ async fn created_directories_are_synced_into_their_parents() {
 /// Finding 6: a rotation whose directory fsync fails does not wedge the log.
 #[tokio::test]
 async fn a_failed_rotation_does_not_wedge_the_log() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let fx = Fixture::new();
+    let store = fx.open().await;
     let mut kept = Vec::new();
-    faults.at(Some(Step::RotateSyncDir), 0, Action::Error);
+    fx.faults.at(Some(Step::RotateSyncDir), 0, Action::Error);
     let mut failed = 0;
     for i in 0..12 {
         match put(&store, &content(15_000, i)).await {
@@ -240,8 +218,7 @@ async fn a_failed_rotation_does_not_wedge_the_log() {
     }
     assert_eq!(failed, 1, "later rotations failed too");
     drop(store);
-    faults.restart();
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let store = fx.reopen().await;
     for (id, i) in kept {
         assert_eq!(read(&store, id).await.unwrap(), Some(content(15_000, i)));
     }
@@ -251,22 +228,17 @@ async fn a_failed_rotation_does_not_wedge_the_log() {
 /// whose directory fsync failed) still makes the removal durable.
 #[tokio::test]
 async fn a_segment_found_already_gone_is_still_synced_out() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
-    let mut metas = Vec::new();
-    for i in 0..9 {
-        metas.push(put(&store, &content(15_000, i)).await.unwrap());
-    }
-    faults.at(Some(Step::SyncAfterUnlink), 0, Action::Error);
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    let metas = fill(&store, 9, 15_000).await;
+    fx.faults.at(Some(Step::SyncAfterUnlink), 0, Action::Error);
     for meta in &metas[..3] {
         store.delete(meta.id).await.unwrap();
     }
-    assert!(!segment(dir.path(), 1).exists());
+    assert!(!fx.segment(1).exists());
     // Tried again (the unlink finds it gone), and synced out that time too.
-    let steps = faults.steps();
-    let first = segment(dir.path(), 1);
+    let steps = fx.faults.steps();
+    let first = fx.segment(1);
     let unlinks: Vec<usize> = (0..steps.len())
         .filter(|&i| steps[i] == (Step::SegmentUnlink, first.clone()))
         .collect();
@@ -285,16 +257,11 @@ async fn a_segment_found_already_gone_is_still_synced_out() {
 /// own (an item whose frame header only was damaged reads as before).
 #[tokio::test]
 async fn a_listed_frame_that_no_longer_checks_does_not_pin_its_segment() {
-    let dir = tempdir();
-    let key = StorageKey::generate();
-    let faults = Arc::new(Faults::default());
-    let store = open(dir.path(), &key, &faults).await.unwrap();
-    let mut metas = Vec::new();
-    for i in 0..12 {
-        metas.push(put(&store, &content(6_000, i)).await.unwrap());
-    }
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    let metas = fill(&store, 12, 6_000).await;
     // Damage the CRC of item 9's frame, in segment 1.
-    let first = segment(dir.path(), 1);
+    let first = fx.segment(1);
     let Location::Log {
         segment: 1, base, ..
     } = store.shared.entry(metas[9].id).unwrap().location
@@ -310,7 +277,7 @@ async fn a_listed_frame_that_no_longer_checks_does_not_pin_its_segment() {
     assert!(!first.exists(), "the segment stayed");
     let damaged = metas
         .iter()
-        .position(|m| dir.path().join(format!("items/{}.rec", m.id)).exists());
+        .position(|m| fx.dir.path().join(format!("items/{}.rec", m.id)).exists());
     assert_eq!(damaged, Some(9));
     for (i, meta) in metas.iter().enumerate().skip(6) {
         assert_eq!(
@@ -319,7 +286,7 @@ async fn a_listed_frame_that_no_longer_checks_does_not_pin_its_segment() {
         );
     }
     drop(store);
-    let store = open(dir.path(), &key, &faults).await.unwrap();
+    let store = fx.open().await;
     assert_eq!(store.count().await, 6);
     assert_eq!(
         read(&store, metas[9].id).await.unwrap(),

@@ -79,6 +79,48 @@ pub(super) async fn read(store: &LocalStore, id: ItemId) -> Result<Option<Vec<u8
     Ok(Some(chunks.concat()))
 }
 
+/// A store's directory, key and fault hook.
+pub(super) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub key: StorageKey,
+    pub faults: Arc<Faults>,
+}
+
+impl Fixture {
+    pub(super) fn new() -> Fixture {
+        Fixture {
+            dir: tempdir(),
+            key: StorageKey::generate(),
+            faults: Arc::new(Faults::default()),
+        }
+    }
+
+    pub(super) async fn open(&self) -> Arc<LocalStore> {
+        open(self.dir.path(), &self.key, &self.faults)
+            .await
+            .unwrap()
+    }
+
+    /// Opens the store again as a restarted process would: no faults.
+    pub(super) async fn reopen(&self) -> Arc<LocalStore> {
+        self.faults.restart();
+        self.open().await
+    }
+
+    pub(super) fn segment(&self, number: u32) -> PathBuf {
+        segment(self.dir.path(), number)
+    }
+}
+
+/// `count` items of `len` bytes, `content(len, i)` for the i-th.
+pub(super) async fn fill(store: &LocalStore, count: u32, len: usize) -> Vec<ItemMeta> {
+    let mut metas = Vec::new();
+    for i in 0..count {
+        metas.push(put(store, &content(len, i)).await.unwrap());
+    }
+    metas
+}
+
 /// The segment files of the store in `dir`.
 pub(super) fn segment(dir: &Path, number: u32) -> PathBuf {
     super::log::segment_path(&dir.join("segments"), number)
