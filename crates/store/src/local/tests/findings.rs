@@ -113,9 +113,13 @@ async fn a_delete_cannot_race_a_compaction_into_a_copy_that_comes_back() {
         let id = metas[5].id;
         async move { store.delete(id).await }
     });
-    while !pause.reached() {
+    for _ in 0..5_000 {
+        if pause.reached() {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    assert!(pause.reached(), "the compaction did not start");
     // Meanwhile item 6 (being copied) is deleted; its tombstone's append fails.
     let victim = metas[6].id;
     fx.faults.at(Some(Step::AppendWrite), 0, Action::Error);
