@@ -19,7 +19,7 @@
 //! in a file's extended tail after a crash, never check where they are found, and
 //! a frame copied elsewhere must be framed anew (compaction does). The committer
 //! seals each frame's header once it knows where the frame goes
-//! ([`Unsealed::seal`]); the payload's CRC is computed beforehand, by the caller.
+//! ([`Unsealed::seal`]).
 //! Authenticity comes from the sealed record.
 //!
 //! Frames of format 0 (the first version: the CRC covers bytes 4..12 and the
@@ -77,7 +77,6 @@ pub(crate) struct Unsealed {
     kind: Kind,
     /// Header room, then the payload.
     bytes: Vec<u8>,
-    payload_crc: crc32fast::Hasher,
 }
 
 impl std::fmt::Debug for Unsealed {
@@ -91,16 +90,10 @@ impl std::fmt::Debug for Unsealed {
 
 impl Unsealed {
     /// A frame of `kind` from `bytes`: [`HEADER_LEN`] bytes of room (their value
-    /// does not matter), then the payload, whose CRC is computed here.
+    /// does not matter), then the payload.
     pub(crate) fn new(kind: Kind, bytes: Vec<u8>) -> Unsealed {
         assert!(bytes.len() >= HEADER_LEN && bytes.len() - HEADER_LEN <= MAX_PAYLOAD);
-        let mut payload_crc = crc32fast::Hasher::new();
-        payload_crc.update(&bytes[HEADER_LEN..]);
-        Unsealed {
-            kind,
-            bytes,
-            payload_crc,
-        }
+        Unsealed { kind, bytes }
     }
 
     /// The whole frame's length.
@@ -117,8 +110,10 @@ impl Unsealed {
         header[4..8].copy_from_slice(&[self.kind as u8, BOUND, 0, 0]);
         header[8..12].copy_from_slice(&len.to_le_bytes());
         let mut crc = place_crc(&header[4..12], segment, offset);
-        crc.combine(&self.payload_crc);
-        header[12..16].copy_from_slice(&crc.finalize().to_le_bytes());
+        // (Computed here, not combined with a CRC of the payload made earlier:
+        // `Hasher::combine` costs more than the CRC of a small payload.)
+        crc.update(&self.bytes[HEADER_LEN..]);
+        self.bytes[12..16].copy_from_slice(&crc.finalize().to_le_bytes());
         self.bytes
     }
 }
