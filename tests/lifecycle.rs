@@ -324,7 +324,7 @@ async fn print_and_export_give_the_legacy_outputs() {
     );
     assert!(printed.contains("Received text (txt)"), "{printed}");
 
-    // Outputs run after the replies: wait until the three exports are complete.
+    // Outputs are written before the replies (tests/legacy_outputs.rs checks that strictly).
     let list = || -> Vec<std::path::PathBuf> {
         std::fs::read_dir(export.path())
             .unwrap()
@@ -428,9 +428,9 @@ async fn metrics_count_transfers_bytes_connections_and_items() {
     );
     let text = server.admin().metrics().await;
     for expected in [
-        r#"ferry_transfers_total{data_type="text",format="txt",result="stored"} 1"#,
-        r#"ferry_transfers_total{data_type="dictionary",format="binary",result="refused"} 1"#,
-        r#"ferry_received_bytes_total{data_type="text",format="txt",result="stored"} 12"#,
+        r#"ferry_transfers_total{data_type="text",format="txt",outcome="ok"} 1"#,
+        r#"ferry_transfers_total{data_type="dictionary",format="binary",outcome="refused"} 1"#,
+        r#"ferry_received_bytes_total{data_type="text",format="txt",outcome="ok"} 12"#,
         "ferry_transfer_duration_seconds",
         "ferry_open_connections 1",
         "ferry_items_stored 1",

@@ -23,6 +23,14 @@ pub struct ServerArgs {
     #[arg(long, env = "FERRY_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// The legacy server's INI files (etc/default.ini, then etc/config.ini); repeatable, later ones win; everything else overrides them.
+    #[arg(
+        long = "legacy-config",
+        env = "FERRY_LEGACY_CONFIG",
+        value_delimiter = ','
+    )]
+    #[serde(skip)]
+    pub legacy_config: Vec<PathBuf>,
     /// Address of the legacy TCP listener.
     #[arg(long, env = "FERRY_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -74,6 +82,12 @@ pub struct ServerArgs {
     /// Seconds that transfers in flight get to finish on shutdown.
     #[arg(long, env = "FERRY_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
+    /// Memory, in bytes, that all dictionaries in flight may hold together.
+    #[arg(long, env = "FERRY_MAX_INFLIGHT_BYTES")]
+    pub max_inflight_bytes: Option<usize>,
+    /// Seconds a dictionary waits for room in that memory before it is refused.
+    #[arg(long, env = "FERRY_INFLIGHT_WAIT")]
+    pub inflight_wait: Option<u64>,
     /// Print each item on stdout, like the legacy server.
     #[arg(long, env = "FERRY_PRINT", num_args = 0..=1, default_missing_value = "true")]
     pub print: Option<bool>,
@@ -123,6 +137,8 @@ pub struct ServerSettings {
     pub idle_timeout: u64,
     pub max_connections: usize,
     pub shutdown_grace: u64,
+    pub max_inflight_bytes: usize,
+    pub inflight_wait: u64,
     pub print: bool,
     pub export_dir: Option<PathBuf>,
     pub export_template: String,
@@ -133,6 +149,7 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         let limits = ferry_codec::Limits::default();
+        let server = ServerConfig::default();
         ServerSettings {
             listen: ([127, 0, 0, 1], 6868).into(),
             admin_listen: ([127, 0, 0, 1], 6869).into(),
@@ -151,6 +168,8 @@ impl Default for ServerSettings {
             idle_timeout: 30,
             max_connections: 1024,
             shutdown_grace: 10,
+            max_inflight_bytes: server.max_inflight_bytes,
+            inflight_wait: server.inflight_wait.as_secs(),
             print: false,
             export_dir: None,
             export_template: "{source}_{timestamp}.{format}".into(),
@@ -161,9 +180,11 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
-    /// Resolves flags and environment over the config file over the defaults.
+    /// Resolves flags and environment over the config file over the legacy
+    /// config files over the defaults.
     pub fn resolve(args: &ServerArgs) -> anyhow::Result<ServerSettings> {
-        layered(ServerSettings::default(), args.config.as_deref(), args)
+        let defaults = crate::legacy_config::apply(ServerSettings::default(), &args.legacy_config)?;
+        layered(defaults, args.config.as_deref(), args)
     }
 
     fn fernet_key_path(&self) -> PathBuf {
@@ -249,19 +270,16 @@ pub async fn start(
         idle_timeout: Duration::from_secs(settings.idle_timeout),
         max_connections: settings.max_connections,
         shutdown_grace: Duration::from_secs(settings.shutdown_grace),
+        max_inflight_bytes: settings.max_inflight_bytes,
+        inflight_wait: Duration::from_secs(settings.inflight_wait),
     };
     let export = settings.export_dir.clone().map(|dir| ExportConfig {
         dir,
         template: settings.export_template.clone(),
         original_form: settings.export_original,
     });
-    let outputs = Outputs::start(store.clone(), settings.print, export);
-    let shared = Arc::new(Shared {
-        config,
-        fernet,
-        store: store.clone(),
-        outputs,
-    });
+    let outputs = Outputs::new(settings.print, export);
+    let shared = Arc::new(Shared::new(config, fernet, store.clone(), outputs));
 
     let tcp_listener = tokio::net::TcpListener::bind(settings.listen)
         .await

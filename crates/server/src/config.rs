@@ -36,6 +36,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long transfers in flight may take to finish after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Memory all dictionaries in flight may hold together (beyond the first
+    /// [`crate::FREE_BYTES`] of each).
+    pub max_inflight_bytes: usize,
+    /// How long a dictionary waits for room in that budget before it is refused.
+    pub inflight_wait: Duration,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,8 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
+            max_inflight_bytes: 256 * 1024 * 1024,
+            inflight_wait: Duration::from_secs(5),
         }
     }
 }

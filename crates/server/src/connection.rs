@@ -5,10 +5,10 @@
 //! connection is closed. A peer that goes quiet for the idle timeout, or vanishes
 //! mid-transfer, is dropped, and its unfinished item is discarded by the store.
 
-use crate::Shared;
 use crate::metrics::OpenConnection;
 use crate::progress::Progress;
 use crate::transfer::Transfer;
+use crate::{Shared, TransferError};
 use bytes::BytesMut;
 use ferry_protocol::{
     Decoder, ExtendedReply, ProtocolError, Reply, TransferEvent, TransferTracker,
@@ -138,15 +138,17 @@ impl Connection {
                     .expect("the tracker only finishes an open transfer");
                 let meta = transfer.meta();
                 let result = transfer.finish(&self.shared, self.peer).await;
+                let (data_type, format) =
+                    (meta.data_type().as_str(), meta.serialization().as_str());
                 match &result {
                     Ok(item) => {
-                        tracing::debug!(peer = %self.peer, id = %item.id, data_type = meta.data_type().as_str(), format = meta.serialization().as_str(), encrypted = meta.encrypted(), size = item.size, "item stored");
-                        if let Some(outputs) = &self.shared.outputs {
-                            outputs.submit(item.clone()).await;
-                        }
+                        tracing::debug!(peer = %self.peer, id = %item.id, data_type, format, encrypted = meta.encrypted(), size = item.size, "item stored");
                     }
-                    Err(reason) => {
-                        tracing::warn!(peer = %self.peer, data_type = meta.data_type().as_str(), format = meta.serialization().as_str(), %reason, "transfer refused")
+                    Err(err @ (TransferError::Failed(_) | TransferError::OutputFailed { .. })) => {
+                        tracing::error!(peer = %self.peer, data_type, format, error = %err, "transfer failed");
+                    }
+                    Err(err) => {
+                        tracing::warn!(peer = %self.peer, data_type, format, outcome = err.outcome(), reason = %err, "transfer refused");
                     }
                 }
                 self.reply(result).await?;
@@ -158,10 +160,10 @@ impl Connection {
         Ok(None)
     }
 
-    async fn reply(&mut self, result: Result<ItemMeta, String>) -> std::io::Result<()> {
+    async fn reply(&mut self, result: Result<ItemMeta, TransferError>) -> std::io::Result<()> {
         let bytes = match (self.extended, result) {
             (false, Ok(_)) => Reply::Ok.to_bytes(),
-            (false, Err(reason)) => Reply::Error(reason).to_bytes(),
+            (false, Err(err)) => Reply::Error(err.reply().to_owned()).to_bytes(),
             (true, Ok(item)) => ExtendedReply {
                 ok: true,
                 id: Some(item.id.to_string()),
@@ -170,12 +172,12 @@ impl Connection {
                 error: None,
             }
             .to_bytes(),
-            (true, Err(reason)) => ExtendedReply {
+            (true, Err(err)) => ExtendedReply {
                 ok: false,
                 id: None,
                 size: None,
                 sha256: None,
-                error: Some(reason),
+                error: Some(err.reply().to_owned()),
             }
             .to_bytes(),
         };
@@ -186,7 +188,10 @@ impl Connection {
         tracing::warn!(peer = %self.peer, error = %err, "protocol error; closing the connection");
         self.log_abandoned("protocol error");
         self.transfer = None;
-        self.reply(Err(format!("protocol error: {err}"))).await?;
+        self.reply(Err(TransferError::Rejected(format!(
+            "protocol error: {err}"
+        ))))
+        .await?;
         let _ = self.stream.shutdown().await;
         Ok(Ending::ProtocolError)
     }

@@ -7,14 +7,18 @@
 //! transfers in flight finish within the grace period, and aborts the rest, which
 //! leaves nothing partial in the store.
 
+mod budget;
 mod config;
 mod connection;
+mod error;
 mod metrics;
 mod outputs;
 mod progress;
 mod transfer;
 
+pub use budget::FREE_BYTES;
 pub use config::{EncryptionPolicy, ExportConfig, ServerConfig};
+pub use error::TransferError;
 pub use outputs::{Outputs, render_template};
 
 use ferry_crypto::FernetKey;
@@ -27,10 +31,35 @@ use tokio_util::task::TaskTracker;
 
 /// What every connection shares.
 pub struct Shared {
-    pub config: ServerConfig,
-    pub fernet: Option<Arc<FernetKey>>,
-    pub store: Arc<dyn Store>,
-    pub outputs: Option<Outputs>,
+    config: ServerConfig,
+    fernet: Option<Arc<FernetKey>>,
+    store: Arc<dyn Store>,
+    outputs: Option<Outputs>,
+    budget: budget::MemoryBudget,
+    /// Turns to decode a large dictionary (a decoded one takes a few times its size).
+    decoding: Semaphore,
+}
+
+impl Shared {
+    /// What the connections of one server share: its settings, the Fernet key
+    /// (`None` when encryption is disabled), the store and the legacy outputs.
+    pub fn new(
+        config: ServerConfig,
+        fernet: Option<Arc<FernetKey>>,
+        store: Arc<dyn Store>,
+        outputs: Option<Outputs>,
+    ) -> Shared {
+        let budget = budget::MemoryBudget::new(config.max_inflight_bytes, config.inflight_wait);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Shared {
+            config,
+            fernet,
+            store,
+            outputs,
+            budget,
+            decoding: Semaphore::new(cores),
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -93,8 +122,5 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         aborts.cancel();
         tasks.wait().await;
-    }
-    if let Some(outputs) = &shared.outputs {
-        outputs.flush().await;
     }
 }

@@ -4,15 +4,16 @@
 use ferry_protocol::Meta;
 use std::time::Duration;
 
-/// Counts a finished transfer, accepted or refused.
-pub fn transfer(meta: Option<Meta>, result: &'static str, bytes: u64, elapsed: Duration) {
+/// Counts a finished transfer by its outcome: `ok`, `refused` (policy), `rejected`
+/// (bad input), `failed` (the server's own failure) or `abandoned` (the peer left).
+pub fn transfer(meta: Option<Meta>, outcome: &'static str, bytes: u64, elapsed: Duration) {
     let (data_type, format) = meta.map_or(("unknown", "unknown"), |m| {
         (m.data_type().as_str(), m.serialization().as_str())
     });
     let labels = [
         ("data_type", data_type),
         ("format", format),
-        ("result", result),
+        ("outcome", outcome),
     ];
     metrics::counter!("ferry_transfers_total", &labels).increment(1);
     metrics::counter!("ferry_received_bytes_total", &labels).increment(bytes);

@@ -1,79 +1,161 @@
 //! The legacy outputs, off by default: printing each item on stdout, and writing
 //! each item's plaintext to an export directory, one file per transfer.
 //!
-//! They run after the item is durable and acknowledged, in arrival order, on a
-//! task of their own that reads the item back from the store (streamed, so a large
-//! text never sits in memory). A failure here is logged; the item stays stored.
+//! They run after the item is durable and before the client hears `OK`, as the
+//! legacy server did: when a client's send returns, the export file is complete
+//! (fsynced) in the directory and the printed item is flushed to stdout. A
+//! dictionary is output from the bytes the transfer collected; a text is read
+//! back from the store, streamed, so a large text never sits in memory. An output
+//! that fails is removed, the item stays stored, and the client hears `ERROR:`
+//! (see [`crate::TransferError::OutputFailed`]).
 
 use crate::ExportConfig;
-use ferry_codec::Dict;
-use ferry_protocol::{DataType, Serialization};
+use crate::error::Detail;
+use ferry_protocol::DataType;
 use ferry_store::{ItemMeta, Store};
 use futures::StreamExt;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
 
-enum Job {
-    Item(ItemMeta),
-    Flush(oneshot::Sender<()>),
-}
-
-/// Handle to the output task.
-#[derive(Debug, Clone)]
+/// The enabled outputs.
+#[derive(Debug)]
 pub struct Outputs {
-    jobs: mpsc::Sender<Job>,
+    print: bool,
+    export: Option<ExportConfig>,
+    /// Held while one item is printed, so concurrent items never interleave.
+    stdout: Mutex<()>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
+/// A stored item's content, as the outputs get it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Content<'a> {
+    /// A dictionary: the bytes as they arrived, and its indented JSON when
+    /// [`Outputs::wants_json`] asked for it.
+    Dictionary {
+        original: &'a [u8],
+        json: Option<&'a str>,
+    },
+    /// A text: read back from the store.
+    Stored,
 }
 
 impl Outputs {
-    /// Starts the output task; `None` when neither output is enabled.
-    pub fn start(
-        store: Arc<dyn Store>,
-        print: bool,
-        export: Option<ExportConfig>,
-    ) -> Option<Outputs> {
-        if !print && export.is_none() {
-            return None;
+    /// The outputs; `None` when neither is enabled.
+    pub fn new(print: bool, export: Option<ExportConfig>) -> Option<Outputs> {
+        (print || export.is_some()).then(|| Outputs {
+            print,
+            export,
+            stdout: Mutex::new(()),
+        })
+    }
+
+    /// Whether dictionaries must be rendered as indented JSON for these outputs.
+    pub(crate) fn wants_json(&self) -> bool {
+        self.print
+            || self
+                .export
+                .as_ref()
+                .is_some_and(|export| !export.original_form)
+    }
+
+    /// Writes `item` to every enabled output; returns once all of them are written.
+    pub(crate) async fn emit(
+        &self,
+        store: &dyn Store,
+        item: &ItemMeta,
+        content: Content<'_>,
+    ) -> Result<(), Detail> {
+        if let Some(export) = &self.export {
+            export_item(store, export, item, content).await?;
         }
-        let (jobs, mut queue) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            while let Some(job) = queue.recv().await {
-                match job {
-                    Job::Item(item) => {
-                        if let Err(err) = emit(store.as_ref(), print, export.as_ref(), &item).await
-                        {
-                            tracing::warn!(id = %item.id, error = %err, "legacy output failed; the item is stored");
-                        }
-                    }
-                    Job::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
+        if self.print {
+            let _turn = self.stdout.lock().await;
+            let mut out = tokio::io::stdout();
+            let printed = print_item(store, &mut out, item, content).await;
+            out.flush().await?;
+            printed?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints a header line, the content and a newline.
+async fn print_item(
+    store: &dyn Store,
+    out: &mut (impl AsyncWrite + Unpin),
+    item: &ItemMeta,
+    content: Content<'_>,
+) -> Result<(), Detail> {
+    let header = format!(
+        "Received {} ({}) from {}, encrypted: {}, id {}:\n",
+        item.data_type.as_str(),
+        item.serialization.as_str(),
+        item.peer,
+        item.encrypted_in_transit,
+        item.id
+    );
+    out.write_all(header.as_bytes()).await?;
+    match content {
+        Content::Dictionary { json, .. } => {
+            out.write_all(
+                json.expect("printing renders dictionaries as JSON")
+                    .as_bytes(),
+            )
+            .await?;
+        }
+        Content::Stored => copy_stored(store, item, out).await?,
+    }
+    out.write_all(b"\n").await?;
+    Ok(())
+}
+
+/// Writes the export file, fsynced; a file left half-written by a failure is removed.
+async fn export_item(
+    store: &dyn Store,
+    export: &ExportConfig,
+    item: &ItemMeta,
+    content: Content<'_>,
+) -> Result<(), Detail> {
+    let format = match (content, export.original_form) {
+        (Content::Dictionary { .. }, false) => "json",
+        _ => item.serialization.as_str(),
+    };
+    let (path, mut file) = create_export(export, item, format).await?;
+    let written = async {
+        match content {
+            Content::Dictionary {
+                json: Some(json), ..
+            } if !export.original_form => {
+                file.write_all(json.as_bytes()).await?;
             }
-        });
-        Some(Outputs { jobs })
-    }
-
-    /// Queues a stored item for output.
-    pub async fn submit(&self, item: ItemMeta) {
-        let _ = self.jobs.send(Job::Item(item)).await;
-    }
-
-    /// Waits until every item queued so far has been output.
-    pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.jobs.send(Job::Flush(done)).await.is_ok() {
-            let _ = wait.await;
+            Content::Dictionary { original, .. } => file.write_all(original).await?,
+            Content::Stored => copy_stored(store, item, &mut file).await?,
         }
+        file.sync_all().await?;
+        Ok::<_, Detail>(())
     }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+    written
+}
+
+/// Streams a stored item's plaintext into `out`.
+async fn copy_stored(
+    store: &dyn Store,
+    item: &ItemMeta,
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<(), Detail> {
+    debug_assert_eq!(item.data_type, DataType::Text);
+    let Some((_, mut content)) = store.open(item.id, None).await? else {
+        return Err(format!("item {} vanished before its output", item.id).into());
+    };
+    while let Some(chunk) = content.next().await {
+        out.write_all(&chunk?).await?;
+    }
+    Ok(())
 }
 
 /// Fills a file name template: `{source}`, `{timestamp}`, `{format}`, `{id}`,
@@ -104,93 +186,12 @@ pub fn render_template(template: &str, item: &ItemMeta, format: &str) -> String 
     safe.trim_start_matches('.').to_owned()
 }
 
-async fn emit(
-    store: &dyn Store,
-    print: bool,
-    export: Option<&ExportConfig>,
-    item: &ItemMeta,
-) -> anyhow_like::Result<()> {
-    let Some((_, mut content)) = store.open(item.id, None).await? else {
-        return Ok(());
-    };
-    if item.data_type == DataType::Dictionary {
-        let mut bytes = Vec::with_capacity(item.size as usize);
-        while let Some(chunk) = content.next().await {
-            bytes.extend_from_slice(&chunk?);
-        }
-        let dict: Dict = ferry_codec::decode(
-            item.serialization,
-            &bytes,
-            &ferry_codec::Limits {
-                max_bytes: usize::MAX,
-                ..Default::default()
-            },
-        )?;
-        let pretty = serde_json::to_string_pretty(&dict)?;
-        if print {
-            print_item(item, pretty.as_bytes());
-        }
-        if let Some(export) = export {
-            let (format, body) = if export.original_form {
-                (item.serialization.as_str(), bytes)
-            } else {
-                ("json", pretty.into_bytes())
-            };
-            let mut file = create_export(export, item, format).await?;
-            file.write_all(&body).await?;
-            file.sync_all().await?;
-        }
-        return Ok(());
-    }
-    let mut file = match export {
-        Some(export) => Some(create_export(export, item, Serialization::Txt.as_str()).await?),
-        None => None,
-    };
-    if print {
-        print_header(item);
-    }
-    while let Some(chunk) = content.next().await {
-        let chunk = chunk?;
-        if print {
-            std::io::stdout().lock().write_all(&chunk)?;
-        }
-        if let Some(file) = &mut file {
-            file.write_all(&chunk).await?;
-        }
-    }
-    if print {
-        println!();
-    }
-    if let Some(file) = file {
-        file.sync_all().await?;
-    }
-    Ok(())
-}
-
-fn print_header(item: &ItemMeta) {
-    println!(
-        "Received {} ({}) from {}, encrypted: {}, id {}:",
-        item.data_type.as_str(),
-        item.serialization.as_str(),
-        item.peer,
-        item.encrypted_in_transit,
-        item.id
-    );
-}
-
-fn print_item(item: &ItemMeta, body: &[u8]) {
-    print_header(item);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(body);
-    let _ = writeln!(out);
-}
-
 /// Creates the export file, never overwriting: a taken name gets `-1`, `-2`, … before the extension.
 async fn create_export(
     export: &ExportConfig,
     item: &ItemMeta,
     format: &str,
-) -> std::io::Result<tokio::fs::File> {
+) -> std::io::Result<(PathBuf, tokio::fs::File)> {
     tokio::fs::create_dir_all(&export.dir).await?;
     let name = render_template(&export.template, item, format);
     let (stem, ext) = match name.rsplit_once('.') {
@@ -210,13 +211,8 @@ async fn create_export(
             .await
         {
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            other => return other,
+            other => return other.map(|file| (candidate, file)),
         }
     }
     unreachable!("u32 attempts are never exhausted")
-}
-
-/// A boxed error for this best-effort output path.
-mod anyhow_like {
-    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 }

@@ -1,21 +1,28 @@
 //! One transfer on the server side: from its INITIAL packet to the reply.
 //!
 //! A transfer is either receiving (text streams straight into a store writer;
-//! a dictionary is collected, then decoded and validated) or refused. A refused
-//! transfer keeps its framing: its remaining packets are drained and it is
-//! answered once, with the reason, when its FINAL packet arrives.
+//! a dictionary is collected within the memory budget, then decoded and
+//! validated) or refused. A refused transfer keeps its framing: its remaining
+//! packets are drained and it is answered once, with the reason, when its FINAL
+//! packet arrives. An accepted one is durable, and its legacy outputs written,
+//! before it is answered.
 
-use crate::{EncryptionPolicy, Shared};
+use crate::budget::DictBuffer;
+use crate::outputs::Content;
+use crate::{EncryptionPolicy, Shared, TransferError};
 use bytes::Bytes;
 use ferry_protocol::{DataType, Meta, Serialization};
 use ferry_store::{ItemMeta, ItemWriter, NewItem};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// Dictionaries larger than this are decoded on a blocking thread, a few at a time.
+const LARGE_DICT: usize = 256 * 1024;
+
 /// Where the plaintext of an accepted transfer goes.
 enum Sink {
     Text(Box<dyn ItemWriter>),
-    Dictionary(Vec<u8>),
+    Dictionary(DictBuffer),
 }
 
 /// The state of the open transfer.
@@ -24,7 +31,7 @@ pub(crate) struct Transfer {
     name: Option<String>,
     started: Instant,
     received: u64,
-    state: Result<Sink, String>,
+    state: Result<Sink, TransferError>,
 }
 
 impl std::fmt::Debug for Transfer {
@@ -46,14 +53,14 @@ impl Transfer {
         name: Option<String>,
     ) -> Transfer {
         let state = match refusal(shared, meta) {
-            Some(reason) => Err(reason),
+            Some(reason) => Err(TransferError::Refused(reason)),
             None if meta.data_type() == DataType::Text => shared
                 .store
                 .begin(new_item(meta, peer, name.clone()))
                 .await
                 .map(Sink::Text)
-                .map_err(|err| err.to_string()),
-            None => Ok(Sink::Dictionary(Vec::new())),
+                .map_err(TransferError::from),
+            None => Ok(Sink::Dictionary(DictBuffer::default())),
         };
         Transfer {
             meta,
@@ -75,7 +82,9 @@ impl Transfer {
             (Some(key), true) => match key.decrypt(&payload) {
                 Ok(plain) => Bytes::from(plain),
                 Err(err) => {
-                    self.state = Err(format!("invalid Fernet token: {err}"));
+                    self.state = Err(TransferError::Rejected(format!(
+                        "invalid Fernet token: {err}"
+                    )));
                     return;
                 }
             },
@@ -83,39 +92,42 @@ impl Transfer {
         };
         self.received += plaintext.len() as u64;
         let outcome = match sink {
-            Sink::Text(writer) => writer
-                .write(&plaintext)
-                .await
-                .map_err(|err| err.to_string()),
-            Sink::Dictionary(bytes) => {
+            Sink::Text(writer) => writer.write(&plaintext).await.map_err(TransferError::from),
+            Sink::Dictionary(buffer) => {
                 let limit = shared.config.dict_limits.max_bytes;
-                if bytes.len() + plaintext.len() > limit {
-                    Err(format!("dictionary exceeds the limit of {limit} bytes"))
+                if buffer.bytes().len() + plaintext.len() > limit {
+                    Err(TransferError::Refused(format!(
+                        "dictionary exceeds the limit of {limit} bytes"
+                    )))
                 } else {
-                    bytes.extend_from_slice(&plaintext);
-                    Ok(())
+                    buffer.push(&shared.budget, &plaintext, limit).await
                 }
             }
         };
-        if let Err(reason) = outcome {
-            self.state = Err(reason);
+        if let Err(err) = outcome {
+            self.state = Err(err);
         }
     }
 
-    /// Completes the transfer: the stored item, or the reason it was refused.
+    /// Completes the transfer: the stored item (outputs written), or why not.
     pub(crate) async fn finish(
         self,
         shared: &Shared,
         peer: SocketAddr,
-    ) -> Result<ItemMeta, String> {
+    ) -> Result<ItemMeta, TransferError> {
         let result = match self.state {
-            Err(reason) => Err(reason),
-            Ok(Sink::Text(writer)) => writer.commit().await.map_err(|err| err.to_string()),
-            Ok(Sink::Dictionary(bytes)) => {
-                store_dictionary(shared, peer, self.meta, self.name, bytes).await
+            Err(err) => Err(err),
+            Ok(Sink::Text(writer)) => match writer.commit().await {
+                Ok(item) => output(shared, item, Content::Stored).await,
+                Err(err) => Err(err.into()),
+            },
+            Ok(Sink::Dictionary(buffer)) => {
+                store_dictionary(shared, peer, self.meta, self.name, buffer).await
             }
         };
-        let outcome = if result.is_ok() { "stored" } else { "refused" };
+        let outcome = result
+            .as_ref()
+            .map_or_else(TransferError::outcome, |_| "ok");
         crate::metrics::transfer(
             Some(self.meta),
             outcome,
@@ -156,34 +168,84 @@ fn new_item(meta: Meta, peer: SocketAddr, name: Option<String>) -> NewItem {
     }
 }
 
-/// Decodes (validates) a whole dictionary, then stores its bytes as they arrived.
+/// Decodes (validates) a whole dictionary, stores its bytes as they arrived, then
+/// writes its outputs.
 async fn store_dictionary(
     shared: &Shared,
     peer: SocketAddr,
     meta: Meta,
     name: Option<String>,
-    bytes: Vec<u8>,
-) -> Result<ItemMeta, String> {
+    mut buffer: DictBuffer,
+) -> Result<ItemMeta, TransferError> {
+    let json = decode(shared, meta.serialization(), &mut buffer).await?;
+    let mut writer = shared.store.begin(new_item(meta, peer, name)).await?;
+    writer.write(buffer.bytes()).await?;
+    let item = writer.commit().await?;
+    let content = Content::Dictionary {
+        original: buffer.bytes(),
+        json: json.as_deref(),
+    };
+    output(shared, item, content).await
+}
+
+/// Decodes the dictionary in `buffer`; its indented JSON when the outputs want it
+/// (charged to the budget, like the buffer).
+async fn decode(
+    shared: &Shared,
+    serialization: Serialization,
+    buffer: &mut DictBuffer,
+) -> Result<Option<String>, TransferError> {
     let limits = shared.config.dict_limits;
-    let serialization = meta.serialization();
-    // Large dictionaries take a while to decode: keep them off the async workers.
-    let (bytes, decoded) = if bytes.len() > 256 * 1024 {
-        tokio::task::spawn_blocking(move || {
-            let decoded = ferry_codec::decode(serialization, &bytes, &limits).map(drop);
-            (bytes, decoded)
+    let render = shared.outputs.as_ref().is_some_and(|o| o.wants_json());
+    let run = move |bytes: &[u8]| {
+        let dict = ferry_codec::decode(serialization, bytes, &limits)?;
+        Ok::<_, TransferError>(
+            render
+                .then(|| serde_json::to_string_pretty(&dict))
+                .transpose()
+                .map_err(TransferError::failed)?,
+        )
+    };
+    let json = if buffer.bytes().len() <= LARGE_DICT {
+        run(buffer.bytes())?
+    } else {
+        // A decoded dictionary takes a few times its serialized size: a few at a
+        // time, off the async workers.
+        let _turn = shared
+            .decoding
+            .acquire()
+            .await
+            .map_err(TransferError::failed)?;
+        let bytes = std::mem::take(buffer);
+        let (bytes, json) = tokio::task::spawn_blocking(move || {
+            let json = run(bytes.bytes());
+            (bytes, json)
         })
         .await
-        .map_err(|err| format!("decoder failed: {err}"))?
-    } else {
-        let decoded = ferry_codec::decode(serialization, &bytes, &limits).map(drop);
-        (bytes, decoded)
+        .map_err(TransferError::failed)?;
+        *buffer = bytes;
+        json?
     };
-    decoded.map_err(|err| err.to_string())?;
-    let mut writer = shared
-        .store
-        .begin(new_item(meta, peer, name))
-        .await
-        .map_err(|err| err.to_string())?;
-    writer.write(&bytes).await.map_err(|err| err.to_string())?;
-    writer.commit().await.map_err(|err| err.to_string())
+    if let Some(json) = &json {
+        let bytes = json.len().saturating_sub(crate::budget::FREE_BYTES);
+        buffer.charge(&shared.budget, bytes).await?;
+    }
+    Ok(json)
+}
+
+/// Writes a stored item's outputs, if any are enabled.
+async fn output(
+    shared: &Shared,
+    item: ItemMeta,
+    content: Content<'_>,
+) -> Result<ItemMeta, TransferError> {
+    if let Some(outputs) = &shared.outputs {
+        if let Err(detail) = outputs.emit(shared.store.as_ref(), &item, content).await {
+            return Err(TransferError::OutputFailed {
+                id: item.id,
+                detail,
+            });
+        }
+    }
+    Ok(item)
 }
