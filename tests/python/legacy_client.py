@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A legacy-style Ferry client, written from PROTOCOL.md alone (Python + cryptography).
+"""A legacy-style Ferry client (Python + cryptography), written from the protocol
+description alone (docs/protocol.md).
 
 It stands in for the Python clients still in use: Ferry must serve it unchanged.
 It reads a plan (JSON) on stdin, a list of transfers:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A stand-in for the legacy Python server, written from PROTOCOL.md alone.
+"""A stand-in for the legacy Python server, written from the protocol description
+alone (docs/protocol.md).
 
 Ferry's own client must work against the legacy server; this reproduces its
 observed behaviour: one byte per unknown operation is read and ignored, each

@@ -1,4 +1,4 @@
-//! The codecs against the shared vectors: CPython's pickles (protocols 0-5,
+//! The codecs against the protocol's test vectors (`tests/vectors`): CPython's pickles (protocols 0-5,
 //! Python-only types, hostile pickles) and the dictionaries of the recorded legacy
 //! session, plus round trips checked by Python itself.
 
@@ -8,10 +8,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 
 fn vectors() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors"))
 }
 
 fn read(path: PathBuf) -> Vec<u8> {

@@ -129,11 +129,11 @@ mod tests {
 
     const EXAMPLE_KEY: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/legacy-session/example.key"
+        "/../../tests/vectors/legacy-session/example.key"
     );
     const SESSION: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/legacy-session/client-to-server.bin"
+        "/../../tests/vectors/legacy-session/client-to-server.bin"
     );
 
     fn now() -> u64 {

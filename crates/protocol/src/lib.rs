@@ -1,7 +1,7 @@
 //! The Ferry wire protocol, with no I/O and no cryptography.
 //!
-//! A session is a byte stream of packets (see `PROTOCOL.md` in the repository's
-//! shared material and `docs/protocol-extensions.md`). This crate turns bytes into
+//! A session is a byte stream of packets (see `docs/protocol.md` and
+//! `docs/protocol-extensions.md`). This crate turns bytes into
 //! [`Frame`]s with [`Decoder`], checks that packets form well-ordered transfers with
 //! [`TransferTracker`], and writes packets with the functions in [`encode`].
 //! Needing more bytes is a normal state (`Ok(None)`), never an error, and the decoder
@@ -18,6 +18,8 @@ pub use meta::{DataType, Meta, Serialization};
 pub use reply::{ExtendedReply, Reply, ReplyParse, parse_reply};
 pub use tracker::{TransferEvent, TransferTracker};
 
+/// The TCP port the legacy server listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 6868;
 /// Plaintext bytes per packet written by the legacy client (and by Ferry's client).
 pub const PIECE_SIZE: usize = 48_000;
 /// The largest payload a packet can carry: its length is a 2-byte big-endian integer.
