@@ -25,6 +25,7 @@ mod token;
 
 use std::fmt;
 use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,13 @@ pub use items::{DEFAULT_LIMIT, MAX_LIMIT};
 pub use model::{ApiDataType, ApiSerialization, Item};
 pub use openapi::openapi;
 pub use token::{AdminToken, TOKEN_FILE_NAME, TokenError};
+
+/// The address the admin API listens on unless told otherwise: loopback only,
+/// the port after the TCP server's.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(
+    Ipv4Addr::LOCALHOST,
+    ferry_protocol::DEFAULT_PORT + 1,
+));
 
 /// Everything the admin API needs.
 pub struct AdminState {

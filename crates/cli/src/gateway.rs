@@ -39,7 +39,7 @@ pub struct GatewayArgs {
     /// Largest `POST /dict` body, in bytes.
     #[arg(long, env = "FERRY_GATEWAY_MAX_DICT_BYTES")]
     pub max_dict_bytes: Option<usize>,
-    /// Largest `POST /file` body, in bytes (default: unlimited).
+    /// Largest `POST /file` body, in bytes.
     #[arg(long, env = "FERRY_GATEWAY_MAX_FILE_BYTES")]
     pub max_file_bytes: Option<u64>,
     /// Seconds a request (or, for files, a pause in the body, or a request's headers) may take.
@@ -75,18 +75,21 @@ pub struct GatewaySettings {
 }
 
 impl Default for GatewaySettings {
+    /// The library's defaults ([`GatewayConfig`], [`ferry_gateway::DEFAULT_LISTEN`]),
+    /// so that the binary and the crate never disagree.
     fn default() -> Self {
+        let config = GatewayConfig::default();
         GatewaySettings {
-            listen: ([127, 0, 0, 1], 8080).into(),
-            server: "127.0.0.1:6868".into(),
+            listen: ferry_gateway::DEFAULT_LISTEN,
+            server: config.server,
             fernet_key: None,
             token: None,
-            admin_url: "http://127.0.0.1:6869".into(),
-            pool_size: 64,
-            max_dict_bytes: 16 * 1024 * 1024,
-            max_file_bytes: None,
-            request_timeout: 60,
-            upstream_timeout: 120,
+            admin_url: config.admin_url,
+            pool_size: config.pool_size,
+            max_dict_bytes: config.max_dict_bytes,
+            max_file_bytes: config.max_file_bytes,
+            request_timeout: config.request_timeout.as_secs(),
+            upstream_timeout: config.upstream_timeout.as_secs(),
             tls_cert: None,
             tls_key: None,
         }

@@ -4,6 +4,7 @@
 //! `ferry-gateway` and `ferry` (send, keygen, up). The binaries are thin wrappers.
 
 pub mod gateway;
+pub mod help;
 mod legacy_config;
 pub mod logging;
 pub mod send;

@@ -15,7 +15,7 @@ pub struct Connection {
     #[arg(
         long,
         env = "FERRY_SERVER",
-        default_value = "127.0.0.1:6868",
+        default_value_t = ferry_server::DEFAULT_LISTEN.to_string(),
         global = true
     )]
     pub server: String,

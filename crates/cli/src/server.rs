@@ -147,32 +147,34 @@ pub struct ServerSettings {
 }
 
 impl Default for ServerSettings {
+    /// The libraries' defaults ([`ServerConfig`], [`LocalOptions`], the admin API's
+    /// address), so that the binary and the crates never disagree.
     fn default() -> Self {
-        let limits = ferry_codec::Limits::default();
-        let server = ServerConfig::default();
+        let config = ServerConfig::default();
+        let store = LocalOptions::default();
         ServerSettings {
-            listen: ([127, 0, 0, 1], 6868).into(),
-            admin_listen: ([127, 0, 0, 1], 6869).into(),
+            listen: ferry_server::DEFAULT_LISTEN,
+            admin_listen: ferry_admin::DEFAULT_LISTEN,
             admin_token: None,
             admin_token_file: None,
             data_dir: PathBuf::from("ferry-data"),
             fernet_key: None,
             storage_key: None,
             old_storage_keys: Vec::new(),
-            allow_missing_keys: false,
-            encryption: EncryptionPolicy::Accepted,
-            allow_pickle: true,
-            max_dict_bytes: limits.max_bytes,
-            max_depth: limits.max_depth,
-            max_item_bytes: None,
-            idle_timeout: 30,
-            max_connections: 1024,
-            shutdown_grace: 10,
-            max_inflight_bytes: server.max_inflight_bytes,
-            inflight_wait: server.inflight_wait.as_secs(),
+            allow_missing_keys: store.allow_missing_keys,
+            encryption: config.encryption,
+            allow_pickle: config.allow_pickle,
+            max_dict_bytes: config.dict_limits.max_bytes,
+            max_depth: config.dict_limits.max_depth,
+            max_item_bytes: store.max_item_size,
+            idle_timeout: config.idle_timeout.as_secs(),
+            max_connections: config.max_connections,
+            shutdown_grace: config.shutdown_grace.as_secs(),
+            max_inflight_bytes: config.max_inflight_bytes,
+            inflight_wait: config.inflight_wait.as_secs(),
             print: false,
             export_dir: None,
-            export_template: "{source}_{timestamp}.{format}".into(),
+            export_template: ferry_server::DEFAULT_EXPORT_TEMPLATE.into(),
             export_original: false,
             metrics_public: false,
         }

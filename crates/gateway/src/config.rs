@@ -2,6 +2,7 @@
 //! and the bearer token type, which never shows its secret.
 
 use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// The address the gateway binary listens on unless told otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 /// Where the admin API is, for `Location` headers, unless told otherwise.
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:6869";
 /// How long a pooled session may sit idle before it is dropped: well under the
@@ -47,7 +48,7 @@ impl Default for GatewayConfig {
     /// sessions, 16 MiB dictionaries, 64 GiB files, 60 s request and upstream timeouts.
     fn default() -> Self {
         GatewayConfig {
-            server: "127.0.0.1:6868".into(),
+            server: format!("127.0.0.1:{}", ferry_protocol::DEFAULT_PORT),
             fernet: None,
             token: None,
             admin_url: DEFAULT_ADMIN_URL.into(),

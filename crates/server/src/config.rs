@@ -1,8 +1,19 @@
 //! The server's settings, as values: `main` reads flags, environment and files.
 
 use ferry_codec::Limits;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The address the server listens on unless told otherwise: the legacy port, on
+/// loopback only.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(
+    Ipv4Addr::LOCALHOST,
+    ferry_protocol::DEFAULT_PORT,
+));
+
+/// The legacy server's export file names, unless told otherwise.
+pub const DEFAULT_EXPORT_TEMPLATE: &str = "{source}_{timestamp}.{format}";
 
 /// Whether encrypted (Fernet) transfers are refused, accepted, or the only ones accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]

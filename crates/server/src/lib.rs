@@ -17,7 +17,9 @@ mod progress;
 mod transfer;
 
 pub use budget::FREE_BYTES;
-pub use config::{EncryptionPolicy, ExportConfig, ServerConfig};
+pub use config::{
+    DEFAULT_EXPORT_TEMPLATE, DEFAULT_LISTEN, EncryptionPolicy, ExportConfig, ServerConfig,
+};
 pub use error::TransferError;
 pub use outputs::{Outputs, render_template};
 

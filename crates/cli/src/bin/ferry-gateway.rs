@@ -14,7 +14,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ferry_cli::logging::init();
-    let cli = Cli::parse();
+    let cli: Cli = ferry_cli::help::parse(|command| {
+        ferry_cli::help::with_defaults(command, &GatewaySettings::default())
+    });
     let settings = GatewaySettings::resolve(&cli.args)?;
     let gateway = ferry_cli::gateway::start(&settings, ferry_cli::shutdown::on_signals()).await?;
     println!("ferry-gateway {} is up:", env!("CARGO_PKG_VERSION"));

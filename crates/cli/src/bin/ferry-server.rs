@@ -14,7 +14,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ferry_cli::logging::init();
-    let cli = Cli::parse();
+    let cli: Cli = ferry_cli::help::parse(|command| {
+        ferry_cli::help::with_defaults(command, &ServerSettings::default())
+    });
     let settings = ServerSettings::resolve(&cli.args)?;
     let server = ferry_cli::server::start(&settings, ferry_cli::shutdown::on_signals()).await?;
     println!("ferry-server {} is up:", env!("CARGO_PKG_VERSION"));

@@ -1,9 +1,10 @@
 //! `ferry`: send items, make keys, or run everything at once.
 
 use clap::{Parser, Subcommand};
-use ferry_cli::gateway::GatewayArgs;
+use ferry_cli::gateway::{GatewayArgs, GatewaySettings};
+use ferry_cli::help::with_defaults;
 use ferry_cli::send::{Connection, SendCommand};
-use ferry_cli::server::ServerArgs;
+use ferry_cli::server::{ServerArgs, ServerSettings};
 use std::path::PathBuf;
 
 /// Ferry: moves dictionaries and text files to a Ferry server, encrypted on the wire and at rest.
@@ -45,7 +46,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ferry_cli::logging::init();
-    match Cli::parse().command {
+    let cli: Cli = ferry_cli::help::parse(|command| {
+        command.mut_subcommand("up", |up| {
+            let gateway = GatewaySettings::default();
+            let up = with_defaults(up, &ServerSettings::default());
+            with_defaults(up, &serde_json::json!({ "gateway_listen": gateway.listen }))
+        })
+    });
+    match cli.command {
         Command::Send { connection, what } => ferry_cli::send::send(&connection, &what).await,
         Command::Keygen { path } => ferry_cli::send::keygen(&path),
         Command::Up {
