@@ -1,19 +1,15 @@
 //! The admin API end to end, against the real `ferry-server`: items sent by the
 //! native client and by the Python compatibility client are listed with the right
-//! metadata; pagination over 1,000 items yields each exactly once; the filters
-//! select the right items; a 1 GiB item downloads streamed and byte-identical while
-//! the server's memory stays flat; byte ranges return exactly those bytes; a
-//! tampered record is refused and logged; and the token is required.
+//! metadata; the filters select the right items; a 1 GiB item downloads streamed
+//! and byte-identical while the server's memory stays flat; byte ranges return
+//! exactly those bytes; a tampered record is refused and logged; and the token is
+//! required. Paging and the details of tampering are the admin crate's tests
+//! (`crates/admin/tests/api/{items,integrity}.rs`).
 
-#[path = "common/admin_extra.rs"]
-mod admin_extra;
-mod common;
-
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use admin_extra::{Generated, id_of, send_dict, send_text, session, sha256_hex};
-use common::{Server, python_transfers, text_file};
+use crate::harness::admin::{Generated, id_of, send_dict, send_text, session, sha256_hex};
+use crate::harness::{Server, python_transfers, text_file, wait_until};
 use ferry_protocol::{Meta, Serialization};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -186,110 +182,8 @@ async fn items_from_the_native_and_the_python_client_are_listed_with_their_metad
     );
 }
 
-#[tokio::test]
-async fn pagination_over_a_thousand_items_returns_each_exactly_once() {
-    const SESSIONS: usize = 4;
-    const PER_SESSION: usize = 250;
-    let server = Server::start(&[]);
-    let admin = server.admin();
-
-    let senders = (0..SESSIONS).map(|s| {
-        let server = &server;
-        async move {
-            let mut session = session(server).await;
-            let mut ids = Vec::with_capacity(PER_SESSION);
-            for n in 0..PER_SESSION {
-                ids.push(id_of(
-                    &send_dict(
-                        &mut session,
-                        json!({"session": s, "n": n}),
-                        Serialization::Json,
-                        false,
-                    )
-                    .await,
-                ));
-            }
-            session.end().await.unwrap();
-            ids
-        }
-    });
-    let sent: HashSet<String> = futures::future::join_all(senders)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    assert_eq!(
-        sent.len(),
-        SESSIONS * PER_SESSION,
-        "every receipt names a distinct item"
-    );
-
-    // An odd page size, so the last page is partial.
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/items?limit=37&cursor={c}"),
-            None => "/api/items?limit=37".to_owned(),
-        };
-        let page = admin.get_json(&path).await;
-        let items = page["items"].as_array().unwrap();
-        pages += 1;
-        assert!(pages <= 28, "pagination does not end");
-        seen.extend(
-            items
-                .iter()
-                .map(|item| item["id"].as_str().unwrap().to_owned()),
-        );
-        match page["next"].as_str() {
-            Some(next) => {
-                assert_eq!(items.len(), 37, "only the last page is short");
-                cursor = Some(next.to_owned());
-            }
-            None => break,
-        }
-    }
-    assert_eq!(pages, 28, "1000 items in pages of 37");
-    assert_eq!(seen.len(), 1000, "no item twice");
-    assert!(
-        seen.windows(2).all(|w| w[0] > w[1]),
-        "newest first, strictly"
-    );
-    assert_eq!(
-        seen.iter().cloned().collect::<HashSet<_>>(),
-        sent,
-        "exactly the items sent"
-    );
-
-    // The default page is 50; the bounds of `limit` are enforced.
-    assert_eq!(
-        admin.get_json("/api/items").await["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        50
-    );
-    assert_eq!(
-        admin.get_json("/api/items?limit=1000").await["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1000
-    );
-    for bad in ["limit=0", "limit=1001", "limit=x", "cursor=nope"] {
-        let response = admin.get(&format!("/api/items?{bad}")).await;
-        assert_eq!(response.status(), 400, "{bad}");
-        assert_eq!(
-            response.json::<Value>().await.unwrap()["error"]["code"],
-            "bad_request",
-            "{bad}"
-        );
-    }
-}
-
 /// The ids of `GET /api/items?<query>` (one page of up to 1000).
-async fn listed(admin: &common::Admin, query: &str) -> Vec<String> {
+async fn listed(admin: &crate::harness::Admin, query: &str) -> Vec<String> {
     let page = admin
         .get_json(&format!("/api/items?limit=1000&{query}"))
         .await;
@@ -313,7 +207,7 @@ fn sortable_instant(text: &str) -> String {
 async fn filters_select_exactly_the_matching_items() {
     let server = Server::start(&[]);
     let admin = server.admin();
-    let seeded = admin_extra::seed_every_kind(&server).await;
+    let seeded = crate::harness::admin::seed_every_kind(&server).await;
     let items = admin.items_oldest_first().await;
     assert_eq!(items.len(), seeded.ids.len());
 
@@ -560,21 +454,14 @@ fn flip_byte(path: &std::path::Path, offset: u64) {
 
 /// Waits (with a deadline) until the server's log has a line naming `id` at ERROR.
 async fn wait_for_logged_error(server: &Server, id: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until(Duration::from_secs(10), async || {
         let log = std::fs::read_to_string(server.log_file()).unwrap_or_default();
-        if let Some(line) = log
-            .lines()
+        log.lines()
             .find(|line| line.contains(id) && line.contains("ERROR"))
-        {
-            return line.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no ERROR line names {id}; the log:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no ERROR line names {id}; the log:\n{log}"))
+    })
+    .await
 }
 
 #[tokio::test]
@@ -612,77 +499,26 @@ async fn a_tampered_record_is_refused_and_logged() {
     assert_eq!(body["error"]["code"], "integrity_failure", "{body}");
     let line = wait_for_logged_error(&server, &first).await;
     eprintln!("logged: {line}");
-    let ranged = admin
-        .get_with(
-            &format!("/api/items/{first}/content"),
-            &[("Range", "bytes=10-20")],
-        )
-        .await;
-    assert_eq!(
-        ranged.status(),
-        500,
-        "a range in the tampered chunk is refused too"
-    );
 
-    // A changed byte in chunk 5: the body breaks off before the tampered chunk's bytes,
-    // and what did arrive is the true prefix.
+    // A changed byte in chunk 5: the body breaks off (what arrives before it is
+    // checked by the admin crate's tests), and the failure is logged.
     flip_byte(&record(&later), header_len(&later) + 5 * CHUNK + 7);
     let response = admin.get(&format!("/api/items/{later}/content")).await;
-    let mut received = Vec::new();
-    let mut broke = false;
-    if response.status().is_success() {
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(bytes) => received.extend_from_slice(&bytes),
-                Err(_) => {
-                    broke = true;
-                    break;
-                }
-            }
-        }
-        assert!(
-            broke,
-            "the body must not complete ({} bytes arrived)",
-            received.len()
-        );
-        assert!(
-            received.len() as u64 <= 5 * 65_536,
-            "no byte of the tampered chunk is served: {} arrived",
-            received.len()
-        );
-        assert!(
-            received[..] == content[..received.len()],
-            "only true bytes are served"
-        );
+    let mut body = response.bytes_stream();
+    let mut received = 0;
+    while let Some(Ok(bytes)) = body.next().await {
+        received += bytes.len();
     }
+    assert!(
+        received < content.len(),
+        "the whole tampered item was served"
+    );
     wait_for_logged_error(&server, &later).await;
-    // A range that avoids the tampered chunk is still served; one that touches it is not.
-    let clean = admin
-        .get_with(
-            &format!("/api/items/{later}/content"),
-            &[("Range", "bytes=0-999")],
-        )
-        .await;
-    assert_eq!(clean.status(), 206);
-    assert!(clean.bytes().await.unwrap()[..] == content[..1000]);
-    let dirty = admin
-        .get_with(
-            &format!("/api/items/{later}/content"),
-            &[("Range", "bytes=327680-327700")],
-        )
-        .await;
-    assert_eq!(dirty.status(), 500);
 
     // The untouched record is unaffected, and the server still serves.
     assert_eq!(
         admin.content_digest(&intact).await,
         (content.len() as u64, sha256_hex(&content))
-    );
-    assert_eq!(
-        admin.get_json(&format!("/api/items/{first}")).await["id"],
-        first.as_str(),
-        "metadata is still listed"
     );
 }
 

@@ -11,10 +11,8 @@
 //! - an unassigned operation byte is ignored, with no reply;
 //! - whatever happens, nothing refused or partial is ever listed.
 
-mod common;
-
-use common::raw::{self, Heard, Raw};
-use common::{Server, assert_still_serves};
+use crate::harness::raw::{self, Heard, Raw};
+use crate::harness::{Server, assert_still_serves, wait_until};
 use ferry_crypto::FernetKey;
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
@@ -64,22 +62,17 @@ async fn still_serving_and_only_good_items_listed(server: &Server, good: usize) 
 /// Waits until the store holds no temporary file of an unfinished item.
 async fn no_unfinished_item_is_kept(server: &Server) {
     let tmp = server.data_dir().join("store/tmp");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_until(Duration::from_secs(5), async || {
         let left: Vec<_> = std::fs::read_dir(&tmp)
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
             .collect();
-        if left.is_empty() {
-            return;
+        match left.is_empty() {
+            true => Ok(()),
+            false => Err(format!("left in {}: {left:?}", tmp.display())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "left in {}: {left:?}",
-            tmp.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 // ---- Refusals that keep the framing: one ERROR, connection still usable ----
@@ -173,14 +166,15 @@ async fn encrypted_transfers_are_refused_when_encryption_is_disabled() {
 #[tokio::test]
 async fn pickles_are_refused_when_pickle_is_disabled() {
     let server = Server::start(&["--allow-pickle", "false"]);
-    let pickle = std::fs::read(common::vectors().join("pickle/flat_str.p4.pkl")).unwrap();
+    let pickle = std::fs::read(crate::harness::vectors().join("pickle/flat_str.p4.pkl")).unwrap();
     let reason =
         refused_then_usable(&server, &raw::transfer(raw::dict_meta(1, false), &pickle)).await;
     assert!(
         reason.to_lowercase().contains("pickle"),
         "the reason names pickle: {reason}"
     );
-    let hostile = std::fs::read(common::vectors().join("pickle/hostile_reduce.p4.pkl")).unwrap();
+    let hostile =
+        std::fs::read(crate::harness::vectors().join("pickle/hostile_reduce.p4.pkl")).unwrap();
     refused_then_usable(&server, &raw::transfer(raw::dict_meta(1, false), &hostile)).await;
     still_serving_and_only_good_items_listed(&server, 2).await;
 }

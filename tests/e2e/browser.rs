@@ -4,18 +4,14 @@
 //! a text item as text, and downloads an original. Screenshots are kept in
 //! `target/artifacts/` (`admin-page.png`, `admin-dictionary.png`).
 
-#[path = "common/admin_extra.rs"]
-mod admin_extra;
-mod common;
-
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use admin_extra::{id_of, sample_text, seed_every_kind, send_text, session};
-use common::Server;
+use crate::harness::admin::{id_of, sample_text, seed_every_kind, send_text, session};
+use crate::harness::{Server, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::json;
@@ -50,21 +46,26 @@ impl Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::Client::new();
-        loop {
-            if let Ok(response) = http.get(format!("{}/status", driver.url)).send().await {
-                let status: serde_json::Value = response.json().await.unwrap_or_default();
-                if status["value"]["ready"] == true {
-                    return driver;
+        let status = format!("{}/status", driver.url);
+        wait_until(Duration::from_secs(30), async || {
+            let ready = match http.get(&status).send().await {
+                Ok(response) => {
+                    response
+                        .json::<serde_json::Value>()
+                        .await
+                        .unwrap_or_default()["value"]["ready"]
+                        == true
                 }
+                Err(_) => false,
+            };
+            match ready {
+                true => Ok(()),
+                false => Err(format!("chromedriver is not ready on port {port}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
+        driver
     }
 
     /// A headless Chromium session that downloads into `downloads` without asking.
@@ -133,28 +134,24 @@ async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element 
 /// Polls `dir` until `name` is there, complete, with `expected` bytes.
 async fn wait_for_download(dir: &Path, name: &str, expected: &[u8]) {
     let path = dir.join(name);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let partial = std::fs::read_dir(dir)
+    wait_until(PATIENCE, async || {
+        let listing: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .flatten()
-            .any(|entry| entry.file_name().to_string_lossy().ends_with(".crdownload"));
-        if !partial && std::fs::read(&path).is_ok_and(|bytes| bytes == expected) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let listing: Vec<_> = std::fs::read_dir(dir)
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name())
-                .collect();
-            panic!(
+            .map(|entry| entry.file_name())
+            .collect();
+        let partial = listing
+            .iter()
+            .any(|name| name.to_string_lossy().ends_with(".crdownload"));
+        match !partial && std::fs::read(&path).is_ok_and(|bytes| bytes == expected) {
+            true => Ok(()),
+            false => Err(format!(
                 "{} was not downloaded with the right bytes; the directory holds {listing:?}",
                 path.display()
-            );
+            )),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -189,7 +186,7 @@ async fn the_page_lists_new_items_shows_a_dictionary_and_a_text_and_downloads_th
 async fn use_the_page(
     browser: &Client,
     server: &Server,
-    seeded: &admin_extra::Seeded,
+    seeded: &crate::harness::admin::Seeded,
     downloads: &Path,
 ) {
     browser

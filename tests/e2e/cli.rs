@@ -1,9 +1,7 @@
 //! The `ferry` command line against the real server: dictionaries from files and
 //! stdin, several files over one session, encryption, and the legacy mode.
 
-mod common;
-
-use common::{Server, bin};
+use crate::harness::{Server, bin};
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -5,12 +5,10 @@
 //! its build stage; and every `FERRY_*` variable set for a service is one its binary
 //! accepts (as its `--help` lists it).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::bin;
+use crate::harness::help::help_flags;
 use serde_json::Value;
 
 const BINARIES: [&str; 3] = ["ferry", "ferry-server", "ferry-gateway"];
@@ -108,18 +106,9 @@ fn program(service: &Value) -> String {
 
 /// The variables a binary reads, from the `[env: NAME]` notes of its `--help`.
 fn accepted_env(binary: &str) -> BTreeSet<String> {
-    let output = std::process::Command::new(bin(binary))
-        .arg("--help")
-        .output()
-        .expect("--help");
-    let help = String::from_utf8(output.stdout).unwrap();
-    help.split("[env: ")
-        .skip(1)
-        .map(|rest| {
-            rest.chars()
-                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                .collect()
-        })
+    help_flags(binary, &[])
+        .into_iter()
+        .filter_map(|flag| flag.env)
         .collect()
 }
 

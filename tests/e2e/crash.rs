@@ -6,9 +6,7 @@
 //! size, SHA-256). A transfer whose OK had not arrived when the server died may or
 //! may not be listed after the restart; if it is, it must be whole.
 
-mod common;
-
-use common::Server;
+use crate::harness::{Server, wait_until};
 use ferry_client::{ClientError, Options, Session};
 use ferry_protocol::{Meta, Serialization};
 use rand::{Rng, SeedableRng};
@@ -142,20 +140,17 @@ async fn send_until_killed(server: &mut Server, ledger: &Arc<Mutex<Ledger>>) {
         (ledger.acked.len(), ledger.in_flight.len())
     };
     let started = Instant::now();
-    loop {
-        let (acked, large) = {
-            let ledger = ledger.lock().unwrap();
-            (ledger.acked.len() - acked_before, ledger.large_acked)
-        };
-        if started.elapsed() >= Duration::from_secs(1) && acked >= 2 * CLIENTS && large >= 8 {
-            break;
+    wait_until(Duration::from_secs(60), async || {
+        let ledger = ledger.lock().unwrap();
+        let (acked, large) = (ledger.acked.len() - acked_before, ledger.large_acked);
+        match started.elapsed() >= Duration::from_secs(1) && acked >= 2 * CLIENTS && large >= 8 {
+            true => Ok(()),
+            false => Err(format!(
+                "clients too slow: {acked} acknowledged ({large} large)"
+            )),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "clients too slow: {acked} acknowledged ({large} large) after a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     server.running.kill();
     for client in clients {
         client.await.expect("a client panicked");
@@ -257,5 +252,5 @@ async fn every_item_answered_ok_before_a_sigkill_is_listed_and_intact_after_a_re
         let snapshot = ledger.lock().unwrap().clone();
         assert_acknowledged_items_survived(&server, &snapshot).await;
     }
-    common::assert_still_serves(&server).await;
+    crate::harness::assert_still_serves(&server).await;
 }

@@ -8,17 +8,13 @@
 //! reply; a refusal is a 422, an unreachable server a 503, and the pool reconnects
 //! by itself after the server drops every connection.
 
-mod common;
-#[path = "common/gateway_extra.rs"]
-mod gateway_extra;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use common::{Server, python_transfers, text_file};
+use crate::harness::gateway::{Gateway, Proxy, Reply, wire_transfers};
+use crate::harness::{Server, python_transfers, text_file};
 use ferry_crypto::FernetKey;
 use futures::StreamExt;
-use gateway_extra::{Gateway, Proxy, Reply, wire_transfers};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -4,15 +4,11 @@
 //! content sent. The generated package lives only in a temporary directory; the
 //! script that drives it is `tests/python/gateway_generated_client.py`.
 
-mod common;
-#[path = "common/gateway_extra.rs"]
-mod gateway_extra;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Server, python_script};
-use gateway_extra::{Gateway, TOKEN};
+use crate::harness::gateway::{Gateway, TOKEN};
+use crate::harness::{Server, python_script};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -4,15 +4,11 @@
 //! timeout passes (the server's `--idle-timeout`, the gateway's
 //! `--request-timeout`), while a client that keeps talking is served throughout.
 
-mod common;
-#[path = "common/gateway_extra.rs"]
-mod gateway_extra;
-
 use std::time::{Duration, Instant};
 
-use common::Server;
-use common::raw::{Heard, Raw};
-use gateway_extra::Gateway;
+use crate::harness::Server;
+use crate::harness::gateway::Gateway;
+use crate::harness::raw::{Heard, Raw};
 
 const PARTIAL: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: ferry\r\n";
 const WHOLE: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: ferry\r\n\r\n";
@@ -66,7 +62,7 @@ async fn the_admin_api_drops_stalled_peers_and_keeps_serving() {
         stalled_peers_are_dropped(addr, Duration::from_secs(2)),
         a_talking_client_is_served(addr, Duration::from_millis(1200)),
     );
-    common::assert_still_serves(&server).await;
+    crate::harness::assert_still_serves(&server).await;
 }
 
 #[tokio::test]

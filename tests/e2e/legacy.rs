@@ -2,10 +2,8 @@
 //! server, Ferry's client compared with the recording, and Ferry's client against
 //! a stand-in of the legacy server.
 
-mod common;
-
+use crate::harness::{Server, vectors};
 use bytes::BytesMut;
-use common::{Server, vectors};
 use ferry_client::{Options, Session};
 use ferry_crypto::FernetKey;
 use ferry_protocol::{Decoder, Frame, Meta, Packet, Serialization};
@@ -233,7 +231,7 @@ fn ferrys_cli_works_against_the_legacy_server() {
     let out = dir.path().join("received.jsonl");
     let key = session_dir().join("example.key");
     let mut legacy = std::process::Command::new("python3")
-        .arg(common::python_script("legacy_server.py"))
+        .arg(crate::harness::python_script("legacy_server.py"))
         .args([
             "--key",
             key.to_str().unwrap(),
@@ -281,7 +279,7 @@ fn ferrys_cli_works_against_the_legacy_server() {
             args.push("--encrypt".into());
         }
         args.push(path.to_str().unwrap().into());
-        let output = std::process::Command::new(common::bin("ferry"))
+        let output = std::process::Command::new(crate::harness::bin("ferry"))
             .args(&args)
             .output()
             .unwrap();

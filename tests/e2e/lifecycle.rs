@@ -2,9 +2,7 @@
 //! secrets out, graceful shutdown, settings from files and the environment, and
 //! the legacy outputs (`--print`, `--export-dir`).
 
-mod common;
-
-use common::{Running, Server, bin};
+use crate::harness::{Running, Server, bin, wait_until};
 use ferry_client::{ClientError, Options, Receipt, Session};
 use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, Serialization};
@@ -13,23 +11,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Polls `condition` until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 #[tokio::test]
@@ -112,12 +98,16 @@ fn start_debug_logged(grace: &str) -> Server {
     )
 }
 
-fn log_says(log: &Path, what: &str) -> bool {
-    wait_until(Duration::from_secs(20), || {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .contains(what)
+/// Waits until the server's log says `what`.
+async fn wait_for_log(log: &Path, what: &str) {
+    wait_until(Duration::from_secs(20), async || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        match text.contains(what) {
+            true => Ok(()),
+            false => Err(format!("the log does not say {what:?}:\n{text}")),
+        }
     })
+    .await
 }
 
 type Sending = tokio::task::JoinHandle<Result<Receipt, ClientError>>;
@@ -140,10 +130,7 @@ async fn transfer_in_flight(
             .await
     });
     writer.write_all(&vec![b'a'; first]).await.unwrap();
-    assert!(
-        log_says(log, "transfer started"),
-        "the server never saw the transfer start"
-    );
+    wait_for_log(log, "transfer started").await;
     (writer, sending)
 }
 
@@ -154,7 +141,7 @@ async fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_connections()
     let (mut writer, sending) = transfer_in_flight(&running, &log, 200_000, Some("late.txt")).await;
 
     running.send_term();
-    assert!(log_says(&log, "stopped accepting"));
+    wait_for_log(&log, "stopped accepting").await;
     assert!(
         tokio::net::TcpStream::connect(running.addr("tcp"))
             .await
@@ -303,17 +290,17 @@ async fn print_and_export_give_the_legacy_outputs() {
     session.end().await.unwrap();
 
     let mut printed = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !printed.contains("plain text") && Instant::now() < deadline {
-        if let Ok(line) = server
-            .running
-            .stdout
-            .recv_timeout(Duration::from_millis(200))
-        {
+    let printed = wait_until(Duration::from_secs(20), async || {
+        while let Ok(line) = server.running.stdout.try_recv() {
             printed.push_str(&line);
             printed.push('\n');
         }
-    }
+        match printed.contains("plain text") {
+            true => Ok(printed.clone()),
+            false => Err(format!("printed so far:\n{printed}")),
+        }
+    })
+    .await;
     assert!(
         printed.contains("Received dictionary (xml) from 127.0.0.1"),
         "{printed}"
@@ -339,11 +326,14 @@ async fn print_and_export_give_the_legacy_outputs() {
                     .unwrap_or(false)
             })
     };
-    assert!(
-        wait_until(Duration::from_secs(20), || complete(&list())),
-        "{:?}",
-        list()
-    );
+    wait_until(Duration::from_secs(20), async || {
+        let files = list();
+        match complete(&files) {
+            true => Ok(()),
+            false => Err(format!("exports so far: {files:?}")),
+        }
+    })
+    .await;
     let mut files = list();
     files.sort();
     let names: Vec<String> = files

@@ -1,15 +1,13 @@
 //! Python compatibility: a legacy-style Python client (tests/python/legacy_client.py,
-//! written from PROTOCOL.md with `cryptography`) sends dictionaries in every
+//! written from docs/protocol.md with `cryptography`) sends dictionaries in every
 //! serialization and text of every edge size, plain and Fernet-encrypted, over one
 //! session and over many. Every reply must be exactly `OK`, and every item must read
 //! back through the admin API identical to what was sent. The shared pickle vectors
 //! go through the server end to end too: decoded as `expected.json` says, or
 //! refused clearly, and nothing hostile runs.
 
-mod common;
-
-use common::raw::{self, Raw};
-use common::{Admin, Sent, Server, python_transfers, text_file, vectors};
+use crate::harness::raw::{self, Raw};
+use crate::harness::{Admin, Sent, Server, python_transfers, text_file, vectors};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -183,7 +181,7 @@ async fn texts_read_back_identical(sessions: &'static str, sizes: &[usize]) -> S
         } else {
             assert_eq!(
                 admin.content_digest(id).await,
-                (sent.size, common::sha256_file(path)),
+                (sent.size, crate::harness::sha256_file(path)),
                 "content of {id}"
             );
         }
@@ -371,5 +369,5 @@ async fn special_and_hostile_pickles_are_refused_clearly_or_mapped_and_nothing_r
         let id = item["id"].as_str().unwrap();
         assert!(admin.content_as_json(id).await.is_object(), "{id} as json");
     }
-    common::assert_still_serves(&server).await;
+    crate::harness::assert_still_serves(&server).await;
 }

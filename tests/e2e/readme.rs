@@ -5,11 +5,9 @@
 //! directory holds the instance's `ferry-data` (so the README's `TOKEN=` line runs
 //! as written) and a `notes.txt`.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Running, bin};
+use crate::harness::{Running, bin};
 
 /// The sh blocks' lines under the `## <heading>` section of `markdown`.
 fn sh_lines(markdown: &str, heading: &str) -> Vec<String> {

@@ -4,14 +4,10 @@
 //! no broken reference in the document. The run is bounded and reproducible (a
 //! fixed seed, one worker, no example database) and its output is printed.
 
-#[path = "common/admin_extra.rs"]
-mod admin_extra;
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::Server;
+use crate::harness::Server;
 
 /// Fixed, so a failure reproduces with the same seed.
 const SEED: &str = "20261127";
@@ -45,8 +41,8 @@ async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_docu
 
     let server = Server::start(&[]);
     // Two of every kind, so that the stateful phase's deletes leave items to read.
-    admin_extra::seed_every_kind(&server).await;
-    admin_extra::seed_every_kind(&server).await;
+    crate::harness::admin::seed_every_kind(&server).await;
+    crate::harness::admin::seed_every_kind(&server).await;
 
     // Run in a scratch directory: schemathesis writes its cache and reports where it runs.
     let scratch = tempfile::tempdir().unwrap();

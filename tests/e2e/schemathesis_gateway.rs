@@ -9,15 +9,11 @@
 //! xml cannot carry with a documented 422, and takes a missing `/file` body as an
 //! empty file).
 
-mod common;
-#[path = "common/gateway_extra.rs"]
-mod gateway_extra;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::Server;
-use gateway_extra::{Gateway, TOKEN};
+use crate::harness::Server;
+use crate::harness::gateway::{Gateway, TOKEN};
 
 #[test]
 fn schemathesis_finds_no_5xx_and_no_response_that_breaks_the_document() {

@@ -20,4 +20,4 @@ pub mod tcp;
 
 pub use rate::Rate;
 pub use report::{Figure, Report, Target};
-pub use run::{Only, Plan, Sizes, exe_dir, run};
+pub use run::{Only, Plan, Sizes, run};

@@ -4,8 +4,9 @@
 
 use crate::Rate;
 use anyhow::{Context, Result, bail};
-use ferry_crypto::{FernetKey, Sealer, StorageKey};
+use ferry_crypto::{CryptoError, FernetKey, Keyring, RecordReader, Sealer, StorageKey};
 use sha2::{Digest, Sha256};
+use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -106,16 +107,23 @@ pub fn cipher(bytes: u64) -> Result<CipherRates> {
 }
 
 /// What the store does to every plaintext byte it keeps, on one core, in the
-/// 1 MiB batches it works in: the item's SHA-256 and the AES-256-GCM record.
+/// 1 MiB batches it works in: the item's SHA-256 and the AES-256-GCM record; and
+/// what it does to every byte it serves back: opening the record and reading it,
+/// each chunk authenticated.
 #[derive(Debug, Clone, Copy)]
 pub struct AtRestRates {
     pub sha256: Rate,
     pub seal: Rate,
+    pub open: Rate,
 }
 
-/// Hashes `bytes` of plaintext, then seals them into one record; blocking, so
-/// call it from a blocking thread.
-pub fn at_rest(bytes: u64) -> AtRestRates {
+/// The largest record [`at_rest`] opens and reads (read again until `bytes`).
+const RECORD_MAX: u64 = 64 << 20;
+
+/// Hashes `bytes` of plaintext, seals them into one record, then opens and reads
+/// records back until as many bytes have been read; blocking, so call it from a
+/// blocking thread.
+pub fn at_rest(bytes: u64) -> Result<AtRestRates> {
     const BATCH: usize = 1 << 20;
     let batch = vec![b'a'; BATCH];
     let batches = bytes.div_ceil(BATCH as u64).max(1);
@@ -138,5 +146,30 @@ pub fn at_rest(bytes: u64) -> AtRestRates {
         sealed.clear();
     }
     let seal = Rate::new(total, started.elapsed());
-    AtRestRates { sha256, seal }
+
+    let key = StorageKey::generate();
+    let mut sealer = Sealer::new(&key);
+    let mut record = Vec::new();
+    let record_batches = total.min(RECORD_MAX) / BATCH as u64;
+    for _ in 0..record_batches {
+        sealer.push(&batch, &mut record);
+    }
+    let record_len = sealer.plaintext_len();
+    sealer.finish(b"", &mut record);
+    let keyring = Keyring::new(key, Vec::new());
+    let reads = total.div_ceil(record_len);
+    let started = Instant::now();
+    for _ in 0..reads {
+        let source = Cursor::new(record.as_slice());
+        let mut reader = RecordReader::open(&keyring, source, 0, record.len() as u64)
+            .context("opening our own record")?;
+        reader
+            .read_range(0, record_len, |plaintext| {
+                std::hint::black_box(plaintext);
+                Ok::<_, CryptoError>(())
+            })
+            .context("reading our own record")?;
+    }
+    let open = Rate::new(reads * record_len, started.elapsed());
+    Ok(AtRestRates { sha256, seal, open })
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use ferry_bench::{Only, Plan, Sizes, exe_dir, run};
+use ferry_bench::{Only, Plan, Sizes, run};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -20,7 +20,7 @@ struct Args {
     /// Smaller sizes, for a smoke test (64 MiB transfers, seconds of dictionaries).
     #[arg(long)]
     quick: bool,
-    /// Only the TCP figures (issue 2) or only the gateway figures (issue 4).
+    /// Only the TCP server's figures or only the gateway's (the limits are always measured).
     #[arg(long, value_enum)]
     only: Option<Part>,
     /// Scratch directory, on the disk to measure (created, and removed if left empty).
@@ -40,7 +40,7 @@ async fn main() -> Result<()> {
     let plan = Plan {
         bin_dir: match args.bin_dir {
             Some(dir) => dir,
-            None => exe_dir()?,
+            None => ferry_bins::dir()?,
         },
         work_dir: args.work_dir,
         sizes: if args.quick {

@@ -4,22 +4,12 @@
 use ferry_bench::{Only, Plan, Sizes, run};
 use std::path::PathBuf;
 
+/// Where the debug `ferry-server` and `ferry-gateway` are.
 fn debug_bin_dir() -> PathBuf {
-    // target/debug/deps/smoke-HASH -> target/debug
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .to_owned();
     for name in ["ferry-server", "ferry-gateway"] {
-        assert!(
-            dir.join(name).exists(),
-            "{} is not built: run `cargo build --bins` first",
-            dir.join(name).display()
-        );
+        ferry_bins::path(name).unwrap_or_else(|err| panic!("{err}"));
     }
-    dir
+    ferry_bins::dir().expect("the binaries' directory")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,8 +31,8 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
     );
     for expected in [
         "Limits",
-        "Issue 2: TCP",
-        "Issue 4: gateway",
+        "TCP server",
+        "Gateway",
         "POST /dict",
         "POST /file",
         "peak RSS",

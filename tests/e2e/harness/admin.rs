@@ -1,10 +1,6 @@
 //! Helpers of the admin API suites (admin_api, browser, schemathesis_admin): native
 //! sessions with the server's Fernet key, raw authenticated requests, a generated
 //! stream that hashes what it yields, and a server seeded with items of every kind.
-//!
-//! Included with `#[path = "common/admin_extra.rs"] mod admin_extra;` next to
-//! `mod common;`, so the shared harness stays untouched.
-#![allow(dead_code)]
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::common::{Admin, Server};
+use crate::harness::{Admin, Server};
 
 /// A native session to `server` with its Fernet key and Ferry's extensions (so
 /// each receipt carries the stored item's id).

@@ -2,10 +2,6 @@
 //! schemathesis_gateway): the real `ferry-gateway` in front of a server, a small
 //! HTTP client for it, and a TCP proxy between the two that records what the
 //! gateway sends and can drop every connection (as a server restart would).
-//!
-//! Included with `#[path = "common/gateway_extra.rs"] mod gateway_extra;` next to
-//! `mod common;`, so the shared harness stays untouched.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::common::{Running, Server, bin};
+use crate::harness::{Running, Server, bin};
 
 /// The bearer token every test gateway requires.
 pub const TOKEN: &str = "e2e-gateway-token";

@@ -1,9 +1,14 @@
 //! Shared harness of the end-to-end suites: starts the real binaries on port 0
 //! with fresh temporary directories, waits for the lines that announce their
 //! listeners (no sleeps), and talks to them over real sockets.
-#![allow(dead_code)]
 
+pub mod admin;
+pub mod gateway;
+pub mod help;
 pub mod raw;
+mod wait;
+
+pub use wait::wait_until;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,23 +18,12 @@ use std::time::Duration;
 
 /// A built binary of the workspace (built by `cargo build --bins` before the tests).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --bins` first",
-        path.display()
-    );
-    path
+    ferry_bins::path(name).unwrap_or_else(|err| panic!("{err}"))
 }
 
-/// The shared read-only vectors next to the repository.
+/// The protocol's test vectors (`tests/vectors`: the recorded legacy session, CPython's pickles).
 pub fn vectors() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     assert!(path.exists(), "missing {}", path.display());
     path
 }
@@ -367,15 +361,16 @@ impl Admin {
 
     /// Waits until `count` items are listed, or panics at the deadline.
     pub async fn wait_for_count(&self, count: usize, within: Duration) -> Vec<serde_json::Value> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
+        let items = wait_until(within, async || {
             let items = self.all_items().await;
-            if items.len() >= count || std::time::Instant::now() > deadline {
-                assert_eq!(items.len(), count, "items listed");
-                return items;
+            match items.len() >= count {
+                true => Ok(items),
+                false => Err(format!("{} of {count} items listed", items.len())),
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
+        assert_eq!(items.len(), count, "items listed");
+        items
     }
 
     pub async fn content_as_json(&self, id: &str) -> serde_json::Value {
@@ -394,19 +389,6 @@ pub struct Sent {
     /// Plaintext bytes sent, and their SHA-256.
     pub size: u64,
     pub sha256: String,
-}
-
-/// Runs the Python legacy-style client with a plan; returns the reply of each transfer.
-pub fn python_client(
-    server: &str,
-    key: Option<&Path>,
-    sessions: &str,
-    plan: &serde_json::Value,
-) -> Vec<String> {
-    python_transfers(server, key, sessions, plan)
-        .into_iter()
-        .map(|sent| sent.reply)
-        .collect()
 }
 
 /// Runs the Python legacy-style client with a plan; returns what it sent and heard, per transfer.

@@ -6,16 +6,6 @@ use ferry_protocol::{DataType, Serialization};
 
 use crate::helpers::{TestApp, assert_error, authorized, body_bytes, body_json, header};
 
-async fn get_range(app: &TestApp, uri: &str, range: &str) -> axum::http::Response<Body> {
-    app.send(
-        authorized("GET", uri)
-            .header(header::RANGE, range)
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn content_is_the_original_bytes_with_type_length_and_file_name() {
     let app = TestApp::new().await;
@@ -95,7 +85,7 @@ async fn byte_ranges_give_206_with_content_range() {
             "bytes 150000-199999/200000",
         ),
     ] {
-        let response = get_range(&app, &uri, range).await;
+        let response = app.get_range(&uri, range).await;
         assert_eq!(response.status(), 206, "{range}");
         assert_eq!(header(&response, "content-range"), content_range);
         assert_eq!(
@@ -112,7 +102,7 @@ async fn an_unsatisfiable_range_is_a_416_naming_the_size() {
     let meta = app.put_text("0123456789").await;
     let uri = format!("/api/items/{}/content", meta.id);
     for range in ["bytes=10-", "bytes=20-30", "bytes=-0"] {
-        let response = get_range(&app, &uri, range).await;
+        let response = app.get_range(&uri, range).await;
         assert_eq!(header(&response, "content-range"), "bytes */10");
         assert_eq!(assert_error(response, 416).await, "range_not_satisfiable");
     }
@@ -122,12 +112,9 @@ async fn an_unsatisfiable_range_is_a_416_naming_the_size() {
 async fn a_range_header_not_understood_serves_everything() {
     let app = TestApp::new().await;
     let meta = app.put_text("0123456789").await;
-    let response = get_range(
-        &app,
-        &format!("/api/items/{}/content", meta.id),
-        "bytes=0-1,4-5",
-    )
-    .await;
+    let response = app
+        .get_range(&format!("/api/items/{}/content", meta.id), "bytes=0-1,4-5")
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(body_bytes(response).await, b"0123456789");
 }

@@ -98,6 +98,17 @@ impl TestApp {
         self.send(authorized("GET", uri).body(Body::empty()).unwrap())
             .await
     }
+
+    /// `GET uri` with the token and `Range: range`.
+    pub async fn get_range(&self, uri: &str, range: &str) -> Response<Body> {
+        self.send(
+            authorized("GET", uri)
+                .header(header::RANGE, range)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
 }
 
 /// A request builder carrying the token.

@@ -4,7 +4,7 @@ use ferry_crypto::CHUNK_SIZE;
 use ferry_protocol::{DataType, Serialization};
 use ferry_store::{ItemMeta, LocalOptions};
 
-use crate::helpers::{Setup, TestApp, assert_error};
+use crate::helpers::{Setup, TestApp, assert_error, body_bytes, body_json};
 
 /// Items in their own files (`items/<id>.rec`), so one can be tampered with.
 async fn app_with_item_files() -> TestApp {
@@ -88,6 +88,46 @@ async fn a_tampered_later_chunk_breaks_the_body_and_never_yields_wrong_bytes() {
         received,
         content[..received.len()],
         "only authenticated bytes were sent"
+    );
+}
+
+#[tokio::test]
+async fn ranges_around_a_tampered_chunk_and_other_items_are_still_served() {
+    let app = app_with_item_files().await;
+    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let put = || {
+        app.put(
+            DataType::Text,
+            Serialization::Txt,
+            "127.0.0.1:1",
+            None,
+            &content,
+        )
+    };
+    let (tampered, intact) = (put().await, put().await);
+    flip_byte(&app, &tampered, 100 + 5 * (CHUNK_SIZE + 16));
+    let uri = format!("/api/items/{}/content", tampered.id);
+
+    let clean = app.get_range(&uri, "bytes=0-999").await;
+    assert_eq!(clean.status(), 206, "a range before the tampered chunk");
+    assert_eq!(body_bytes(clean).await, &content[..1000]);
+    let start = 5 * CHUNK_SIZE + 10;
+    let dirty = app
+        .get_range(&uri, &format!("bytes={start}-{}", start + 20))
+        .await;
+    assert_eq!(assert_error(dirty, 500).await, "integrity_failure");
+
+    let whole = app.get(&format!("/api/items/{}/content", intact.id)).await;
+    assert_eq!(
+        body_bytes(whole).await,
+        content,
+        "another item is unaffected"
+    );
+    let listed = app.get(&format!("/api/items/{}", tampered.id)).await;
+    assert_eq!(
+        body_json(listed).await["id"],
+        tampered.id.to_string(),
+        "the tampered item's metadata is still listed"
     );
 }
 

@@ -60,11 +60,14 @@ async fn paging_through_1000_items_returns_each_exactly_once() {
         };
         let json = body_json(app.get(&uri).await).await;
         let page = ids(&json);
-        assert!(page.len() <= 70);
+        let full = page.len() == 70;
         seen.extend(page);
         pages += 1;
         match json["next"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+            Some(next) => {
+                assert!(full, "only the last page is short");
+                cursor = Some(next.to_owned());
+            }
             None => break,
         }
     }
@@ -74,6 +77,11 @@ async fn paging_through_1000_items_returns_each_exactly_once() {
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest (greatest ULID) first across pages");
+    assert_eq!(
+        ids(&body_json(app.get("/api/items?limit=1000").await).await).len(),
+        1000,
+        "the largest page holds 1000"
+    );
 }
 
 #[tokio::test]
@@ -89,6 +97,10 @@ async fn the_default_page_holds_50_items_and_limits_over_1000_are_refused() {
     );
     assert_eq!(
         assert_error(app.get("/api/items?limit=0").await, 400).await,
+        "bad_request"
+    );
+    assert_eq!(
+        assert_error(app.get("/api/items?limit=x").await, 400).await,
         "bad_request"
     );
     assert_eq!(

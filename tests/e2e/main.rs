@@ -1,0 +1,24 @@
+//! Ferry end to end: every suite starts the real binaries (`ferry-server`,
+//! `ferry-gateway`, `ferry`, built by `cargo build --bins` first) on port 0 with
+//! fresh temporary directories and talks to them over real sockets, as a user,
+//! a legacy Python client or an operator would. One test binary, one module per
+//! suite; [`harness`] holds what they share.
+
+mod harness;
+
+mod admin_api;
+mod bad_input;
+mod browser;
+mod cli;
+mod compose;
+mod crash;
+mod defaults;
+mod gateway_e2e;
+mod gateway_generated_client;
+mod http_stalls;
+mod legacy;
+mod lifecycle;
+mod python_compat;
+mod readme;
+mod schemathesis_admin;
+mod schemathesis_gateway;
