@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of Ferry on a fresh machine: installs what the tests need
-# (Debian's Chromium and ChromeDriver, schemathesis and the OpenAPI client
-# generator from PyPI), builds the binaries, then runs the whole suite with
-# cargo-nextest. Benchmarks are separate: scripts/bench.sh.
+# Runs every check and test of Ferry on a fresh machine: installs what they need
+# (rustfmt and clippy, Debian's Chromium and ChromeDriver, schemathesis and the
+# OpenAPI client generator from PyPI), checks formatting and lints, builds the
+# binaries, then runs the whole suite with cargo-nextest. Benchmarks are
+# separate: scripts/bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,19 @@ if ! python3 -c "import schemathesis, openapi_python_client" 2>/dev/null; then
     echo "== installing schemathesis and openapi-python-client (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
+
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        echo "== installing $component (rustup)"
+        rustup component add "$component"
+    fi
+done
+
+echo "== checking formatting"
+cargo fmt --all --check
+
+echo "== linting"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== building"
 cargo build --workspace --bins --locked

@@ -1,10 +1,8 @@
 //! Content: bytes, headers, ranges and the JSON view of dictionaries.
 
-use axum::body::Body;
-use axum::http::header;
 use ferry_protocol::{DataType, Serialization};
 
-use crate::helpers::{TestApp, assert_error, authorized, body_bytes, body_json, header};
+use crate::helpers::{TestApp, assert_error, body_bytes, body_json, header};
 
 #[tokio::test]
 async fn content_is_the_original_bytes_with_type_length_and_file_name() {
