@@ -199,12 +199,10 @@ async fn decode(
     let render = shared.outputs.as_ref().is_some_and(|o| o.wants_json());
     let run = move |bytes: &[u8]| {
         let dict = ferry_codec::decode(serialization, bytes, &limits)?;
-        Ok::<_, TransferError>(
-            render
-                .then(|| serde_json::to_string_pretty(&dict))
-                .transpose()
-                .map_err(TransferError::failed)?,
-        )
+        render
+            .then(|| serde_json::to_string_pretty(&dict))
+            .transpose()
+            .map_err(TransferError::failed)
     };
     let json = if buffer.bytes().len() <= LARGE_DICT {
         run(buffer.bytes())?
@@ -239,13 +237,13 @@ async fn output(
     item: ItemMeta,
     content: Content<'_>,
 ) -> Result<ItemMeta, TransferError> {
-    if let Some(outputs) = &shared.outputs {
-        if let Err(detail) = outputs.emit(shared.store.as_ref(), &item, content).await {
-            return Err(TransferError::OutputFailed {
-                id: item.id,
-                detail,
-            });
-        }
+    if let Some(outputs) = &shared.outputs
+        && let Err(detail) = outputs.emit(shared.store.as_ref(), &item, content).await
+    {
+        return Err(TransferError::OutputFailed {
+            id: item.id,
+            detail,
+        });
     }
     Ok(item)
 }
