@@ -8,10 +8,8 @@
 //! Mounting needs root (the test machine runs tests as root); where mounting is
 //! not permitted the test says so and does nothing else.
 
-mod common;
-
-use common::Server;
-use common::raw::{self, Raw};
+use crate::harness::Server;
+use crate::harness::raw::{self, Raw};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,9 +4,7 @@
 //! configuration says: one test per INI section. `config.ini` overrides
 //! `default.ini`, and Ferry's own flags override both.
 
-mod common;
-
-use common::{Admin, Running, bin, python_client};
+use crate::harness::{Admin, Running, bin, python_client};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -168,7 +166,7 @@ fn output_exports_in_the_named_directory_and_form_prints_and_warns_what_has_no_e
     );
     let server = checkout.start(&[], &[]);
     let xml = dict("xml", json!({"sensor": "s-1", "unit": "C"}));
-    let sent = common::python_transfers(&server.addr("tcp"), None, "one", &json!([xml]));
+    let sent = crate::harness::python_transfers(&server.addr("tcp"), None, "one", &json!([xml]));
     assert_eq!(sent[0].reply, "OK");
 
     let output = checkout.path("output");
@@ -183,7 +181,7 @@ fn output_exports_in_the_named_directory_and_form_prints_and_warns_what_has_no_e
         "the config's file name format: {name}"
     );
     assert_eq!(
-        common::sha256_file(&files[0]),
+        crate::harness::sha256_file(&files[0]),
         sent[0].sha256,
         "dictionary_output_format = original exports the bytes sent"
     );

@@ -5,9 +5,7 @@
 //! every kind of item: dictionaries in json, pickle and xml, text plain and
 //! Fernet-encrypted, each small and large.
 
-mod common;
-
-use common::{bin, python_script, text_file};
+use crate::harness::{bin, python_script, text_file};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,12 +5,10 @@
 //! legacy client whose large dictionary cannot get memory in time hears `ERROR:`
 //! (not a hang), and the memory comes back when the transfers end.
 
-mod common;
-
-use common::raw::{self, Raw};
-use common::{Admin, Server, python_client};
+use crate::harness::raw::{self, Raw};
+use crate::harness::{Admin, Server, python_client, wait_until};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;
 /// The budget given to the server.
@@ -61,14 +59,13 @@ async fn inflight(admin: &Admin) -> u64 {
 }
 
 async fn wait_for_inflight(admin: &Admin, at_least: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while inflight(admin).await < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "the budget never held {at_least} bytes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(Duration::from_secs(60), async || {
+        match inflight(admin).await {
+            held if held >= at_least => Ok(()),
+            held => Err(format!("the budget holds {held} bytes, not {at_least}")),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -161,11 +158,13 @@ async fn hostile_unfinished_dictionaries_hold_at_most_the_budget_and_small_trans
     // The budget is handed back in full. Resident memory is only reported: glibc's
     // malloc keeps freed heap pages for reuse, so RSS after a burst stays above the
     // baseline (seen here: 29 MiB after, 10 MiB before) though nothing is held.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while inflight(&admin).await != 0 {
-        assert!(Instant::now() < deadline, "the budget was not handed back");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(Duration::from_secs(60), async || {
+        match inflight(&admin).await {
+            0 => Ok(()),
+            held => Err(format!("the budget was not handed back: {held} bytes held")),
+        }
+    })
+    .await;
     eprintln!(
         "server RSS after the transfers ended: {} MiB (baseline {} MiB)",
         status_kib(pid, "VmRSS:") * 1024 / MIB,

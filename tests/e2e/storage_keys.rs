@@ -4,9 +4,7 @@
 //! the key ids it needs and changes nothing; with the right keys everything is
 //! back. `--allow-missing-keys` starts anyway and touches nothing it cannot read.
 
-mod common;
-
-use common::{Server, bin};
+use crate::harness::{Server, bin};
 use ferry_client::{Options, Session};
 use ferry_protocol::Meta;
 use sha2::{Digest, Sha256};

@@ -391,6 +391,19 @@ pub struct Sent {
     pub sha256: String,
 }
 
+/// Runs the Python legacy-style client with a plan; returns the reply of each transfer.
+pub fn python_client(
+    server: &str,
+    key: Option<&Path>,
+    sessions: &str,
+    plan: &serde_json::Value,
+) -> Vec<String> {
+    python_transfers(server, key, sessions, plan)
+        .into_iter()
+        .map(|sent| sent.reply)
+        .collect()
+}
+
 /// Runs the Python legacy-style client with a plan; returns what it sent and heard, per transfer.
 pub fn python_transfers(
     server: &str,
