@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Ferry on a fresh machine: installs what they need
 # (rustfmt and clippy, Debian's Chromium and ChromeDriver, schemathesis and the
-# OpenAPI client generator from PyPI), checks formatting and lints, builds the
+# OpenAPI client generator from PyPI, the TypeScript client's packages from npm),
+# checks formatting and lints, builds the
 # binaries, then runs the whole suite with cargo-nextest. Benchmarks are
 # separate: scripts/bench.sh.
 set -euo pipefail
@@ -32,6 +33,9 @@ cargo fmt --all --check
 
 echo "== linting"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== installing the TypeScript client's packages (npm, tests/typescript/package-lock.json)"
+(cd tests/typescript && npm ci --no-audit --no-fund --silent)
 
 echo "== building"
 cargo build --workspace --bins --locked

@@ -7,6 +7,7 @@
 mod harness;
 
 mod admin_api;
+mod admin_tls;
 mod bad_input;
 mod browser;
 mod cli;
@@ -16,6 +17,7 @@ mod defaults;
 mod disk_full;
 mod gateway_e2e;
 mod gateway_generated_client;
+mod gateway_memory;
 mod http_stalls;
 mod legacy;
 mod legacy_config;
@@ -27,3 +29,4 @@ mod readme;
 mod schemathesis_admin;
 mod schemathesis_gateway;
 mod storage_keys;
+mod typescript_client;

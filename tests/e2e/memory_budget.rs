@@ -39,15 +39,6 @@ fn unfinished_json(len: usize) -> Vec<u8> {
 /// The FINAL packet that ends an open transfer (empty).
 const FINAL: [u8; 3] = [0x04, 0, 0];
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// The budget held now, from `/metrics`.
 async fn inflight(admin: &Admin) -> u64 {
     admin
@@ -78,10 +69,9 @@ async fn hostile_unfinished_dictionaries_hold_at_most_the_budget_and_small_trans
         "--idle-timeout",
         "300",
     ]);
-    let pid = server.running.child.id();
     let admin = server.admin();
     let addr = server.tcp();
-    let baseline = status_kib(pid, "VmRSS:") * 1024;
+    let baseline = server.running.rss_bytes();
     let hostile = unfinished_json(HOSTILE_BYTES);
 
     // Two holders take most of the budget and keep it.
@@ -133,7 +123,7 @@ async fn hostile_unfinished_dictionaries_hold_at_most_the_budget_and_small_trans
         "the legacy client hears why: {replies:?}"
     );
 
-    let peak = status_kib(pid, "VmHWM:") * 1024;
+    let peak = server.running.peak_rss_kib() * 1024;
     eprintln!(
         "server RSS: baseline {} MiB, peak {} MiB under 18 hostile dictionaries of {} MiB",
         baseline / MIB,
@@ -167,7 +157,7 @@ async fn hostile_unfinished_dictionaries_hold_at_most_the_budget_and_small_trans
     .await;
     eprintln!(
         "server RSS after the transfers ended: {} MiB (baseline {} MiB)",
-        status_kib(pid, "VmRSS:") * 1024 / MIB,
+        server.running.rss_bytes() / MIB,
         baseline / MIB
     );
 }

@@ -109,12 +109,24 @@ def read_reply(sock):
     return sock.recv(4096).decode("utf-8", "replace")
 
 
-def main():
+def arguments():
+    """The client's command line; other scripts built on it add their own options."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--key")
     parser.add_argument("--sessions", choices=["one", "each"], default="one")
-    args = parser.parse_args()
+    return parser
+
+
+def close(sock):
+    sock.sendall(b"\x10")
+    sock.shutdown(socket.SHUT_WR)
+    sock.close()
+
+
+def run(args, observe=dict):
+    """Sends the plan read on stdin and prints a line per transfer, with the members
+    `observe()` returns right after the send merged in."""
     fernet = None
     if args.key:
         from cryptography.fernet import Fernet
@@ -127,16 +139,18 @@ def main():
             sock = socket.create_connection((host, int(port)))
         digest = Digest()
         reply = transfer(sock, item, fernet, digest)
-        print(json.dumps({"reply": reply, "size": digest.size, "sha256": digest.hash.hexdigest()}), flush=True)
+        line = {"reply": reply, "size": digest.size, "sha256": digest.hash.hexdigest()}
+        line.update(observe())
+        print(json.dumps(line), flush=True)
         if args.sessions == "each":
-            sock.sendall(b"\x10")
-            sock.shutdown(socket.SHUT_WR)
-            sock.close()
+            close(sock)
             sock = None
     if sock is not None:
-        sock.sendall(b"\x10")
-        sock.shutdown(socket.SHUT_WR)
-        sock.close()
+        close(sock)
+
+
+def main():
+    run(arguments().parse_args())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sends a plan with the legacy client's own code (legacy_client.py, unchanged) and
+"""Sends a plan with the legacy client's own code (legacy_client.transfer, as it is) and
 looks at what the server wrote the moment each send returns, as programs around
 the legacy server do.
 
@@ -9,12 +9,8 @@ and --stdout FILE (where the server's stdout goes). One JSON line per transfer:
    "files": {"NAME": "<sha256 of its content>", ...},   every file in DIR, read then
    "printed": "<the server's stdout so far>"}
 """
-import argparse
 import hashlib
-import json
 import os
-import socket
-import sys
 
 import legacy_client
 
@@ -28,31 +24,18 @@ def snapshot(directory):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--key")
+    parser = legacy_client.arguments()
     parser.add_argument("--export-dir", required=True)
     parser.add_argument("--stdout", required=True)
     args = parser.parse_args()
-    fernet = None
-    if args.key:
-        from cryptography.fernet import Fernet
-        fernet = Fernet(open(args.key, "rb").read().strip())
-    host, port = args.server.rsplit(":", 1)
-    plan = json.load(sys.stdin)
-    sock = socket.create_connection((host, int(port)))
-    for item in plan:
-        digest = legacy_client.Digest()
-        reply = legacy_client.transfer(sock, item, fernet, digest)
+
+    def observe():
         # Right after the send returned: nothing waited for, nothing retried.
-        files = snapshot(args.export_dir)
         with open(args.stdout, "r", errors="replace") as f:
             printed = f.read()
-        print(json.dumps({"reply": reply, "size": digest.size, "sha256": digest.hash.hexdigest(),
-                          "files": files, "printed": printed}), flush=True)
-    sock.sendall(b"\x10")
-    sock.shutdown(socket.SHUT_WR)
-    sock.close()
+        return {"files": snapshot(args.export_dir), "printed": printed}
+
+    legacy_client.run(args, observe)
 
 
 if __name__ == "__main__":

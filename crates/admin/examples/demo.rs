@@ -1,8 +1,9 @@
 //! Serves the admin page over a throwaway store with a few items, to try the page
 //! by hand: `cargo run -p ferry-admin --example demo -- 127.0.0.1:6869 TOKEN`.
 
-use ferry_admin::{AdminState, AdminToken, app, serve};
+use ferry_admin::{AdminState, app, serve};
 use ferry_crypto::{Keyring, StorageKey};
+use ferry_http::{BearerToken, ServeOptions};
 use ferry_protocol::{DataType, Serialization};
 use ferry_store::{LocalOptions, LocalStore, NewItem, Store};
 
@@ -94,16 +95,20 @@ async fn main() {
     });
     let state = AdminState {
         store: store.clone(),
-        token: AdminToken::new(token).unwrap(),
+        token: BearerToken::parse(&token).unwrap(),
         metrics: None,
         metrics_public: false,
     };
-    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    let listener = std::net::TcpListener::bind(&addr).unwrap();
     eprintln!("serving on http://{addr}/");
     serve(
         listener,
         app(state),
-        std::time::Duration::from_secs(30),
+        ServeOptions {
+            tls: None,
+            header_timeout: std::time::Duration::from_secs(30),
+            drain: None,
+        },
         async { tokio::signal::ctrl_c().await.unwrap_or(()) },
     )
     .await

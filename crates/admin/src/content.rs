@@ -18,10 +18,14 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::extract::{ItemPath, Query};
-use crate::model::{ApiSerialization, ItemIdSchema, file_name};
+use ferry_http::extract::Query;
+use ferry_http::{ApiError, ApiSerialization, ErrorBody};
+
+use crate::Shared;
+use crate::error::{no_such_item, store_error};
+use crate::extract::ItemPath;
+use crate::model::{ItemIdSchema, file_name};
 use crate::range::{RangeRequest, parse_range};
-use crate::{ApiError, ErrorBody, Shared};
 
 /// How to show the content.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -92,8 +96,9 @@ pub(crate) async fn get_content(
     let meta = shared
         .store
         .get(id)
-        .await?
-        .ok_or(ApiError::no_such_item(id))?;
+        .await
+        .map_err(store_error)?
+        .ok_or(no_such_item(id))?;
     if let Some(ContentView::Json) = params.view {
         return dictionary_as_json(&shared, meta).await;
     }
@@ -155,8 +160,9 @@ async fn open(
     shared
         .store
         .open(id, range)
-        .await?
-        .ok_or(ApiError::no_such_item(id))
+        .await
+        .map_err(store_error)?
+        .ok_or(no_such_item(id))
 }
 
 /// The body for `stream`, after reading its first chunk so that a record that
@@ -170,7 +176,7 @@ async fn open(
 async fn checked_body(id: ItemId, mut stream: ContentStream) -> Result<Body, ApiError> {
     let first = match stream.next().await {
         Some(Ok(chunk)) => chunk,
-        Some(Err(err)) => return Err(err.into()),
+        Some(Err(err)) => return Err(store_error(err)),
         None => return Ok(Body::empty()),
     };
     let rest = futures::stream::unfold(stream, |mut stream| async move {
@@ -198,16 +204,16 @@ fn log_broken_stream(id: ItemId, err: &StoreError) {
 /// A dictionary's content as canonical JSON; 400 for a text item.
 async fn dictionary_as_json(shared: &Shared, meta: ItemMeta) -> Result<Response, ApiError> {
     if meta.data_type != DataType::Dictionary {
-        return Err(ApiError::BadRequest(
-            "as=json is only for dictionaries; this item is text".into(),
+        return Err(ApiError::bad_request(
+            "as=json is only for dictionaries; this item is text",
         ));
     }
     let limits = ferry_codec::Limits::default();
     if meta.size > limits.max_bytes as u64 {
-        return Err(ApiError::Unprocessable(format!(
-            "the dictionary is larger than {} bytes",
-            limits.max_bytes
-        )));
+        return Err(ApiError::unprocessable(
+            "unprocessable",
+            format!("the dictionary is larger than {} bytes", limits.max_bytes),
+        ));
     }
     let (meta, stream) = open(shared, meta.id, None).await?;
     let bytes: Vec<u8> = stream
@@ -218,10 +224,11 @@ async fn dictionary_as_json(shared: &Shared, meta: ItemMeta) -> Result<Response,
                 Ok(all)
             },
         )
-        .await?;
+        .await
+        .map_err(store_error)?;
     let dict = ferry_codec::decode(meta.serialization, &bytes, &limits)
-        .map_err(|err| ApiError::Unprocessable(err.to_string()))?;
-    let json = serde_json::to_vec(&dict).map_err(|err| ApiError::Internal(err.to_string()))?;
+        .map_err(|err| ApiError::unprocessable("unprocessable", err.to_string()))?;
+    let json = serde_json::to_vec(&dict).map_err(ApiError::internal)?;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -15,8 +15,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
+use ferry_http::{ApiError, ErrorBody};
+
+use crate::Shared;
 use crate::model::Item;
-use crate::{ApiError, ErrorBody, Shared};
 
 /// How often an idle stream sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

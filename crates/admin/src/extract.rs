@@ -1,22 +1,12 @@
-//! Extractors whose rejections answer with [`ApiError`], so that a bad query string
-//! or path gets the same JSON error shape as everything else.
+//! The `{id}` of an item route, parsed before use: anything but a ULID is a 400
+//! in the one JSON error shape.
 
 use axum::extract::FromRequestParts;
+use ferry_http::ApiError;
+use ferry_http::extract::Path;
 use ferry_store::ItemId;
 
-use crate::ApiError;
-
-/// `axum::extract::Query`, rejecting with [`ApiError::BadRequest`].
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub(crate) struct Query<T>(pub T);
-
-/// `axum::extract::Path`, rejecting with [`ApiError`].
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub(crate) struct Path<T>(pub T);
-
-/// The `{id}` of an item route, parsed before use: anything but a ULID is a 400.
+/// An item id taken from the path.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ItemPath(pub ItemId);
 
@@ -28,6 +18,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ItemPath {
         state: &S,
     ) -> Result<ItemPath, ApiError> {
         let Path(text) = Path::<String>::from_request_parts(parts, state).await?;
-        Ok(ItemPath(ItemId::parse(&text)?))
+        ItemId::parse(&text)
+            .map(ItemPath)
+            .map_err(crate::error::store_error)
     }
 }

@@ -9,9 +9,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::extract::{ItemPath, Query};
-use crate::model::{ApiDataType, ApiSerialization, Item, ItemIdSchema};
-use crate::{ApiError, ErrorBody, Shared};
+use ferry_http::extract::Query;
+use ferry_http::{ApiDataType, ApiError, ApiSerialization, ErrorBody};
+
+use crate::Shared;
+use crate::error::{no_such_item, store_error};
+use crate::extract::ItemPath;
+use crate::model::{Item, ItemIdSchema};
 
 /// Items per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -73,7 +77,7 @@ impl ListParams {
     fn to_query(&self) -> Result<ListQuery, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ApiError::bad_request(format!(
                 "limit must be between 1 and {MAX_LIMIT}"
             )));
         }
@@ -82,7 +86,7 @@ impl ListParams {
             .as_deref()
             .map(ItemId::parse)
             .transpose()
-            .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?;
+            .map_err(|_| ApiError::bad_request("invalid cursor"))?;
         Ok(ListQuery {
             data_type: self.data_type.map(Into::into),
             serialization: self.serialization.map(Into::into),
@@ -112,7 +116,11 @@ pub(crate) async fn list_items(
     State(shared): State<Shared>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<ItemPage>, ApiError> {
-    let page = shared.store.list(&params.to_query()?).await?;
+    let page = shared
+        .store
+        .list(&params.to_query()?)
+        .await
+        .map_err(store_error)?;
     Ok(Json(ItemPage {
         items: page.items.into_iter().map(Item::from).collect(),
         next: page.next.map(|id| id.to_string()),
@@ -140,8 +148,9 @@ pub(crate) async fn get_item(
     let meta = shared
         .store
         .get(id)
-        .await?
-        .ok_or(ApiError::no_such_item(id))?;
+        .await
+        .map_err(store_error)?
+        .ok_or(no_such_item(id))?;
     Ok(Json(meta.into()))
 }
 
@@ -163,10 +172,10 @@ pub(crate) async fn delete_item(
     State(shared): State<Shared>,
     ItemPath(id): ItemPath,
 ) -> Result<StatusCode, ApiError> {
-    if shared.store.delete(id).await? {
+    if shared.store.delete(id).await.map_err(store_error)? {
         tracing::info!(item = %id, "item deleted through the admin API");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::no_such_item(id))
+        Err(no_such_item(id))
     }
 }

@@ -16,7 +16,7 @@ use crate::{Shared, content, events, items, ops};
         description = "Browse, download and delete the items Ferry received. Every `/api/` route needs `Authorization: Bearer <token>`. Every error has the shape `{\"error\": {\"status\", \"code\", \"message\"}}`."
     ),
     modifiers(&BearerScheme),
-    components(schemas(crate::ErrorBody, crate::ErrorDetail, crate::model::ItemIdSchema, crate::content::ContentView)),
+    components(schemas(ferry_http::ErrorBody, ferry_http::ErrorDetail, crate::model::ItemIdSchema, crate::content::ContentView)),
     tags(
         (name = "items", description = "Stored items: list, metadata, content, delete, live updates"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -56,7 +56,7 @@ impl Routes {
                 .routes(routes!(content::get_content))
                 .routes(routes!(events::events)),
             open: OpenApiRouter::new()
-                .routes(routes!(ops::healthz))
+                .routes(routes!(ferry_http::healthz))
                 .routes(routes!(ops::readyz)),
             metrics: OpenApiRouter::new().routes(routes!(ops::metrics)),
         }

@@ -1,31 +1,17 @@
-//! Operational routes: liveness (`/healthz`), readiness (`/readyz`) and
-//! Prometheus metrics (`/metrics`).
+//! Operational routes: readiness (`/readyz`) and Prometheus metrics (`/metrics`);
+//! liveness (`/healthz`) is `ferry_http`'s.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Serialize;
-use utoipa::ToSchema;
+use ferry_http::{ApiError, ErrorBody, Health};
 
-use crate::{ApiError, ErrorBody, Shared};
+use crate::Shared;
+use crate::error::store_error;
 
 /// The Prometheus text format's media type.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The answer of the health routes.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok` or `ready`.
-    #[schema(example = "ok")]
-    pub status: &'static str,
-}
-
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
-pub(crate) async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
-}
 
 /// Readiness: the store answers.
 #[utoipa::path(
@@ -44,7 +30,8 @@ pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>,
             limit: 1,
             ..Default::default()
         })
-        .await?;
+        .await
+        .map_err(store_error)?;
     Ok(Json(Health { status: "ready" }))
 }
 

@@ -1,8 +1,9 @@
 //! `ferry-gateway`: HTTP in front of the TCP server.
 
-use crate::settings::{Secret, layered};
+use crate::settings::{Secret, layered, tls_files};
 use anyhow::Context;
-use ferry_gateway::{GatewayConfig, GatewayToken, TlsFiles};
+use ferry_gateway::GatewayConfig;
+use ferry_http::{BearerToken, ServeOptions};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub struct GatewayArgs {
     /// Largest `POST /dict` body, in bytes.
     #[arg(long, env = "FERRY_GATEWAY_MAX_DICT_BYTES")]
     pub max_dict_bytes: Option<usize>,
+    /// Bytes of `POST /dict` bodies held in memory at once, all requests together.
+    #[arg(long, env = "FERRY_GATEWAY_DICT_BUDGET")]
+    pub dict_budget: Option<usize>,
     /// Largest `POST /file` body, in bytes.
     #[arg(long, env = "FERRY_GATEWAY_MAX_FILE_BYTES")]
     pub max_file_bytes: Option<u64>,
@@ -67,6 +71,7 @@ pub struct GatewaySettings {
     pub admin_url: String,
     pub pool_size: usize,
     pub max_dict_bytes: usize,
+    pub dict_budget: usize,
     pub max_file_bytes: Option<u64>,
     pub request_timeout: u64,
     pub upstream_timeout: u64,
@@ -87,6 +92,7 @@ impl Default for GatewaySettings {
             admin_url: config.admin_url,
             pool_size: config.pool_size,
             max_dict_bytes: config.max_dict_bytes,
+            dict_budget: config.dict_budget,
             max_file_bytes: config.max_file_bytes,
             request_timeout: config.request_timeout.as_secs(),
             upstream_timeout: config.upstream_timeout.as_secs(),
@@ -120,7 +126,7 @@ pub async fn start(
     let token = settings
         .token
         .as_ref()
-        .map(|Secret(token)| GatewayToken::parse(token))
+        .map(|Secret(token)| BearerToken::parse(token))
         .transpose()
         .context("invalid gateway token")?;
     let config = GatewayConfig {
@@ -130,28 +136,34 @@ pub async fn start(
         admin_url: settings.admin_url.clone(),
         pool_size: settings.pool_size,
         max_dict_bytes: settings.max_dict_bytes,
+        dict_budget: settings.dict_budget,
         max_file_bytes: settings.max_file_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout),
         upstream_timeout: Duration::from_secs(settings.upstream_timeout),
     };
-    let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        _ => None,
-    };
+    let tls = tls_files(
+        settings.tls_cert.as_deref(),
+        settings.tls_key.as_deref(),
+        "gateway",
+    )?;
     let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let has_tls = tls.is_some();
-    let request_timeout = config.request_timeout;
+    let options = ServeOptions {
+        tls,
+        header_timeout: config.request_timeout,
+        drain: Some(ferry_gateway::SHUTDOWN_DRAIN),
+    };
     let app = ferry_gateway::app(config);
     let task = tokio::spawn(async move {
-        ferry_gateway::serve(listener, app, tls, request_timeout, async move {
-            shutdown.cancelled().await
-        })
+        ferry_http::serve(
+            listener,
+            app,
+            options,
+            async move { shutdown.cancelled().await },
+        )
         .await
         .context("gateway failed")
     });

@@ -1,9 +1,10 @@
 //! `ferry-server`: the TCP listener and the admin API in one process.
 
-use crate::settings::{Secret, layered};
+use crate::settings::{Secret, layered, tls_files};
 use anyhow::Context;
-use ferry_admin::{AdminState, AdminToken};
+use ferry_admin::AdminState;
 use ferry_crypto::{CryptoError, FernetKey, Keyring, StorageKey};
+use ferry_http::{BearerToken, ServeOptions};
 use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
 use ferry_store::{LocalOptions, LocalStore, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,12 @@ pub struct ServerArgs {
     /// File holding the admin API token (for example a container secret).
     #[arg(long, env = "FERRY_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
     pub admin_token_file: Option<PathBuf>,
+    /// PEM certificate chain: serve the admin API over HTTPS (with --admin-tls-key).
+    #[arg(long, env = "FERRY_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// PEM private key for --admin-tls-cert.
+    #[arg(long, env = "FERRY_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
     /// Where items, keys and the admin token live.
     #[arg(long, env = "FERRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -124,6 +131,8 @@ pub struct ServerSettings {
     pub admin_listen: SocketAddr,
     pub admin_token: Option<Secret>,
     pub admin_token_file: Option<PathBuf>,
+    pub admin_tls_cert: Option<PathBuf>,
+    pub admin_tls_key: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub fernet_key: Option<PathBuf>,
     pub storage_key: Option<PathBuf>,
@@ -157,6 +166,8 @@ impl Default for ServerSettings {
             admin_listen: ferry_admin::DEFAULT_LISTEN,
             admin_token: None,
             admin_token_file: None,
+            admin_tls_cert: None,
+            admin_tls_key: None,
             data_dir: PathBuf::from("ferry-data"),
             fernet_key: None,
             storage_key: None,
@@ -207,6 +218,8 @@ impl ServerSettings {
 pub struct RunningServer {
     pub tcp: SocketAddr,
     pub admin: SocketAddr,
+    /// Whether the admin API speaks HTTPS.
+    pub admin_https: bool,
     pub token_file: Option<PathBuf>,
     pub fernet_key_file: Option<PathBuf>,
     pub task: JoinHandle<anyhow::Result<()>>,
@@ -246,11 +259,11 @@ pub async fn start(
 
     let (token, token_file) = match &settings.admin_token {
         Some(Secret(token)) => (
-            AdminToken::new(token.clone()).context("invalid admin token")?,
+            BearerToken::parse(token).context("invalid admin token")?,
             None,
         ),
         None => {
-            let (token, file, generated) = AdminToken::load_or_generate(&settings.data_dir)
+            let (token, file, generated) = ferry_admin::load_or_generate_token(&settings.data_dir)
                 .context("cannot load the admin token")?;
             if generated {
                 tracing::info!(file = %file.display(), "generated an admin API token; read it from this file");
@@ -286,8 +299,12 @@ pub async fn start(
     let tcp_listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(settings.admin_listen)
-        .await
+    let admin_tls = tls_files(
+        settings.admin_tls_cert.as_deref(),
+        settings.admin_tls_key.as_deref(),
+        "admin API",
+    )?;
+    let admin_listener = std::net::TcpListener::bind(settings.admin_listen)
         .with_context(|| format!("cannot listen on {}", settings.admin_listen))?;
     let tcp = tcp_listener.local_addr()?;
     let admin = admin_listener.local_addr()?;
@@ -299,14 +316,19 @@ pub async fn start(
     });
 
     let admin_shutdown = shutdown.clone();
-    let header_timeout = Duration::from_secs(settings.idle_timeout);
+    let admin_https = admin_tls.is_some();
+    // The admin API drops a connection that has not sent a request's headers
+    // within the idle timeout, like the TCP listener drops a silent peer.
+    let options = ServeOptions {
+        tls: admin_tls,
+        header_timeout: Duration::from_secs(settings.idle_timeout),
+        drain: None,
+    };
     let task = tokio::spawn(async move {
-        // The admin API drops a connection that has not sent a request's headers
-        // within the idle timeout, like the TCP listener drops a silent peer.
         let admin_task = tokio::spawn(ferry_admin::serve(
             admin_listener,
             app,
-            header_timeout,
+            options,
             async move { admin_shutdown.cancelled().await },
         ));
         ferry_server::serve(tcp_listener, shared, shutdown).await;
@@ -321,6 +343,7 @@ pub async fn start(
     Ok(RunningServer {
         tcp,
         admin,
+        admin_https,
         token_file,
         fernet_key_file,
         task,
@@ -328,10 +351,16 @@ pub async fn start(
 }
 
 impl RunningServer {
+    /// The admin API's base URL.
+    pub fn admin_url(&self) -> String {
+        let scheme = if self.admin_https { "https" } else { "http" };
+        format!("{scheme}://{}", self.admin)
+    }
+
     /// The lines a person (or a test) reads to find the listeners.
     pub fn announce(&self) {
         println!("  tcp      {}", self.tcp);
-        println!("  admin    http://{}/", self.admin);
+        println!("  admin    {}/", self.admin_url());
         if let Some(file) = &self.token_file {
             println!("  token    {}", file.display());
         }

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use ferry_crypto::FernetKey;
+use ferry_http::TlsFiles;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -47,6 +48,25 @@ where
     figment
         .extract()
         .map_err(|err| anyhow::anyhow!("invalid settings: {err}"))
+}
+
+/// The TLS files of a listener: both or neither must be set.
+pub(crate) fn tls_files(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<Option<TlsFiles>> {
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => TlsFiles {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        },
+        (None, None) => return Ok(None),
+        _ => anyhow::bail!("{what}: a TLS certificate needs its key, and a key its certificate"),
+    };
+    tls.load()
+        .with_context(|| format!("{what}: cannot use the TLS files"))?;
+    Ok(Some(tls))
 }
 
 /// Reads the Fernet key file, if one is configured.

@@ -14,7 +14,7 @@ pub async fn up(server_args: &ServerArgs, gateway_args: &GatewayArgs) -> anyhow:
         gateway_settings.server = server.tcp.to_string();
     }
     if gateway_args.admin_url.is_none() {
-        gateway_settings.admin_url = format!("http://{}", server.admin);
+        gateway_settings.admin_url = server.admin_url();
     }
     if gateway_settings.fernet_key.is_none() {
         gateway_settings.fernet_key = server.fernet_key_file.clone();

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_client::Receipt;
+use ferry_http::{ApiDataType, ApiSerialization};
 use ferry_protocol::Meta;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,11 +17,9 @@ pub struct Created {
     #[schema(example = "01JQ3V7ZK9T6N2XQ8W4R5B1C0D")]
     pub id: Option<String>,
     /// `dictionary` or `text` (a file).
-    #[schema(example = "dictionary")]
-    pub data_type: String,
+    pub data_type: ApiDataType,
     /// The serialization on the wire: `json`, `binary` (Python pickle), `xml`, or `txt` for a file.
-    #[schema(example = "json")]
-    pub format: String,
+    pub format: ApiSerialization,
     /// Whether the payload was Fernet-encrypted between the gateway and the server.
     pub encrypted: bool,
     /// Plaintext bytes transferred (the serialized dictionary, or the file).
@@ -41,8 +40,8 @@ pub fn created(admin_url: &str, meta: Meta, receipt: Receipt) -> Response {
     });
     let body = Created {
         id: receipt.id,
-        data_type: meta.data_type().as_str().to_owned(),
-        format: meta.serialization().as_str().to_owned(),
+        data_type: meta.data_type().into(),
+        format: meta.serialization().into(),
         encrypted: meta.encrypted(),
         size: receipt.size,
         sha256: receipt.sha256,

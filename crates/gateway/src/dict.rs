@@ -1,20 +1,25 @@
 //! `POST /dict`: a JSON object, serialized as asked and sent as one dictionary
-//! transfer. The whole body is in memory (bounded by `max_dict_bytes`), so a pooled
-//! session found dead is retried once on a fresh connection.
+//! transfer. The whole body is in memory (bounded by `max_dict_bytes`, and all
+//! bodies together by the memory budget), so a pooled session found dead is
+//! retried once on a fresh connection.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use ferry_client::{ClientError, Receipt};
 use ferry_codec::Dict;
+use ferry_http::extract::{Query, content_length};
+use ferry_http::{ApiError, ErrorBody};
 use ferry_protocol::{Meta, Serialization};
 use serde::Deserialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::created::{Created, created};
-use crate::error::{ApiError, ErrorBody, TransferErrors};
+use crate::dict_body::{self, DictBody, ReadLimits};
+use crate::error::{TransferErrors, client_error, codec_error, upstream_timeout};
 use crate::pool::is_dead_connection;
 
 /// The serialization asked for; `binary` and `pickle` are the same (Python pickle).
@@ -51,6 +56,23 @@ pub struct DictQuery {
     pub encrypt: bool,
 }
 
+/// The schema of `POST /dict`'s body: any JSON object, whose members become the
+/// dictionary's (documented with `additionalProperties`, so typed clients accept
+/// members).
+#[derive(Debug)]
+pub struct DictSchema;
+
+impl utoipa::PartialSchema for DictSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true)))
+            .into()
+    }
+}
+
+impl ToSchema for DictSchema {}
+
 /// Sends a dictionary to the Ferry server.
 #[utoipa::path(
     post,
@@ -58,7 +80,7 @@ pub struct DictQuery {
     tag = "transfers",
     params(DictQuery),
     request_body(
-        content = Object,
+        content = inline(DictSchema),
         content_type = "application/json",
         description = "Any JSON object; it becomes the dictionary.",
         example = json!({"name": "Ada", "age": 36, "tags": ["a", "b"]}),
@@ -73,30 +95,38 @@ pub struct DictQuery {
 )]
 pub async fn post_dict(
     State(state): State<AppState>,
-    query: Result<Query<DictQuery>, QueryRejection>,
+    Query(query): Query<DictQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     require_json(request.headers())?;
     let timeout = state.config.request_timeout;
-    let body = tokio::time::timeout(timeout, read_body(request, state.config.max_dict_bytes))
+    let declared = content_length(request.headers());
+    let limits = ReadLimits {
+        max_bytes: state.config.max_dict_bytes,
+        budget_wait: crate::BUDGET_WAIT,
+    };
+    let read = dict_body::read(&state.budget, request.into_body(), declared, limits);
+    let DictBody { bytes, reservation } = tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| ApiError::request_timeout("the body did not arrive in time"))??;
-    let dict = parse_object(&body)?;
+        .map_err(|_| ApiError::RequestTimeout("the body did not arrive in time".into()))??;
+    let dict = parse_object(&bytes)?;
+    drop(bytes);
     let serialization = query.format.serialization();
     if serialization == Serialization::Xml {
-        ferry_codec::check_xml_keys(&dict)?;
+        ferry_codec::check_xml_keys(&dict).map_err(codec_error)?;
     }
     if query.encrypt && state.config.fernet.is_none() {
-        return Err(ClientError::NoKey.into());
+        return Err(client_error(ClientError::NoKey));
     }
-    let bytes = ferry_codec::encode(serialization, &dict)?;
+    let bytes = ferry_codec::encode(serialization, &dict).map_err(codec_error)?;
+    drop(dict);
     let meta =
         Meta::dictionary(serialization, query.encrypt).expect("dictionary formats are never txt");
     let receipt = tokio::time::timeout(timeout, forward(&state, meta, &bytes))
         .await
-        .map_err(|_| ApiError::upstream_timeout())??;
+        .map_err(|_| upstream_timeout())??;
+    // Held until here: the decoded and encoded forms took the body's place.
+    drop(reservation);
     Ok(created(&state.config.admin_url, meta, receipt))
 }
 
@@ -120,7 +150,7 @@ async fn forward(state: &AppState, meta: Meta, bytes: &[u8]) -> Result<Receipt, 
             .await;
     }
     lease.settle(&result);
-    Ok(result?)
+    result.map_err(client_error)
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -139,39 +169,9 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     {
         return Ok(());
     }
-    Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        format!(
-            "POST /dict takes Content-Type: application/json, not {:?}",
-            content_type
-        ),
-    ))
-}
-
-async fn read_body(request: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::too_large(limit as u64));
-    }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|err| {
-            if std::error::Error::source(&err)
-                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
-            {
-                ApiError::too_large(limit as u64)
-            } else {
-                ApiError::bad_request(
-                    "body_unreadable",
-                    format!("the body could not be read: {err}"),
-                )
-            }
-        })
+    Err(ApiError::UnsupportedMediaType(format!(
+        "POST /dict takes Content-Type: application/json, not {content_type:?}"
+    )))
 }
 
 fn parse_object(body: &[u8]) -> Result<Dict, ApiError> {
@@ -181,10 +181,10 @@ fn parse_object(body: &[u8]) -> Result<Dict, ApiError> {
             "not_an_object",
             format!("the body must be a JSON object, not {}", kind(&other)),
         )),
-        Err(err) => Err(ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not valid JSON: {err}"),
-        )),
+        Err(err) => Err(ApiError::BadRequest {
+            code: "invalid_json",
+            message: format!("the body is not valid JSON: {err}"),
+        }),
     }
 }
 
@@ -202,14 +202,21 @@ fn kind(value: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn only_objects_are_dictionaries() {
         assert!(parse_object(br#"{"a": 1}"#).is_ok());
         let err = parse_object(b"[1, 2]").unwrap_err();
-        assert_eq!((err.status.as_u16(), err.code), (422, "not_an_object"));
-        assert!(err.message.contains("an array"), "{}", err.message);
-        assert_eq!(parse_object(b"{").unwrap_err().code, "invalid_json");
+        assert_eq!(
+            err.status_and_code(),
+            (StatusCode::UNPROCESSABLE_ENTITY, "not_an_object")
+        );
+        assert!(err.to_string().contains("an array"), "{err}");
+        assert_eq!(
+            parse_object(b"{").unwrap_err().status_and_code().1,
+            "invalid_json"
+        );
     }
 
     #[test]
@@ -223,7 +230,7 @@ mod tests {
         assert!(require_json(&headers).is_ok());
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert_eq!(
-            require_json(&headers).unwrap_err().status,
+            require_json(&headers).unwrap_err().status_and_code().0,
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
     }

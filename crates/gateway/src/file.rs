@@ -2,11 +2,12 @@
 //! streamed to the server as a text transfer, 48,000 bytes a packet, as it arrives:
 //! a file is never held whole in memory.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::response::Response;
 use ferry_client::{ClientError, Receipt};
+use ferry_http::ApiError;
+use ferry_http::extract::{Query, content_length};
 use ferry_protocol::Meta;
 use futures::TryStreamExt;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::created::{Created, created};
-use crate::error::{ApiError, TransferErrors};
+use crate::error::{TransferErrors, client_error};
 use crate::pool::{Lease, is_dead_connection};
 use crate::upload::{Activity, Chunks, Upload};
 
@@ -81,13 +82,11 @@ impl ToSchema for FileBytes {}
 )]
 pub async fn post_file(
     State(state): State<AppState>,
-    query: Result<Query<FileQuery>, QueryRejection>,
+    Query(query): Query<FileQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     if query.encrypt && state.config.fernet.is_none() {
-        return Err(ClientError::NoKey.into());
+        return Err(client_error(ClientError::NoKey));
     }
     let meta = Meta::text(query.encrypt);
     let is_form = request
@@ -102,12 +101,12 @@ pub async fn post_file(
     let receipt = if is_form {
         let mut form = Multipart::from_request(request, &state)
             .await
-            .map_err(|rejection| ApiError::bad_request("invalid_form", rejection.body_text()))?;
+            .map_err(|rejection| invalid_form(rejection.body_text()))?;
         loop {
             let field = form
                 .next_field()
                 .await
-                .map_err(|err| ApiError::bad_request("invalid_form", err.body_text()))?
+                .map_err(|err| invalid_form(err.body_text()))?
                 .ok_or_else(|| ApiError::unprocessable("no_file", "the form has no file field"))?;
             if field.file_name().is_none() && field.name() != Some("file") {
                 continue;
@@ -121,7 +120,7 @@ pub async fn post_file(
         }
     } else {
         if let Some(limit) = state.config.max_file_bytes
-            && declared_length(&request).is_some_and(|len| len > limit)
+            && content_length(request.headers()).is_some_and(|len| len > limit)
         {
             return Err(ApiError::too_large(limit));
         }
@@ -136,14 +135,11 @@ pub async fn post_file(
     Ok(created(&state.config.admin_url, meta, receipt))
 }
 
-fn declared_length(request: &Request) -> Option<u64> {
-    request
-        .headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+fn invalid_form(message: String) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_form",
+        message,
+    }
 }
 
 /// Streams the chunks on a pooled session. A pooled session found dead is replaced
@@ -204,7 +200,7 @@ async fn send(
     if let Some(failure) = reader.get_ref().failure() {
         return Err(failure.clone().into());
     }
-    Ok(result?)
+    result.map_err(client_error)
 }
 
 /// One attempt. Besides the reply timeout, a watchdog ends a transfer that the

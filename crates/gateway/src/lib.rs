@@ -1,25 +1,27 @@
 //! The HTTP gateway: `POST /dict` and `POST /file` forwarded to the TCP server as a
 //! native client, over a bounded pool of persistent sessions.
 //!
-//! - [`app`] builds the router from a [`GatewayConfig`]; [`serve`] runs it on a
-//!   bound listener, over HTTPS when given [`TlsFiles`].
+//! - [`app`] builds the router from a [`GatewayConfig`]; `ferry_http::serve` runs
+//!   it on a bound listener, over HTTPS when given TLS files.
 //! - A success is `201 Created` naming the stored item, with `Location` in the admin
 //!   API; against a legacy server (which names nothing) the id is null and there is
 //!   no `Location`.
-//! - Every error, rejections included, has one JSON shape ([`error::ErrorBody`]).
+//! - Every error, rejections included, has one JSON shape (`ferry_http::ErrorBody`);
+//!   errors, the token check and `/healthz` are `ferry_http`'s, shared with the
+//!   admin API.
+//! - `/dict` bodies held in memory together never exceed
+//!   [`GatewayConfig::dict_budget`].
 //! - The OpenAPI document ([`openapi`]) is at `/openapi.json`, its interactive page
 //!   (offline) at `/docs`, and `/healthz` answers without a token.
 
-mod auth;
 mod config;
 mod created;
 mod dict;
-pub mod error;
+mod dict_body;
+mod error;
 mod file;
 mod openapi;
 mod pool;
-mod rejection;
-mod tls;
 mod upload;
 
 use std::sync::Arc;
@@ -27,27 +29,31 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use ferry_client::Options;
-use serde::Serialize;
-use tower_http::trace::TraceLayer;
-use utoipa::{OpenApi, ToSchema};
+use ferry_http::TokenGuard;
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::{
-    DEFAULT_ADMIN_URL, DEFAULT_LISTEN, GatewayConfig, GatewayToken, POOL_IDLE_TIMEOUT, TokenError,
+    BUDGET_WAIT, DEFAULT_ADMIN_URL, DEFAULT_LISTEN, GatewayConfig, POOL_IDLE_TIMEOUT,
+    SHUTDOWN_DRAIN,
 };
 pub use created::Created;
 pub use openapi::openapi_json;
-pub use tls::{TlsFiles, serve};
 
+use dict_body::DictBudget;
 use pool::Pool;
+
+/// The realm the gateway's `WWW-Authenticate` challenge names.
+pub const REALM: &str = "ferry-gateway";
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
 struct AppState {
     config: Arc<GatewayConfig>,
     pool: Pool,
+    budget: DictBudget,
 }
 
 /// The gateway's router. Sessions to the server are opened on first use.
@@ -65,27 +71,22 @@ pub fn app(config: GatewayConfig) -> Router {
         POOL_IDLE_TIMEOUT,
     );
     let state = AppState {
+        budget: DictBudget::new(config.dict_budget),
         config: Arc::new(config),
         pool,
     };
-    let (router, doc) = split(routes(state.clone()));
-    router
+    let (router, doc) = split(routes(state.config.token.clone()));
+    let router = router
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-        .fallback(rejection::not_found)
-        .layer(axum::middleware::map_response(rejection::json_errors))
         // The handlers read bodies themselves, with their own limits.
-        .layer(DefaultBodyLimit::disable())
-        .layer(TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::disable());
+    ferry_http::finish(router)
 }
 
 /// The OpenAPI document of [`app`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let state = AppState {
-        config: Arc::new(GatewayConfig::default()),
-        pool: Pool::new(String::new(), Options::default(), 1, POOL_IDLE_TIMEOUT),
-    };
-    split(routes(state)).1
+    split(routes(None)).1
 }
 
 /// The router and its document. An empty body is an empty file (a legal, empty
@@ -104,28 +105,18 @@ fn split(routes: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::op
     (router, doc)
 }
 
-fn routes(state: AppState) -> OpenApiRouter<AppState> {
-    let transfers = OpenApiRouter::new()
+/// The routes; with a token, the transfers require it.
+fn routes(token: Option<ferry_http::BearerToken>) -> OpenApiRouter<AppState> {
+    let mut transfers = OpenApiRouter::new()
         .routes(routes!(dict::post_dict))
-        .routes(routes!(file::post_file))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            auth::require_token,
+        .routes(routes!(file::post_file));
+    if let Some(token) = token {
+        transfers = transfers.route_layer(axum::middleware::from_fn_with_state(
+            TokenGuard::new(token, REALM),
+            ferry_http::require_token,
         ));
+    }
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(transfers)
-        .routes(routes!(healthz))
-}
-
-/// The answer of `/healthz`.
-#[derive(Debug, Serialize, ToSchema)]
-struct Health {
-    #[schema(example = "ok")]
-    status: &'static str,
-}
-
-/// Whether the gateway is up (it does not contact the server). Needs no token.
-#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "Up", body = Health)))]
-async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok" })
+        .routes(routes!(ferry_http::healthz))
 }

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         license(name = "MIT"),
     ),
     modifiers(&BearerScheme),
-    tags((name = "transfers", description = "Send data to the Ferry server"), (name = "meta", description = "The gateway itself")),
+    tags((name = "transfers", description = "Send data to the Ferry server"), (name = "operations", description = "Health of the gateway itself")),
 )]
 pub struct ApiDoc;
 

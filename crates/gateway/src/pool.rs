@@ -12,11 +12,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use ferry_client::{ClientError, Options, Session};
+use ferry_http::ApiError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::error::upstream_unavailable;
 
 /// Sessions to one server.
 #[derive(Debug, Clone)]
@@ -75,12 +75,10 @@ impl Pool {
         let wait = self.inner.options.connect_timeout;
         let permit = tokio::time::timeout(wait, self.inner.permits.clone().acquire_owned())
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "pool_exhausted",
-                    "every connection to the Ferry server is busy: try again",
-                )
+            .map_err(|_| ApiError::Busy {
+                code: "pool_exhausted",
+                message: "every connection to the Ferry server is busy: try again".into(),
+                retry_after: Duration::from_secs(1),
             })?
             .expect("the pool's semaphore is never closed");
         let mut lease = Lease {
@@ -104,7 +102,7 @@ impl Inner {
     async fn connect(&self) -> Result<Session, ApiError> {
         Session::connect(&self.addr, self.options.clone())
             .await
-            .map_err(|err| ApiError::upstream_unavailable(&err))
+            .map_err(|err| upstream_unavailable(&err))
     }
 
     fn take_idle(&self) -> Option<Session> {

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::time::{Instant, Sleep};
 
-use crate::error::ApiError;
+use ferry_http::ApiError;
 
 /// The most body bytes kept for a retry on a fresh connection.
 pub const REPLAY_LIMIT: usize = 256 * 1024;
@@ -37,10 +37,14 @@ impl From<BodyFailure> for ApiError {
     fn from(failure: BodyFailure) -> ApiError {
         match failure {
             BodyFailure::TooLarge(limit) => ApiError::too_large(limit),
-            BodyFailure::Idle(wait) => ApiError::request_timeout(
-                format!("no body data arrived for {} s", wait.as_secs_f64()).as_str(),
-            ),
-            BodyFailure::Unreadable(cause) => ApiError::bad_request("body_unreadable", cause),
+            BodyFailure::Idle(wait) => ApiError::RequestTimeout(format!(
+                "no body data arrived for {} s",
+                wait.as_secs_f64()
+            )),
+            BodyFailure::Unreadable(message) => ApiError::BadRequest {
+                code: "body_unreadable",
+                message,
+            },
         }
     }
 }

@@ -136,15 +136,26 @@ impl Running {
         self.child.wait().expect("wait")
     }
 
-    /// Peak resident memory so far (VmHWM), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    /// A memory figure of the process from `/proc/PID/status` (`"VmRSS"`,
+    /// `"VmHWM"`...), in KiB; 0 once the process is gone.
+    pub fn memory_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Resident memory now (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        self.memory_kib("VmRSS") * 1024
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.memory_kib("VmHWM")
     }
 }
 

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use ferry_admin::{AdminState, AdminToken, app, serve};
+use ferry_admin::{AdminState, app, serve};
+use ferry_http::BearerToken;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -46,17 +47,17 @@ async fn graceful_shutdown_ends_open_event_streams() {
     let test = TestApp::new().await;
     let state = AdminState {
         store: test.store.clone(),
-        token: AdminToken::new(TOKEN.into()).unwrap(),
+        token: BearerToken::parse(TOKEN).unwrap(),
         metrics: None,
         metrics_public: false,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         listener,
         app(state),
-        std::time::Duration::from_secs(30),
+        crate::helpers::plain_http(),
         async move { stopped.await.unwrap_or(()) },
     ));
 

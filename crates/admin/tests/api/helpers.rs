@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, header};
-use ferry_admin::{AdminState, AdminToken, app};
+use ferry_admin::{AdminState, app};
 use ferry_crypto::{Keyring, StorageKey};
 use ferry_protocol::{DataType, Serialization};
 use ferry_store::{ItemMeta, LocalOptions, LocalStore, NewItem, Store};
@@ -14,6 +14,15 @@ use tempfile::TempDir;
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-token-0123456789";
+
+/// How the tests serve the app on a socket: plain HTTP, 30 s header timeout.
+pub fn plain_http() -> ferry_http::ServeOptions {
+    ferry_http::ServeOptions {
+        tls: None,
+        header_timeout: std::time::Duration::from_secs(30),
+        drain: None,
+    }
+}
 
 /// An app over its own store.
 pub struct TestApp {
@@ -43,7 +52,7 @@ impl TestApp {
             .unwrap();
         let state = AdminState {
             store: store.clone(),
-            token: AdminToken::new(TOKEN.into()).unwrap(),
+            token: ferry_http::BearerToken::parse(TOKEN).unwrap(),
             metrics: setup.metrics,
             metrics_public: setup.metrics_public,
         };

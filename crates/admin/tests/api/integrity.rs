@@ -170,12 +170,12 @@ async fn over_a_real_connection_a_tampered_later_chunk_cuts_the_body_after_the_h
         .await;
     flip_byte(&test, &meta, 100 + 5 * (CHUNK_SIZE + 16));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(ferry_admin::serve(
         listener,
         test.app.clone(),
-        std::time::Duration::from_secs(30),
+        crate::helpers::plain_http(),
         std::future::pending(),
     ));
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();

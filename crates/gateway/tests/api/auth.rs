@@ -2,13 +2,14 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use ferry_gateway::{GatewayConfig, GatewayToken, app};
+use ferry_gateway::{GatewayConfig, app};
+use ferry_http::BearerToken;
 
 use crate::support::*;
 
 fn with_token(server: &FakeServer) -> axum::Router {
     app(GatewayConfig {
-        token: Some(GatewayToken::parse("s3cret").unwrap()),
+        token: Some(BearerToken::parse("s3cret").unwrap()),
         ..config(server)
     })
 }

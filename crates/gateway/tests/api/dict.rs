@@ -202,5 +202,5 @@ async fn an_unknown_format_is_400() {
         post("/dict?format=yaml", "application/json", "{}"),
     )
     .await;
-    assert_error(response, 400, "invalid_query").await;
+    assert_error(response, 400, "bad_request").await;
 }

@@ -101,7 +101,7 @@ async fn a_bad_query_value_is_a_json_400() {
         post("/file?encrypt=maybe", "application/octet-stream", "x"),
     )
     .await;
-    assert_error(response, 400, "invalid_query").await;
+    assert_error(response, 400, "bad_request").await;
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_gateway::{TlsFiles, serve};
+use ferry_http::{ServeOptions, TlsFiles, serve};
 
 use crate::support::*;
 
@@ -24,8 +24,11 @@ async fn the_gateway_answers_over_https_with_the_given_certificate() {
     let running = tokio::spawn(serve(
         listener,
         gateway(&server),
-        Some(files),
-        std::time::Duration::from_secs(30),
+        ServeOptions {
+            tls: Some(files),
+            header_timeout: Duration::from_secs(30),
+            drain: Some(ferry_gateway::SHUTDOWN_DRAIN),
+        },
         async {
             let _ = stopped.await;
         },
@@ -53,14 +56,4 @@ async fn the_gateway_answers_over_https_with_the_given_certificate() {
         .unwrap()
         .unwrap()
         .unwrap();
-}
-
-#[test]
-fn missing_certificate_files_are_reported_by_path() {
-    let files = TlsFiles {
-        cert: "/nonexistent/cert.pem".into(),
-        key: "/nonexistent/key.pem".into(),
-    };
-    let err = files.load().unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
 }

@@ -1,5 +1,6 @@
-//! Serving the router: plain HTTP, or HTTPS with rustls from PEM files, with a
-//! graceful shutdown either way.
+//! Serving a router on an already-bound listener: plain HTTP, or HTTPS with
+//! rustls from PEM files; a peer that connects and stalls is dropped; a graceful
+//! shutdown either way.
 
 use std::future::Future;
 use std::io;
@@ -13,13 +14,12 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// How long in-flight requests may run on after shutdown is asked for.
-const DRAIN: Duration = Duration::from_secs(30);
-
 /// The certificate chain and private key, as PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The certificate chain.
     pub cert: PathBuf,
+    /// The private key.
     pub key: PathBuf,
 }
 
@@ -52,41 +52,69 @@ fn invalid(path: &Path, err: impl std::fmt::Display) -> io::Error {
     )
 }
 
-/// Serves `app` on an already-bound listener until `shutdown` completes, then lets
-/// in-flight requests finish (for up to 30 s). With `tls`, the listener speaks
-/// HTTPS. A client must send each request's headers within `header_timeout`.
+/// How [`serve`] runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Serve HTTPS with these files; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// A client must send its first request within this time after connecting
+    /// (after the TLS handshake, which has its own 10 s), and each request's
+    /// headers within it, or its connection is closed.
+    pub header_timeout: Duration,
+    /// How long requests in flight may run on after shutdown is asked for;
+    /// `None`: until they end.
+    pub drain: Option<Duration>,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in
+/// flight finish (within `options.drain`) and returns.
 pub async fn serve(
     listener: std::net::TcpListener,
     app: Router,
-    tls: Option<TlsFiles>,
-    header_timeout: Duration,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    // Read the TLS files before serving, so that a bad one is an error at once.
+    let tls = options.tls.as_ref().map(TlsFiles::load).transpose()?;
     listener.set_nonblocking(true)?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
+    let drain = options.drain;
     tokio::spawn(async move {
         shutdown.await;
-        stopper.graceful_shutdown(Some(DRAIN));
+        stopper.graceful_shutdown(drain);
     });
     let mut server = axum_server::from_tcp(listener)?
-        .first_request_timeout(header_timeout)
+        .first_request_timeout(options.header_timeout)
         .handle(handle);
     server
         .http_builder()
         .http1()
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(options.header_timeout);
     let app = app.into_make_service();
     match tls {
         None => server.serve(app).await,
-        // The TLS handshake has its own timeout (10 s); the first request's
-        // clock starts after it.
-        Some(tls) => {
-            let config = RustlsConfig::from_config(Arc::new(tls.load()?));
+        Some(config) => {
+            let config = RustlsConfig::from_config(Arc::new(config));
             server
                 .acceptor(RustlsAcceptor::new(config))
                 .serve(app)
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_certificate_files_are_reported_by_path() {
+        let files = TlsFiles {
+            cert: "/nonexistent/cert.pem".into(),
+            key: "/nonexistent/key.pem".into(),
+        };
+        let err = files.load().unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
     }
 }
