@@ -8,37 +8,42 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step's start, in seconds from the beginning, so that a slow run shows where.
+step() { echo "== [${SECONDS}s] $*"; }
+
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-    echo "== installing chromium and chromium-driver (Debian)"
+    step "installing chromium and chromium-driver (Debian)"
     sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 if ! python3 -c "import schemathesis, openapi_python_client" 2>/dev/null; then
-    echo "== installing schemathesis and openapi-python-client (PyPI)"
+    step "installing schemathesis and openapi-python-client (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
-        echo "== installing $component (rustup)"
+        step "installing $component (rustup)"
         rustup component add "$component"
     fi
 done
 
-echo "== checking formatting"
+step "checking formatting"
 cargo fmt --all --check
 
-echo "== linting"
+step "linting"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== installing the TypeScript client's packages (npm, tests/typescript/package-lock.json)"
+step "installing the TypeScript client's packages (npm, tests/typescript/package-lock.json)"
 (cd tests/typescript && npm ci --no-audit --no-fund --silent)
 
-echo "== building"
+step "building"
 cargo build --workspace --bins --locked
 
-echo "== running the tests"
+step "running the tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+step "done"
