@@ -2,7 +2,6 @@
 //! announces an `https://` admin URL and serves the API, token and all, only over
 //! TLS with the given certificate.
 
-
 use std::time::Duration;
 
 use crate::harness::Server;

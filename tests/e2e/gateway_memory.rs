@@ -5,7 +5,6 @@
 //! clients' small dictionaries are still stored; and the budget comes back when
 //! the connections go, so a second wave is admitted and stays as bounded.
 
-
 use std::time::Duration;
 
 use crate::harness::Server;

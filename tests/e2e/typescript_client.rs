@@ -10,7 +10,6 @@
 //! that folder; `scripts/test.sh` runs it). The project is copied to a temporary
 //! directory, so generated files never land in the repository.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
