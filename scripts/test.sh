@@ -2,8 +2,8 @@
 # Runs every check and test of Ferry on a fresh machine: installs what they need
 # (rustfmt and clippy, Debian's Chromium and ChromeDriver, schemathesis and the
 # OpenAPI client generator from PyPI, the TypeScript client's packages from npm),
-# checks formatting and lints, builds the
-# binaries, then runs the whole suite with cargo-nextest. Benchmarks are
+# checks formatting, builds every target with clippy's lints, then runs the
+# whole suite with cargo-nextest. Benchmarks are
 # separate: scripts/bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,14 +34,17 @@ done
 step "checking formatting"
 cargo fmt --all --check
 
-step "linting"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
 step "installing the TypeScript client's packages (npm, tests/typescript/package-lock.json)"
 (cd tests/typescript && npm ci --no-audit --no-fund --silent)
 
-step "building"
-cargo build --workspace --bins --locked
+# The lints and the tests share one build: clippy-driver compiles the workspace's own
+# crates (every target) in rustc's place, with their warnings denied, as
+# `cargo clippy --all-targets -- -D warnings` would lint them. The dependencies are
+# then compiled once, instead of once checked for clippy and once built for the tests.
+export RUSTC_WORKSPACE_WRAPPER=clippy-driver
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+step "building every target, linted by clippy (-D warnings)"
+cargo build --workspace --all-targets --locked
 
 step "running the tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
