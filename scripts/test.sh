@@ -43,8 +43,8 @@ step "installing the TypeScript client's packages (npm, tests/typescript/package
 # then compiled once, instead of once checked for clippy and once built for the tests.
 export RUSTC_WORKSPACE_WRAPPER=clippy-driver
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-step "building every target, linted by clippy (-D warnings)"
-cargo build --workspace --all-targets --locked
+step "building every target, linted by clippy (-D warnings); target/cargo-timings/ shows where the time went"
+cargo build --workspace --all-targets --locked --timings
 
 step "running the tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
