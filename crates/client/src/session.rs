@@ -286,7 +286,9 @@ mod tests {
         let mut packets = Vec::new();
         loop {
             while let Some(frame) = Decoder.decode(&mut buf).unwrap() {
-                let Frame::Packet(packet) = frame else { continue };
+                let Frame::Packet(packet) = frame else {
+                    continue;
+                };
                 let last = packet.final_;
                 packets.push(packet);
                 if last {
@@ -307,7 +309,9 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let server = tokio::spawn(one_transfer(listener));
         // 200 distinct pieces and a short last one.
-        let data: Vec<u8> = (0..200 * 48_000 + 123).map(|i: u32| (i / 48_000) as u8 ^ i as u8).collect();
+        let data: Vec<u8> = (0..200 * 48_000 + 123)
+            .map(|i: u32| (i / 48_000) as u8 ^ i as u8)
+            .collect();
         let options = Options {
             fernet: Some(key.clone()),
             extensions: false,
@@ -316,7 +320,9 @@ mod tests {
         let mut session = Session::connect(&addr, options).await.unwrap();
         let mut reported = Vec::new();
         let receipt = session
-            .send_reader(Meta::text(true), &data[..], None, &mut |sent| reported.push(sent))
+            .send_reader(Meta::text(true), &data[..], None, &mut |sent| {
+                reported.push(sent)
+            })
             .await
             .unwrap();
         assert_eq!(receipt.size, data.len() as u64);
@@ -329,7 +335,10 @@ mod tests {
         for packet in &packets {
             received.extend(key.decrypt(&packet.payload).unwrap());
         }
-        assert!(received == data, "the pieces arrived out of order or altered");
+        assert!(
+            received == data,
+            "the pieces arrived out of order or altered"
+        );
         assert_eq!(reported.len(), 201);
         assert_eq!(reported.last(), Some(&(data.len() as u64)));
     }

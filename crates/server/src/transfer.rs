@@ -11,9 +11,9 @@ use crate::budget::DictBuffer;
 use crate::outputs::Content;
 use crate::{EncryptionPolicy, Shared, TransferError};
 use bytes::Bytes;
+use ferry_crypto::CryptoError;
 use ferry_protocol::{DataType, Meta, Serialization};
 use ferry_store::{ItemMeta, ItemWriter, NewItem};
-use ferry_crypto::CryptoError;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -36,7 +36,10 @@ fn decrypt_depth() -> usize {
 
 /// A token being decrypted off the connection's task, and its slot in the
 /// server-wide bound, held until the plaintext is taken.
-type Decrypting = (JoinHandle<Result<Vec<u8>, CryptoError>>, OwnedSemaphorePermit);
+type Decrypting = (
+    JoinHandle<Result<Vec<u8>, CryptoError>>,
+    OwnedSemaphorePermit,
+);
 
 /// Where the plaintext of an accepted transfer goes.
 enum Sink {
