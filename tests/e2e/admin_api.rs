@@ -530,7 +530,7 @@ async fn requests_without_or_with_a_wrong_token_get_401() {
     let id = id_of(&send_text(&mut s, b"secret", None, false).await);
     s.end().await.unwrap();
 
-    let http = reqwest::Client::new();
+    let http = crate::harness::http();
     let protected = [
         ("GET", "/api/items".to_owned()),
         ("GET", format!("/api/items/{id}")),

@@ -21,7 +21,7 @@ async fn the_admin_api_is_served_over_https_with_the_given_certificate() {
     ]);
     let addr: std::net::SocketAddr = server.running.addr("admin").parse().unwrap();
 
-    let https = reqwest::Client::builder()
+    let https = crate::harness::http_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
         .resolve("localhost", addr)
         .timeout(Duration::from_secs(10))
@@ -41,7 +41,7 @@ async fn the_admin_api_is_served_over_https_with_the_given_certificate() {
     assert_eq!(refused.status(), 401);
 
     // Plain HTTP gets no answer from the TLS listener.
-    let plain = reqwest::Client::builder()
+    let plain = crate::harness::http_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

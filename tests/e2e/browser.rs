@@ -46,7 +46,7 @@ impl Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let http = reqwest::Client::new();
+        let http = crate::harness::http();
         let status = format!("{}/status", driver.url);
         wait_until(Duration::from_secs(30), async || {
             let ready = match http.get(&status).send().await {
@@ -91,8 +91,8 @@ impl Driver {
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!()
         };
-        ClientBuilder::rustls()
-            .expect("rustls")
+        // ChromeDriver listens on loopback: plain HTTP.
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
             .await

@@ -449,7 +449,9 @@ async fn the_pool_reconnects_by_itself_when_the_server_drops_every_connection() 
     let admin = server.admin();
     assert_eq!(admin.all_items().await.len(), 6);
     // Still the same gateway process: nothing was restarted.
-    let healthz = reqwest::get(format!("{}/healthz", gateway.url))
+    let healthz = crate::harness::http()
+        .get(format!("{}/healthz", gateway.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(healthz.status(), 200);

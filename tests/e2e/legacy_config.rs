@@ -69,7 +69,7 @@ impl Checkout {
                 .unwrap()
                 .trim()
                 .to_owned(),
-            http: reqwest::Client::new(),
+            http: crate::harness::http(),
         }
     }
 }

@@ -46,7 +46,7 @@ async fn keys_and_the_token_are_created_private_and_never_logged() {
         .await
         .unwrap();
     session.end().await.unwrap();
-    let unauthorized = reqwest::Client::new()
+    let unauthorized = crate::harness::http()
         .get(format!("{}/api/items", server.admin_url()))
         .bearer_auth("wrong")
         .send()
@@ -428,7 +428,7 @@ async fn metrics_count_transfers_bytes_connections_and_items() {
         assert!(text.contains(expected), "no {expected} in:\n{text}");
     }
     session.end().await.unwrap();
-    let unauthorized = reqwest::Client::new()
+    let unauthorized = crate::harness::http()
         .get(format!("{}/metrics", server.admin_url()))
         .send()
         .await

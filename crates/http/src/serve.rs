@@ -33,7 +33,7 @@ impl TlsFiles {
             return Err(invalid(&self.cert, "no certificate in the file"));
         }
         let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|err| invalid(&self.key, err))?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(io::Error::other)?

@@ -77,7 +77,7 @@ impl Gateway {
         Gateway {
             running,
             url,
-            http: reqwest::Client::new(),
+            http: crate::harness::http(),
         }
     }
 

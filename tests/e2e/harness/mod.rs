@@ -165,6 +165,19 @@ impl Drop for Running {
     }
 }
 
+/// An HTTP client builder. reqwest is built without a TLS crypto provider of its
+/// own (the workspace's rustls uses ring alone): the first call makes ring the
+/// process's provider.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// An HTTP client with reqwest's defaults.
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
+}
+
 /// A `ferry-server` on port 0 with its own data directory.
 #[derive(Debug)]
 pub struct Server {
@@ -262,7 +275,7 @@ impl Server {
         Admin {
             base: self.admin_url(),
             token: self.token(),
-            http: reqwest::Client::new(),
+            http: crate::harness::http(),
         }
     }
 }

@@ -34,6 +34,8 @@ async fn the_gateway_answers_over_https_with_the_given_certificate() {
         },
     ));
 
+    // reqwest has no crypto provider of its own here: ring is the process's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
         .resolve("localhost", ([127, 0, 0, 1], port).into())
