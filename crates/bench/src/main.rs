@@ -37,8 +37,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    // reqwest is built without a crypto provider of its own: ring, the workspace's.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = Plan {
         bin_dir: match args.bin_dir {
             Some(dir) => dir,
