@@ -5,12 +5,10 @@ use bytes::BytesMut;
 use ferry_codec::Dict;
 use ferry_crypto::FernetKey;
 use ferry_protocol::{END, EXT_HELLO, Meta, Reply, ReplyParse, Serialization, encode, parse_reply};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
 /// How a session behaves.
 #[derive(Debug, Clone)]
@@ -126,25 +124,18 @@ impl Session {
             self.stream.write_all(&encode::name_nibbles(name)).await?;
         }
         let mut pieces = Pieces::new(reader);
-        let mut ahead = Ahead::new(fernet);
         let mut first = true;
         let mut sent = 0u64;
-        loop {
-            // Keep the encryption workers busy while the socket takes what is ready.
-            while ahead.has_room() {
-                match pieces.next_piece().await? {
-                    Some((piece, last)) => ahead.push(piece, last),
-                    None => break,
-                }
-            }
-            let Some((payload, len, last)) = ahead.next().await? else {
-                break;
-            };
+        while let Some((piece, last)) = pieces.next_piece().await? {
             self.out.clear();
-            encode::packet(&mut self.out, first.then_some(meta), last, &payload);
+            let packet_meta = first.then_some(meta);
+            match &fernet {
+                Some(key) => encode::packet(&mut self.out, packet_meta, last, &key.encrypt(&piece)),
+                None => encode::packet(&mut self.out, packet_meta, last, &piece),
+            }
             self.stream.write_all(&self.out).await?;
             first = false;
-            sent += len as u64;
+            sent += piece.len() as u64;
             progress(sent);
         }
         self.read_reply(sent).await
@@ -200,146 +191,5 @@ impl Session {
             }
             self.replies.extend_from_slice(&chunk[..read]);
         }
-    }
-}
-
-/// The pieces of one transfer between the reader and the socket, in order. Plain
-/// pieces pass through; encrypted ones are Fernet-encrypted on the blocking pool,
-/// a few per core ahead of the socket, so that encryption uses every core while
-/// memory stays bounded (at most [`Ahead::depth`] pieces and their tokens).
-struct Ahead {
-    fernet: Option<Arc<FernetKey>>,
-    depth: usize,
-    queue: VecDeque<(Payload, usize, bool)>,
-}
-
-enum Payload {
-    Plain(Vec<u8>),
-    Encrypting(JoinHandle<Vec<u8>>),
-}
-
-impl Ahead {
-    fn new(fernet: Option<Arc<FernetKey>>) -> Ahead {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Plain pieces need no look-ahead beyond the one the reader keeps.
-        let depth = if fernet.is_some() { 2 * cores } else { 1 };
-        Ahead {
-            fernet,
-            depth,
-            queue: VecDeque::with_capacity(depth),
-        }
-    }
-
-    fn has_room(&self) -> bool {
-        self.queue.len() < self.depth && !self.queue.back().is_some_and(|(_, _, last)| *last)
-    }
-
-    fn push(&mut self, piece: Vec<u8>, last: bool) {
-        let len = piece.len();
-        let payload = match &self.fernet {
-            Some(key) => {
-                let key = key.clone();
-                Payload::Encrypting(tokio::task::spawn_blocking(move || key.encrypt(&piece)))
-            }
-            None => Payload::Plain(piece),
-        };
-        self.queue.push_back((payload, len, last));
-    }
-
-    /// The next packet's payload, the plaintext length it carries, and whether it
-    /// is the last; `None` when every piece pushed has been taken.
-    async fn next(&mut self) -> Result<Option<(Vec<u8>, usize, bool)>, ClientError> {
-        let Some((payload, len, last)) = self.queue.pop_front() else {
-            return Ok(None);
-        };
-        let payload = match payload {
-            Payload::Plain(bytes) => bytes,
-            Payload::Encrypting(task) => task.await.map_err(|err| {
-                ClientError::Io(std::io::Error::other(format!("encrypting a piece: {err}")))
-            })?,
-        };
-        Ok(Some((payload, len, last)))
-    }
-}
-
-impl Drop for Ahead {
-    /// Pieces still being encrypted when a transfer stops are not waited for.
-    fn drop(&mut self) {
-        for (payload, _, _) in self.queue.drain(..) {
-            if let Payload::Encrypting(task) = payload {
-                task.abort();
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferry_protocol::{Decoder, Frame};
-    use tokio::net::TcpListener;
-
-    /// A server that reads one transfer, answers `OK`, and returns its packets.
-    async fn one_transfer(listener: TcpListener) -> Vec<ferry_protocol::Packet> {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut buf = BytesMut::new();
-        let mut packets = Vec::new();
-        loop {
-            while let Some(frame) = Decoder.decode(&mut buf).unwrap() {
-                let Frame::Packet(packet) = frame else {
-                    continue;
-                };
-                let last = packet.final_;
-                packets.push(packet);
-                if last {
-                    stream.write_all(b"OK").await.unwrap();
-                    return packets;
-                }
-            }
-            if stream.read_buf(&mut buf).await.unwrap() == 0 {
-                panic!("the client closed before the last packet");
-            }
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn encrypted_pieces_go_out_in_order_whatever_finishes_first() {
-        let key = Arc::new(FernetKey::generate());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let server = tokio::spawn(one_transfer(listener));
-        // 200 distinct pieces and a short last one.
-        let data: Vec<u8> = (0..200 * 48_000 + 123)
-            .map(|i: u32| (i / 48_000) as u8 ^ i as u8)
-            .collect();
-        let options = Options {
-            fernet: Some(key.clone()),
-            extensions: false,
-            ..Options::default()
-        };
-        let mut session = Session::connect(&addr, options).await.unwrap();
-        let mut reported = Vec::new();
-        let receipt = session
-            .send_reader(Meta::text(true), &data[..], None, &mut |sent| {
-                reported.push(sent)
-            })
-            .await
-            .unwrap();
-        assert_eq!(receipt.size, data.len() as u64);
-
-        let packets = server.await.unwrap();
-        assert_eq!(packets.len(), 201);
-        assert!(packets[0].initial && packets[0].meta == Some(Meta::text(true)));
-        assert!(packets[..200].iter().all(|p| !p.final_) && packets[200].final_);
-        let mut received = Vec::new();
-        for packet in &packets {
-            received.extend(key.decrypt(&packet.payload).unwrap());
-        }
-        assert!(
-            received == data,
-            "the pieces arrived out of order or altered"
-        );
-        assert_eq!(reported.len(), 201);
-        assert_eq!(reported.last(), Some(&(data.len() as u64)));
     }
 }

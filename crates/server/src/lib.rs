@@ -40,9 +40,6 @@ pub struct Shared {
     budget: budget::MemoryBudget,
     /// Turns to decode a large dictionary (a decoded one takes a few times its size).
     decoding: Semaphore,
-    /// Fernet tokens decrypted off the connections' tasks, all connections together:
-    /// a few per core (each holds a piece until its transfer takes it).
-    decrypt_slots: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -63,7 +60,6 @@ impl Shared {
             outputs,
             budget,
             decoding: Semaphore::new(cores),
-            decrypt_slots: Arc::new(Semaphore::new(4 * cores)),
         }
     }
 }

@@ -11,35 +11,13 @@ use crate::budget::DictBuffer;
 use crate::outputs::Content;
 use crate::{EncryptionPolicy, Shared, TransferError};
 use bytes::Bytes;
-use ferry_crypto::CryptoError;
 use ferry_protocol::{DataType, Meta, Serialization};
 use ferry_store::{ItemMeta, ItemWriter, NewItem};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
-use tokio::sync::OwnedSemaphorePermit;
-use tokio::task::{JoinError, JoinHandle};
 
 /// Dictionaries larger than this are decoded on a blocking thread, a few at a time.
 const LARGE_DICT: usize = 256 * 1024;
-
-/// Tokens shorter than this are decrypted in place: for them, the hand-over to
-/// another thread costs more than the work.
-const SMALL_TOKEN: usize = 8 * 1024;
-
-/// The most Fernet tokens of one transfer decrypted on the blocking pool at once,
-/// per core. Their plaintexts are taken in the order the tokens came, so the store
-/// sees the bytes as sent while every core decrypts.
-fn decrypt_depth() -> usize {
-    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// A token being decrypted off the connection's task, and its slot in the
-/// server-wide bound, held until the plaintext is taken.
-type Decrypting = (
-    JoinHandle<Result<Vec<u8>, CryptoError>>,
-    OwnedSemaphorePermit,
-);
 
 /// Where the plaintext of an accepted transfer goes.
 enum Sink {
@@ -54,8 +32,6 @@ pub(crate) struct Transfer {
     started: Instant,
     received: u64,
     state: Result<Sink, TransferError>,
-    /// Tokens being decrypted, oldest first (encrypted transfers only).
-    decrypting: VecDeque<Decrypting>,
 }
 
 impl std::fmt::Debug for Transfer {
@@ -63,7 +39,6 @@ impl std::fmt::Debug for Transfer {
         f.debug_struct("Transfer")
             .field("meta", &self.meta)
             .field("received", &self.received)
-            .field("decrypting", &self.decrypting.len())
             .field("refused", &self.state.as_ref().err())
             .finish()
     }
@@ -93,7 +68,6 @@ impl Transfer {
             started: Instant::now(),
             received: 0,
             state,
-            decrypting: VecDeque::new(),
         }
     }
 
@@ -101,69 +75,21 @@ impl Transfer {
         self.meta
     }
 
-    /// Takes one packet's payload. An encrypted one is decrypted on the blocking
-    /// pool while the next packets are read; its plaintext is taken in its turn.
+    /// Takes one packet's payload.
     pub(crate) async fn data(&mut self, shared: &Shared, payload: Bytes) {
-        if self.state.is_err() {
-            return;
-        }
-        let key = match (&shared.fernet, self.meta.encrypted()) {
-            (Some(key), true) => key,
-            _ => return self.accept(shared, payload).await,
-        };
-        let slot = match payload.len() {
-            0..SMALL_TOKEN => None,
-            _ => shared.decrypt_slots.clone().try_acquire_owned().ok(),
-        };
-        let Some(slot) = slot else {
-            // Decrypted here, after the tokens before it.
-            while !self.decrypting.is_empty() {
-                self.take_decrypted(shared).await;
-            }
-            let plaintext = key.decrypt(&payload);
-            return self.decrypted(shared, Ok(plaintext)).await;
-        };
-        let key = key.clone();
-        let task = tokio::task::spawn_blocking(move || key.decrypt(&payload));
-        self.decrypting.push_back((task, slot));
-        while self.decrypting.len() > decrypt_depth() {
-            self.take_decrypted(shared).await;
-        }
-    }
-
-    /// Waits for the oldest token in flight and takes its plaintext.
-    async fn take_decrypted(&mut self, shared: &Shared) {
-        if let Some((task, slot)) = self.decrypting.pop_front() {
-            let result = task.await;
-            drop(slot);
-            self.decrypted(shared, result).await;
-        }
-    }
-
-    async fn decrypted(
-        &mut self,
-        shared: &Shared,
-        result: Result<Result<Vec<u8>, CryptoError>, JoinError>,
-    ) {
-        let error = match result {
-            Ok(Ok(plaintext)) => return self.accept(shared, Bytes::from(plaintext)).await,
-            Ok(Err(err)) => TransferError::Rejected(format!("invalid Fernet token: {err}")),
-            Err(err) => TransferError::Failed(format!("decrypting a piece: {err}").into()),
-        };
-        self.fail(error);
-    }
-
-    /// Ends the transfer's work with `error`: tokens still in flight are dropped.
-    fn fail(&mut self, error: TransferError) {
-        if self.state.is_ok() {
-            self.state = Err(error);
-        }
-        self.decrypting.clear();
-    }
-
-    /// Takes one piece of plaintext into the sink.
-    async fn accept(&mut self, shared: &Shared, plaintext: Bytes) {
         let Ok(sink) = &mut self.state else { return };
+        let plaintext = match (&shared.fernet, self.meta.encrypted()) {
+            (Some(key), true) => match key.decrypt(&payload) {
+                Ok(plain) => Bytes::from(plain),
+                Err(err) => {
+                    self.state = Err(TransferError::Rejected(format!(
+                        "invalid Fernet token: {err}"
+                    )));
+                    return;
+                }
+            },
+            _ => payload,
+        };
         self.received += plaintext.len() as u64;
         let outcome = match sink {
             Sink::Text(writer) => writer.write(&plaintext).await.map_err(TransferError::from),
@@ -179,19 +105,16 @@ impl Transfer {
             }
         };
         if let Err(err) = outcome {
-            self.fail(err);
+            self.state = Err(err);
         }
     }
 
     /// Completes the transfer: the stored item (outputs written), or why not.
     pub(crate) async fn finish(
-        mut self,
+        self,
         shared: &Shared,
         peer: SocketAddr,
     ) -> Result<ItemMeta, TransferError> {
-        while !self.decrypting.is_empty() {
-            self.take_decrypted(shared).await;
-        }
         let result = match self.state {
             Err(err) => Err(err),
             Ok(Sink::Text(writer)) => match writer.commit().await {
