@@ -5,7 +5,7 @@
 //! every kind of item: dictionaries in json, pickle and xml, text plain and
 //! Fernet-encrypted, each small and large.
 
-use crate::harness::{bin, python_script, text_file};
+use crate::harness::{bin, python_lines, python_script, text_file};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,8 +109,8 @@ struct Seen {
 }
 
 fn probe(server: &PrintingServer, export: &Path, plan: &[Value]) -> Vec<Seen> {
-    use std::io::Write;
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(python_script("legacy_export_probe.py"))
         .args(["--server", &server.tcp])
         .arg("--key")
@@ -118,31 +118,14 @@ fn probe(server: &PrintingServer, export: &Path, plan: &[Value]) -> Vec<Seen> {
         .arg("--export-dir")
         .arg(export)
         .arg("--stdout")
-        .arg(&server.stdout)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::from(plan.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "probe failed: {:?}", output.status);
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let line: Value = serde_json::from_str(line).unwrap();
-            Seen {
-                reply: line["reply"].as_str().unwrap().to_owned(),
-                sha256: line["sha256"].as_str().unwrap().to_owned(),
-                files: serde_json::from_value(line["files"].clone()).unwrap(),
-                printed: line["printed"].as_str().unwrap().to_owned(),
-            }
+        .arg(&server.stdout);
+    python_lines(command, &Value::from(plan.to_vec()))
+        .into_iter()
+        .map(|line| Seen {
+            reply: line["reply"].as_str().unwrap().to_owned(),
+            sha256: line["sha256"].as_str().unwrap().to_owned(),
+            files: serde_json::from_value(line["files"].clone()).unwrap(),
+            printed: line["printed"].as_str().unwrap().to_owned(),
         })
         .collect()
 }

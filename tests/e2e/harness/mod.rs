@@ -415,6 +415,35 @@ pub struct Sent {
     pub sha256: String,
 }
 
+/// Runs a Python script (`command`, its arguments given) with `plan` on its stdin;
+/// panics unless it succeeds; returns the JSON lines it printed.
+pub fn python_lines(mut command: Command, plan: &serde_json::Value) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plan.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {:?}",
+        output.status
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// Runs the Python legacy-style client with a plan; returns the reply of each transfer.
 pub fn python_client(
     server: &str,
@@ -435,7 +464,6 @@ pub fn python_transfers(
     sessions: &str,
     plan: &serde_json::Value,
 ) -> Vec<Sent> {
-    use std::io::Write;
     let mut command = Command::new("python3");
     command.arg(python_script("legacy_client.py")).args([
         "--server",
@@ -446,34 +474,12 @@ pub fn python_transfers(
     if let Some(key) = key {
         command.arg("--key").arg(key);
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(plan.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "python client failed: {:?}",
-        output.status
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let line: serde_json::Value = serde_json::from_str(line).unwrap();
-            Sent {
-                reply: line["reply"].as_str().unwrap().to_owned(),
-                size: line["size"].as_u64().unwrap(),
-                sha256: line["sha256"].as_str().unwrap().to_owned(),
-            }
+    python_lines(command, plan)
+        .into_iter()
+        .map(|line| Sent {
+            reply: line["reply"].as_str().unwrap().to_owned(),
+            size: line["size"].as_u64().unwrap(),
+            sha256: line["sha256"].as_str().unwrap().to_owned(),
         })
         .collect()
 }
