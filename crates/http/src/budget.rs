@@ -35,8 +35,9 @@ pub enum BudgetError {
 }
 
 impl ByteBudget {
-    /// A budget of `total` bytes.
+    /// A budget of `total` bytes (at most [`Semaphore::MAX_PERMITS`]).
     pub fn new(total: usize) -> ByteBudget {
+        let total = total.min(Semaphore::MAX_PERMITS);
         ByteBudget {
             bytes: Arc::new(Semaphore::new(total)),
             total,

@@ -13,33 +13,29 @@
 //! memory is bounded by the connection limit, like the connections' read buffers.
 
 use crate::TransferError;
-use std::sync::Arc;
+use ferry_http::{BudgetError, ByteBudget, Reservation};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bytes of each dictionary that are not charged to the budget.
 pub const FREE_BYTES: usize = 64 * 1024;
 
-/// The shared budget.
+/// The shared budget: a [`ByteBudget`] and how long growth waits for room.
 #[derive(Debug, Clone)]
 pub(crate) struct MemoryBudget {
-    permits: Arc<Semaphore>,
-    total: usize,
+    bytes: ByteBudget,
     wait: Duration,
 }
 
 /// What one dictionary holds of the budget; given back on drop.
 #[derive(Debug, Default)]
 pub(crate) struct Charge {
-    held: Option<OwnedSemaphorePermit>,
+    held: Option<Reservation>,
 }
 
 impl Charge {
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.held
-            .as_ref()
-            .map_or(0, OwnedSemaphorePermit::num_permits)
+        self.held.as_ref().map_or(0, Reservation::len)
     }
 }
 
@@ -52,10 +48,8 @@ impl Drop for Charge {
 impl MemoryBudget {
     /// A budget of `total` bytes; growth waits at most `wait` for room.
     pub(crate) fn new(total: usize, wait: Duration) -> MemoryBudget {
-        let total = total.min(Semaphore::MAX_PERMITS);
         MemoryBudget {
-            permits: Arc::new(Semaphore::new(total)),
-            total,
+            bytes: ByteBudget::new(total),
             wait,
         }
     }
@@ -69,33 +63,22 @@ impl MemoryBudget {
         if bytes == 0 {
             return Ok(());
         }
-        let busy = || {
-            TransferError::Refused(
-                "the server is busy: the dictionaries in flight use all of its memory; try again later"
-                    .into(),
-            )
-        };
-        if charge.bytes() + bytes > self.total {
-            return Err(busy());
-        }
-        let count = u32::try_from(bytes).map_err(|_| busy())?;
-        let acquire = self.permits.clone().acquire_many_owned(count);
-        let permit = match tokio::time::timeout(self.wait, acquire).await {
-            Ok(permit) => permit.expect("the budget's semaphore is never closed"),
-            Err(_) => {
+        let held = charge.bytes();
+        let reservation = charge.held.get_or_insert_with(|| self.bytes.reserve());
+        if let Err(err) = reservation.grow_to(held + bytes, self.wait).await {
+            if let BudgetError::Exhausted(_) = err {
                 tracing::warn!(
                     bytes,
-                    held = charge.bytes(),
+                    held,
                     "no room in the memory budget in time; refusing the dictionary"
                 );
-                return Err(busy());
             }
-        };
-        metrics::gauge!("ferry_inflight_dict_bytes").increment(bytes as f64);
-        match &mut charge.held {
-            Some(held) => held.merge(permit),
-            None => charge.held = Some(permit),
+            return Err(TransferError::Refused(
+                "the server is busy: the dictionaries in flight use all of its memory; try again later"
+                    .into(),
+            ));
         }
+        metrics::gauge!("ferry_inflight_dict_bytes").increment(bytes as f64);
         Ok(())
     }
 }
