@@ -2,11 +2,15 @@
 //! or holds it there until released; records every step; and models what a power
 //! loss keeps of the data files it saw.
 //!
-//! The power-loss model, per file: the length known durable (set by a sync that
-//! succeeded), and, after a sync that failed, where the bytes that the kernel may
-//! have marked clean without writing begin: those are lost at a power loss even
-//! if a later sync succeeds, unless the file was cut below them first. Directory
-//! entries (creations, renames, unlinks) are taken as durable.
+//! The power-loss model, per file: the length of its content known durable (up to
+//! its last byte that is not zero) and the file size known durable, both set by a
+//! sync that succeeded; and, after a sync that failed, where the bytes that the
+//! kernel may have marked clean without writing begin: those are lost at a power
+//! loss even if a later sync succeeds, unless the file was cut below them first.
+//! A power loss turns what follows the durable content into zeros, up to the
+//! durable size (a log segment's prepared space, see [`log`](super::log)), and
+//! cuts the file there. Directory entries (creations, renames, unlinks) are taken
+//! as durable.
 
 use std::collections::HashMap;
 use std::io;
@@ -68,8 +72,28 @@ struct Rule {
 
 #[derive(Clone, Copy, Debug)]
 struct Durable {
+    /// The content: up to the last byte that is not zero.
     len: u64,
+    /// The file's size.
+    size: u64,
     lost_from: Option<u64>,
+}
+
+/// A file's size and the length of its content (up to its last byte that is not
+/// zero), if it exists.
+#[derive(Clone, Copy, Debug)]
+struct Extent {
+    size: u64,
+    content: u64,
+}
+
+fn extent_of(path: &Path) -> Option<Extent> {
+    let bytes = std::fs::read(path).ok()?;
+    let content = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    Some(Extent {
+        size: bytes.len() as u64,
+        content: content as u64,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -86,10 +110,6 @@ pub(crate) struct Faults {
     state: Mutex<State>,
 }
 
-fn len_of(path: &Path) -> Option<u64> {
-    std::fs::metadata(path).ok().map(|m| m.len())
-}
-
 fn eio() -> io::Error {
     io::Error::from_raw_os_error(5)
 }
@@ -101,6 +121,7 @@ fn is_file_sync(step: Step) -> bool {
         Step::SyncLastSegment
             | Step::SyncCutTail
             | Step::AppendSync
+            | Step::PrepareSync
             | Step::PartSync
             | Step::PartEarlySync
     )
@@ -113,6 +134,8 @@ fn is_data_file(step: Step) -> bool {
             step,
             Step::AppendWrite
                 | Step::AppendCutBack
+                | Step::PrepareWrite
+                | Step::PrepareCutBack
                 | Step::PartWrite
                 | Step::ReadSegment
                 | Step::CutTail
@@ -159,9 +182,11 @@ impl Faults {
             let keep = durable
                 .lost_from
                 .map_or(durable.len, |lost| lost.min(durable.len));
-            if len_of(path).is_some_and(|len| len > keep) {
+            let Some(now) = extent_of(path) else { continue };
+            if now.content > keep || now.size > durable.size {
                 let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
                 file.set_len(keep).unwrap();
+                file.set_len(keep.max(durable.size.min(now.size))).unwrap();
             }
         }
     }
@@ -184,27 +209,27 @@ impl Hook for Faults {
                 rule.seen += 1;
             }
         }
-        let now = len_of(path);
-        if is_data_file(step)
-            && let Some(now) = now
-        {
+        let now = is_data_file(step).then(|| extent_of(path)).flatten();
+        if let Some(now) = now {
             // A file first seen: what it holds now is taken as durable.
             let file = state.files.entry(path.to_owned()).or_insert(Durable {
-                len: now,
+                len: now.content,
+                size: now.size,
                 lost_from: None,
             });
             // Cut below what was lost or durable: those bytes are gone for good.
-            if file.lost_from.is_some_and(|lost| now <= lost) {
+            if file.lost_from.is_some_and(|lost| now.content <= lost) {
                 file.lost_from = None;
             }
-            file.len = file.len.min(now);
+            file.len = file.len.min(now.content);
+            file.size = file.size.min(now.size);
         }
         match action {
             None => {
                 if is_file_sync(step)
                     && let (Some(file), Some(now)) = (state.files.get_mut(path), now)
                 {
-                    file.len = now;
+                    (file.len, file.size) = (now.content, now.size);
                 }
                 Ok(())
             }
@@ -213,9 +238,9 @@ impl Hook for Faults {
                 pause.hold();
                 let mut state = self.lock();
                 if is_file_sync(step)
-                    && let (Some(file), Some(now)) = (state.files.get_mut(path), len_of(path))
+                    && let (Some(file), Some(now)) = (state.files.get_mut(path), extent_of(path))
                 {
-                    file.len = now;
+                    (file.len, file.size) = (now.content, now.size);
                 }
                 Ok(())
             }

@@ -16,13 +16,27 @@
 //! fails, the log refuses every later append until the store is reopened and
 //! recovers. A rotation that fails leaves the next segment, empty, to be reused by
 //! the next rotation.
+//!
+//! Space is prepared ahead of the commits: whenever no request is waiting, the
+//! committer zero-fills the current segment up to [`PREPARE_AHEAD`] bytes past its
+//! end (never past the segment size), in [`PREPARE_CHUNK`] steps, each made durable
+//! with its own `fdatasync`. A commit that lands in prepared space overwrites
+//! blocks that are already allocated and leaves the file's size as it is, so its
+//! `fdatasync` writes only data, not the inode (PostgreSQL pre-fills its WAL
+//! segments for the same reason). A commit that outruns the prepared space (a
+//! burst, or a failed preparation) extends the file as before. Recovery takes the
+//! zeros after the last frame for the end of the log (a frame starts with its
+//! magic, never with a zero), see [`recover`](super::recover). A request that
+//! arrives while a chunk is being prepared waits for it: one [`PREPARE_CHUNK`]
+//! write and its sync, once per [`PREPARE_CHUNK`] of log written.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -33,6 +47,14 @@ use crate::StoreError;
 
 /// Largest group written with one write: bounds the latency of a group.
 const MAX_GROUP_BYTES: usize = 32 << 20;
+
+/// How far past the end of the log the current segment is kept prepared.
+pub(crate) const PREPARE_AHEAD: u64 = 2 << 20;
+
+/// The zeros written (and synced) at a time to prepare space.
+const PREPARE_CHUNK: usize = 1 << 20;
+
+static ZEROS: [u8; PREPARE_CHUNK] = [0; PREPARE_CHUNK];
 
 /// Where an appended frame landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +89,8 @@ pub(crate) struct Log {
     requests: Option<mpsc::Sender<Request>>,
     /// The segment being appended to; only ever grows.
     current: Arc<AtomicU32>,
+    /// Where the log ends in the segments before it.
+    ends: Ends,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -88,28 +112,34 @@ impl std::fmt::Debug for Request {
 }
 
 impl Log {
-    /// Starts the committer, appending to segment `current` (which is `len` bytes
-    /// long and durable) in `dir`.
+    /// Starts the committer, appending to segment `current` in `dir` at `end`.
+    /// Everything before `end` is durable, and the segment's `size - end` bytes
+    /// after it are zeros (prepared space), durable too.
     pub(crate) fn start(
         dir: PathBuf,
         current: u32,
-        len: u64,
+        end: SegmentEnd,
+        ends: HashMap<u32, u64>,
         segment_size: u64,
         seam: Seam,
     ) -> Result<Log, StoreError> {
         let path = segment_path(&dir, current);
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(io_err("opening log segment", &path))?;
         let (requests, incoming) = mpsc::channel();
         let number = Arc::new(AtomicU32::new(current));
+        let ends = Arc::new(Mutex::new(ends));
         let committer = Committer {
+            ends: ends.clone(),
             dir,
             number: current,
             current: number.clone(),
             file,
-            len,
+            len: end.len,
+            prepared: end.size.max(end.len),
+            preparing: true,
             segment_size,
             failed: None,
             seam,
@@ -121,6 +151,7 @@ impl Log {
         Ok(Log {
             requests: Some(requests),
             current: number,
+            ends,
             thread: Some(thread),
         })
     }
@@ -128,6 +159,20 @@ impl Log {
     /// The segment being appended to: every segment below it is complete.
     pub(crate) fn current_segment(&self) -> u32 {
         self.current.load(Ordering::Acquire)
+    }
+
+    /// Where the log ends in `segment`, if it is complete (below the current one)
+    /// and known: its files may go on with prepared space.
+    pub(crate) fn end_of(&self, segment: u32) -> Option<u64> {
+        lock(&self.ends).get(&segment).copied()
+    }
+
+    /// Forgets where the log ended in `segments`, removed.
+    pub(crate) fn forget(&self, segments: &[u32]) {
+        let mut ends = lock(&self.ends);
+        for segment in segments {
+            ends.remove(segment);
+        }
     }
 
     /// Appends frames, one after the other in one segment; returns once they are
@@ -142,16 +187,37 @@ impl Log {
     }
 }
 
+type Ends = Arc<Mutex<HashMap<u32, u64>>>;
+
+fn lock(ends: &Ends) -> std::sync::MutexGuard<'_, HashMap<u32, u64>> {
+    ends.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn stopped() -> StoreError {
     StoreError::Unavailable("the log committer has stopped".into())
+}
+
+/// Where the log of a segment ends, and how long the segment's file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentEnd {
+    /// The end of the last frame: where the next one goes.
+    pub len: u64,
+    /// The file's size: from `len` to it, the file holds zeros.
+    pub size: u64,
 }
 
 struct Committer {
     dir: PathBuf,
     number: u32,
     current: Arc<AtomicU32>,
+    ends: Ends,
     file: File,
+    /// The end of the log in the current segment.
     len: u64,
+    /// The current segment's size: its bytes from `len` to here are zeros, durable.
+    prepared: u64,
+    /// Whether to prepare space in the current segment (off after a failure).
+    preparing: bool,
     segment_size: u64,
     failed: Option<String>,
     seam: Seam,
@@ -161,7 +227,22 @@ impl Committer {
     fn run(mut self, incoming: mpsc::Receiver<Request>) {
         let mut group = Vec::new();
         let mut buffer = Vec::new();
-        while let Ok(first) = incoming.recv() {
+        loop {
+            let first = if self.wants_space() {
+                match incoming.try_recv() {
+                    Ok(first) => first,
+                    Err(TryRecvError::Empty) => {
+                        self.prepare();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match incoming.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                }
+            };
             let mut bytes = first.len();
             group.push(first);
             while bytes < MAX_GROUP_BYTES {
@@ -223,7 +304,9 @@ impl Committer {
         let path = segment_path(&self.dir, self.number);
         let written = self
             .seam
-            .run(Step::AppendWrite, &path, || self.file.write_all(buffer))
+            .run(Step::AppendWrite, &path, || {
+                self.file.write_all_at(buffer, self.len)
+            })
             .map_err(|err| ("appending to log segment", err, false));
         let synced = written.and_then(|()| {
             self.seam
@@ -232,6 +315,7 @@ impl Committer {
         });
         let Err((context, err, sync_failed)) = synced else {
             self.len = offset;
+            self.prepared = self.prepared.max(offset);
             return Ok(positions);
         };
         // Whatever part of the group reached the file goes, so that it is never
@@ -244,7 +328,10 @@ impl Committer {
                 "cannot cut back {} after a failed append: {cut}",
                 path.display()
             ));
-        } else if sync_failed {
+        } else {
+            self.prepared = self.len;
+        }
+        if self.failed.is_none() && sync_failed {
             self.failed = Some(format!("fdatasync of {} failed: {err}", path.display()));
         }
         Err(StoreError::io(context, path, err))
@@ -259,9 +346,12 @@ impl Committer {
         let file = self
             .seam
             .run(Step::RotateCreate, &path, || {
+                // Not `append`: frames are written at the log's end, which is
+                // before the file's once space is prepared.
                 OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .create(true)
+                    .truncate(false)
                     .mode(0o600)
                     .open(&path)
             })
@@ -279,11 +369,55 @@ impl Committer {
             )));
         }
         sync_dir(&self.seam, Step::RotateSyncDir, &self.dir)?;
+        lock(&self.ends).insert(self.number, self.len);
         self.file = file;
         self.number = number;
         self.current.store(number, Ordering::Release);
         self.len = 0;
+        self.prepared = 0;
+        self.preparing = true;
         Ok(())
+    }
+
+    /// Whether the current segment wants more prepared space.
+    fn wants_space(&self) -> bool {
+        self.preparing
+            && self.failed.is_none()
+            && self.prepared < self.segment_size.min(self.len + PREPARE_AHEAD)
+    }
+
+    /// Zero-fills the next chunk of the current segment and makes it durable.
+    /// If that fails, the zeros are cut off again (the committed frames before
+    /// them are durable already) and this segment gets no more prepared space.
+    fn prepare(&mut self) {
+        let at = self.prepared;
+        let len = (self.segment_size - at).min(PREPARE_CHUNK as u64);
+        let path = segment_path(&self.dir, self.number);
+        let zeros = &ZEROS[..len as usize];
+        let prepared = self
+            .seam
+            .run(Step::PrepareWrite, &path, || {
+                self.file.write_all_at(zeros, at)
+            })
+            .and_then(|()| {
+                self.seam
+                    .run(Step::PrepareSync, &path, || self.file.sync_data())
+            });
+        let Err(err) = prepared else {
+            self.prepared = at + len;
+            return;
+        };
+        tracing::warn!(path = %path.display(), %err, "cannot prepare log space; appending without it");
+        self.preparing = false;
+        let cut = self
+            .seam
+            .run(Step::PrepareCutBack, &path, || self.file.set_len(at));
+        if let Err(cut) = cut {
+            self.failed = Some(format!(
+                "cannot cut back {} after failing to prepare space: {cut}",
+                path.display()
+            ));
+        }
     }
 }
 

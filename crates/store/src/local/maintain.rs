@@ -23,7 +23,10 @@ pub(crate) async fn maintain_log(shared: &Arc<Shared>, segment: Option<u32>) {
     };
     for segment in candidates.into_iter().filter(|s| *s < current) {
         let path = log::segment_path(&shared.paths.segments, segment);
-        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+        let size = match shared.log.end_of(segment) {
+            Some(end) => end,
+            None => tokio::fs::metadata(&path).await.map_or(0, |m| m.len()),
+        };
         let dead = shared.options.segment_size / 2;
         if shared.segments().worth_compacting(segment, size, dead) {
             match compact::compact(shared, segment).await {
@@ -63,10 +66,15 @@ async fn remove_unused_segments(shared: &Arc<Shared>) {
     }
     let dir = shared.paths.segments.clone();
     let seam = shared.seam.clone();
+    let numbers: Vec<u32> = removable.iter().map(|(number, _)| *number).collect();
     match tokio::task::spawn_blocking(move || reclaim::remove_segments(&seam, &dir, removable))
         .await
     {
-        Ok(left) => shared.segments().restore(left),
+        Ok(left) => {
+            let removed = numbers.len() - left.len();
+            shared.log.forget(&numbers[..removed]);
+            shared.segments().restore(left);
+        }
         // Only when the runtime shuts down: the next open rebuilds the book.
         Err(err) => tracing::warn!(%err, "reclaiming log segments stopped"),
     }

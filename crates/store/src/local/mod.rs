@@ -3,7 +3,8 @@
 //! ```text
 //! DIR/            mode 0700
 //!   LOCK          held (flock) while a store has the directory open
-//!   segments/     NNNNNNNN.log: append-only logs of small items and tombstones
+//!   segments/     NNNNNNNN.log: append-only logs of small items and tombstones,
+//!                 each followed by zeros: space prepared for the next commits
 //!   items/        <id>.rec: one sealed record per large item
 //!   tmp/          <id>.part: large items being received (emptied on open)
 //! ```
@@ -50,7 +51,8 @@
 //! Throughput: with `W` writers each waiting for its commit, small items commit
 //! at about `W / (fdatasync latency + W × ~15 µs of CPU)` per second, since one
 //! fdatasync covers everything queued while the previous one ran
-//! (`examples/bench_store.rs` measures it).
+//! (`examples/bench_store.rs` measures it). The log prepares its space ahead (see
+//! [`log`]), so that fdatasync writes the group's data blocks and not the inode.
 
 mod compact;
 #[cfg(test)]
@@ -257,7 +259,8 @@ impl LocalStore {
             let log = Log::start(
                 paths.segments.clone(),
                 recovered.segment,
-                recovered.segment_len,
+                recovered.segment_end,
+                recovered.ends,
                 options.segment_size,
                 seam.clone(),
             )?;

@@ -9,9 +9,11 @@
 //!   copies, say) until they are on disk. If that fsync fails, the store does not
 //!   open.
 //! - Each log segment is read in order and every frame's CRC checked, at its
-//!   place (see [`frame`](super::frame)). A frame that does not check is skipped
-//!   up to the next valid frame; if no valid frame follows in the last segment, it
-//!   is a torn tail (never acknowledged) and the segment is cut there.
+//!   place (see [`frame`](super::frame)). Where only zeros follow the last frame,
+//!   the log ends there: that is space prepared ahead of the commits (see
+//!   [`log`](super::log)), and the log goes on in it. A frame that does not check
+//!   is skipped up to the next valid frame; if no valid frame follows in the last
+//!   segment, it is a torn tail (never acknowledged) and the segment is cut there.
 //! - `FORMAT` says from which segment on frames are bound to their place; the
 //!   segments below it were written by the first version. A store without it (new,
 //!   or written by the first version) gets it, with a fresh segment to append to
@@ -30,7 +32,7 @@
 //! - Failing authentication, or holding another item's metadata: logged with
 //!   `tracing::warn!` naming the file, and left out of the listing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -44,7 +46,7 @@ use super::frame::Origin;
 use super::frame::{self, Kind, Parsed};
 use super::fsutil::{create_private_file, empty_dir, io_err, sync_dir};
 use super::index::{Entry, Index, Location};
-use super::log::{segment_number, segment_path};
+use super::log::{SegmentEnd, segment_number, segment_path};
 use super::reclaim::Segments;
 use super::seam::{Seam, Step};
 use crate::{ItemId, ItemMeta, StoreError};
@@ -57,8 +59,10 @@ pub(crate) struct Recovered {
     pub segments: Segments,
     /// The segment to append to.
     pub segment: u32,
-    /// Its valid length.
-    pub segment_len: u64,
+    /// Where its log ends, and its size.
+    pub segment_end: SegmentEnd,
+    /// Where the log ends in each segment before it.
+    pub ends: HashMap<u32, u64>,
     /// Records sealed with keys that are not in the keyring, by key id.
     pub missing_keys: BTreeMap<String, usize>,
     /// The segments below this one were written by the first version.
@@ -122,11 +126,13 @@ pub(crate) fn recover(
         Some(from) => from,
         None => first_bound_segment(paths, &segments)?,
     };
-    let (mut segment, mut segment_len, mut torn) = (bound_from, 0, None);
+    let empty = SegmentEnd { len: 0, size: 0 };
+    let (mut segment, mut segment_end, mut torn) = (bound_from, empty, None);
+    let mut ends = HashMap::new();
     for (i, &number) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         book.exists(number);
-        let (len, torn_at) = scan_segment(
+        let (end, torn_at) = scan_segment(
             &segment_path(&paths.segments, number),
             Origin {
                 segment: number,
@@ -140,7 +146,10 @@ pub(crate) fn recover(
             &mut book,
             &mut missing_keys,
         )?;
-        (segment, segment_len, torn) = (number, len, torn_at);
+        if !last {
+            ends.insert(number, end.len);
+        }
+        (segment, segment_end, torn) = (number, end, torn_at);
     }
     for entry in scan_items(&paths.items, keyring, seam, &mut missing_keys)? {
         if let Some(old) = index.insert(entry) {
@@ -157,13 +166,14 @@ pub(crate) fn recover(
     let leftovers = empty_dir(seam, &paths.tmp)?;
     if let Some(at) = torn {
         cut_tail(&segment_path(&paths.segments, segment), at, seam)?;
+        segment_end = SegmentEnd { len: at, size: at };
     }
     if segments.last().is_none_or(|&last| last < bound_from) {
         let path = segment_path(&paths.segments, bound_from);
         drop(create_private_file(seam, Step::CreateFirstSegment, &path)?);
         sync_dir(seam, Step::SyncSegments, &paths.segments)?;
         book.exists(bound_from);
-        (segment, segment_len) = (bound_from, 0);
+        (segment, segment_end) = (bound_from, empty);
     }
     if format.is_none() {
         write_format(paths, bound_from, seam)?;
@@ -192,7 +202,8 @@ pub(crate) fn recover(
         index,
         segments: book,
         segment,
-        segment_len,
+        segment_end,
+        ends,
         missing_keys,
         bound_from,
     })
@@ -277,7 +288,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
 }
 
 /// Indexes one segment, and notes in `book` the older segments whose items its
-/// tombstones unlist; returns its valid length, and where to cut its torn tail
+/// tombstones unlist; returns where its log ends, and where to cut its torn tail
 /// if it is the `last` and has one.
 #[allow(clippy::too_many_arguments)]
 fn scan_segment(
@@ -289,7 +300,7 @@ fn scan_segment(
     index: &mut Index,
     book: &mut Segments,
     missing_keys: &mut BTreeMap<String, usize>,
-) -> Result<(u64, Option<u64>), StoreError> {
+) -> Result<(SegmentEnd, Option<u64>), StoreError> {
     let number = origin.segment;
     if last {
         let file = OpenOptions::new()
@@ -302,8 +313,21 @@ fn scan_segment(
     let data = seam
         .run(Step::ReadSegment, path, || fs::read(path))
         .map_err(io_err("reading log segment", path))?;
+    let size = data.len() as u64;
+    // Frames start with their magic: past the last byte that is not zero, there
+    // are none (prepared space).
+    let content = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let mut at = 0;
     while at < data.len() {
+        if at >= content {
+            return Ok((
+                SegmentEnd {
+                    len: at as u64,
+                    size,
+                },
+                None,
+            ));
+        }
         match frame::parse(&data, at, origin) {
             Parsed::Frame {
                 kind: Kind::Record,
@@ -363,7 +387,11 @@ fn scan_segment(
                 }
                 None if last => {
                     tracing::warn!(path = %path.display(), offset = at, cut = data.len() - at, "cutting the torn tail of the log");
-                    return Ok((at as u64, Some(at as u64)));
+                    let end = SegmentEnd {
+                        len: at as u64,
+                        size: at as u64,
+                    };
+                    return Ok((end, Some(at as u64)));
                 }
                 None => {
                     tracing::warn!(path = %path.display(), offset = at, bytes = data.len() - at, "log segment ends with bytes that are not frames");
@@ -372,7 +400,7 @@ fn scan_segment(
             },
         }
     }
-    Ok((data.len() as u64, None))
+    Ok((SegmentEnd { len: size, size }, None))
 }
 
 /// Authenticates a logged record, all of it (it is small and already in memory),

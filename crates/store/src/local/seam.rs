@@ -45,6 +45,12 @@ pub(crate) enum Step {
     AppendSync,
     /// Commit: cutting the segment back after a failed write or sync.
     AppendCutBack,
+    /// Preparing log space: zero-filling the next chunk of the current segment.
+    PrepareWrite,
+    /// Preparing log space: the `fdatasync` of the zeros.
+    PrepareSync,
+    /// Preparing log space: cutting the zeros off again after a failure.
+    PrepareCutBack,
     /// Rotation: creating the next segment.
     RotateCreate,
     /// Rotation: fsyncing `segments/` so the new segment's entry is durable.

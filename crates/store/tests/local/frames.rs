@@ -3,16 +3,32 @@
 use std::fs;
 use std::path::Path;
 
-/// The offsets of the frames of a segment that holds nothing else.
+/// The offsets of the frames of a segment that holds nothing else (but the zeros
+/// of prepared space after them).
 pub fn starts(segment: &[u8]) -> Vec<usize> {
     let mut starts = Vec::new();
     let mut at = 0;
     while at + 16 <= segment.len() {
+        if segment[at..].iter().all(|&b| b == 0) {
+            break;
+        }
         assert_eq!(&segment[at..at + 4], b"FRYL", "frame at {at}");
         starts.push(at);
-        at += 16 + u32::from_le_bytes(segment[at + 8..at + 12].try_into().unwrap()) as usize;
+        at = frame_end(segment, at);
     }
     starts
+}
+
+fn frame_end(segment: &[u8], at: usize) -> usize {
+    at + 16 + u32::from_le_bytes(segment[at + 8..at + 12].try_into().unwrap()) as usize
+}
+
+/// Where the log ends in a segment file: after its last frame.
+pub fn log_end(segment: &Path) -> u64 {
+    let bytes = fs::read(segment).unwrap();
+    starts(&bytes)
+        .last()
+        .map_or(0, |&at| frame_end(&bytes, at) as u64)
 }
 
 /// The checksum a frame at `at` of segment `number` should carry.

@@ -2,11 +2,13 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ferry_crypto::StorageKey;
 use ferry_store::{LocalStore, Store, StoreError};
 
+use crate::frames;
 use crate::helpers::*;
 
 fn segment(dir: &Path) -> PathBuf {
@@ -84,16 +86,20 @@ async fn garbage_after_the_last_frame_is_cut_and_earlier_items_are_intact() {
         let dir = tempfile::tempdir().unwrap();
         let key = StorageKey::generate();
         let metas = three_items(dir.path(), &key).await;
-        let clean = fs::metadata(segment(dir.path())).unwrap().len();
+        let clean = frames::log_end(&segment(dir.path()));
         OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(segment(dir.path()))
             .unwrap()
-            .write_all(&garbage)
+            .write_all_at(&garbage, clean)
             .unwrap();
 
         let store = open(dir.path(), &key).await;
-        assert_eq!(fs::metadata(segment(dir.path())).unwrap().len(), clean);
+        assert_eq!(frames::log_end(&segment(dir.path())), clean);
+        let tail = fs::read(segment(dir.path()))
+            .unwrap()
+            .split_off(clean as usize);
+        assert!(tail.iter().all(|&b| b == 0), "the garbage was not cut");
         assert_eq!(store.count().await, 3);
         for (i, meta) in metas.iter().enumerate() {
             assert_eq!(
@@ -119,7 +125,8 @@ async fn a_frame_torn_midway_is_dropped_and_earlier_items_are_intact() {
             .write(true)
             .open(segment(dir.path()))
             .unwrap();
-        file.set_len(file.metadata().unwrap().len() - cut).unwrap();
+        file.set_len(frames::log_end(&segment(dir.path())) - cut)
+            .unwrap();
 
         let store = open(dir.path(), &key).await;
         assert_eq!(store.count().await, 2, "cut {cut}");

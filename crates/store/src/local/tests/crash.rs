@@ -96,6 +96,8 @@ impl Scenario {
                 Step::AppendSync,
                 Step::RotateCreate,
                 Step::RotateSyncDir,
+                Step::PrepareWrite,
+                Step::PrepareSync,
             ],
             Scenario::Large => &[
                 Step::PartCreate,
@@ -138,6 +140,8 @@ impl Scenario {
                 Step::CreateFirstSegment,
                 Step::SyncSegments,
                 Step::WriteFormat,
+                Step::PrepareWrite,
+                Step::PrepareSync,
                 Step::AppendWrite,
                 Step::AppendSync,
             ],

@@ -9,7 +9,7 @@ use ferry_crypto::StorageKey;
 use super::super::faults::{Action, Faults, Pause};
 use super::super::index::Location;
 use super::super::seam::Step;
-use super::{Fixture, content, fill, open, put, read, tempdir};
+use super::{Fixture, content, fill, log_end, open, put, read, tempdir};
 use crate::Store;
 
 /// Finding 2: after a failed `fdatasync` the group's bytes are cut from the
@@ -20,7 +20,7 @@ async fn a_failed_fdatasync_cuts_the_group_back_and_stops_the_log() {
     let fx = Fixture::new();
     let store = fx.open().await;
     let kept = put(&store, &content(1_000, 1)).await.unwrap();
-    let durable = std::fs::metadata(fx.segment(1)).unwrap().len();
+    let durable = log_end(&fx.segment(1));
     fx.faults.at(Some(Step::AppendSync), 0, Action::Error);
     assert!(put(&store, &content(1_000, 2)).await.is_err());
     assert_eq!(std::fs::metadata(fx.segment(1)).unwrap().len(), durable);

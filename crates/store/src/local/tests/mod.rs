@@ -3,6 +3,7 @@
 
 mod crash;
 mod findings;
+mod prepared;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,4 +125,16 @@ pub(super) async fn fill(store: &LocalStore, count: u32, len: usize) -> Vec<Item
 /// The segment files of the store in `dir`.
 pub(super) fn segment(dir: &Path, number: u32) -> PathBuf {
     super::log::segment_path(&dir.join("segments"), number)
+}
+
+/// Where the log ends in a segment file: after its last frame (prepared space
+/// may follow, see [`log`](super::log)).
+pub(super) fn log_end(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 0;
+    while bytes.get(at..at + 4) == Some(b"FRYL") {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+        at += super::frame::HEADER_LEN + len as usize;
+    }
+    at as u64
 }
