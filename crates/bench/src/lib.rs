@@ -8,6 +8,7 @@
 //! This crate is a tool, not a library others build on: errors are `anyhow`
 //! with context, since every failure ends the run with a message.
 
+pub mod compare;
 pub mod generate;
 pub mod http;
 pub mod limits;

@@ -173,3 +173,67 @@ pub fn at_rest(bytes: u64) -> Result<AtRestRates> {
     let open = Rate::new(reads * record_len, started.elapsed());
     Ok(AtRestRates { sha256, seal, open })
 }
+
+/// What the disk does for small synced writes, one at a time: the most items a
+/// store that syncs each one before answering can commit from one client.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncRates {
+    /// Appending 200 bytes to a file, then `fdatasync` (the file grows: the sync
+    /// also writes the inode).
+    pub append: Rate,
+    /// Overwriting 200 bytes of space written and synced before, then
+    /// `fdatasync` (only data is written).
+    pub overwrite: Rate,
+}
+
+/// The size of one write of [`sync_writes`], about a small dictionary's frame.
+const SMALL_WRITE: usize = 200;
+
+/// `count` synced appends, then `count` synced overwrites of prepared space, in
+/// files under `dir` (removed after); blocking, so call it from a blocking thread.
+pub fn sync_writes(dir: &Path, count: u64) -> Result<SyncRates> {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+
+    let record = [b'r'; SMALL_WRITE];
+    let path = dir.join("synctest");
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        let started = Instant::now();
+        for _ in 0..count {
+            file.write_all(&record)?;
+            file.sync_data()?;
+        }
+        let append = Rate::new(count, started.elapsed());
+
+        let file = OpenOptions::new().write(true).truncate(true).open(&path)?;
+        file.write_all_at(&vec![0; SMALL_WRITE * count as usize], 0)?;
+        file.sync_all()?;
+        let started = Instant::now();
+        for i in 0..count {
+            file.write_all_at(&record, i * SMALL_WRITE as u64)?;
+            file.sync_data()?;
+        }
+        let overwrite = Rate::new(count, started.elapsed());
+        std::io::Result::Ok(SyncRates { append, overwrite })
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.with_context(|| format!("synced small writes in {}", dir.display()))
+}
+
+/// What one encrypted transfer costs per byte, spread over `cores`: Fernet
+/// encrypt (client) and decrypt (server), the item's SHA-256 and the AES-256-GCM
+/// sealing, each at its one-core rate. No transfer through both processes on
+/// this machine can go faster.
+pub fn encrypted_ceiling(cipher: &CipherRates, at_rest: &AtRestRates, cores: usize) -> f64 {
+    let per_byte: f64 = [cipher.encrypt, cipher.decrypt, at_rest.sha256, at_rest.seal]
+        .iter()
+        .map(|rate| 1.0 / rate.mb_per_sec())
+        .sum();
+    cores as f64 / per_byte
+}

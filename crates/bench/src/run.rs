@@ -5,7 +5,7 @@
 use crate::machine::Machine;
 use crate::procs::{Gateway, Server};
 use crate::report::{Report, Target, number};
-use crate::{Rate, http, limits, tcp};
+use crate::{Rate, compare, http, limits, tcp};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +27,10 @@ pub struct Sizes {
     /// The transfer during which the server's peak RSS is measured.
     pub rss_transfer_bytes: u64,
     pub dict_single: Duration,
+    /// Small dictionaries sent by the legacy-style Python client over one connection.
+    pub python_dicts: u64,
+    /// Synced 200-byte writes, for the disk's sync rates.
+    pub sync_writes: u64,
     pub dict_multi: Duration,
     pub http_dict: Duration,
     /// Concurrent sessions (TCP) or HTTP workers for the many-connection figures.
@@ -44,6 +48,8 @@ impl Sizes {
             transfer_bytes: GIB,
             rss_transfer_bytes: 4 * GIB,
             dict_single: Duration::from_secs(3),
+            python_dicts: 20_000,
+            sync_writes: 10_000,
             dict_multi: Duration::from_secs(5),
             http_dict: Duration::from_secs(5),
             connections: 64,
@@ -60,6 +66,8 @@ impl Sizes {
             transfer_bytes: 64 * MIB,
             rss_transfer_bytes: 256 * MIB,
             dict_single: Duration::from_secs(1),
+            python_dicts: 3_000,
+            sync_writes: 2_000,
             dict_multi: Duration::from_secs(2),
             http_dict: Duration::from_secs(2),
             connections: 64,
@@ -76,6 +84,8 @@ impl Sizes {
             transfer_bytes: MIB + 7,
             rss_transfer_bytes: 2 * MIB,
             dict_single: Duration::from_millis(200),
+            python_dicts: 50,
+            sync_writes: 50,
             dict_multi: Duration::from_millis(300),
             http_dict: Duration::from_millis(300),
             connections: 8,
@@ -179,11 +189,31 @@ impl Bench<'_> {
             size(cipher_bytes)
         ));
         let at_rest = tokio::task::spawn_blocking(move || limits::at_rest(cipher_bytes)).await??;
+        progress(format!(
+            "disk: {} synced 200-byte appends, then overwrites",
+            sizes.sync_writes
+        ));
+        let (dir, count) = (self.dir.clone(), sizes.sync_writes);
+        let sync = tokio::task::spawn_blocking(move || limits::sync_writes(&dir, count)).await??;
         report.push(
             LIMITS,
             format!("disk write with fsync (dd {} MiB)", sizes.dd_mib),
             disk.mb_per_sec(),
             "MB/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            "disk: 200-byte append + fdatasync, one at a time",
+            sync.append.per_sec(),
+            "writes/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            "disk: 200-byte overwrite of prepared space + fdatasync, one at a time",
+            sync.overwrite.per_sec(),
+            "writes/s",
             Target::None,
         );
         report.push(
@@ -236,6 +266,17 @@ impl Bench<'_> {
             Target::None,
         );
 
+        let cores = report.machine.cores;
+        let ceiling = limits::encrypted_ceiling(&cipher, &at_rest, cores);
+        report.push(
+            LIMITS,
+            format!(
+                "Fernet transfer ceiling: encrypt, decrypt, SHA-256 and sealing spread over {cores} cores"
+            ),
+            ceiling,
+            "MB/s",
+            Target::None,
+        );
         let one = size(sizes.transfer_bytes);
         let n = sizes.connections;
         let mut direct_dicts = None;
@@ -258,6 +299,34 @@ impl Bench<'_> {
                     "MB/s",
                     Target::None,
                 );
+            }
+            if let Some(tmpfs) = tmpfs_dir() {
+                progress(format!(
+                    "TCP: {one} Fernet transfer to a tmpfs data directory"
+                ));
+                let fernet = self
+                    .tcp_transfer_in(&tmpfs, true, sizes.transfer_bytes)
+                    .await;
+                let _ = std::fs::remove_dir_all(&tmpfs);
+                report.push(
+                    LIMITS,
+                    format!("{one} text, Fernet, data on tmpfs"),
+                    fernet?.mb_per_sec(),
+                    "MB/s",
+                    Target::None,
+                );
+            }
+            progress(format!("scp: {one} over loopback, each cipher"));
+            let scp = compare::scp(&self.dir, sizes.transfer_bytes).await?;
+            match &scp {
+                Ok(scp) => report.push(
+                    LIMITS,
+                    format!("scp {one} over loopback, fastest cipher ({})", scp.cipher),
+                    scp.rate.mb_per_sec(),
+                    "MB/s",
+                    Target::None,
+                ),
+                Err(reason) => report.notes.push(format!("no scp figure: {reason}")),
             }
             progress(format!("TCP: {one} plain transfer"));
             let plain = self.tcp_transfer(false, sizes.transfer_bytes).await?;
@@ -287,15 +356,26 @@ impl Bench<'_> {
                     why: "80% of fsync disk".into(),
                 },
             );
+            let (value, why) = match &scp {
+                Ok(scp) => (
+                    (0.8 * ceiling).max(1.3 * scp.rate.mb_per_sec()),
+                    format!(
+                        "0.8 of the ceiling {} and 1.3 × scp {}",
+                        number(ceiling),
+                        number(scp.rate.mb_per_sec())
+                    ),
+                ),
+                Err(_) => (
+                    0.8 * ceiling,
+                    format!("0.8 of the ceiling {}", number(ceiling)),
+                ),
+            };
             report.push(
                 TCP,
                 format!("{one} text, Fernet, first byte to OK"),
                 fernet.mb_per_sec(),
                 "MB/s",
-                Target::AtLeast {
-                    value: 250.0,
-                    why: "fixed".into(),
-                },
+                Target::AtLeast { value, why },
             );
             if let Some(single) = single {
                 report.push(
@@ -306,6 +386,24 @@ impl Bench<'_> {
                     Target::None,
                 );
             }
+            progress(format!(
+                "TCP: {} dictionaries from the legacy-style Python client, 1 connection",
+                sizes.python_dicts
+            ));
+            let python = self.python_dicts(sizes.python_dicts).await?;
+            report.push(
+                TCP,
+                "small JSON dicts, 1 connection, legacy-style Python client",
+                python.per_sec(),
+                "dicts/s",
+                Target::AtLeast {
+                    value: 0.75 * sync.overwrite.per_sec(),
+                    why: format!(
+                        "75% of the disk's {} synced overwrites/s",
+                        number(sync.overwrite.per_sec())
+                    ),
+                },
+            );
             report.push(
                 TCP,
                 format!("small JSON dicts, {n} connections"),
@@ -501,6 +599,14 @@ impl Bench<'_> {
         .await;
         self.retire(server).await?;
         rates
+    }
+
+    async fn python_dicts(&mut self, count: u64) -> Result<Rate> {
+        self.phase = "Python dictionaries";
+        let server = self.server().await?;
+        let rate = compare::python_dicts(server.tcp(), count).await;
+        self.retire(server).await?;
+        rate
     }
 
     async fn rss_transfer(&mut self, len: u64) -> Result<(Rate, u64)> {

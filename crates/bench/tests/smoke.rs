@@ -36,6 +36,9 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
         "POST /dict",
         "POST /file",
         "peak RSS",
+        "legacy-style Python client",
+        "overwrite of prepared space",
+        "ceiling",
     ] {
         assert!(
             markdown.contains(expected),
