@@ -17,10 +17,10 @@
 //! recovers. A rotation that fails leaves the next segment, empty, to be reused by
 //! the next rotation.
 //!
-//! Space is prepared ahead of the commits: whenever no request is waiting, the
-//! committer zero-fills the current segment up to [`PREPARE_AHEAD`] bytes past its
-//! end (never past the segment size), in [`PREPARE_CHUNK`] steps, each made durable
-//! with its own `fdatasync`. A commit that lands in prepared space overwrites
+//! Space is prepared ahead of the commits: when no request is waiting and less
+//! than [`PREPARE_LOW`] bytes are left prepared past the end of the log, the
+//! committer zero-fills the next [`PREPARE_CHUNK`] bytes of the current segment
+//! (never past the segment size) and makes them durable with an `fdatasync`. A commit that lands in prepared space overwrites
 //! blocks that are already allocated and leaves the file's size as it is, so its
 //! `fdatasync` writes only data, not the inode (PostgreSQL pre-fills its WAL
 //! segments for the same reason). A commit that outruns the prepared space (a
@@ -48,11 +48,12 @@ use crate::StoreError;
 /// Largest group written with one write: bounds the latency of a group.
 const MAX_GROUP_BYTES: usize = 32 << 20;
 
-/// How far past the end of the log the current segment is kept prepared.
-pub(crate) const PREPARE_AHEAD: u64 = 2 << 20;
+/// Space is prepared once less than this is left past the end of the log.
+const PREPARE_LOW: u64 = 1 << 20;
 
-/// The zeros written (and synced) at a time to prepare space.
-const PREPARE_CHUNK: usize = 1 << 20;
+/// The zeros written (and synced) at a time to prepare space: one preparation
+/// for every this many bytes of log.
+const PREPARE_CHUNK: usize = 2 << 20;
 
 static ZEROS: [u8; PREPARE_CHUNK] = [0; PREPARE_CHUNK];
 
@@ -383,7 +384,8 @@ impl Committer {
     fn wants_space(&self) -> bool {
         self.preparing
             && self.failed.is_none()
-            && self.prepared < self.segment_size.min(self.len + PREPARE_AHEAD)
+            && self.prepared < self.segment_size
+            && self.prepared - self.len < PREPARE_LOW
     }
 
     /// Zero-fills the next chunk of the current segment and makes it durable.
