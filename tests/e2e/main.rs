@@ -25,6 +25,7 @@ mod legacy_outputs;
 mod lifecycle;
 mod memory_budget;
 mod python_compat;
+mod rate_limits;
 mod readme;
 mod schemathesis_admin;
 mod schemathesis_gateway;

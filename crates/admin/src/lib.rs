@@ -42,6 +42,9 @@ pub use model::Item;
 pub use openapi::openapi;
 pub use token::{TOKEN_FILE_NAME, TokenError, load_or_generate_token};
 
+/// Requests a client may send at once, when a rate limit is set.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 50;
+
 /// The realm the admin API's `WWW-Authenticate` challenge names.
 pub const REALM: &str = "ferry-admin";
 
@@ -62,6 +65,8 @@ pub struct AdminState {
     pub metrics: Option<PrometheusHandle>,
     /// Serve `/metrics` without the token.
     pub metrics_public: bool,
+    /// Requests per client address; off when its rate is 0.
+    pub rate_limit: ferry_http::RateLimit,
 }
 
 impl fmt::Debug for AdminState {
@@ -70,6 +75,7 @@ impl fmt::Debug for AdminState {
             .field("token", &self.token)
             .field("metrics", &self.metrics.is_some())
             .field("metrics_public", &self.metrics_public)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +86,7 @@ pub(crate) type Shared = Arc<AdminState>;
 /// The whole admin application, finished by [`ferry_http::finish`].
 pub fn app(state: AdminState) -> Router {
     let metrics_public = state.metrics_public;
+    let rate_limit = state.rate_limit.clone();
     let guard = TokenGuard::new(state.token.clone(), REALM);
     let shared: Shared = Arc::new(state);
     let openapi::Routes {
@@ -103,7 +110,7 @@ pub fn app(state: AdminState) -> Router {
     let app = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .merge(page::routes());
-    ferry_http::finish(app).with_state(shared)
+    ferry_http::finish(ferry_http::limited(app, rate_limit, "admin")).with_state(shared)
 }
 
 /// Serves `app` on `listener` (see [`ferry_http::serve`]: header timeouts,

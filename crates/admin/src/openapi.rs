@@ -70,9 +70,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         open,
         metrics,
     } = Routes::new();
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
         .merge(open)
         .merge(metrics)
-        .into_openapi()
+        .into_openapi();
+    ferry_http::document_rate_limits(&mut doc);
+    doc
 }

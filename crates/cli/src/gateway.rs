@@ -3,9 +3,9 @@
 use crate::settings::{Secret, layered, tls_files};
 use anyhow::Context;
 use ferry_gateway::GatewayConfig;
-use ferry_http::{BearerToken, ServeOptions};
+use ferry_http::{BearerToken, RateLimit, ServeOptions};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -52,6 +52,15 @@ pub struct GatewayArgs {
     /// Seconds to wait for the server's answer.
     #[arg(long, env = "FERRY_GATEWAY_UPSTREAM_TIMEOUT")]
     pub upstream_timeout: Option<u64>,
+    /// Requests per second per client address; 0 turns the limit off.
+    #[arg(long, env = "FERRY_GATEWAY_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests a client may send at once before the rate applies.
+    #[arg(long, env = "FERRY_GATEWAY_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+    /// Proxies whose X-Forwarded-For names the client (comma-separated addresses).
+    #[arg(long, env = "FERRY_GATEWAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "FERRY_GATEWAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -75,6 +84,9 @@ pub struct GatewaySettings {
     pub max_file_bytes: Option<u64>,
     pub request_timeout: u64,
     pub upstream_timeout: u64,
+    pub rate_limit: u32,
+    pub rate_limit_burst: u32,
+    pub trusted_proxies: Vec<IpAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -96,6 +108,9 @@ impl Default for GatewaySettings {
             max_file_bytes: config.max_file_bytes,
             request_timeout: config.request_timeout.as_secs(),
             upstream_timeout: config.upstream_timeout.as_secs(),
+            rate_limit: config.rate_limit.per_second,
+            rate_limit_burst: config.rate_limit.burst,
+            trusted_proxies: config.rate_limit.trusted_proxies,
             tls_cert: None,
             tls_key: None,
         }
@@ -140,6 +155,12 @@ pub async fn start(
         max_file_bytes: settings.max_file_bytes,
         request_timeout: Duration::from_secs(settings.request_timeout),
         upstream_timeout: Duration::from_secs(settings.upstream_timeout),
+        rate_limit: RateLimit {
+            per_second: settings.rate_limit,
+            burst: settings.rate_limit_burst,
+            trusted_proxies: settings.trusted_proxies.clone(),
+        },
+        metrics: crate::settings::prometheus(),
     };
     let tls = tls_files(
         settings.tls_cert.as_deref(),

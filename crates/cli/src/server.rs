@@ -8,7 +8,7 @@ use ferry_http::{BearerToken, ServeOptions};
 use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
 use ferry_store::{LocalOptions, LocalStore, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +110,21 @@ pub struct ServerArgs {
     /// Serve /metrics without the admin token.
     #[arg(long, env = "FERRY_METRICS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
     pub metrics_public: Option<bool>,
+    /// Admin API requests per second per client address; 0 turns the limit off.
+    #[arg(long, env = "FERRY_ADMIN_RATE_LIMIT")]
+    pub admin_rate_limit: Option<u32>,
+    /// Admin API requests a client may send at once before the rate applies.
+    #[arg(long, env = "FERRY_ADMIN_RATE_LIMIT_BURST")]
+    pub admin_rate_limit_burst: Option<u32>,
+    /// Proxies whose X-Forwarded-For names the admin API's client (comma-separated addresses).
+    #[arg(long, env = "FERRY_ADMIN_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub admin_trusted_proxies: Option<Vec<IpAddr>>,
+    /// Most TCP connections open at once from one client address; 0: no limit.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<u32>,
+    /// New TCP connections per second from one client address; 0: no limit.
+    #[arg(long, env = "FERRY_NEW_CONNECTIONS_PER_IP")]
+    pub new_connections_per_ip: Option<u32>,
 }
 
 fn parse_policy(text: &str) -> Result<EncryptionPolicy, String> {
@@ -153,6 +168,11 @@ pub struct ServerSettings {
     pub export_template: String,
     pub export_original: bool,
     pub metrics_public: bool,
+    pub admin_rate_limit: u32,
+    pub admin_rate_limit_burst: u32,
+    pub admin_trusted_proxies: Vec<IpAddr>,
+    pub max_connections_per_ip: u32,
+    pub new_connections_per_ip: u32,
 }
 
 impl Default for ServerSettings {
@@ -188,6 +208,11 @@ impl Default for ServerSettings {
             export_template: ferry_server::DEFAULT_EXPORT_TEMPLATE.into(),
             export_original: false,
             metrics_public: false,
+            admin_rate_limit: 0,
+            admin_rate_limit_burst: ferry_admin::DEFAULT_RATE_LIMIT_BURST,
+            admin_trusted_proxies: Vec::new(),
+            max_connections_per_ip: config.max_connections_per_ip,
+            new_connections_per_ip: config.new_connections_per_ip,
         }
     }
 }
@@ -271,9 +296,7 @@ pub async fn start(
             (token, Some(file))
         }
     };
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    let metrics = crate::settings::prometheus();
 
     let config = ServerConfig {
         encryption: settings.encryption,
@@ -284,6 +307,8 @@ pub async fn start(
         },
         idle_timeout: Duration::from_secs(settings.idle_timeout),
         max_connections: settings.max_connections,
+        max_connections_per_ip: settings.max_connections_per_ip,
+        new_connections_per_ip: settings.new_connections_per_ip,
         shutdown_grace: Duration::from_secs(settings.shutdown_grace),
         max_inflight_bytes: settings.max_inflight_bytes,
         inflight_wait: Duration::from_secs(settings.inflight_wait),
@@ -313,6 +338,11 @@ pub async fn start(
         token,
         metrics,
         metrics_public: settings.metrics_public,
+        rate_limit: ferry_http::RateLimit {
+            per_second: settings.admin_rate_limit,
+            burst: settings.admin_rate_limit_burst,
+            trusted_proxies: settings.admin_trusted_proxies.clone(),
+        },
     });
 
     let admin_shutdown = shutdown.clone();

@@ -78,3 +78,17 @@ pub(crate) fn load_fernet(path: Option<&Path>) -> anyhow::Result<Option<Arc<Fern
     .transpose()
     .map(|key| key.map(Arc::new))
 }
+
+/// The process's Prometheus recorder, installed on first use: under `ferry up`,
+/// the server and the gateway share it.
+pub(crate) fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}

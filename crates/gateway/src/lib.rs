@@ -21,6 +21,7 @@ mod dict_body;
 mod error;
 mod file;
 mod openapi;
+mod ops;
 mod pool;
 mod upload;
 
@@ -76,12 +77,13 @@ pub fn app(config: GatewayConfig) -> Router {
         pool,
     };
     let (router, doc) = split(routes(state.config.token.clone()));
+    let rate_limit = state.config.rate_limit.clone();
     let router = router
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         // The handlers read bodies themselves, with their own limits.
         .layer(DefaultBodyLimit::disable());
-    ferry_http::finish(router)
+    ferry_http::finish(ferry_http::limited(router, rate_limit, "gateway"))
 }
 
 /// The OpenAPI document of [`app`].
@@ -102,6 +104,7 @@ fn split(routes: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::op
     if let Some(utoipa::openapi::RefOr::T(body)) = file_body {
         body.required = Some(utoipa::openapi::Required::False);
     }
+    ferry_http::document_rate_limits(&mut doc);
     (router, doc)
 }
 
@@ -109,7 +112,8 @@ fn split(routes: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::op
 fn routes(token: Option<ferry_http::BearerToken>) -> OpenApiRouter<AppState> {
     let mut transfers = OpenApiRouter::new()
         .routes(routes!(dict::post_dict))
-        .routes(routes!(file::post_file));
+        .routes(routes!(file::post_file))
+        .routes(routes!(ops::metrics));
     if let Some(token) = token {
         transfers = transfers.route_layer(axum::middleware::from_fn_with_state(
             TokenGuard::new(token, REALM),

@@ -63,6 +63,19 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// 429 with `Retry-After` and the limit headers: the client sent more
+    /// requests than its rate allows.
+    #[error(
+        "too many requests: the limit is {limit} per second (bursts of {burst}); retry after the time in Retry-After"
+    )]
+    TooManyRequests {
+        /// When the client's bucket has a token again.
+        retry_after: Duration,
+        /// Requests per second allowed.
+        limit: u32,
+        /// Requests allowed at once.
+        burst: u32,
+    },
     /// 503 with `Retry-After`: the service is at a limit; try again later.
     #[error("{message}")]
     Busy {
@@ -102,7 +115,7 @@ pub struct ErrorDetail {
     #[schema(example = 400)]
     pub status: u16,
     /// A stable, machine-readable code, such as `bad_request`, `unauthorized`,
-    /// `not_found`, `payload_too_large`, `busy` or `internal_error`.
+    /// `not_found`, `payload_too_large`, `rate_limited`, `busy` or `internal_error`.
     #[schema(example = "bad_request")]
     pub code: String,
     /// A human-readable message.
@@ -167,6 +180,7 @@ impl ApiError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Busy { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Failure { status, code, .. } => (*status, code),
         }
@@ -204,6 +218,11 @@ impl IntoResponse for ApiError {
                     .expect("digits are a valid header value");
                 headers.insert(header::CONTENT_RANGE, range);
             }
+            ApiError::TooManyRequests {
+                retry_after,
+                limit,
+                burst,
+            } => crate::rate::too_many_headers(headers, retry_after, limit, burst),
             ApiError::Busy { retry_after, .. } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

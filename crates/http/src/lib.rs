@@ -10,7 +10,9 @@
 //! - `/healthz` ([`healthz`]) and the item kinds both APIs name ([`ApiDataType`],
 //!   [`ApiSerialization`]);
 //! - one [`serve`]: header timeouts, optional TLS, graceful shutdown;
-//! - a [`ByteBudget`] bounding the memory of bodies buffered together.
+//! - a [`ByteBudget`] bounding the memory of bodies buffered together;
+//! - rate limits per client address and credential, [`RateLimiter`] and
+//!   [`limit_rate`].
 
 mod auth;
 mod budget;
@@ -18,6 +20,7 @@ mod error;
 pub mod extract;
 mod health;
 mod kinds;
+mod rate;
 mod serve;
 mod token;
 
@@ -29,6 +32,9 @@ pub use budget::{BudgetError, ByteBudget, Reservation};
 pub use error::{ApiError, ErrorBody, ErrorDetail, log_failures, method_not_allowed, not_found};
 pub use health::{__path_healthz, Health, healthz};
 pub use kinds::{ApiDataType, ApiSerialization};
+pub use rate::{
+    RateLimit, RateLimiter, document_rate_limits, limit_rate, limited, spawn_forgetting,
+};
 pub use serve::{ServeOptions, TlsFiles, serve};
 pub use token::{BearerToken, MAX_TOKEN_LEN, TokenError};
 

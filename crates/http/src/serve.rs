@@ -91,7 +91,8 @@ pub async fn serve(
         .http_builder()
         .http1()
         .header_read_timeout(options.header_timeout);
-    let app = app.into_make_service();
+    // The peer's address, for rate limits per client.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
         None => server.serve(app).await,
         Some(config) => {

@@ -45,6 +45,11 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections open at once from one client address; 0: no limit. One more
+    /// is answered `ERROR: …` and closed.
+    pub max_connections_per_ip: u32,
+    /// New connections per second from one client address; 0: no limit.
+    pub new_connections_per_ip: u32,
     /// How long transfers in flight may take to finish after a shutdown request.
     pub shutdown_grace: Duration,
     /// Memory all dictionaries in flight may hold together (beyond the first
@@ -62,6 +67,8 @@ impl Default for ServerConfig {
             dict_limits: Limits::default(),
             idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_ip: 0,
+            new_connections_per_ip: 0,
             shutdown_grace: Duration::from_secs(10),
             max_inflight_bytes: 256 * 1024 * 1024,
             inflight_wait: Duration::from_secs(5),

@@ -13,6 +13,7 @@ mod connection;
 mod error;
 mod metrics;
 mod outputs;
+mod per_ip;
 mod progress;
 mod transfer;
 
@@ -76,19 +77,27 @@ impl std::fmt::Debug for Shared {
 /// Accepts connections on `listener` until `shutdown` is cancelled, then drains.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+    let per_ip = per_ip::PerIp::new(
+        shared.config.max_connections_per_ip,
+        shared.config.new_connections_per_ip,
+    );
+    let mut forget = tokio::time::interval(std::time::Duration::from_secs(60));
     let tasks = TaskTracker::new();
     let aborts = CancellationToken::new();
     let mut backoff = std::time::Duration::from_millis(5);
-    loop {
+    'serving: loop {
         // Waiting for a permit before accepting leaves extra connections queued in
         // the kernel's backlog: they wait, and the ones inside keep being served.
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             () = shutdown.cancelled() => break,
         };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
+        let accepted = loop {
+            tokio::select! {
+                accepted = listener.accept() => break accepted,
+                _ = forget.tick() => per_ip.forget_idle(),
+                () = shutdown.cancelled() => break 'serving,
+            }
         };
         let (stream, peer) = match accepted {
             Ok(pair) => {
@@ -102,11 +111,22 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
                 continue;
             }
         };
+        let admitted = match per_ip.admit(peer.ip().to_canonical()) {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    per_ip::refuse(stream, peer, why).await;
+                });
+                continue;
+            }
+        };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let aborts = aborts.clone();
         tasks.spawn(async move {
             let _permit = permit;
+            let _admitted = admitted;
             tokio::select! {
                 () = connection::handle(stream, peer, shared, shutdown) => {}
                 () = aborts.cancelled() => tracing::warn!(%peer, "connection aborted at the end of the shutdown grace period"),

@@ -50,6 +50,7 @@ async fn graceful_shutdown_ends_open_event_streams() {
         token: BearerToken::parse(TOKEN).unwrap(),
         metrics: None,
         metrics_public: false,
+        rate_limit: Default::default(),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -55,6 +55,7 @@ impl TestApp {
             token: ferry_http::BearerToken::parse(TOKEN).unwrap(),
             metrics: setup.metrics,
             metrics_public: setup.metrics_public,
+            rate_limit: Default::default(),
         };
         TestApp {
             store,

@@ -1,0 +1,40 @@
+//! The gateway's own metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use ferry_http::ErrorBody;
+
+use crate::AppState;
+
+/// Prometheus metrics of the gateway: requests turned away by its rate limit
+/// (`ferry_http_rate_limited_total`). Needs the bearer token when the gateway
+/// has one.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 401, description = "Missing or wrong bearer token (when the gateway has one)", body = ErrorBody),
+    )
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state
+        .config
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
