@@ -119,12 +119,18 @@ async fn legacy_dict_from(address: &str, server: &str) -> String {
     String::from_utf8_lossy(&reply[..n]).into_owned()
 }
 
-fn legacy_plan(count: usize) -> Value {
-    Value::Array(
+/// `count` small dictionaries sent by the legacy-style Python client, over one
+/// session or one each; the replies.
+async fn legacy_client(tcp: &str, sessions: &'static str, count: usize) -> Vec<String> {
+    let plan = Value::Array(
         (0..count)
             .map(|i| json!({"kind": "dict", "format": "json", "content": {"n": i}}))
             .collect(),
-    )
+    );
+    let tcp = tcp.to_owned();
+    tokio::task::spawn_blocking(move || python_client(&tcp, None, sessions, &plan))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,12 +142,7 @@ async fn a_legacy_client_over_its_addresss_connections_gets_an_error_not_a_hang(
         tokio::net::TcpStream::connect(&tcp).await.unwrap(),
         tokio::net::TcpStream::connect(&tcp).await.unwrap(),
     ];
-    let replies = {
-        let tcp = tcp.clone();
-        tokio::task::spawn_blocking(move || python_client(&tcp, None, "one", &legacy_plan(1)))
-            .await
-            .unwrap()
-    };
+    let replies = legacy_client(&tcp, "one", 1).await;
     assert_eq!(replies.len(), 1);
     assert!(
         replies[0].starts_with("ERROR: too many connections from your address"),
@@ -153,11 +154,7 @@ async fn a_legacy_client_over_its_addresss_connections_gets_an_error_not_a_hang(
     drop(held);
     let mut served = Vec::new();
     for _ in 0..50 {
-        let tcp = tcp.clone();
-        served =
-            tokio::task::spawn_blocking(move || python_client(&tcp, None, "one", &legacy_plan(1)))
-                .await
-                .unwrap();
+        served = legacy_client(&tcp, "one", 1).await;
         if served == ["OK"] {
             break;
         }
@@ -170,12 +167,7 @@ async fn a_legacy_client_over_its_addresss_connections_gets_an_error_not_a_hang(
 async fn new_connections_past_an_addresss_rate_get_an_error() {
     let server = Server::start(&["--new-connections-per-ip", "2"]);
     let tcp = server.tcp();
-    let replies = {
-        let tcp = tcp.clone();
-        tokio::task::spawn_blocking(move || python_client(&tcp, None, "each", &legacy_plan(6)))
-            .await
-            .unwrap()
-    };
+    let replies = legacy_client(&tcp, "each", 6).await;
     assert_eq!(replies.len(), 6);
     assert_eq!(replies[..2], ["OK", "OK"]);
     assert!(

@@ -3,15 +3,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use ferry_http::{ApiError, ErrorBody, Health};
 
 use crate::Shared;
 use crate::error::store_error;
-
-/// The Prometheus text format's media type.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Readiness: the store answers.
 #[utoipa::path(
@@ -48,15 +44,9 @@ pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>,
     )
 )]
 pub(crate) async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
-    let mut text = shared
-        .metrics
-        .as_ref()
-        .map(|handle| handle.render())
-        .unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
     let stored = shared.store.count().await;
-    text.push_str(&format!("# HELP ferry_items_stored Items currently stored.\n# TYPE ferry_items_stored gauge\nferry_items_stored {stored}\n"));
-    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
+    let extra = format!(
+        "# HELP ferry_items_stored Items currently stored.\n# TYPE ferry_items_stored gauge\nferry_items_stored {stored}\n"
+    );
+    ferry_http::metrics_response(shared.metrics.as_ref(), &extra)
 }

@@ -1,7 +1,6 @@
 //! The gateway's own metrics.
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use ferry_http::ErrorBody;
 
@@ -21,20 +20,5 @@ use crate::AppState;
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut text = state
-        .config
-        .metrics
-        .as_ref()
-        .map(|handle| handle.render())
-        .unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
+    ferry_http::metrics_response(state.config.metrics.as_ref(), "")
 }

@@ -7,7 +7,7 @@
 //! - one secret type, [`BearerToken`] (never in `Debug`, never serialized, wiped
 //!   on drop, compared as digests in constant time), and one auth layer,
 //!   [`require_token`];
-//! - `/healthz` ([`healthz`]) and the item kinds both APIs name ([`ApiDataType`],
+//! - `/healthz` ([`healthz`]), `/metrics` in the Prometheus format ([`metrics_response`]) and the item kinds both APIs name ([`ApiDataType`],
 //!   [`ApiSerialization`]);
 //! - one [`serve`]: header timeouts, optional TLS, graceful shutdown;
 //! - a [`ByteBudget`] bounding the memory of bodies buffered together;
@@ -20,6 +20,7 @@ mod error;
 pub mod extract;
 mod health;
 mod kinds;
+mod metrics_text;
 mod rate;
 mod serve;
 mod token;
@@ -32,6 +33,7 @@ pub use budget::{BudgetError, ByteBudget, Reservation};
 pub use error::{ApiError, ErrorBody, ErrorDetail, log_failures, method_not_allowed, not_found};
 pub use health::{__path_healthz, Health, healthz};
 pub use kinds::{ApiDataType, ApiSerialization};
+pub use metrics_text::{PROMETHEUS_TEXT, metrics_response};
 pub use rate::{
     RateLimit, RateLimiter, document_rate_limits, limit_rate, limited, spawn_forgetting,
 };
