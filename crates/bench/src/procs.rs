@@ -178,9 +178,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(bin_dir: &Path, server: &Server) -> Result<Gateway> {
+        Gateway::start_with(bin_dir, server, &[]).await
+    }
+
+    /// A gateway with `extra` flags.
+    pub async fn start_with(bin_dir: &Path, server: &Server, extra: &[&str]) -> Result<Gateway> {
         let key = server.fernet_key_file();
         let admin = server.admin_url();
-        let args = [
+        let mut args = vec![
             "--listen",
             "127.0.0.1:0",
             "--server",
@@ -190,6 +195,7 @@ impl Gateway {
             "--admin-url",
             &admin,
         ];
+        args.extend_from_slice(extra);
         let log = server.dir().join("gateway.log");
         let process =
             Process::start(&bin_dir.join("ferry-gateway"), &args, &log, &["gateway"]).await?;

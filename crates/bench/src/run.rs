@@ -120,6 +120,11 @@ const TCP: &str = "TCP server";
 const GATEWAY: &str = "Gateway";
 const RUN: &str = "Whole run";
 
+/// A gateway rate limit (per client address) far above what the benchmark sends:
+/// every request goes through the limiter, none is refused.
+const UNREACHED_RATE_LIMIT: &[&str] =
+    &["--rate-limit", "10000000", "--rate-limit-burst", "10000000"];
+
 /// Runs the benchmark; progress goes to stderr.
 pub async fn run(plan: &Plan) -> Result<Report> {
     std::fs::create_dir_all(&plan.work_dir)
@@ -453,7 +458,11 @@ impl Bench<'_> {
                 }
             };
             progress(format!("gateway: POST /dict, {n} keep-alive workers"));
-            let http_dicts = self.http_dicts(&sizes).await?;
+            let http_dicts = self.http_dicts(&sizes, &[]).await?;
+            progress(format!(
+                "gateway: POST /dict, {n} keep-alive workers, a rate limit set that they never reach"
+            ));
+            let limited = self.http_dicts(&sizes, UNREACHED_RATE_LIMIT).await?;
             report.push(
                 GATEWAY,
                 format!("POST /dict small JSON, {n} keep-alive clients"),
@@ -462,6 +471,16 @@ impl Bench<'_> {
                 Target::AtLeast {
                     value: 10_000.0,
                     why: "fixed".into(),
+                },
+            );
+            report.push(
+                GATEWAY,
+                format!("POST /dict small JSON, {n} keep-alive clients, with a rate limit set"),
+                limited.per_sec(),
+                "req/s",
+                Target::AtLeast {
+                    value: 0.95 * http_dicts.per_sec(),
+                    why: "the rate limit costs under 5%".into(),
                 },
             );
             report.push(
@@ -617,10 +636,10 @@ impl Bench<'_> {
         Ok((rate?, peak))
     }
 
-    async fn http_dicts(&mut self, sizes: &Sizes) -> Result<Rate> {
+    async fn http_dicts(&mut self, sizes: &Sizes, gateway_flags: &[&str]) -> Result<Rate> {
         self.phase = "POST /dict";
         let server = self.server().await?;
-        let gateway = Gateway::start(&self.plan.bin_dir, &server).await?;
+        let gateway = Gateway::start_with(&self.plan.bin_dir, &server, gateway_flags).await?;
         let rate = http::dict_rate(&gateway.url(), sizes.connections, sizes.http_dict).await;
         self.gateway_peak = self.gateway_peak.max(gateway.process.stop().await?);
         self.retire(server).await?;
