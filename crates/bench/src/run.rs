@@ -223,6 +223,16 @@ impl Bench<'_> {
         );
         report.push(
             LIMITS,
+            format!(
+                "disk: {}-byte overwrite of prepared space + fdatasync (a small dictionary's log frame)",
+                limits::FRAME_WRITE
+            ),
+            sync.overwrite_frame.per_sec(),
+            "writes/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
             format!("loopback TCP, 1 stream ({})", size(sizes.loopback_bytes)),
             loopback.mb_per_sec(),
             "MB/s",
