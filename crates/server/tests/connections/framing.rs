@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Heard, TestServer, transfer, transfer_of};
+use crate::harness::{Heard, PATIENCE, TestServer, transfer, transfer_of};
 use ferry_protocol::{END, Meta, Serialization};
 use ferry_server::ServerConfig;
 
@@ -22,7 +22,7 @@ async fn broken_framing_closes_the_connection(bytes: &[u8]) {
         reply.starts_with("ERROR: protocol error: "),
         "after {bytes:02x?}: {reply:?}"
     );
-    client.assert_closed().await;
+    client.assert_closed(PATIENCE).await;
 
     let mut other = server.connect().await;
     let good = transfer(Meta::text(false), b"still serving");
@@ -89,7 +89,7 @@ async fn end_closes_the_session_without_a_reply() {
     let server = TestServer::start(ServerConfig::default()).await;
     let mut client = server.connect().await;
     client.send(&[END]).await.unwrap();
-    client.assert_closed().await;
+    client.assert_closed(PATIENCE).await;
 }
 
 #[tokio::test]

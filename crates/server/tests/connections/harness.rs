@@ -12,9 +12,9 @@ use ferry_crypto::{FernetKey, Keyring, StorageKey};
 use ferry_protocol::{Meta, PIECE_SIZE, encode};
 use ferry_server::{ServerConfig, Shared};
 use ferry_store::{ItemMeta, ListQuery, LocalOptions, LocalStore, Store};
+pub use ferry_test_support::{Heard, RawClient as Client};
 use futures::TryStreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -64,9 +64,7 @@ impl TestServer {
 
     /// A new raw connection.
     pub async fn connect(&self) -> Client {
-        let stream = TcpStream::connect(self.addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Client { stream }
+        Client::connect(self.addr).await
     }
 
     /// Every listed item, oldest first.
@@ -161,66 +159,4 @@ pub fn transfer_of<'a>(meta: Meta, payloads: impl Iterator<Item = &'a [u8]>) -> 
 /// One plain transfer of `data`, cut as the legacy client cuts it.
 pub fn transfer(meta: Meta, data: &[u8]) -> Vec<u8> {
     transfer_of(meta, pieces(data))
-}
-
-/// What a client heard when it waited.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Heard {
-    Reply(String),
-    /// The server closed the connection.
-    Closed,
-    /// Nothing within the wait.
-    Silence,
-}
-
-/// A raw connection to the server.
-#[derive(Debug)]
-pub struct Client {
-    stream: TcpStream,
-}
-
-impl Client {
-    /// Writes bytes; an error means the server has closed the connection.
-    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
-    }
-
-    /// Reads once, up to 4,096 bytes, waiting at most `wait`.
-    pub async fn hear(&mut self, wait: Duration) -> Heard {
-        let mut buf = [0u8; 4096];
-        match tokio::time::timeout(wait, self.stream.read(&mut buf)).await {
-            Err(_) => Heard::Silence,
-            Ok(Ok(0) | Err(_)) => Heard::Closed,
-            Ok(Ok(n)) => Heard::Reply(String::from_utf8_lossy(&buf[..n]).into_owned()),
-        }
-    }
-
-    /// The reply to what was just sent; panics on silence or a closed connection.
-    pub async fn reply(&mut self) -> String {
-        match self.hear(PATIENCE).await {
-            Heard::Reply(reply) => reply,
-            other => panic!("expected a reply, heard {other:?}"),
-        }
-    }
-
-    /// Sends a transfer and returns its reply.
-    pub async fn exchange(&mut self, bytes: &[u8]) -> String {
-        self.send(bytes).await.expect("send");
-        self.reply().await
-    }
-
-    /// Waits until the server closes the connection; panics if it says anything
-    /// more or keeps it open past [`PATIENCE`].
-    pub async fn assert_closed(&mut self) {
-        match self.hear(PATIENCE).await {
-            Heard::Closed => {}
-            other => panic!("expected the connection closed, heard {other:?}"),
-        }
-    }
-
-    /// Sends END and shuts down the sending side, as the legacy client does.
-    pub async fn end(mut self) {
-        self.send(&[ferry_protocol::END]).await.expect("send END");
-        self.stream.shutdown().await.expect("shut down");
-    }
 }

@@ -33,7 +33,7 @@ async fn silent_and_stalled_peers_are_dropped_after_the_idle_timeout() {
         let mut client = server.connect().await;
         let started = Instant::now();
         client.send(stall).await.unwrap();
-        client.assert_closed().await;
+        client.assert_closed(PATIENCE).await;
         assert!(
             started.elapsed() >= IDLE,
             "a peer stalled after {stall:02x?} was dropped after {:?}, before the idle timeout",
@@ -92,10 +92,10 @@ async fn a_shutdown_lets_a_transfer_in_flight_finish_and_closes_idle_connections
     server.wait_for_unfinished_item().await;
 
     server.shut_down();
-    idle.assert_closed().await;
+    idle.assert_closed(PATIENCE).await;
     busy.send(&whole[400_000..]).await.unwrap();
     assert_eq!(busy.reply().await, "OK", "the transfer in flight finishes");
-    busy.assert_closed().await;
+    busy.assert_closed(PATIENCE).await;
     server.stopped().await;
     assert!(
         tokio::net::TcpStream::connect(server.addr).await.is_err(),
@@ -126,6 +126,6 @@ async fn a_transfer_that_outlasts_the_grace_period_is_aborted_and_not_stored() {
         started.elapsed() >= grace,
         "stopped before the grace period"
     );
-    client.assert_closed().await;
+    client.assert_closed(PATIENCE).await;
     assert!(server.items().await.is_empty(), "nothing of it is stored");
 }
