@@ -20,15 +20,16 @@
 //! Space is prepared ahead of the commits: when no request is waiting and less
 //! than [`PREPARE_LOW`] bytes are left prepared past the end of the log, the
 //! committer zero-fills the next [`PREPARE_CHUNK`] bytes of the current segment
-//! (never past the segment size) and makes them durable with an `fdatasync`. A commit that lands in prepared space overwrites
-//! blocks that are already allocated and leaves the file's size as it is, so its
-//! `fdatasync` writes only data, not the inode (PostgreSQL pre-fills its WAL
-//! segments for the same reason). A commit that outruns the prepared space (a
-//! burst, or a failed preparation) extends the file as before. Recovery takes the
-//! zeros after the last frame for the end of the log (a frame starts with its
-//! magic, never with a zero), see [`recover`](super::recover). A request that
-//! arrives while a chunk is being prepared waits for it: one [`PREPARE_CHUNK`]
-//! write and its sync, once per [`PREPARE_CHUNK`] of log written.
+//! (never past the segment size) and makes them durable with an `fdatasync`. A
+//! commit that lands in prepared space overwrites blocks that are already
+//! allocated and leaves the file's size as it is, so its `fdatasync` writes only
+//! data, not the inode (PostgreSQL pre-fills its WAL segments for the same
+//! reason). A commit that outruns the prepared space (a burst, or a failed
+//! preparation) extends the file as before. Recovery takes the zeros after the
+//! last frame for the end of the log (a frame starts with its magic, never with a
+//! zero), see [`recover`](super::recover). A request that arrives while a chunk
+//! is being prepared waits for it: one [`PREPARE_CHUNK`] write and its sync, once
+//! per [`PREPARE_CHUNK`] of log written.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};

@@ -288,8 +288,8 @@ fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
 }
 
 /// Indexes one segment, and notes in `book` the older segments whose items its
-/// tombstones unlist; returns where its log ends, and where to cut its torn tail
-/// if it is the `last` and has one.
+/// tombstones unlist; returns where its log ends (and the file's size as read),
+/// and where to cut its torn tail if it is the `last` and has one.
 #[allow(clippy::too_many_arguments)]
 fn scan_segment(
     path: &Path,
@@ -389,7 +389,7 @@ fn scan_segment(
                     tracing::warn!(path = %path.display(), offset = at, cut = data.len() - at, "cutting the torn tail of the log");
                     let end = SegmentEnd {
                         len: at as u64,
-                        size: at as u64,
+                        size,
                     };
                     return Ok((end, Some(at as u64)));
                 }
