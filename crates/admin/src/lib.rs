@@ -42,9 +42,6 @@ pub use model::Item;
 pub use openapi::openapi;
 pub use token::{TOKEN_FILE_NAME, TokenError, load_or_generate_token};
 
-/// Requests a client may send at once, when a rate limit is set.
-pub const DEFAULT_RATE_LIMIT_BURST: u32 = 50;
-
 /// The realm the admin API's `WWW-Authenticate` challenge names.
 pub const REALM: &str = "ferry-admin";
 

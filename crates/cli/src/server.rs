@@ -181,6 +181,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         let config = ServerConfig::default();
         let store = LocalOptions::default();
+        let admin_limit = ferry_http::RateLimit::default();
         ServerSettings {
             listen: ferry_server::DEFAULT_LISTEN,
             admin_listen: ferry_admin::DEFAULT_LISTEN,
@@ -208,9 +209,9 @@ impl Default for ServerSettings {
             export_template: ferry_server::DEFAULT_EXPORT_TEMPLATE.into(),
             export_original: false,
             metrics_public: false,
-            admin_rate_limit: 0,
-            admin_rate_limit_burst: ferry_admin::DEFAULT_RATE_LIMIT_BURST,
-            admin_trusted_proxies: Vec::new(),
+            admin_rate_limit: admin_limit.per_second,
+            admin_rate_limit_burst: admin_limit.burst,
+            admin_trusted_proxies: admin_limit.trusted_proxies,
             max_connections_per_ip: config.max_connections_per_ip,
             new_connections_per_ip: config.new_connections_per_ip,
         }

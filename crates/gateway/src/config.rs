@@ -50,9 +50,6 @@ pub struct GatewayConfig {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// Requests a client may send at once, when a rate limit is set.
-pub const DEFAULT_RATE_LIMIT_BURST: u32 = 50;
-
 impl Default for GatewayConfig {
     /// Server `127.0.0.1:6868`, no key, no token, admin API on port 6869, 64
     /// sessions, 16 MiB dictionaries, 128 MiB for all dictionary bodies together,
@@ -69,11 +66,7 @@ impl Default for GatewayConfig {
             max_file_bytes: Some(64 * 1024 * 1024 * 1024),
             request_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(60),
-            rate_limit: ferry_http::RateLimit {
-                per_second: 0,
-                burst: DEFAULT_RATE_LIMIT_BURST,
-                trusted_proxies: Vec::new(),
-            },
+            rate_limit: ferry_http::RateLimit::default(),
             metrics: None,
         }
     }

@@ -35,7 +35,8 @@ pub use health::{__path_healthz, Health, healthz};
 pub use kinds::{ApiDataType, ApiSerialization};
 pub use metrics_text::{PROMETHEUS_TEXT, metrics_response};
 pub use rate::{
-    RateLimit, RateLimiter, document_rate_limits, limit_rate, limited, spawn_forgetting,
+    AddressBuckets, DEFAULT_BURST, RateLimit, RateLimiter, document_rate_limits, limit_rate,
+    limited, spawn_forgetting,
 };
 pub use serve::{ServeOptions, TlsFiles, serve};
 pub use token::{BearerToken, MAX_TOKEN_LEN, TokenError};

@@ -24,11 +24,15 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as Governor};
 
 use crate::ApiError;
 
-/// Keys kept before the limiter forgets the clients whose buckets are full again.
+/// Addresses kept before the buckets that are full again are forgotten.
 const MAX_KEYS: usize = 100_000;
 
+/// Requests a client may send at once, when a rate limit is set and no burst
+/// is given.
+pub const DEFAULT_BURST: u32 = 50;
+
 /// The settings of a rate limit.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests per second per client address; 0 turns the limit off.
     pub per_second: u32,
@@ -38,11 +42,56 @@ pub struct RateLimit {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
+impl Default for RateLimit {
+    /// Off, with [`DEFAULT_BURST`] for when a rate is set.
+    fn default() -> RateLimit {
+        RateLimit {
+            per_second: 0,
+            burst: DEFAULT_BURST,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// A token bucket (GCRA) per client address, forgetting the addresses whose
+/// buckets are full again so that its memory stays bounded whoever connects.
+#[derive(Debug)]
+pub struct AddressBuckets {
+    buckets: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl AddressBuckets {
+    /// `per_second` tokens a second per address, `burst` at once.
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> AddressBuckets {
+        let quota = Quota::per_second(per_second).allow_burst(burst);
+        AddressBuckets {
+            buckets: Governor::keyed(quota),
+        }
+    }
+
+    /// Takes a token from `ip`'s bucket; when it is empty, how long until it
+    /// has one again.
+    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+        if self.buckets.len() > MAX_KEYS {
+            self.forget_idle();
+        }
+        self.buckets
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Forgets the addresses whose buckets are full again; call it now and then.
+    pub fn forget_idle(&self) {
+        self.buckets.retain_recent();
+        self.buckets.shrink_to_fit();
+    }
+}
+
 /// A rate limit in force: the buckets of every client seen recently.
 #[derive(Debug)]
 pub struct RateLimiter {
     settings: RateLimit,
-    buckets: DefaultKeyedRateLimiter<IpAddr>,
+    buckets: AddressBuckets,
     /// Names the service in the `ferry_http_rate_limited_total` metric.
     service: &'static str,
 }
@@ -52,30 +101,24 @@ impl RateLimiter {
     pub fn new(settings: RateLimit, service: &'static str) -> Option<Arc<RateLimiter>> {
         let rate = NonZeroU32::new(settings.per_second)?;
         let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_second(rate).allow_burst(burst);
         Some(Arc::new(RateLimiter {
             settings,
-            buckets: Governor::keyed(quota),
+            buckets: AddressBuckets::new(rate, burst),
             service,
         }))
     }
 
     /// Forgets the clients whose buckets are full again; call it now and then.
     pub fn forget_idle(&self) {
-        self.buckets.retain_recent();
-        self.buckets.shrink_to_fit();
+        self.buckets.forget_idle();
     }
 
     /// Takes a token from the client's bucket.
     fn check(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.buckets.len() > MAX_KEYS {
-            self.forget_idle();
-        }
         let client = self.client_address(peer, headers);
-        let Err(not_until) = self.buckets.check_key(&client) else {
+        let Err(wait) = self.buckets.take(client) else {
             return Ok(());
         };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
         metrics::counter!("ferry_http_rate_limited_total", "service" => self.service).increment(1);
         Err(ApiError::TooManyRequests {
             retry_after: wait,
@@ -86,7 +129,7 @@ impl RateLimiter {
 
     /// The client's address: the peer, or what a trusted proxy says it is.
     fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let trusted = |ip: &IpAddr| self.settings.trusted_proxies.contains(&canonical(*ip));
+        let trusted = |ip: &IpAddr| self.settings.trusted_proxies.contains(&ip.to_canonical());
         if !trusted(&peer) {
             return peer;
         }
@@ -100,18 +143,10 @@ impl RateLimiter {
         forwarded
             .iter()
             .rev()
-            .map(|text| text.parse::<IpAddr>().map(canonical))
+            .map(|text| text.parse::<IpAddr>().map(|ip| ip.to_canonical()))
             .find(|ip| !ip.as_ref().is_ok_and(trusted))
             .and_then(Result::ok)
             .unwrap_or(peer)
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -123,7 +158,7 @@ pub async fn limit_rate(
     request: Request,
     next: Next,
 ) -> Response {
-    match limiter.check(canonical(peer.ip()), request.headers()) {
+    match limiter.check(peer.ip().to_canonical(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(err) => err.into_response(),
     }

@@ -9,13 +9,10 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ferry_http::AddressBuckets;
 use ferry_protocol::Reply;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Addresses whose new-connection buckets are kept before idle ones are forgotten.
-const MAX_KEYS: usize = 100_000;
 
 /// How long a refused peer's bytes are read (and dropped) after the answer, so
 /// that closing does not reset the connection before the peer has read it.
@@ -30,7 +27,7 @@ pub(crate) struct PerIp {
     max_open: u32,
     new_per_second: u32,
     open: Mutex<HashMap<IpAddr, u32>>,
-    new: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    new: Option<AddressBuckets>,
 }
 
 /// Why a connection was refused.
@@ -86,8 +83,7 @@ impl PerIp {
     /// `max_open` connections at once and `new_per_second` new ones per address;
     /// 0 turns either off.
     pub(crate) fn new(max_open: u32, new_per_second: u32) -> Arc<PerIp> {
-        let new = NonZeroU32::new(new_per_second)
-            .map(|rate| RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate)));
+        let new = NonZeroU32::new(new_per_second).map(|rate| AddressBuckets::new(rate, rate));
         Arc::new(PerIp {
             max_open,
             new_per_second,
@@ -102,13 +98,10 @@ impl PerIp {
 
     /// Counts a new connection from `ip`, or says why it is refused.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refusal> {
-        if let Some(new) = &self.new {
-            if new.len() > MAX_KEYS {
-                new.retain_recent();
-            }
-            if new.check_key(&ip).is_err() {
-                return Err(Refusal::TooFast(self.new_per_second));
-            }
+        if let Some(new) = &self.new
+            && new.take(ip).is_err()
+        {
+            return Err(Refusal::TooFast(self.new_per_second));
         }
         if self.max_open > 0 {
             let mut open = self.lock();
@@ -127,8 +120,7 @@ impl PerIp {
     /// Forgets the addresses whose buckets are full again.
     pub(crate) fn forget_idle(&self) {
         if let Some(new) = &self.new {
-            new.retain_recent();
-            new.shrink_to_fit();
+            new.forget_idle();
         }
     }
 }
