@@ -29,7 +29,7 @@ pub struct Sizes {
     pub dict_single: Duration,
     /// Small dictionaries sent by the legacy-style Python client over one connection.
     pub python_dicts: u64,
-    /// Synced 200-byte writes, for the disk's sync rates.
+    /// Synced small writes of each kind, for the disk's sync rates.
     pub sync_writes: u64,
     pub dict_multi: Duration,
     pub http_dict: Duration,
@@ -195,8 +195,9 @@ impl Bench<'_> {
         ));
         let at_rest = tokio::task::spawn_blocking(move || limits::at_rest(cipher_bytes)).await??;
         progress(format!(
-            "disk: {} synced 200-byte appends, then overwrites",
-            sizes.sync_writes
+            "disk: {} synced {}-byte appends, then overwrites",
+            sizes.sync_writes,
+            limits::SMALL_WRITE
         ));
         let (dir, count) = (self.dir.clone(), sizes.sync_writes);
         let sync = tokio::task::spawn_blocking(move || limits::sync_writes(&dir, count)).await??;
@@ -209,14 +210,20 @@ impl Bench<'_> {
         );
         report.push(
             LIMITS,
-            "disk: 200-byte append + fdatasync, one at a time",
+            format!(
+                "disk: {}-byte append + fdatasync, one at a time",
+                limits::SMALL_WRITE
+            ),
             sync.append.per_sec(),
             "writes/s",
             Target::None,
         );
         report.push(
             LIMITS,
-            "disk: 200-byte overwrite of prepared space + fdatasync, one at a time",
+            format!(
+                "disk: {}-byte overwrite of prepared space + fdatasync, one at a time",
+                limits::SMALL_WRITE
+            ),
             sync.overwrite.per_sec(),
             "writes/s",
             Target::None,
