@@ -8,9 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::gateway::{Gateway, TOKEN};
+use crate::harness::raw::{Raw, dict_meta, transfer};
 use crate::harness::{Server, http_builder, python_client};
 
 /// A second client address on the loopback interface.
@@ -104,19 +104,11 @@ async fn legacy_dict_from(address: &str, server: &str) -> String {
     socket
         .bind(format!("{address}:0").parse::<SocketAddr>().unwrap())
         .unwrap();
-    let mut stream = socket.connect(server.parse().unwrap()).await.unwrap();
+    let stream = socket.connect(server.parse().unwrap()).await.unwrap();
     let payload = serde_json::to_vec(&dict()).unwrap();
-    // INITIAL|LAST, meta byte (dict, JSON, plain), 2-byte length, payload.
-    let mut packet = vec![0x0c, (1 << 5) | (2 << 2)];
-    packet.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    packet.extend_from_slice(&payload);
-    stream.write_all(&packet).await.unwrap();
-    let mut reply = vec![0; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut reply))
+    let mut conn = Raw { stream };
+    conn.exchange(&transfer(dict_meta(2, false), &payload))
         .await
-        .expect("a reply")
-        .unwrap();
-    String::from_utf8_lossy(&reply[..n]).into_owned()
 }
 
 /// `count` small dictionaries sent by the legacy-style Python client, over one
