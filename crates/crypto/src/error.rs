@@ -30,6 +30,11 @@ pub enum CryptoError {
     #[error("record was sealed with storage key {0:?}, which is not in the keyring")]
     UnknownKey(String),
 
+    /// A sealed record names a data key that was destroyed: the item was
+    /// deleted, and nothing can decrypt it any more.
+    #[error("record was sealed with data key {0:?}, which was destroyed (the item was deleted)")]
+    KeyDestroyed(String),
+
     /// The bytes are not a sealed record of a version this crate reads, or the
     /// lengths in its header and footer do not fit together.
     #[error("malformed record: {0}")]

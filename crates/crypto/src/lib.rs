@@ -23,4 +23,4 @@ pub use error::CryptoError;
 pub use fernet::FernetKey;
 pub use keyfile::write_key_file;
 pub use record::{CHUNK_SIZE, MAX_METADATA_LEN, RangeChunks, RecordReader, Sealer};
-pub use storage_key::{Keyring, StorageKey};
+pub use storage_key::{KeyLookup, Keyring, StorageKey, WRAPPED_KEY_LEN};

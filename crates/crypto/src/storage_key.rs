@@ -3,6 +3,9 @@
 use std::fmt;
 use std::path::Path;
 
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -11,6 +14,24 @@ use crate::keyfile::{self, KeyBytes};
 
 /// Domain separation for key ids, so an id reveals nothing usable about the key.
 const KEY_ID_CONTEXT: &[u8] = b"ferry-storage-key-id";
+
+/// Bytes of a key wrapped by [`StorageKey::wrap`]: a 12-byte nonce, the 32-byte
+/// key encrypted with AES-256-GCM, and its 16-byte tag.
+pub const WRAPPED_KEY_LEN: usize = 12 + 32 + 16;
+
+/// Finds the key a sealed record names in its header.
+///
+/// A [`Keyring`] finds storage keys by their id; a store that seals each item
+/// with its own data key looks that key up in its key store.
+pub trait KeyLookup {
+    /// The key with this id.
+    ///
+    /// # Errors
+    /// [`CryptoError::UnknownKey`] when there is no such key,
+    /// [`CryptoError::KeyDestroyed`] when it existed and was destroyed, or any
+    /// error met while looking.
+    fn lookup(&self, key_id: &str) -> Result<StorageKey, CryptoError>;
+}
 
 /// An AES-256-GCM key for sealing records, with its public id.
 ///
@@ -30,9 +51,76 @@ impl StorageKey {
         StorageKey::from_bytes(keyfile::random_key())
     }
 
-    /// The key's id: 16 lowercase hex characters, derived from the key.
+    /// A fresh random key known by `id` rather than by an id derived from it:
+    /// a data key, which a store names after the place it keeps it.
+    pub fn generate_named(id: String) -> StorageKey {
+        StorageKey {
+            bytes: keyfile::random_key(),
+            id,
+        }
+    }
+
+    /// The key's id: 16 lowercase hex characters derived from the key, or the
+    /// name given to a data key.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Encrypts `key` with this key (AES-256-GCM, a fresh random nonce,
+    /// `context` as associated data): envelope encryption of a data key.
+    pub fn wrap(&self, key: &StorageKey, context: &[u8]) -> [u8; WRAPPED_KEY_LEN] {
+        let mut nonce_bytes = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce_bytes);
+        let nonce: Nonce<Aes256Gcm> = nonce_bytes.into();
+        let sealed = self
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: key.bytes.as_slice(),
+                    aad: context,
+                },
+            )
+            .expect("a 32-byte message always encrypts");
+        let mut wrapped = [0u8; WRAPPED_KEY_LEN];
+        wrapped[..12].copy_from_slice(&nonce);
+        wrapped[12..].copy_from_slice(&sealed);
+        wrapped
+    }
+
+    /// Decrypts a key made by [`StorageKey::wrap`] with the same `context`, and
+    /// names it `id`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Authentication`] when `wrapped` was not made by this key
+    /// with this context, or was changed.
+    pub fn unwrap(
+        &self,
+        wrapped: &[u8; WRAPPED_KEY_LEN],
+        context: &[u8],
+        id: String,
+    ) -> Result<StorageKey, CryptoError> {
+        let failed = || CryptoError::Authentication(format!("the wrapped data key {id}"));
+        let plain = Zeroizing::new(
+            self.cipher()
+                .decrypt(
+                    &Nonce::<Aes256Gcm>::from(
+                        <[u8; 12]>::try_from(&wrapped[..12]).expect("12 bytes"),
+                    ),
+                    Payload {
+                        msg: &wrapped[12..],
+                        aad: context,
+                    },
+                )
+                .map_err(|_| failed())?,
+        );
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        bytes.copy_from_slice(&plain);
+        Ok(StorageKey { bytes, id })
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(self.bytes.as_slice()).expect("storage keys are 32 bytes")
     }
 
     /// Parses key text: the 32 bytes in URL-safe base64 (44 characters with
@@ -129,6 +217,14 @@ impl Keyring {
     }
 }
 
+impl KeyLookup for Keyring {
+    fn lookup(&self, key_id: &str) -> Result<StorageKey, CryptoError> {
+        self.find(key_id)
+            .cloned()
+            .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +298,22 @@ mod tests {
         assert_eq!(StorageKey::load(&path).unwrap().id(), key.id());
         assert!(StorageKey::generate().create_file(&path).is_err());
         assert_eq!(StorageKey::load(&path).unwrap().id(), key.id());
+    }
+
+    #[test]
+    fn a_wrapped_key_unwraps_only_with_its_key_and_context() {
+        let kek = StorageKey::generate();
+        let data = StorageKey::generate_named("dk-1".into());
+        let wrapped = kek.wrap(&data, b"slot 1");
+        assert_ne!(kek.wrap(&data, b"slot 1"), wrapped, "a fresh nonce each time");
+        let back = kek.unwrap(&wrapped, b"slot 1", "dk-1".into()).unwrap();
+        assert_eq!(*back.bytes(), *data.bytes());
+        assert_eq!(back.id(), "dk-1");
+        assert!(kek.unwrap(&wrapped, b"slot 2", "dk-1".into()).is_err());
+        assert!(StorageKey::generate().unwrap(&wrapped, b"slot 1", "dk-1".into()).is_err());
+        let mut changed = wrapped;
+        changed[20] ^= 1;
+        assert!(kek.unwrap(&changed, b"slot 1", "dk-1".into()).is_err());
     }
 
     #[test]

@@ -73,6 +73,16 @@ pub enum StoreError {
         records: usize,
     },
 
+    /// Stored records name data keys that the key store does not hold: its
+    /// `keys/` directory is missing, or older than the data. Nothing was changed.
+    #[error(
+        "{records} stored records name data keys that the store's keys/ directory does not hold (missing, or restored from another backup than the data); restore keys/ from the backup the data came from. Nothing was changed"
+    )]
+    KeyStoreIncomplete {
+        /// How many records name such keys.
+        records: usize,
+    },
+
     /// The writer was used after an error, or the store failed earlier and refuses
     /// writes until it is reopened.
     #[error("store unavailable: {0}")]

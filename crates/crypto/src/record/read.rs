@@ -9,7 +9,7 @@ use super::{
     CHUNK_SIZE, FOOTER_LEN, FOOTER_MAGIC, HEADER_FIXED_LEN, MAGIC, MAX_METADATA_LEN,
     NONCE_PREFIX_LEN, Stream, TAG_LEN, VERSION, chunk_count, metadata_aad, stream,
 };
-use crate::{CryptoError, Keyring};
+use crate::{CryptoError, KeyLookup};
 
 /// A sealed record opened from a `Read + Seek` source (layout in the
 /// [module docs](super)).
@@ -31,17 +31,18 @@ pub struct RecordReader<R> {
 impl<R: Read + Seek> RecordReader<R> {
     /// Opens the record stored at bytes `[base, base + len)` of `source`.
     ///
-    /// Reads the header and footer, checks them, finds the key in `keyring`,
+    /// Reads the header and footer, checks them, looks the key up in `keys` (a
+    /// [`Keyring`](crate::Keyring), or a store's data keys),
     /// and decrypts and authenticates the metadata block, so a tampered,
     /// truncated or foreign record fails here.
     ///
     /// # Errors
     /// [`CryptoError::MalformedRecord`] when the bytes are not a record of
-    /// this version or their lengths disagree; [`CryptoError::UnknownKey`]
-    /// when the key is not in `keyring`; [`CryptoError::Authentication`] when
+    /// this version or their lengths disagree; whatever `keys` answers when it
+    /// has no such key ([`CryptoError::UnknownKey`] from a keyring); [`CryptoError::Authentication`] when
     /// the metadata does not authenticate; [`CryptoError::Io`] when reading fails.
-    pub fn open(
-        keyring: &Keyring,
+    pub fn open<K: KeyLookup + ?Sized>(
+        keys: &K,
         mut source: R,
         base: u64,
         len: u64,
@@ -81,9 +82,7 @@ impl<R: Read + Seek> RecordReader<R> {
             return Err(malformed("key id is not printable ASCII"));
         }
         let key_id = String::from_utf8(id_bytes.to_vec()).expect("checked ASCII");
-        let key = keyring
-            .find(&key_id)
-            .ok_or_else(|| CryptoError::UnknownKey(key_id.clone()))?;
+        let key = keys.lookup(&key_id)?;
         let prefix: [u8; NONCE_PREFIX_LEN] = header[header_len - NONCE_PREFIX_LEN..]
             .try_into()
             .expect("slice of the prefix length");
@@ -111,7 +110,7 @@ impl<R: Read + Seek> RecordReader<R> {
             ));
         }
 
-        let stream = stream(key, &prefix);
+        let stream = stream(&key, &prefix);
         let mut metadata = vec![0u8; metadata_ct_len];
         let metadata_at = base + len - (FOOTER_LEN + metadata_ct_len) as u64;
         read_at(&mut source, metadata_at, &mut metadata)?;

@@ -148,7 +148,8 @@ impl Spill {
         })
         .await
         .map_err(joined)??;
-        let sealer = Sealer::new(shared.keyring.current());
+        let key = shared.keys.allocate().await?;
+        let sealer = Sealer::new(&key);
         let sink = Sink {
             file,
             sealer,
@@ -184,10 +185,11 @@ impl Spill {
     }
 
     /// Seals the rest and the metadata, makes the record durable and renames it
-    /// into `items/`. `meta` builds the metadata from the plaintext's SHA-256.
+    /// into `items/`. `meta` builds the metadata from the plaintext's SHA-256
+    /// and the id of the key it is sealed with.
     pub(crate) async fn commit(
         mut self,
-        meta: impl FnOnce([u8; 32]) -> ItemMeta + Send + 'static,
+        meta: impl FnOnce([u8; 32], String) -> ItemMeta + Send + 'static,
     ) -> Result<ItemMeta, StoreError> {
         let mut sink = self.sink().await?;
         if let Some(err) = sink.early.finish().await {
@@ -208,7 +210,7 @@ impl Spill {
                 seam,
             } = *sink;
             sealer.push(&batch, &mut sealed);
-            let meta = meta(hasher.finalize().into());
+            let meta = meta(hasher.finalize().into(), sealer.key_id().to_owned());
             sealer.finish(&meta.to_record_bytes(), &mut sealed);
             seam.run(Step::PartWrite, &path, || file.write_all(&sealed))
                 .map_err(io_err("writing", &path))?;

@@ -17,6 +17,7 @@ use ferry_protocol::{DataType, Serialization};
 use time::OffsetDateTime;
 
 use super::frame::HEADER_LEN;
+use super::keys::KeyRef;
 use crate::{ItemId, ItemMeta, ListQuery, Page};
 
 /// Where an item's sealed record is.
@@ -71,6 +72,17 @@ impl Index {
 
     pub(crate) fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// The data keys of the listed items.
+    pub(crate) fn data_keys(&self) -> impl Iterator<Item = KeyRef> + '_ {
+        self.items.values().filter_map(|stored| match stored {
+            Stored::Packed(packed) => match packed.key_id {
+                PackedKey::Data(at) => Some(at),
+                PackedKey::Storage(_) => None,
+            },
+            Stored::Whole(entry) => KeyRef::parse(&entry.meta.key_id),
+        })
     }
 
     /// The segment and frame length of every item listed from the log.
@@ -152,8 +164,16 @@ struct Packed {
     received_at: OffsetDateTime,
     size: u64,
     sha256: [u8; 32],
-    key_id: Arc<str>,
+    key_id: PackedKey,
     location: Location,
+}
+
+/// The key an item is sealed with: a storage key (shared by every item sealed
+/// with it), or the item's own data key.
+#[derive(Clone, Debug)]
+enum PackedKey {
+    Storage(Arc<str>),
+    Data(KeyRef),
 }
 
 impl Stored {
@@ -168,13 +188,16 @@ impl Stored {
         let (Some(peer), Some(sha256)) = (peer, sha256) else {
             return Stored::Whole(Box::new(entry));
         };
-        let key_id = match key_ids.iter().find(|k| ***k == *meta.key_id) {
-            Some(known) => known.clone(),
-            None => {
-                let new: Arc<str> = meta.key_id.as_str().into();
-                key_ids.push(new.clone());
-                new
-            }
+        let key_id = match KeyRef::parse(&meta.key_id) {
+            Some(at) if at.id() == meta.key_id => PackedKey::Data(at),
+            _ => PackedKey::Storage(match key_ids.iter().find(|k| ***k == *meta.key_id) {
+                Some(known) => known.clone(),
+                None => {
+                    let new: Arc<str> = meta.key_id.as_str().into();
+                    key_ids.push(new.clone());
+                    new
+                }
+            }),
         };
         let Entry { meta, location } = entry;
         Stored::Packed(Box::new(Packed {
@@ -205,7 +228,10 @@ impl Stored {
                     received_at: packed.received_at,
                     size: packed.size,
                     sha256: hex::encode(packed.sha256),
-                    key_id: packed.key_id.to_string(),
+                    key_id: match &packed.key_id {
+                        PackedKey::Storage(id) => id.to_string(),
+                        PackedKey::Data(at) => at.id(),
+                    },
                 },
                 location: packed.location,
             },

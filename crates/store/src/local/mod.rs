@@ -6,6 +6,8 @@
 //!   segments/     NNNNNNNN.log: append-only logs of small items and tombstones,
 //!                 each followed by zeros: space prepared for the next commits
 //!   items/        <id>.rec: one sealed record per large item
+//!   keys/         NNNNNNNN.keys: every item's own data key, wrapped by the
+//!                 storage key (see [`keys`])
 //!   tmp/          <id>.part: large items being received (emptied on open)
 //! ```
 //!
@@ -29,6 +31,11 @@
 //!   An acknowledged item is never lost, and a deleted item never comes back.
 //! - Reads authenticate every chunk before yielding it, and check that the record
 //!   found is the item's own.
+//! - Each item is sealed with its own data key (envelope encryption), kept in
+//!   `keys/` apart from the item data. A delete first destroys that key durably
+//!   (crypto-shredding): from then on no copy of the record, anywhere, can be
+//!   decrypted. Records written before data keys (sealed with a storage key
+//!   directly) still read, and their deletes are not shredded.
 //! - Deletes are durable when they return: an item file is unlinked and `items/`
 //!   fsynced; a logged item gets a tombstone frame through the group committer.
 //!   Log space comes back as items are deleted: a segment at least half deleted is
@@ -61,6 +68,7 @@ mod file;
 mod frame;
 mod fsutil;
 mod index;
+mod keys;
 mod log;
 mod maintain;
 mod read;
@@ -82,6 +90,7 @@ use tokio::sync::broadcast;
 use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::index::{Entry, Index, Location};
+use self::keys::{KeyRef, KeyStore};
 use self::log::Log;
 use self::maintain::maintain_log;
 use self::reclaim::Segments;
@@ -111,6 +120,9 @@ pub struct LocalOptions {
     /// space is reclaimed while such records are there). Without it, such a
     /// store refuses to open with [`StoreError::MissingKeys`].
     pub allow_missing_keys: bool,
+    /// Data keys per key file: a new file of fresh keys (128 bytes each) is
+    /// written whenever the last one is used up.
+    pub key_file_slots: u32,
 }
 
 impl Default for LocalOptions {
@@ -120,6 +132,7 @@ impl Default for LocalOptions {
             inline_max: 256 << 10,
             segment_size: 64 << 20,
             allow_missing_keys: false,
+            key_file_slots: 16_384,
         }
     }
 }
@@ -130,6 +143,7 @@ pub(crate) struct Paths {
     pub root: PathBuf,
     pub segments: PathBuf,
     pub items: PathBuf,
+    pub keys: PathBuf,
     pub tmp: PathBuf,
 }
 
@@ -139,6 +153,7 @@ impl Paths {
             root: root.to_owned(),
             segments: root.join("segments"),
             items: root.join("items"),
+            keys: root.join("keys"),
             tmp: root.join("tmp"),
         }
     }
@@ -153,7 +168,8 @@ impl Paths {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub paths: Paths,
-    pub keyring: Keyring,
+    /// The data keys, and the storage keys that wrap them.
+    pub keys: Arc<KeyStore>,
     pub options: LocalOptions,
     index: RwLock<Index>,
     pub log: Log,
@@ -242,12 +258,19 @@ impl LocalStore {
         let dir = dir.to_owned();
         let shared = tokio::task::spawn_blocking(move || {
             let paths = Paths::new(&dir);
-            for d in [&dir, &paths.segments, &paths.items, &paths.tmp] {
+            for d in [&dir, &paths.segments, &paths.items, &paths.keys, &paths.tmp] {
                 create_private_dir(&seam, d)?;
             }
             let lock = lock_dir(&dir)?;
-            let recovered =
-                recover::recover(&paths, &keyring, &seam, options.allow_missing_keys)?;
+            let keys = Arc::new(KeyStore::open(
+                &paths.keys,
+                keyring,
+                seam.clone(),
+                options.key_file_slots,
+            )?);
+            let mut recovered =
+                recover::recover(&paths, &keys, &seam, options.allow_missing_keys)?;
+            let key_use = std::mem::take(&mut recovered.key_use);
             let keep_everything = !recovered.missing_keys.is_empty();
             if keep_everything {
                 tracing::warn!(
@@ -265,9 +288,9 @@ impl LocalStore {
                 seam.clone(),
             )?;
             let items_sync = GroupSync::new(paths.items.clone(), seam.clone());
-            Ok::<_, StoreError>(Shared {
+            let shared = Shared {
                 paths,
-                keyring,
+                keys,
                 options,
                 index: RwLock::new(recovered.index),
                 log,
@@ -280,10 +303,13 @@ impl LocalStore {
                 bound_from: recovered.bound_from,
                 events: broadcast::channel(EVENT_BUFFER).0,
                 _lock: lock,
-            })
+            };
+            Ok::<_, StoreError>((shared, key_use))
         })
         .await
         .map_err(joined)??;
+        let (shared, key_use) = shared;
+        shared.keys.settle(key_use).await?;
         let shared = Arc::new(shared);
         maintain_log(&shared, None).await;
         Ok(Arc::new(LocalStore { shared }))
@@ -360,6 +386,21 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     let Some(entry) = shared.index_mut().remove(id) else {
         return Ok(false);
     };
+    // Crypto-shredding: the data key goes first, durably. Once its zeros are
+    // written the item is unreadable, whatever happens next.
+    let data_key = KeyRef::parse(&entry.meta.key_id);
+    if let Some(at) = data_key {
+        let keys = shared.keys.clone();
+        let destroyed = tokio::task::spawn_blocking(move || keys.destroy(at))
+            .await
+            .map_err(joined)?;
+        if let Err((written, err)) = destroyed {
+            if !written {
+                shared.index_mut().insert(entry);
+            }
+            return Err(err);
+        }
+    }
     // `gone`: the item is no longer on disk (even if making that durable failed).
     let mut maintain = None;
     let (gone, result) = match entry.location {
@@ -387,7 +428,7 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
             .map_err(joined)?
         }
     };
-    if !gone {
+    if !gone && data_key.is_none() {
         shared.index_mut().insert(entry);
     }
     drop(gate);

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_crypto::{CHUNK_SIZE, CryptoError, Keyring, RecordReader};
+use ferry_crypto::{CHUNK_SIZE, CryptoError, RecordReader};
 use futures::StreamExt;
 
 use super::Shared;
 use super::file::joined;
 use super::index::{Entry, Location};
+use super::keys::KeyStore;
 use super::log::segment_path;
 use crate::{ContentStream, ItemId, ItemMeta, StoreError};
 
@@ -111,7 +112,7 @@ fn open_entry(
             .len(),
         Location::Log { .. } => len,
     };
-    let (reader, meta) = open_record(&shared.keyring, file, base, len, id, &path)?;
+    let (reader, meta) = open_record(&*shared.keys, file, base, len, id, &path)?;
     if meta.id != id || meta.size != entry.meta.size || meta.sha256 != entry.meta.sha256 {
         return Err(StoreError::integrity(
             id,
@@ -127,14 +128,14 @@ fn open_entry(
 
 /// Opens a sealed record and parses its metadata. `id` names the item in errors.
 pub(crate) fn open_record<R: std::io::Read + std::io::Seek>(
-    keyring: &Keyring,
+    keys: &KeyStore,
     source: R,
     base: u64,
     len: u64,
     id: ItemId,
     path: &Path,
 ) -> Result<(RecordReader<R>, ItemMeta), StoreError> {
-    let reader = RecordReader::open(keyring, source, base, len)
+    let reader = RecordReader::open(keys, source, base, len)
         .map_err(|err| crypto_error(id, path, err))?;
     let meta = ItemMeta::from_record_bytes(reader.metadata()).map_err(|err| {
         StoreError::integrity(

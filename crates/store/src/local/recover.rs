@@ -39,13 +39,16 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Instant;
 
-use ferry_crypto::{CryptoError, Keyring, RecordReader};
+use std::cell::Cell;
+
+use ferry_crypto::{CryptoError, KeyLookup, RecordReader, StorageKey};
 
 use super::Paths;
 use super::frame::Origin;
 use super::frame::{self, Kind, Parsed};
 use super::fsutil::{create_private_file, empty_dir, io_err, sync_dir};
 use super::index::{Entry, Index, Location};
+use super::keys::{KeyRef, KeyStore, KeyUse};
 use super::log::{SegmentEnd, segment_number, segment_path};
 use super::reclaim::Segments;
 use super::seam::{Seam, Step};
@@ -67,6 +70,8 @@ pub(crate) struct Recovered {
     pub missing_keys: BTreeMap<String, usize>,
     /// The segments below this one were written by the first version.
     pub bound_from: u32,
+    /// The data keys the records name, and which of them are still needed.
+    pub key_use: KeyUse,
 }
 
 /// Why a record was not listed.
@@ -74,6 +79,10 @@ pub(crate) struct Recovered {
 enum Refusal {
     /// Sealed with a key that is not in the keyring.
     UnknownKey(String),
+    /// Sealed with a data key that was destroyed: a deleted item's.
+    Shredded,
+    /// Sealed with a data key that the key store does not have.
+    NoDataKey(String),
     /// Damaged, tampered with, truncated, another item's record.
     Unreadable(String),
     /// Reading failed: the store does not open.
@@ -86,6 +95,10 @@ impl std::fmt::Display for Refusal {
             Refusal::UnknownKey(id) => {
                 write!(f, "sealed with storage key {id}, which was not given")
             }
+            Refusal::Shredded => f.write_str("its data key was destroyed (a deleted item)"),
+            Refusal::NoDataKey(id) => {
+                write!(f, "sealed with data key {id}, which the key store does not hold")
+            }
             Refusal::Unreadable(reason) => f.write_str(reason),
             Refusal::Failed(err) => write!(f, "cannot be read: {err}"),
         }
@@ -95,12 +108,69 @@ impl std::fmt::Display for Refusal {
 impl From<CryptoError> for Refusal {
     fn from(err: CryptoError) -> Refusal {
         match err {
+            CryptoError::UnknownKey(id) if KeyRef::parse(&id).is_some() => Refusal::NoDataKey(id),
             CryptoError::UnknownKey(id) => Refusal::UnknownKey(id),
+            CryptoError::KeyDestroyed(_) => Refusal::Shredded,
             CryptoError::Io(err) if err.kind() != std::io::ErrorKind::UnexpectedEof => {
                 Refusal::Failed(err)
             }
             other => Refusal::Unreadable(other.to_string()),
         }
+    }
+}
+
+/// What recovery learns while it reads the records: the keys they need.
+#[derive(Debug, Default)]
+struct Needs {
+    /// Records sealed with storage keys not given, by key id.
+    missing_keys: BTreeMap<String, usize>,
+    /// Records sealed with data keys the key store does not hold.
+    no_data_key: usize,
+    key_use: KeyUse,
+}
+
+impl Needs {
+    /// Notes the outcome of reading a record that named data key `named`.
+    fn note<T>(&mut self, named: Option<KeyRef>, result: &Result<T, Refusal>) {
+        if let Some(at) = named {
+            self.key_use.named.insert(at);
+        }
+        let Err(reason) = result else { return };
+        match (reason, named) {
+            (Refusal::Shredded | Refusal::Failed(_), _) => {}
+            (Refusal::NoDataKey(_), _) => self.no_data_key += 1,
+            (Refusal::UnknownKey(id), at) => {
+                *self.missing_keys.entry(id.clone()).or_default() += 1;
+                self.key_use.kept.extend(at);
+            }
+            (Refusal::Unreadable(_), Some(at)) => {
+                self.key_use.kept.insert(at);
+            }
+            // Which key it needs is not known: destroy none at this open.
+            (Refusal::Unreadable(_), None) => self.key_use.blind = true,
+        }
+    }
+}
+
+/// Looks keys up in the key store, and remembers which data key was asked for.
+struct Naming<'a> {
+    keys: &'a KeyStore,
+    named: Cell<Option<KeyRef>>,
+}
+
+impl<'a> Naming<'a> {
+    fn new(keys: &'a KeyStore) -> Naming<'a> {
+        Naming {
+            keys,
+            named: Cell::new(None),
+        }
+    }
+}
+
+impl KeyLookup for Naming<'_> {
+    fn lookup(&self, key_id: &str) -> Result<StorageKey, CryptoError> {
+        self.named.set(KeyRef::parse(key_id));
+        self.keys.lookup(key_id)
     }
 }
 
@@ -112,14 +182,14 @@ impl From<CryptoError> for Refusal {
 /// the last segment).
 pub(crate) fn recover(
     paths: &Paths,
-    keyring: &Keyring,
+    keys: &KeyStore,
     seam: &Seam,
     allow_missing_keys: bool,
 ) -> Result<Recovered, StoreError> {
     let started = Instant::now();
     let mut index = Index::default();
     let mut book = Segments::default();
-    let mut missing_keys = BTreeMap::new();
+    let mut needs = Needs::default();
     let segments = list_segments(&paths.segments)?;
     let format = read_format(&paths.root)?;
     let bound_from = match format {
@@ -140,21 +210,31 @@ pub(crate) fn recover(
                 unbound: number < bound_from,
             },
             last,
-            keyring,
+            keys,
             seam,
             &mut index,
             &mut book,
-            &mut missing_keys,
+            &mut needs,
         )?;
         if !last {
             ends.insert(number, end.len);
         }
         (segment, segment_end, torn) = (number, end, torn_at);
     }
-    for entry in scan_items(&paths.items, keyring, seam, &mut missing_keys)? {
+    for entry in scan_items(&paths.items, keys, seam, &mut needs)? {
         if let Some(old) = index.insert(entry) {
             tracing::warn!(id = %old.meta.id, "item is both in the log and in items/; keeping the file");
         }
+    }
+    let Needs {
+        missing_keys,
+        no_data_key,
+        mut key_use,
+    } = needs;
+    if no_data_key > 0 {
+        return Err(StoreError::KeyStoreIncomplete {
+            records: no_data_key,
+        });
     }
     if !missing_keys.is_empty() && !allow_missing_keys {
         return Err(StoreError::MissingKeys {
@@ -198,7 +278,9 @@ pub(crate) fn recover(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "store recovered"
     );
+    key_use.kept.extend(index.data_keys());
     Ok(Recovered {
+        key_use,
         index,
         segments: book,
         segment,
@@ -295,11 +377,11 @@ fn scan_segment(
     path: &Path,
     origin: Origin,
     last: bool,
-    keyring: &Keyring,
+    keys: &KeyStore,
     seam: &Seam,
     index: &mut Index,
     book: &mut Segments,
-    missing_keys: &mut BTreeMap<String, usize>,
+    needs: &mut Needs,
 ) -> Result<(SegmentEnd, Option<u64>), StoreError> {
     let number = origin.segment;
     if last {
@@ -335,7 +417,9 @@ fn scan_segment(
                 end,
             } => {
                 let base = payload.start as u64;
-                match load_logged(keyring, &data[payload]) {
+                let (named, loaded) = load_logged(keys, &data[payload]);
+                needs.note(named, &loaded);
+                match loaded {
                     Ok(meta) => {
                         let len = (end as u64) - base;
                         let replaced = index.insert(Entry {
@@ -351,11 +435,10 @@ fn scan_segment(
                             book.superseded(older, number);
                         }
                     }
+                    // A deleted item's: its space is reclaimed as any unlisted frame's.
+                    Err(Refusal::Shredded) => {}
                     Err(reason) => {
                         tracing::warn!(path = %path.display(), offset = at, %reason, "log record refused; not listed, kept");
-                        if let Refusal::UnknownKey(id) = reason {
-                            *missing_keys.entry(id).or_default() += 1;
-                        }
                         // (A logged record is read from memory: `Failed` cannot happen.)
                         book.refused(number);
                     }
@@ -404,14 +487,18 @@ fn scan_segment(
 }
 
 /// Authenticates a logged record, all of it (it is small and already in memory),
-/// and returns its metadata.
-fn load_logged(keyring: &Keyring, record: &[u8]) -> Result<ItemMeta, Refusal> {
-    let mut reader = RecordReader::open(keyring, Cursor::new(record), 0, record.len() as u64)?;
-    let meta = item_meta(&reader).map_err(Refusal::Unreadable)?;
-    for index in 0..reader.chunk_count() {
-        reader.read_chunk(index)?;
-    }
-    Ok(meta)
+/// and returns its metadata; and the data key it names, if it names one.
+fn load_logged(keys: &KeyStore, record: &[u8]) -> (Option<KeyRef>, Result<ItemMeta, Refusal>) {
+    let naming = Naming::new(keys);
+    let result = (|| {
+        let mut reader = RecordReader::open(&naming, Cursor::new(record), 0, record.len() as u64)?;
+        let meta = item_meta(&reader).map_err(Refusal::Unreadable)?;
+        for index in 0..reader.chunk_count() {
+            reader.read_chunk(index)?;
+        }
+        Ok(meta)
+    })();
+    (naming.named.get(), result)
 }
 
 /// The item metadata of an opened record, checked against the record.
@@ -434,9 +521,9 @@ where
 /// Opens every `items/<id>.rec`, on a few threads.
 fn scan_items(
     dir: &Path,
-    keyring: &Keyring,
+    keys: &KeyStore,
     seam: &Seam,
-    missing_keys: &mut BTreeMap<String, usize>,
+    needs: &mut Needs,
 ) -> Result<Vec<Entry>, StoreError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("reading directory", dir))? {
@@ -457,13 +544,17 @@ fn scan_items(
         .map_or(2, |n| n.get())
         .clamp(1, 8);
     let per_thread = files.len().div_ceil(threads).max(1);
-    let loaded: Vec<(&PathBuf, Result<Entry, Refusal>)> = thread::scope(|scope| {
+    type Loaded<'a> = (&'a PathBuf, Option<KeyRef>, Result<Entry, Refusal>);
+    let loaded: Vec<Loaded<'_>> = thread::scope(|scope| {
         let workers: Vec<_> = files
             .chunks(per_thread)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(id, path)| (path, load_file(keyring, seam, *id, path)))
+                        .map(|(id, path)| {
+                            let (named, result) = load_file(keys, seam, *id, path);
+                            (path, named, result)
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -474,24 +565,30 @@ fn scan_items(
             .collect()
     });
     let mut entries = Vec::with_capacity(loaded.len());
-    for (path, result) in loaded {
+    for (path, named, result) in loaded {
+        needs.note(named, &result);
         match result {
             Ok(entry) => entries.push(entry),
-            Err(Refusal::UnknownKey(id)) => *missing_keys.entry(id).or_default() += 1,
-            Err(Refusal::Unreadable(_)) => {}
             Err(Refusal::Failed(err)) => return Err(StoreError::io("reading", path, err)),
+            Err(_) => {}
         }
     }
     Ok(entries)
 }
 
 /// Opens one item file; a refusal (and a warning) if it is not a valid record of
-/// `id`. A refused file is left as it is.
-fn load_file(keyring: &Keyring, seam: &Seam, id: ItemId, path: &PathBuf) -> Result<Entry, Refusal> {
+/// `id`. A refused file is left as it is. Also the data key it names, if any.
+fn load_file(
+    keys: &KeyStore,
+    seam: &Seam,
+    id: ItemId,
+    path: &PathBuf,
+) -> (Option<KeyRef>, Result<Entry, Refusal>) {
+    let naming = Naming::new(keys);
     let opened = seam.run(Step::ReadItem, path, || File::open(path));
     let result = opened.map_err(Refusal::Failed).and_then(|file| {
         let len = file.metadata().map_err(Refusal::Failed)?.len();
-        let reader = RecordReader::open(keyring, file, 0, len)?;
+        let reader = RecordReader::open(&naming, file, 0, len)?;
         let meta = item_meta(&reader).map_err(Refusal::Unreadable)?;
         if meta.id != id {
             return Err(Refusal::Unreadable(format!(
@@ -501,7 +598,7 @@ fn load_file(keyring: &Keyring, seam: &Seam, id: ItemId, path: &PathBuf) -> Resu
         }
         Ok(meta)
     });
-    match result {
+    let result = match result {
         Ok(meta) => Ok(Entry {
             meta,
             location: Location::File,
@@ -511,5 +608,6 @@ fn load_file(keyring: &Keyring, seam: &Seam, id: ItemId, path: &PathBuf) -> Resu
             tracing::warn!(path = %path.display(), %reason, "item file refused; not listed, kept");
             Err(reason)
         }
-    }
+    };
+    (naming.named.get(), result)
 }

@@ -77,6 +77,21 @@ pub(crate) enum Step {
     SegmentUnlink,
     /// Removal: fsyncing `segments/` after the unlink.
     SyncAfterUnlink,
+    /// Key store: writing a key file whole (a new one, or one settled at open) to
+    /// its temporary file, or removing such a leftover at open.
+    KeyFileWrite,
+    /// Key store: fsyncing that temporary file.
+    KeyFileSync,
+    /// Key store: renaming it into place.
+    KeyFileRename,
+    /// Key store: fsyncing `keys/` after the rename.
+    SyncKeys,
+    /// Key store, at open: reading a key file to settle it.
+    ReadKeys,
+    /// Delete: overwriting the item's data key with zeros.
+    KeyDestroy,
+    /// Delete: the `fdatasync` of the key file after that.
+    KeyDestroySync,
 }
 
 /// What a test puts in the seam.

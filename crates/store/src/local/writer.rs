@@ -66,20 +66,18 @@ impl LocalWriter {
             size,
             state,
         } = *self;
-        let key_id = shared.keyring.current().id().to_owned();
-        let meta_of = move |sha256| ItemMeta::new(id, item, received_at, size, sha256, key_id);
+        let meta_of =
+            move |sha256, key_id| ItemMeta::new(id, item, received_at, size, sha256, key_id);
         let mut _gate = None;
         let (meta, location) = match state {
             State::Inline(plaintext) => {
+                let key = shared.keys.allocate().await?;
                 let (meta, frame) = if plaintext.len() > SEAL_INLINE_ON_RUNTIME {
-                    let keys = shared.clone();
-                    tokio::task::spawn_blocking(move || {
-                        seal_inline(keys.keyring.current(), &plaintext, meta_of)
-                    })
-                    .await
-                    .map_err(joined)?
+                    tokio::task::spawn_blocking(move || seal_inline(&key, &plaintext, meta_of))
+                        .await
+                        .map_err(joined)?
                 } else {
-                    seal_inline(shared.keyring.current(), &plaintext, meta_of)
+                    seal_inline(&key, &plaintext, meta_of)
                 };
                 let len = (frame.len() - HEADER_LEN) as u64;
                 // Until published: no reclaim pass may run between the two.
@@ -151,13 +149,14 @@ impl ItemWriter for LocalWriter {
     }
 }
 
-/// Seals a whole small item into a log frame (whose header the log writes).
+/// Seals a whole small item with its data key into a log frame (whose header
+/// the log writes).
 fn seal_inline(
     key: &StorageKey,
     plaintext: &[u8],
-    meta_of: impl FnOnce([u8; 32]) -> ItemMeta,
+    meta_of: impl FnOnce([u8; 32], String) -> ItemMeta,
 ) -> (ItemMeta, Unsealed) {
-    let meta = meta_of(Sha256::digest(plaintext).into());
+    let meta = meta_of(Sha256::digest(plaintext).into(), key.id().to_owned());
     let metadata = meta.to_record_bytes();
     let mut frame = frame::start();
     frame.reserve(plaintext.len() + (plaintext.len() / CHUNK_SIZE + 1) * 16 + metadata.len() + 128);

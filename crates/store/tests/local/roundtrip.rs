@@ -1,9 +1,11 @@
 //! Writing and reading items back.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_crypto::{Keyring, StorageKey};
-use ferry_store::{LocalOptions, LocalStore, Store, StoreError};
+use ferry_store::{ItemMeta, LocalOptions, LocalStore, Store, StoreError};
 
 use crate::helpers::*;
 
@@ -28,7 +30,8 @@ async fn small_large_and_empty_items_round_trip_and_survive_a_reopen() {
         let meta = put(&*store, text("10.0.0.1:4000", "a.txt"), &data).await;
         assert_eq!(meta.size, len as u64);
         assert_eq!(meta.sha256, sha256_hex(&data));
-        assert_eq!(meta.key_id, key.id());
+        assert!(meta.key_id.starts_with("dk-"), "its own data key");
+        assert!(written.iter().all(|(m, _): &(ItemMeta, _)| m.key_id != meta.key_id));
         assert_eq!(meta.name.as_deref(), Some("a.txt"));
         assert_eq!(events.recv().await.unwrap(), meta);
         assert_eq!(read(&*store, &meta, None).await.unwrap(), data);
@@ -113,15 +116,35 @@ async fn writing_past_the_maximum_size_is_refused_and_leaves_nothing() {
     assert_eq!(exactly.size, 100_000);
 }
 
+/// The bytes of every file under `dir/sub`, without the zeros that end them (a
+/// log segment's prepared space).
+fn contents(dir: &Path, sub: &str) -> BTreeMap<PathBuf, Vec<u8>> {
+    std::fs::read_dir(dir.join(sub))
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.truncate(bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1));
+            (path, bytes)
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn an_item_sealed_with_an_older_key_reads_after_rotation() {
+async fn rotating_the_storage_key_rewraps_the_data_keys_and_leaves_the_data_alone() {
     let dir = tempfile::tempdir().unwrap();
     let old = StorageKey::generate();
     let store = open(dir.path(), &old).await;
     let small = put(&*store, dict("10.0.0.1:1"), b"{\"a\":1}").await;
     let large = put(&*store, dict("10.0.0.1:1"), &content(1_000_000, 3)).await;
+    let gone = put(&*store, dict("10.0.0.1:1"), b"{\"b\":2}").await;
+    assert!(store.delete(gone.id).await.unwrap());
     drop(store);
+    let data = [contents(dir.path(), "segments"), contents(dir.path(), "items")];
+    let keys = contents(dir.path(), "keys");
 
+    // Opened with the new key as current and the old one: the data keys are
+    // rewrapped; the item data is not touched.
     let new = StorageKey::generate();
     let store = LocalStore::open(
         dir.path(),
@@ -131,19 +154,43 @@ async fn an_item_sealed_with_an_older_key_reads_after_rotation() {
     .await
     .unwrap();
     assert_eq!(read(&*store, &small, None).await.unwrap(), b"{\"a\":1}");
+    drop(store);
+    assert_eq!(
+        [contents(dir.path(), "segments"), contents(dir.path(), "items")],
+        data,
+        "rotation rewrote item data"
+    );
+    let rewrapped = contents(dir.path(), "keys");
+    assert_eq!(rewrapped.len(), keys.len());
+    for (path, bytes) in &keys {
+        let now = &rewrapped[path];
+        assert_ne!(now, bytes, "{} was not rewrapped", path.display());
+        assert!(
+            std::str::from_utf8(&now[128..144]) == Ok(new.id()),
+            "the first data key is wrapped by the new storage key"
+        );
+    }
+
+    // The old key is no longer needed: every item reads back without it, and the
+    // deleted one stays deleted.
+    let store = open(dir.path(), &new).await;
+    assert_eq!(read(&*store, &small, None).await.unwrap(), b"{\"a\":1}");
     assert_eq!(
         read(&*store, &large, None).await.unwrap(),
         content(1_000_000, 3)
     );
+    assert!(store.get(gone.id).await.unwrap().is_none());
     let fresh = put(&*store, dict("10.0.0.1:1"), b"{}").await;
-    assert_eq!(fresh.key_id, new.id());
+    assert_eq!(read(&*store, &fresh, None).await.unwrap(), b"{}");
     drop(store);
 
-    // Without the old key, the store refuses to open, naming it; told to start
-    // anyway, it lists what the new key reads.
-    match LocalStore::open(dir.path(), keyring(&new), LocalOptions::default()).await {
+    // Given only a key that never wrapped them, the store refuses to open,
+    // naming the key it needs; told to start anyway, it lists nothing it
+    // cannot read.
+    let other = StorageKey::generate();
+    match LocalStore::open(dir.path(), keyring(&other), LocalOptions::default()).await {
         Err(StoreError::MissingKeys { key_ids, records }) => {
-            assert_eq!((key_ids, records), (vec![old.id().to_owned()], 2));
+            assert_eq!((key_ids, records), (vec![new.id().to_owned()], 3));
         }
         other => panic!("expected MissingKeys, got {other:?}"),
     }
@@ -151,11 +198,12 @@ async fn an_item_sealed_with_an_older_key_reads_after_rotation() {
         allow_missing_keys: true,
         ..LocalOptions::default()
     };
-    let store = LocalStore::open(dir.path(), keyring(&new), options)
+    let store = LocalStore::open(dir.path(), keyring(&other), options)
         .await
         .unwrap();
-    assert_eq!(store.count().await, 1);
-    assert!(store.get(fresh.id).await.unwrap().is_some());
+    assert_eq!(store.count().await, 0);
+    let newest = put(&*store, dict("10.0.0.1:1"), b"[]").await;
+    assert_eq!(read(&*store, &newest, None).await.unwrap(), b"[]");
 }
 
 #[tokio::test]

@@ -107,6 +107,8 @@ impl Scenario {
                 Step::RecordRename,
                 Step::SyncItems,
                 Step::RecordUnlink,
+                Step::KeyDestroy,
+                Step::KeyDestroySync,
             ],
             Scenario::Compaction => &[
                 Step::AppendWrite,
@@ -133,6 +135,7 @@ impl Scenario {
                 Step::AppendSync,
                 Step::SegmentUnlink,
                 Step::SyncAfterUnlink,
+                Step::ReadKeys,
             ],
             Scenario::Fresh => &[
                 Step::CreateDir,
@@ -142,6 +145,10 @@ impl Scenario {
                 Step::WriteFormat,
                 Step::PrepareWrite,
                 Step::PrepareSync,
+                Step::KeyFileWrite,
+                Step::KeyFileSync,
+                Step::KeyFileRename,
+                Step::SyncKeys,
                 Step::AppendWrite,
                 Step::AppendSync,
             ],
