@@ -9,3 +9,4 @@ mod listing;
 mod reclaim;
 mod recovery;
 mod roundtrip;
+mod shredding;
