@@ -60,7 +60,10 @@ pub struct Item {
     pub size: u64,
     /// SHA-256 of the content, lowercase hex.
     pub sha256: String,
-    /// The id of the storage key the item is sealed with at rest.
+    /// The key the item is sealed with at rest: its own data key
+    /// (`dk-FFFFFFFF-SSSSSSSS`, kept wrapped by the storage key, destroyed when
+    /// the item is deleted), or the storage key's id for items stored before
+    /// Ferry sealed each item with its own key.
     pub key_id: String,
     /// The media type `GET /api/items/{id}/content` answers with.
     #[schema(example = "application/json")]

@@ -279,6 +279,8 @@ pub(crate) fn recover(
         "store recovered"
     );
     key_use.kept.extend(index.data_keys());
+    // Records that cannot be read are there: destroy no key at this open.
+    key_use.blind |= !missing_keys.is_empty();
     Ok(Recovered {
         key_use,
         index,
