@@ -38,7 +38,7 @@
 //!   the store refuses to open ([`StoreError::KeyStoreIncomplete`]) and changes
 //!   nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -187,11 +187,31 @@ impl KeyFile {
     }
 }
 
+/// A key file being written ahead of need: its number and its keys.
+type Ahead = tokio::task::JoinHandle<Result<(u32, VecDeque<StorageKey>), StoreError>>;
+
 /// The next key to hand out.
 #[derive(Debug)]
 struct Cursor {
     file: u32,
+    /// The slot of the next key.
     slot: u32,
+    /// The keys of `file` from `slot` on, when this process made the file; else
+    /// they are read from it.
+    fresh: VecDeque<StorageKey>,
+    /// The next key file, written once half of this one is handed out.
+    ahead: Option<Ahead>,
+}
+
+impl Cursor {
+    fn at(file: u32, slot: u32) -> Cursor {
+        Cursor {
+            file,
+            slot,
+            fresh: VecDeque::new(),
+            ahead: None,
+        }
+    }
 }
 
 /// What recovery learnt of the data keys the records name.
@@ -271,8 +291,8 @@ impl KeyStore {
             );
         }
         let next = match files.last_key_value() {
-            Some((&file, _)) => Cursor { file, slot: 1 },
-            None => Cursor { file: 1, slot: 1 },
+            Some((&file, _)) => Cursor::at(file, 1),
+            None => Cursor::at(1, 1),
         };
         Ok(KeyStore {
             dir: dir.to_owned(),
@@ -292,46 +312,68 @@ impl KeyStore {
             .cloned()
     }
 
-    /// A fresh data key for a new item, named after its slot. Writes nothing,
-    /// except a new key file when the last one is used up.
+    /// A fresh data key for a new item, named after its slot. Writes nothing:
+    /// key files are written ahead, in the background, once half of the last one
+    /// is handed out (or here, if that has not finished).
     pub(crate) async fn allocate(self: &Arc<Self>) -> Result<StorageKey, StoreError> {
         let mut next = self.next.lock().await;
-        let full = self.file(next.file).is_none_or(|f| next.slot > f.capacity);
-        if full {
-            let number = if self.file(next.file).is_some() {
-                next.file + 1
-            } else {
-                next.file
+        loop {
+            let capacity = self.file(next.file).map_or(0, |f| f.capacity);
+            if next.slot <= capacity {
+                let at = KeyRef {
+                    file: next.file,
+                    slot: next.slot,
+                };
+                next.slot += 1;
+                if next.ahead.is_none() && capacity - at.slot < capacity / 2 {
+                    let keys = self.clone();
+                    let number = at.file + 1;
+                    next.ahead = Some(tokio::task::spawn_blocking(move || {
+                        keys.create_file(number).map(|fresh| (number, fresh))
+                    }));
+                }
+                return match next.fresh.pop_front() {
+                    Some(key) => Ok(key),
+                    None => self.data_key(at).map_err(|err| {
+                        StoreError::Unavailable(format!(
+                            "a fresh data key ({}) cannot be read: {err}",
+                            at.id()
+                        ))
+                    }),
+                };
+            }
+            let ahead = match next.ahead.take() {
+                Some(ahead) => ahead,
+                None => {
+                    let keys = self.clone();
+                    let number = if capacity == 0 { next.file } else { next.file + 1 };
+                    tokio::task::spawn_blocking(move || {
+                        keys.create_file(number).map(|fresh| (number, fresh))
+                    })
+                }
             };
-            let keys = self.clone();
-            tokio::task::spawn_blocking(move || keys.create_file(number))
-                .await
-                .map_err(super::file::joined)??;
+            let (file, fresh) = ahead.await.map_err(super::file::joined)??;
             *next = Cursor {
-                file: number,
+                file,
                 slot: 1,
+                fresh,
+                ahead: None,
             };
         }
-        let at = KeyRef {
-            file: next.file,
-            slot: next.slot,
-        };
-        next.slot += 1;
-        drop(next);
-        self.data_key(at).map_err(|err| {
-            StoreError::Unavailable(format!("a fresh data key ({}) cannot be read: {err}", at.id()))
-        })
     }
 
-    /// Writes key file `number` whole, with fresh keys, and puts it in place.
-    fn create_file(&self, number: u32) -> Result<(), StoreError> {
+    /// Writes key file `number` whole, with fresh keys, and puts it in place;
+    /// returns its keys.
+    fn create_file(&self, number: u32) -> Result<VecDeque<StorageKey>, StoreError> {
         let kek = self.keyring.current();
         let mut bytes = Vec::with_capacity(SLOT_LEN * (self.capacity as usize + 1));
+        let mut fresh = VecDeque::with_capacity(self.capacity as usize);
         bytes.extend_from_slice(&header(number, self.capacity));
         for slot in 1..=self.capacity {
             let at = KeyRef { file: number, slot };
             let key = StorageKey::generate_named(at.id());
             bytes.extend_from_slice(&wrapped_slot(kek, &key, at));
+            fresh.push_back(key);
         }
         let path = self.dir.join(file_name(number));
         let file = self.write_whole(&path, &bytes)?;
@@ -343,7 +385,7 @@ impl KeyStore {
                 capacity: self.capacity,
             }),
         );
-        Ok(())
+        Ok(fresh)
     }
 
     /// Writes `bytes` as the file `path` (a new file, or in place of the old
@@ -411,10 +453,7 @@ impl KeyStore {
             .await
             .map_err(super::file::joined)??;
         if let Some(at) = last {
-            *self.next.lock().await = Cursor {
-                file: at.file,
-                slot: at.slot + 1,
-            };
+            *self.next.lock().await = Cursor::at(at.file, at.slot + 1);
         }
         Ok(())
     }
