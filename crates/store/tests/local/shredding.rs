@@ -144,3 +144,31 @@ async fn a_deleted_small_items_log_record_put_back_does_not_read() {
 async fn a_deleted_large_items_file_put_back_does_not_read() {
     copy_back_after(3_000_000, delete).await;
 }
+
+#[tokio::test]
+async fn a_store_whose_key_store_is_missing_refuses_to_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = open(dir.path(), &key).await;
+    let small = put(&*store, dict("10.0.0.1:1"), b"{}").await;
+    let large = put(&*store, dict("10.0.0.1:1"), &secret(1_000_000)).await;
+    drop(store);
+    let keys = dir.path().join("keys");
+    let aside = dir.path().join("keys-aside");
+    std::fs::rename(&keys, &aside).unwrap();
+    let before = item_data(&snapshot(dir.path()));
+    for _ in 0..2 {
+        match LocalStore::open(dir.path(), keyring(&key), LocalOptions::default()).await {
+            Err(err @ ferry_store::StoreError::KeyStoreIncomplete { records: 2 }) => {
+                assert!(err.to_string().contains("restore keys/"), "{err}");
+            }
+            other => panic!("expected KeyStoreIncomplete, got {other:?}"),
+        }
+        assert_eq!(item_data(&snapshot(dir.path())), before, "the store changed");
+    }
+    std::fs::remove_dir_all(&keys).unwrap();
+    std::fs::rename(&aside, &keys).unwrap();
+    let store = open(dir.path(), &key).await;
+    assert_eq!(read(&*store, &small, None).await.unwrap(), b"{}");
+    assert_eq!(read(&*store, &large, None).await.unwrap(), secret(1_000_000));
+}
