@@ -305,12 +305,20 @@ mod tests {
         let kek = StorageKey::generate();
         let data = StorageKey::generate_named("dk-1".into());
         let wrapped = kek.wrap(&data, b"slot 1");
-        assert_ne!(kek.wrap(&data, b"slot 1"), wrapped, "a fresh nonce each time");
+        assert_ne!(
+            kek.wrap(&data, b"slot 1"),
+            wrapped,
+            "a fresh nonce each time"
+        );
         let back = kek.unwrap(&wrapped, b"slot 1", "dk-1".into()).unwrap();
         assert_eq!(*back.bytes(), *data.bytes());
         assert_eq!(back.id(), "dk-1");
         assert!(kek.unwrap(&wrapped, b"slot 2", "dk-1".into()).is_err());
-        assert!(StorageKey::generate().unwrap(&wrapped, b"slot 1", "dk-1".into()).is_err());
+        assert!(
+            StorageKey::generate()
+                .unwrap(&wrapped, b"slot 1", "dk-1".into())
+                .is_err()
+        );
         let mut changed = wrapped;
         changed[20] ^= 1;
         assert!(kek.unwrap(&changed, b"slot 1", "dk-1".into()).is_err());

@@ -136,7 +136,11 @@ fn parse_slot(bytes: &[u8], at: KeyRef) -> Slot {
 fn wrapped_slot(kek: &StorageKey, key: &StorageKey, at: KeyRef) -> [u8; SLOT_LEN] {
     let mut slot = [0u8; SLOT_LEN];
     let kek_id = kek.id().as_bytes();
-    assert_eq!(kek_id.len(), KEK_ID_LEN, "storage key ids are 16 characters");
+    assert_eq!(
+        kek_id.len(),
+        KEK_ID_LEN,
+        "storage key ids are 16 characters"
+    );
     slot[..KEK_ID_LEN].copy_from_slice(kek_id);
     slot[KEK_ID_LEN..KEK_ID_LEN + WRAPPED_KEY_LEN].copy_from_slice(&kek.wrap(key, &at.context()));
     let crc = slot_crc(&slot, at);
@@ -346,7 +350,11 @@ impl KeyStore {
                 Some(ahead) => ahead,
                 None => {
                     let keys = self.clone();
-                    let number = if capacity == 0 { next.file } else { next.file + 1 };
+                    let number = if capacity == 0 {
+                        next.file
+                    } else {
+                        next.file + 1
+                    };
                     tokio::task::spawn_blocking(move || {
                         keys.create_file(number).map(|fresh| (number, fresh))
                     })
@@ -377,14 +385,17 @@ impl KeyStore {
         }
         let path = self.dir.join(file_name(number));
         let file = self.write_whole(&path, &bytes)?;
-        self.files.lock().unwrap_or_else(PoisonError::into_inner).insert(
-            number,
-            Arc::new(KeyFile {
-                file: Arc::new(file),
-                path,
-                capacity: self.capacity,
-            }),
-        );
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                number,
+                Arc::new(KeyFile {
+                    file: Arc::new(file),
+                    path,
+                    capacity: self.capacity,
+                }),
+            );
         Ok(fresh)
     }
 
@@ -437,7 +448,12 @@ impl KeyStore {
                 file.file
                     .write_all_at(&[0; SLOT_LEN], u64::from(at.slot) * SLOT_LEN as u64)
             })
-            .map_err(|err| (false, StoreError::io("destroying a key in", &file.path, err)))?;
+            .map_err(|err| {
+                (
+                    false,
+                    StoreError::io("destroying a key in", &file.path, err),
+                )
+            })?;
         self.seam
             .run(Step::KeyDestroySync, &file.path, || file.file.sync_data())
             .map_err(|err| (true, StoreError::io("syncing", &file.path, err)))
@@ -484,7 +500,9 @@ impl KeyStore {
         for (number, file) in files {
             let mut bytes = vec![0u8; SLOT_LEN * (file.capacity as usize + 1)];
             self.seam
-                .run(Step::ReadKeys, &file.path, || file.file.read_exact_at(&mut bytes, 0))
+                .run(Step::ReadKeys, &file.path, || {
+                    file.file.read_exact_at(&mut bytes, 0)
+                })
                 .map_err(io_err("reading", &file.path))?;
             let (mut destroyed, mut rewrapped) = (0usize, 0usize);
             for slot in 1..=file.capacity {
@@ -511,14 +529,17 @@ impl KeyStore {
             }
             if destroyed + rewrapped > 0 {
                 let new = self.write_whole(&file.path, &bytes)?;
-                self.files.lock().unwrap_or_else(PoisonError::into_inner).insert(
-                    number,
-                    Arc::new(KeyFile {
-                        file: Arc::new(new),
-                        path: file.path.clone(),
-                        capacity: file.capacity,
-                    }),
-                );
+                self.files
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(
+                        number,
+                        Arc::new(KeyFile {
+                            file: Arc::new(new),
+                            path: file.path.clone(),
+                            capacity: file.capacity,
+                        }),
+                    );
                 tracing::info!(
                     file = %file.path.display(),
                     destroyed,
@@ -571,7 +592,10 @@ mod tests {
             panic!("not a wrapped key");
         };
         assert_eq!(id, kek.id());
-        assert_eq!(parse_slot(&slot, KeyRef { file: 1, slot: 3 }), Slot::Damaged);
+        assert_eq!(
+            parse_slot(&slot, KeyRef { file: 1, slot: 3 }),
+            Slot::Damaged
+        );
         assert_eq!(parse_slot(&[0; SLOT_LEN], at), Slot::Destroyed);
         let mut flipped = slot;
         flipped[40] ^= 1;

@@ -112,7 +112,7 @@ fn open_entry(
             .len(),
         Location::Log { .. } => len,
     };
-    let (reader, meta) = open_record(&*shared.keys, file, base, len, id, &path)?;
+    let (reader, meta) = open_record(&shared.keys, file, base, len, id, &path)?;
     if meta.id != id || meta.size != entry.meta.size || meta.sha256 != entry.meta.sha256 {
         return Err(StoreError::integrity(
             id,
@@ -135,8 +135,8 @@ pub(crate) fn open_record<R: std::io::Read + std::io::Seek>(
     id: ItemId,
     path: &Path,
 ) -> Result<(RecordReader<R>, ItemMeta), StoreError> {
-    let reader = RecordReader::open(keys, source, base, len)
-        .map_err(|err| crypto_error(id, path, err))?;
+    let reader =
+        RecordReader::open(keys, source, base, len).map_err(|err| crypto_error(id, path, err))?;
     let meta = ItemMeta::from_record_bytes(reader.metadata()).map_err(|err| {
         StoreError::integrity(
             id,

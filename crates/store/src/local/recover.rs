@@ -97,7 +97,10 @@ impl std::fmt::Display for Refusal {
             }
             Refusal::Shredded => f.write_str("its data key was destroyed (a deleted item)"),
             Refusal::NoDataKey(id) => {
-                write!(f, "sealed with data key {id}, which the key store does not hold")
+                write!(
+                    f,
+                    "sealed with data key {id}, which the key store does not hold"
+                )
             }
             Refusal::Unreadable(reason) => f.write_str(reason),
             Refusal::Failed(err) => write!(f, "cannot be read: {err}"),

@@ -31,7 +31,11 @@ async fn small_large_and_empty_items_round_trip_and_survive_a_reopen() {
         assert_eq!(meta.size, len as u64);
         assert_eq!(meta.sha256, sha256_hex(&data));
         assert!(meta.key_id.starts_with("dk-"), "its own data key");
-        assert!(written.iter().all(|(m, _): &(ItemMeta, _)| m.key_id != meta.key_id));
+        assert!(
+            written
+                .iter()
+                .all(|(m, _): &(ItemMeta, _)| m.key_id != meta.key_id)
+        );
         assert_eq!(meta.name.as_deref(), Some("a.txt"));
         assert_eq!(events.recv().await.unwrap(), meta);
         assert_eq!(read(&*store, &meta, None).await.unwrap(), data);
@@ -140,7 +144,10 @@ async fn rotating_the_storage_key_rewraps_the_data_keys_and_leaves_the_data_alon
     let gone = put(&*store, dict("10.0.0.1:1"), b"{\"b\":2}").await;
     assert!(store.delete(gone.id).await.unwrap());
     drop(store);
-    let data = [contents(dir.path(), "segments"), contents(dir.path(), "items")];
+    let data = [
+        contents(dir.path(), "segments"),
+        contents(dir.path(), "items"),
+    ];
     let keys = contents(dir.path(), "keys");
 
     // Opened with the new key as current and the old one: the data keys are
@@ -156,7 +163,10 @@ async fn rotating_the_storage_key_rewraps_the_data_keys_and_leaves_the_data_alon
     assert_eq!(read(&*store, &small, None).await.unwrap(), b"{\"a\":1}");
     drop(store);
     assert_eq!(
-        [contents(dir.path(), "segments"), contents(dir.path(), "items")],
+        [
+            contents(dir.path(), "segments"),
+            contents(dir.path(), "items")
+        ],
         data,
         "rotation rewrote item data"
     );

@@ -105,9 +105,15 @@ where
     let store = LocalStore::open(dir.path(), keyring(&key), LocalOptions::default())
         .await
         .unwrap();
-    assert!(store.get(victim.id).await.unwrap().is_none(), "it came back");
+    assert!(
+        store.get(victim.id).await.unwrap().is_none(),
+        "it came back"
+    );
     assert!(store.open(victim.id, None).await.unwrap().is_none());
-    assert_eq!(read(&*store, &kept, None).await.unwrap(), b"{\"kept\":true}");
+    assert_eq!(
+        read(&*store, &kept, None).await.unwrap(),
+        b"{\"kept\":true}"
+    );
     assert_eq!(store.count().await, 1);
     drop(store);
 
@@ -164,11 +170,18 @@ async fn a_store_whose_key_store_is_missing_refuses_to_open_and_changes_nothing(
             }
             other => panic!("expected KeyStoreIncomplete, got {other:?}"),
         }
-        assert_eq!(item_data(&snapshot(dir.path())), before, "the store changed");
+        assert_eq!(
+            item_data(&snapshot(dir.path())),
+            before,
+            "the store changed"
+        );
     }
     std::fs::remove_dir_all(&keys).unwrap();
     std::fs::rename(&aside, &keys).unwrap();
     let store = open(dir.path(), &key).await;
     assert_eq!(read(&*store, &small, None).await.unwrap(), b"{}");
-    assert_eq!(read(&*store, &large, None).await.unwrap(), secret(1_000_000));
+    assert_eq!(
+        read(&*store, &large, None).await.unwrap(),
+        secret(1_000_000)
+    );
 }
