@@ -383,25 +383,15 @@ impl KeyStore {
             bytes.extend_from_slice(&wrapped_slot(kek, &key, at));
             fresh.push_back(key);
         }
-        let path = self.dir.join(file_name(number));
-        let file = self.write_whole(&path, &bytes)?;
-        self.files
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                number,
-                Arc::new(KeyFile {
-                    file: Arc::new(file),
-                    path,
-                    capacity: self.capacity,
-                }),
-            );
+        self.write_whole(number, self.capacity, &bytes)?;
         Ok(fresh)
     }
 
-    /// Writes `bytes` as the file `path` (a new file, or in place of the old
-    /// one): a temporary file, fsynced, renamed, and `keys/` fsynced.
-    fn write_whole(&self, path: &Path, bytes: &[u8]) -> Result<File, StoreError> {
+    /// Writes `bytes` as key file `number` (a new one, or in place of the old
+    /// one): a temporary file, fsynced, renamed, and `keys/` fsynced; then reads
+    /// from it.
+    fn write_whole(&self, number: u32, capacity: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.dir.join(file_name(number));
         let tmp = path.with_extension("keys.tmp");
         let file = create_private_file(&self.seam, Step::KeyFileWrite, &tmp)?;
         self.seam
@@ -411,10 +401,19 @@ impl KeyStore {
             .run(Step::KeyFileSync, &tmp, || file.sync_data())
             .map_err(io_err("syncing", &tmp))?;
         self.seam
-            .run(Step::KeyFileRename, path, || std::fs::rename(&tmp, path))
-            .map_err(io_err("renaming into place", path))?;
+            .run(Step::KeyFileRename, &path, || std::fs::rename(&tmp, &path))
+            .map_err(io_err("renaming into place", &path))?;
         sync_dir(&self.seam, Step::SyncKeys, &self.dir)?;
-        Ok(file)
+        let file = Arc::new(KeyFile {
+            file: Arc::new(file),
+            path,
+            capacity,
+        });
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(number, file);
+        Ok(())
     }
 
     /// The data key in slot `at`.
@@ -528,18 +527,7 @@ impl KeyStore {
                 }
             }
             if destroyed + rewrapped > 0 {
-                let new = self.write_whole(&file.path, &bytes)?;
-                self.files
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(
-                        number,
-                        Arc::new(KeyFile {
-                            file: Arc::new(new),
-                            path: file.path.clone(),
-                            capacity: file.capacity,
-                        }),
-                    );
+                self.write_whole(number, file.capacity, &bytes)?;
                 tracing::info!(
                     file = %file.path.display(),
                     destroyed,

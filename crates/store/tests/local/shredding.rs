@@ -119,9 +119,11 @@ where
 
     // The storage key alone opens neither record: each names its own data key.
     for record in &sealed {
-        let err = RecordReader::open(&keyring(&key), Cursor::new(record), 0, record.len() as u64)
-            .err()
-            .expect("the storage key alone does not open a record");
+        let Err(err) =
+            RecordReader::open(&keyring(&key), Cursor::new(record), 0, record.len() as u64)
+        else {
+            panic!("the storage key alone opened a record");
+        };
         assert!(
             matches!(&err, CryptoError::UnknownKey(id) if id.starts_with("dk-")),
             "{err}"
