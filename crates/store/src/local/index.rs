@@ -206,6 +206,7 @@ impl Stored {
                     size: packed.size,
                     sha256: hex::encode(packed.sha256),
                     key_id: packed.key_id.to_string(),
+                    held: false,
                 },
                 location: packed.location,
             },

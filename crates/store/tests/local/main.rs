@@ -8,4 +8,5 @@ mod legacy;
 mod listing;
 mod reclaim;
 mod recovery;
+mod retention;
 mod roundtrip;

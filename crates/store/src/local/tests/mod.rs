@@ -3,6 +3,7 @@
 
 mod crash;
 mod findings;
+mod holds;
 mod prepared;
 
 use std::path::{Path, PathBuf};
