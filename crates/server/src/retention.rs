@@ -40,9 +40,7 @@ pub async fn sweep_periodically(
             Ok(swept) if swept.expired > 0 => tracing::info!(
                 expired = swept.expired,
                 held = swept.held,
-                "retention sweep deleted {} expired items ({} held items kept past their expiry)",
-                swept.expired,
-                swept.held
+                "retention sweep deleted expired items (held: items kept past their expiry)"
             ),
             Ok(swept) => tracing::debug!(held = swept.held, "retention sweep: nothing expired"),
             Err(err) => tracing::warn!(%err, "retention sweep failed; the next one tries again"),
