@@ -268,7 +268,7 @@ pub async fn sweep_expired(
     loop {
         let page = store.list(&query).await?;
         for meta in &page.items {
-            if !retention.expires_at(meta).is_some_and(|at| at <= now) {
+            if retention.expires_at(meta).is_none_or(|at| at > now) {
                 continue;
             }
             if meta.held {

@@ -97,13 +97,13 @@ async fn holds_survive_a_reopen_and_those_of_deleted_items_go_on_the_next_write(
     // older copy would be): kept until the next write, then dropped.
     drop(store);
     let gone = ItemId::new();
-    let mut ids = vec![gone.to_string(), metas[1].id.to_string()];
+    let mut ids = [gone.to_string(), metas[1].id.to_string()];
     ids.sort();
     std::fs::write(fx.dir.path().join(HOLDS_FILE), ids.join("\n") + "\n").unwrap();
     let store = fx.reopen().await;
     assert_eq!(store.shared.holds.len(), 2);
     store.set_hold(metas[2].id, true).await.unwrap();
-    let mut expected = vec![metas[1].id.to_string(), metas[2].id.to_string()];
+    let mut expected = [metas[1].id.to_string(), metas[2].id.to_string()];
     expected.sort();
     assert_eq!(on_disk(&fx), expected);
 }
