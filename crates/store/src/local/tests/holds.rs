@@ -172,3 +172,30 @@ async fn a_damaged_holds_file_stops_the_open_and_a_failed_read_too() {
     let store = fx.reopen().await;
     assert!(store.get(meta.id).await.unwrap().unwrap().held);
 }
+
+/// A store opened without the key of a held item does not list it, but keeps
+/// its hold: the next write of the holds file still names it.
+#[tokio::test]
+async fn the_holds_of_items_sealed_with_missing_keys_are_kept() {
+    let fx = Fixture::new();
+    let store = fx.open().await;
+    let sealed = put(&store, &content(100, 1)).await.unwrap();
+    store.set_hold(sealed.id, true).await.unwrap();
+    drop(store);
+
+    let other = ferry_crypto::StorageKey::generate();
+    let options = crate::LocalOptions {
+        allow_missing_keys: true,
+        ..super::options()
+    };
+    let keyring = ferry_crypto::Keyring::new(other, vec![]);
+    let store = super::super::LocalStore::open(fx.dir.path(), keyring, options)
+        .await
+        .unwrap();
+    assert!(store.get(sealed.id).await.unwrap().is_none());
+    let readable = put(&store, &content(100, 2)).await.unwrap();
+    store.set_hold(readable.id, true).await.unwrap();
+    let mut expected = [sealed.id.to_string(), readable.id.to_string()];
+    expected.sort();
+    assert_eq!(on_disk(&fx), expected);
+}
