@@ -1,7 +1,8 @@
 //! The admin page in a real headless Chromium (driven through ChromeDriver with
 //! fantoccini): it loads, takes the token, lists items a test just sent (and one
 //! that arrives while it is open), shows a dictionary as a tree with its keys and
-//! a text item as text, and downloads an original. Screenshots are kept in
+//! a text item as text, shows an item put on legal hold (before it opened, and with
+//! its hold button) as held, and downloads an original. Screenshots are kept in
 //! `target/artifacts/` (`admin-page.png`, `admin-dictionary.png`).
 
 use std::net::TcpListener;
@@ -156,8 +157,22 @@ async fn wait_for_download(dir: &Path, name: &str, expected: &[u8]) {
 
 #[tokio::test]
 async fn the_page_lists_new_items_shows_a_dictionary_and_a_text_and_downloads_the_original() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--retention", "dict=30d"]);
     let seeded = seed_every_kind(&server).await;
+    // The dictionary is on hold before the page opens.
+    let held = server
+        .admin()
+        .http
+        .put(format!(
+            "{}/api/items/{}/hold",
+            server.admin_url(),
+            seeded.dict.0
+        ))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 200);
     let driver = Driver::start().await;
     let scratch = tempfile::tempdir().unwrap();
     let (profile, downloads) = (
@@ -223,6 +238,30 @@ async fn use_the_page(
     assert!(live_row.text().await.unwrap().contains("live.txt"));
     let rows = browser.find_all(Locator::Css(".item-row")).await.unwrap();
     assert_eq!(rows.len(), seeded.ids.len() + 1, "each item listed once");
+    // The held dictionary shows its badge and its expiry; nothing else is held.
+    let (dict_id, _) = &seeded.dict;
+    let held_row = wait_for(
+        browser,
+        &format!(
+            ".item-row[data-id=\"{dict_id}\"][data-held=\"true\"] [data-testid=\"held-badge\"]"
+        ),
+    )
+    .await;
+    assert_eq!(held_row.text().await.unwrap(), "on hold");
+    let row_text = wait_for(browser, &format!(".item-row[data-id=\"{dict_id}\"]"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row_text.contains("expires"),
+        "the expiry is shown: {row_text}"
+    );
+    let badges = browser
+        .find_all(Locator::Css("[data-testid=\"held-badge\"]"))
+        .await
+        .unwrap();
+    assert_eq!(badges.len(), 1, "only the held item has the badge");
 
     // A dictionary opens as a tree with its keys.
     let (dict_id, dict) = &seeded.dict;
@@ -260,6 +299,16 @@ async fn use_the_page(
         tree.contains("\"s-17\"") && tree.contains("21.5") && tree.contains("Dachboden ☃"),
         "values shown: {tree}"
     );
+    let detail_badges = wait_for(browser, "#detail-badges")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(detail_badges.contains("on hold"), "{detail_badges}");
+    assert_eq!(
+        wait_for(browser, "#hold").await.text().await.unwrap(),
+        "Release hold"
+    );
     screenshot(browser, "admin-dictionary.png").await;
 
     // A text item opens as text.
@@ -282,6 +331,27 @@ async fn use_the_page(
             .is_ok(),
         "the tree is hidden for text"
     );
+    // Its hold button puts it on hold: the row shows it, and so does the API.
+    wait_for(browser, "#hold").await.click().await.unwrap();
+    wait_for(
+        browser,
+        &format!(
+            ".item-row[data-id=\"{text_id}\"][data-held=\"true\"] [data-testid=\"held-badge\"]"
+        ),
+    )
+    .await;
+    let item = server
+        .admin()
+        .get_json(&format!("/api/items/{text_id}"))
+        .await;
+    assert_eq!(item["held"], true, "{item}");
+    assert!(item["expires_at"].is_null(), "no rule for text: {item}");
+    wait_for(browser, "#hold").await.click().await.unwrap();
+    wait_for(
+        browser,
+        &format!(".item-row[data-id=\"{text_id}\"][data-held=\"false\"]"),
+    )
+    .await;
     screenshot(browser, "admin-page.png").await;
 
     // Download keeps the original bytes and name.

@@ -134,19 +134,28 @@ function addRow(item, live) {
   row.tabIndex = 0;
   row.setAttribute("role", "button");
   row.setAttribute("aria-selected", String(item.id === state.selected));
-  row.append(
-    el("div", "name", rowLabel(item)),
-    el("div", "sub", null,
-      ...kindTags(item),
-      el("span", null, formatSize(item.size)),
-      el("span", null, formatTime(item.received_at)),
-      el("span", "mono", item.peer)),
-  );
+  fillRow(row, item);
   row.addEventListener("click", () => select(item));
   row.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(item); } });
   const list = $("item-list");
   if (live) list.prepend(row); else list.append(row);
   $("list-empty").hidden = true;
+}
+
+// A row's content: name, kind, hold, size, arrival, expiry, source.
+function fillRow(row, item) {
+  row.dataset.held = String(item.held);
+  const expiry = item.expires_at ? [el("span", "expiry", "expires " + formatTime(item.expires_at))] : [];
+  row.replaceChildren(
+    el("div", "name", rowLabel(item)),
+    el("div", "sub", null,
+      ...kindTags(item),
+      ...holdTags(item),
+      el("span", null, formatSize(item.size)),
+      el("span", null, formatTime(item.received_at)),
+      ...expiry,
+      el("span", "mono", item.peer)),
+  );
 }
 
 // Unnamed items share the first characters of their ids (the arrival time), so the
@@ -243,6 +252,15 @@ function kindTags(item) {
   return tags;
 }
 
+// A badge for an item on legal hold.
+function holdTags(item) {
+  if (!item.held) return [];
+  const tag = el("span", "tag held", "on hold");
+  tag.dataset.testid = "held-badge";
+  tag.title = "On legal hold: kept past its expiry, and cannot be deleted until released";
+  return [tag];
+}
+
 async function select(item) {
   state.selected = item.id;
   state.current = item;
@@ -253,11 +271,45 @@ async function select(item) {
   $("detail-body").hidden = false;
   $("detail-body").dataset.id = item.id;
   $("detail-title").textContent = rowLabel(item);
-  $("detail-badges").replaceChildren(
-    ...kindTags(item),
-    el("span", "tag", item.encrypted_in_transit ? "encrypted in transit" : "plain in transit"));
+  renderHold(item);
   renderMeta(item);
   await showContent(item);
+}
+
+// The parts of the detail view that change with the item's hold.
+function renderHold(item) {
+  $("detail-badges").replaceChildren(
+    ...kindTags(item),
+    ...holdTags(item),
+    el("span", "tag", item.encrypted_in_transit ? "encrypted in transit" : "plain in transit"));
+  const button = $("hold");
+  button.textContent = item.held ? "Release hold" : "Put on hold";
+  button.dataset.held = String(item.held);
+  $("delete").disabled = item.held;
+  $("delete").title = item.held ? "On legal hold: release it first" : "";
+}
+
+// Puts the item on legal hold, or releases it, and shows its new state.
+async function toggleHold(item) {
+  const button = $("hold");
+  button.disabled = true;
+  $("content-error").hidden = true;
+  try {
+    const response = await api("/api/items/" + encodeURIComponent(item.id) + "/hold", { method: item.held ? "DELETE" : "PUT" });
+    const updated = await response.json();
+    const row = document.querySelector('.item-row[data-id="' + updated.id + '"]');
+    if (row) fillRow(row, updated);
+    if (state.current && state.current.id === updated.id) {
+      state.current = updated;
+      renderHold(updated);
+      renderMeta(updated);
+    }
+  } catch (err) {
+    $("content-error").textContent = (item.held ? "Release" : "Hold") + " failed: " + err.message;
+    $("content-error").hidden = false;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function renderMeta(item) {
@@ -266,6 +318,8 @@ function renderMeta(item) {
     ["Source", item.peer], ["Name", item.name || "—"], ["Size", formatSize(item.size) + " (" + item.size + " bytes)"],
     ["Type", item.data_type], ["Format", formatLabel(item.serialization) + " · " + item.content_type],
     ["SHA-256", item.sha256], ["Storage key", item.key_id],
+    ["Expires", item.expires_at ? new Date(item.expires_at).toLocaleString() + "  (" + item.expires_at + ")" + (item.held ? ", kept while on hold" : "") : "never (no retention rule)"],
+    ["Legal hold", item.held ? "on hold: cannot be deleted or expire until released" : "no"],
   ];
   $("meta").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", null, k), el("dd", k === "SHA-256" || k === "Id" ? "mono" : null, v)]));
 }
@@ -427,5 +481,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("collapse-all").addEventListener("click", () => setAllOpen(false));
   $("download").addEventListener("click", () => { if (state.current) download(state.current); });
   $("delete").addEventListener("click", () => { if (state.current) remove(state.current); });
+  $("hold").addEventListener("click", () => { if (state.current) toggleHold(state.current); });
   if (state.token) connect(state.token); else showLogin("");
 });

@@ -1,8 +1,9 @@
 //! How store errors become the one JSON error shape of `ferry_http`.
 //!
-//! A missing item is a 404, a bad id a 400, a range past the end a 416; a record
-//! that fails authentication is a 500 `integrity_failure` whose detail goes only
-//! to the log, like every other store failure (500 `internal_error`).
+//! A missing item is a 404, a bad id a 400, a range past the end a 416, a delete
+//! of an item on legal hold a 409 `legal_hold`; a record that fails
+//! authentication is a 500 `integrity_failure` whose detail goes only to the log,
+//! like every other store failure (500 `internal_error`).
 
 use axum::http::StatusCode;
 use ferry_http::ApiError;
@@ -15,6 +16,12 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
         StoreError::InvalidId(_) => ApiError::bad_request(err.to_string()),
         StoreError::InvalidRange { size, .. } => ApiError::RangeNotSatisfiable { size },
         StoreError::Integrity { id, reason } => integrity_failure(id, &reason),
+        StoreError::Held(id) => ApiError::Conflict {
+            code: "legal_hold",
+            message: format!(
+                "item {id} is on legal hold and cannot be deleted; release it first with DELETE /api/items/{id}/hold"
+            ),
+        },
         other => ApiError::internal(other),
     }
 }

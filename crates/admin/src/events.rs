@@ -46,17 +46,17 @@ pub(crate) async fn events(
     let receiver = shared.store.subscribe();
     let closing = closing.map(|Extension(c)| c.0);
     let stream = futures::stream::unfold(
-        (receiver, closing),
-        |(mut receiver, mut closing)| async move {
+        (receiver, closing, shared),
+        |(mut receiver, mut closing, shared)| async move {
             let event = tokio::select! {
                 received = receiver.recv() => match received {
-                    Ok(meta) => item_event(meta.into()),
+                    Ok(meta) => item_event(Item::new(meta, &shared.retention)),
                     Err(broadcast::error::RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 () = shutting_down(&mut closing) => return None,
             };
-            Some((Ok(event), (receiver, closing)))
+            Some((Ok(event), (receiver, closing, shared)))
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))

@@ -122,7 +122,11 @@ pub(crate) async fn list_items(
         .await
         .map_err(store_error)?;
     Ok(Json(ItemPage {
-        items: page.items.into_iter().map(Item::from).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|meta| Item::new(meta, &shared.retention))
+            .collect(),
         next: page.next.map(|id| id.to_string()),
     }))
 }
@@ -151,10 +155,11 @@ pub(crate) async fn get_item(
         .await
         .map_err(store_error)?
         .ok_or(no_such_item(id))?;
-    Ok(Json(meta.into()))
+    Ok(Json(Item::new(meta, &shared.retention)))
 }
 
-/// Deletes an item durably.
+/// Deletes an item durably. An item on legal hold is refused (409) until its
+/// hold is lifted.
 #[utoipa::path(
     delete,
     path = "/api/items/{id}",
@@ -166,6 +171,7 @@ pub(crate) async fn get_item(
         (status = 400, description = "A malformed id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such item", body = ErrorBody),
+        (status = 409, description = "The item is on legal hold (`legal_hold`): release it first with `DELETE /api/items/{id}/hold`", body = ErrorBody),
     )
 )]
 pub(crate) async fn delete_item(

@@ -15,6 +15,7 @@ mod content;
 mod error;
 mod events;
 mod extract;
+mod holds;
 mod items;
 mod model;
 mod openapi;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use axum::{Extension, Router, middleware};
 use ferry_http::{BearerToken, ServeOptions, TokenGuard};
-use ferry_store::Store;
+use ferry_store::{Retention, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use utoipa_axum::router::OpenApiRouter;
@@ -64,6 +65,8 @@ pub struct AdminState {
     pub metrics_public: bool,
     /// Requests per client address; off when its rate is 0.
     pub rate_limit: ferry_http::RateLimit,
+    /// The server's retention rules: each item shows when they expire it.
+    pub retention: Retention,
 }
 
 impl fmt::Debug for AdminState {
@@ -73,6 +76,7 @@ impl fmt::Debug for AdminState {
             .field("metrics", &self.metrics.is_some())
             .field("metrics_public", &self.metrics_public)
             .field("rate_limit", &self.rate_limit)
+            .field("retention", &self.retention.to_string())
             .finish_non_exhaustive()
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! These mirror `ferry_store::ItemMeta` (the data type and serialization enums,
 //! shared with the gateway, are `ferry_http`'s), and add what a client needs to
-//! fetch the content: its media type and file name.
+//! fetch the content (its media type and file name) and when the server's
+//! retention rules expire the item.
 
 use ferry_http::{ApiDataType, ApiSerialization};
-use ferry_store::ItemMeta;
+use ferry_store::{ItemMeta, Retention};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -71,12 +72,22 @@ pub struct Item {
     /// The file name a download of the content is offered under.
     #[schema(example = "01J9ZQ3V7X5K0M4N8P2R6T1W3Y.json")]
     pub file_name: String,
+    /// When the server's retention rules expire the item (RFC 3339); `null` if no
+    /// rule names its kind and format. A held item is kept past it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Whether the item is on legal hold: it is neither expired nor deletable
+    /// until released (`DELETE /api/items/{id}/hold`).
+    pub held: bool,
 }
 
-impl From<ItemMeta> for Item {
-    fn from(meta: ItemMeta) -> Item {
+impl Item {
+    /// The item as the API shows it, its expiry under `retention`.
+    pub fn new(meta: ItemMeta, retention: &Retention) -> Item {
         let serialization = ApiSerialization::from(meta.serialization);
         let file_name = file_name(&meta);
+        let expires_at = retention.expires_at(&meta);
         Item {
             id: meta.id.to_string(),
             data_type: meta.data_type.into(),
@@ -90,6 +101,8 @@ impl From<ItemMeta> for Item {
             key_id: meta.key_id,
             content_type: serialization.content_type(),
             file_name,
+            expires_at,
+            held: meta.held,
         }
     }
 }

@@ -6,19 +6,19 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{Shared, content, events, items, ops};
+use crate::{Shared, content, events, holds, items, ops};
 
 /// The document's fixed parts; the paths come from [`Routes`].
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Ferry admin API",
-        description = "Browse, download and delete the items Ferry received. Every `/api/` route needs `Authorization: Bearer <token>`. Every error has the shape `{\"error\": {\"status\", \"code\", \"message\"}}`."
+        description = "Browse, download and delete the items Ferry received, and put them on legal hold. Every `/api/` route needs `Authorization: Bearer <token>`. Every error has the shape `{\"error\": {\"status\", \"code\", \"message\"}}`."
     ),
     modifiers(&BearerScheme),
     components(schemas(ferry_http::ErrorBody, ferry_http::ErrorDetail, crate::model::ItemIdSchema, crate::content::ContentView)),
     tags(
-        (name = "items", description = "Stored items: list, metadata, content, delete, live updates"),
+        (name = "items", description = "Stored items: list, metadata, content, delete, legal holds, live updates"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -54,6 +54,7 @@ impl Routes {
                 .routes(routes!(items::list_items))
                 .routes(routes!(items::get_item, items::delete_item))
                 .routes(routes!(content::get_content))
+                .routes(routes!(holds::hold_item, holds::release_item))
                 .routes(routes!(events::events)),
             open: OpenApiRouter::new()
                 .routes(routes!(ferry_http::healthz))

@@ -6,7 +6,7 @@ use ferry_admin::AdminState;
 use ferry_crypto::{CryptoError, FernetKey, Keyring, StorageKey};
 use ferry_http::{BearerToken, ServeOptions};
 use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
-use ferry_store::{LocalOptions, LocalStore, Store, StoreError};
+use ferry_store::{LocalOptions, LocalStore, Retention, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -125,6 +125,12 @@ pub struct ServerArgs {
     /// New TCP connections per second from one client address; 0: no limit.
     #[arg(long, env = "FERRY_NEW_CONNECTIONS_PER_IP")]
     pub new_connections_per_ip: Option<u32>,
+    /// How long items are kept, by kind and format: dict=30d,text=7d,dict.json=1d (the most specific rule wins); unset: until deleted. Held items are kept.
+    #[arg(long, env = "FERRY_RETENTION")]
+    pub retention: Option<Retention>,
+    /// Seconds between two sweeps of expired items (the first at start).
+    #[arg(long, env = "FERRY_RETENTION_SWEEP_INTERVAL")]
+    pub retention_sweep_interval: Option<u64>,
 }
 
 fn parse_policy(text: &str) -> Result<EncryptionPolicy, String> {
@@ -173,6 +179,9 @@ pub struct ServerSettings {
     pub admin_trusted_proxies: Vec<IpAddr>,
     pub max_connections_per_ip: u32,
     pub new_connections_per_ip: u32,
+    /// The text `dict=30d,text=7d`, or a table `[retention]` of the same rules.
+    pub retention: Option<Retention>,
+    pub retention_sweep_interval: u64,
 }
 
 impl Default for ServerSettings {
@@ -214,6 +223,8 @@ impl Default for ServerSettings {
             admin_trusted_proxies: admin_limit.trusted_proxies,
             max_connections_per_ip: config.max_connections_per_ip,
             new_connections_per_ip: config.new_connections_per_ip,
+            retention: None,
+            retention_sweep_interval: ferry_server::DEFAULT_SWEEP_INTERVAL.as_secs(),
         }
     }
 }
@@ -257,6 +268,10 @@ pub async fn start(
     settings: &ServerSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
+    anyhow::ensure!(
+        settings.retention_sweep_interval > 0,
+        "retention_sweep_interval must be at least 1 (second)"
+    );
     create_private_dir(&settings.data_dir)?;
     let fernet = match settings.encryption {
         EncryptionPolicy::Disabled => None,
@@ -334,6 +349,15 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {}", settings.admin_listen))?;
     let tcp = tcp_listener.local_addr()?;
     let admin = admin_listener.local_addr()?;
+    let retention = settings.retention.clone().unwrap_or_default();
+    let sweeper = (!retention.is_empty()).then(|| {
+        tokio::spawn(ferry_server::sweep_periodically(
+            store.clone(),
+            retention.clone(),
+            Duration::from_secs(settings.retention_sweep_interval),
+            shutdown.clone(),
+        ))
+    });
     let app = ferry_admin::app(AdminState {
         store,
         token,
@@ -344,6 +368,7 @@ pub async fn start(
             burst: settings.admin_rate_limit_burst,
             trusted_proxies: settings.admin_trusted_proxies.clone(),
         },
+        retention,
     });
 
     let admin_shutdown = shutdown.clone();
@@ -367,6 +392,9 @@ pub async fn start(
             .await
             .context("admin API task failed")?
             .context("admin API failed")?;
+        if let Some(sweeper) = sweeper {
+            sweeper.await.context("retention sweeper failed")?;
+        }
         Ok(())
     });
     let fernet_key_file =
@@ -532,4 +560,69 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot sync the directory {}", parent.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_protocol::{DataType, Serialization};
+
+    fn resolve(toml: &str, args: ServerArgs) -> anyhow::Result<ServerSettings> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ferry.toml");
+        std::fs::write(&file, toml).unwrap();
+        ServerSettings::resolve(&ServerArgs {
+            config: Some(file),
+            ..args
+        })
+    }
+
+    fn keep(settings: &ServerSettings, data_type: DataType, format: Serialization) -> Option<u64> {
+        let retention = settings.retention.as_ref()?;
+        retention.keep(data_type, format).map(|d| d.as_secs())
+    }
+
+    /// Retention reads from the file as text or as a table, and a flag (or the
+    /// environment) replaces the file's rules whole.
+    #[test]
+    fn retention_is_text_or_a_table_in_the_file_and_a_flag_overrides_it() {
+        let defaults = ServerSettings::resolve(&ServerArgs::default()).unwrap();
+        assert!(defaults.retention.is_none());
+        assert_eq!(defaults.retention_sweep_interval, 60);
+
+        let text = resolve(
+            "retention = \"dict=30d,text=7d\"\nretention_sweep_interval = 5\n",
+            ServerArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            keep(&text, DataType::Text, Serialization::Txt),
+            Some(7 * 86_400)
+        );
+        assert_eq!(text.retention_sweep_interval, 5);
+
+        let table = "[retention]\ndict = \"30d\"\n\"dict.json\" = \"1d\"\n";
+        let table_settings = resolve(table, ServerArgs::default()).unwrap();
+        let json = keep(&table_settings, DataType::Dictionary, Serialization::Json);
+        assert_eq!(json, Some(86_400));
+        let xml = keep(&table_settings, DataType::Dictionary, Serialization::Xml);
+        assert_eq!(xml, Some(30 * 86_400));
+        assert_eq!(
+            keep(&table_settings, DataType::Text, Serialization::Txt),
+            None
+        );
+
+        let flag = ServerArgs {
+            retention: Some("text=1h".parse().unwrap()),
+            ..ServerArgs::default()
+        };
+        let overridden = resolve(table, flag).unwrap();
+        let dict = keep(&overridden, DataType::Dictionary, Serialization::Json);
+        assert_eq!(dict, None, "the flag's rules replace the file's");
+        let text = keep(&overridden, DataType::Text, Serialization::Txt);
+        assert_eq!(text, Some(3600));
+
+        let err = resolve("retention = \"dict=0s\"\n", ServerArgs::default()).unwrap_err();
+        assert!(err.to_string().contains("longer than zero"), "{err}");
+    }
 }

@@ -15,6 +15,7 @@ mod metrics;
 mod outputs;
 mod per_ip;
 mod progress;
+mod retention;
 mod transfer;
 
 pub use budget::FREE_BYTES;
@@ -23,6 +24,7 @@ pub use config::{
 };
 pub use error::TransferError;
 pub use outputs::{Outputs, render_template};
+pub use retention::{DEFAULT_SWEEP_INTERVAL, sweep_periodically};
 
 use ferry_crypto::FernetKey;
 use ferry_store::Store;

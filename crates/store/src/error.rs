@@ -13,6 +13,11 @@ pub enum StoreError {
     #[error("no such item")]
     NotFound,
 
+    /// The item is on legal hold: it cannot be deleted until the hold is lifted
+    /// ([`Store::set_hold`](crate::Store::set_hold) with `false`).
+    #[error("item {0} is on legal hold")]
+    Held(ItemId),
+
     /// Text that is not an item id (a ULID).
     #[error("invalid item id {0:?}: not a ULID")]
     InvalidId(String),

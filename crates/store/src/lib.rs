@@ -10,11 +10,17 @@
 //! is its implementation on a local directory (an S3-compatible backend comes later).
 //! Reads ([`Store::open`]) stream the decrypted plaintext chunk by chunk, each chunk
 //! authenticated before it is yielded.
+//!
+//! Items can be put on legal hold ([`Store::set_hold`]): a held item is not
+//! deleted until released. [`Retention`] says when items expire, by kind and
+//! format, and [`sweep_expired`] deletes the expired items that are not held,
+//! through the trait alone, so it works on every store.
 
 mod error;
 mod id;
 mod local;
 mod meta;
+mod retention;
 
 use std::ops::Range;
 
@@ -25,6 +31,7 @@ pub use error::StoreError;
 pub use id::ItemId;
 pub use local::{LocalOptions, LocalStore};
 pub use meta::ItemMeta;
+pub use retention::{Retention, RetentionError, Swept, sweep_expired};
 
 /// What the receiver knows about an item when it begins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,8 +103,15 @@ pub trait Store: Send + Sync + 'static {
         range: Option<Range<u64>>,
     ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError>;
 
-    /// Deletes an item durably; `false` if there was no such item.
+    /// Deletes an item durably; `false` if there was no such item. An item on
+    /// legal hold is not deleted: [`StoreError::Held`], and nothing changes.
     async fn delete(&self, id: ItemId) -> Result<bool, StoreError>;
+
+    /// Puts an item on legal hold (`held`), or lifts its hold, and returns once
+    /// the change is durable, with the item's metadata in its new state; `None`
+    /// if there is no such item. A held item is neither expired nor deleted
+    /// until its hold is lifted. On an error nothing changed.
+    async fn set_hold(&self, id: ItemId, held: bool) -> Result<Option<ItemMeta>, StoreError>;
 
     /// Every item committed from now on, for live updates. A receiver that falls
     /// behind gets `RecvError::Lagged` and misses items.

@@ -32,6 +32,12 @@ pub struct ItemMeta {
     pub sha256: String,
     /// The id of the storage key the item is sealed with.
     pub key_id: String,
+    /// Whether the item is on legal hold (see [`Store::set_hold`](crate::Store::set_hold)).
+    /// Not part of the sealed record: the store keeps holds apart and fills this
+    /// in when it answers. Left out of the JSON when false, so that the record
+    /// bytes of an item are what they were before holds existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl ItemMeta {
@@ -55,6 +61,7 @@ impl ItemMeta {
             size,
             sha256: hex::encode(sha256),
             key_id,
+            held: false,
         }
     }
 
@@ -118,6 +125,22 @@ mod tests {
         assert_eq!(json["sha256"], "07".repeat(32));
         assert!(json["received_at"].as_str().unwrap().contains('T'));
         assert_eq!(ItemMeta::from_record_bytes(&bytes).unwrap(), m);
+    }
+
+    /// The hold state is not sealed: an unheld item's record bytes are those of a
+    /// store from before holds, and such bytes read back as unheld.
+    #[test]
+    fn the_hold_state_is_left_out_of_the_record_bytes_unless_set() {
+        let m = meta("127.0.0.1:5000");
+        let json: serde_json::Value = serde_json::from_slice(&m.to_record_bytes()).unwrap();
+        assert!(json.get("held").is_none(), "{json}");
+        let held = ItemMeta { held: true, ..m };
+        let json: serde_json::Value = serde_json::from_slice(&held.to_record_bytes()).unwrap();
+        assert_eq!(json["held"], true);
+        assert_eq!(
+            ItemMeta::from_record_bytes(&held.to_record_bytes()).unwrap(),
+            held
+        );
     }
 
     #[test]

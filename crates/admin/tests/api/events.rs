@@ -51,6 +51,7 @@ async fn graceful_shutdown_ends_open_event_streams() {
         metrics: None,
         metrics_public: false,
         rate_limit: Default::default(),
+        retention: Default::default(),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -37,6 +37,7 @@ pub struct Setup {
     pub options: LocalOptions,
     pub metrics: Option<PrometheusHandle>,
     pub metrics_public: bool,
+    pub retention: ferry_store::Retention,
 }
 
 impl TestApp {
@@ -56,6 +57,7 @@ impl TestApp {
             metrics: setup.metrics,
             metrics_public: setup.metrics_public,
             rate_limit: Default::default(),
+            retention: setup.retention,
         };
         TestApp {
             store,

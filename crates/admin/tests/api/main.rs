@@ -6,6 +6,7 @@ mod content;
 mod errors;
 mod events;
 mod helpers;
+mod holds;
 mod integrity;
 mod items;
 mod openapi;

@@ -232,6 +232,7 @@ impl Stored {
                         PackedKey::Storage(id) => id.to_string(),
                         PackedKey::Data(at) => at.id(),
                     },
+                    held: false,
                 },
                 location: packed.location,
             },

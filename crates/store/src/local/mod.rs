@@ -9,6 +9,8 @@
 //!   keys/         NNNNNNNN.keys: every item's own data key, wrapped by the
 //!                 storage key (see [`keys`])
 //!   tmp/          <id>.part: large items being received (emptied on open)
+//!   holds         the ids of the items on legal hold, sorted, one a line (absent
+//!                 until the first hold); replaced whole through holds.new
 //! ```
 //!
 //! Guarantees:
@@ -48,6 +50,10 @@
 //! - A failed `fdatasync` of the log or fsync of `items/` is never retried: the
 //!   log cuts the group back and stops, `items/` refuses large items, until the
 //!   store is reopened (see [`log`] and [`fsutil`]).
+//! - A held item is not deleted ([`StoreError::Held`]) until its hold is lifted.
+//!   A change of holds returns once the new `holds` file is durable (written to
+//!   `holds.new`, fsynced, renamed, the directory fsynced); a failed one changes
+//!   nothing (see [`holds`]).
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
 //! - A commit or delete, once begun, runs to completion in a task of its own even
@@ -67,6 +73,7 @@ mod faults;
 mod file;
 mod frame;
 mod fsutil;
+mod holds;
 mod index;
 mod keys;
 mod log;
@@ -89,6 +96,7 @@ use tokio::sync::broadcast;
 
 use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
+use self::holds::Holds;
 use self::index::{Entry, Index, Location};
 use self::keys::{KeyRef, KeyStore};
 use self::log::Log;
@@ -184,6 +192,8 @@ pub(crate) struct Shared {
     /// unlist an item of such a record.
     keep_everything: bool,
     pub items_sync: GroupSync,
+    /// The items on legal hold.
+    holds: Holds,
     /// Every file operation goes through it (see [`seam`]).
     pub seam: Seam,
     /// The segments below this one hold frames of the first version.
@@ -218,6 +228,16 @@ impl Shared {
 
     pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
         self.index().get(id)
+    }
+
+    /// Fills in whether the item is on hold.
+    fn mark(&self, meta: &mut ItemMeta) {
+        meta.held = self.holds.contains(meta.id);
+    }
+
+    fn marked(&self, mut meta: ItemMeta) -> ItemMeta {
+        self.mark(&mut meta);
+        meta
     }
 }
 
@@ -288,6 +308,7 @@ impl LocalStore {
                 seam.clone(),
             )?;
             let items_sync = GroupSync::new(paths.items.clone(), seam.clone());
+            let holds = Holds::load(&paths.root, &seam)?;
             let shared = Shared {
                 paths,
                 keys,
@@ -299,6 +320,7 @@ impl LocalStore {
                 maintaining: tokio::sync::Mutex::new(()),
                 keep_everything,
                 items_sync,
+                holds,
                 seam,
                 bound_from: recovered.bound_from,
                 events: broadcast::channel(EVENT_BUFFER).0,
@@ -339,11 +361,16 @@ impl Store for LocalStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        Ok(self.shared.index().list(query))
+        let mut page = self.shared.index().list(query);
+        page.items
+            .iter_mut()
+            .for_each(|meta| self.shared.mark(meta));
+        Ok(page)
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
-        Ok(self.shared.index().get(id).map(|e| e.meta))
+        let meta = self.shared.index().get(id).map(|e| e.meta);
+        Ok(meta.map(|meta| self.shared.marked(meta)))
     }
 
     async fn open(
@@ -351,7 +378,15 @@ impl Store for LocalStore {
         id: ItemId,
         range: Option<Range<u64>>,
     ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError> {
-        read::open(self.shared.clone(), id, range).await
+        let opened = read::open(self.shared.clone(), id, range).await?;
+        Ok(opened.map(|(meta, stream)| (self.shared.marked(meta), stream)))
+    }
+
+    async fn set_hold(&self, id: ItemId, held: bool) -> Result<Option<ItemMeta>, StoreError> {
+        // A task of its own, like a delete: memory always agrees with the file.
+        tokio::spawn(set_hold(self.shared.clone(), id, held))
+            .await
+            .map_err(joined)?
     }
 
     async fn delete(&self, id: ItemId) -> Result<bool, StoreError> {
@@ -373,6 +408,8 @@ impl Store for LocalStore {
 
 /// Deletes an item durably (see [`Store::delete`]).
 async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
+    // Refused if held; and no hold changes until this delete is done.
+    let _unheld = shared.holds.unheld(id).await?;
     // A logged item is unlisted and its tombstone appended under the append gate,
     // so that no compaction copies it in between: a copy the index does not know
     // of would come back after a restart.
@@ -436,4 +473,21 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
         maintain_log(&shared, Some(segment)).await;
     }
     result.map(|()| true)
+}
+
+/// Puts an item on legal hold or lifts its hold (see [`Store::set_hold`]).
+async fn set_hold(
+    shared: Arc<Shared>,
+    id: ItemId,
+    held: bool,
+) -> Result<Option<ItemMeta>, StoreError> {
+    let listed = |id: ItemId| shared.index().location(id).is_some();
+    let found = shared
+        .holds
+        .set(id, held, &shared.seam, listed, shared.keep_everything)
+        .await?;
+    Ok(found
+        .then(|| shared.entry(id))
+        .flatten()
+        .map(|entry| shared.marked(entry.meta)))
 }

@@ -1,12 +1,12 @@
 //! The seam over the store's file operations.
 //!
 //! Every step that changes or reads the store's files on the way of a commit, a
-//! rotation, a large item, a compaction, a removal or recovery asks
-//! [`Seam::check`] first, naming the [`Step`] and the path. In a running store the
-//! seam is empty (one branch per operation). Tests give it a [`Hook`] that fails a
-//! step with an I/O error, or stops the store there as a crash would (every later
-//! step fails too, so the files stay as they were at that point), and that models
-//! what a power loss would keep.
+//! rotation, a large item, a compaction, a removal, recovery or a change of legal
+//! holds asks [`Seam::check`] first, naming the [`Step`] and the path. In a running
+//! store the seam is empty (one branch per operation). Tests give it a [`Hook`]
+//! that fails a step with an I/O error, or stops the store there as a crash would
+//! (every later step fails too, so the files stay as they were at that point), and
+//! that models what a power loss would keep.
 
 use std::io;
 use std::path::Path;
@@ -92,6 +92,14 @@ pub(crate) enum Step {
     KeyDestroy,
     /// Delete: the `fdatasync` of the key file after that.
     KeyDestroySync,
+    /// Open: reading the `holds` file.
+    ReadHolds,
+    /// Setting a hold: writing and fsyncing `holds.new`.
+    WriteHolds,
+    /// Setting a hold: renaming `holds.new` over `holds`.
+    RenameHolds,
+    /// Setting a hold: fsyncing the store's directory after the rename.
+    SyncHoldsDir,
 }
 
 /// What a test puts in the seam.

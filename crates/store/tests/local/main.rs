@@ -8,5 +8,6 @@ mod legacy;
 mod listing;
 mod reclaim;
 mod recovery;
+mod retention;
 mod roundtrip;
 mod shredding;

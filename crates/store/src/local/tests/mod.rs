@@ -3,6 +3,7 @@
 
 mod crash;
 mod findings;
+mod holds;
 mod keys;
 mod prepared;
 

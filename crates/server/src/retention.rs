@@ -1,0 +1,49 @@
+//! The retention sweeper: deletes expired items that are not on legal hold
+//! ([`ferry_store::sweep_expired`]) once at start and then at an interval, until
+//! shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_store::{Retention, Store, sweep_expired};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// How often expired items are swept unless told otherwise.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Sweeps `store` under `retention` at once and then every `interval` (which must
+/// not be zero), until `shutdown` is cancelled. A sweep cut short by shutdown
+/// leaves the store consistent: each delete it began completes on its own. A
+/// sweep that deleted something logs a summary line at info; one that failed
+/// logs why at warn, and the next one goes on.
+pub async fn sweep_periodically(
+    store: Arc<dyn Store>,
+    retention: Retention,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(rules = %retention, ?interval, "sweeping expired items");
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = shutdown.cancelled() => break,
+        }
+        let sweep = sweep_expired(&*store, &retention, OffsetDateTime::now_utc());
+        let swept = tokio::select! {
+            swept = sweep => swept,
+            () = shutdown.cancelled() => break,
+        };
+        match swept {
+            Ok(swept) if swept.expired > 0 => tracing::info!(
+                expired = swept.expired,
+                held = swept.held,
+                "retention sweep deleted expired items (held: items kept past their expiry)"
+            ),
+            Ok(swept) => tracing::debug!(held = swept.held, "retention sweep: nothing expired"),
+            Err(err) => tracing::warn!(%err, "retention sweep failed; the next one tries again"),
+        }
+    }
+}
