@@ -8,7 +8,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use ferry_crypto::{CryptoError, RecordReader, StorageKey};
-use ferry_store::{ItemMeta, LocalOptions, LocalStore, Store};
+use ferry_store::{ItemMeta, LocalOptions, LocalStore, Retention, Store, sweep_expired};
 
 use crate::frames;
 use crate::helpers::*;
@@ -151,6 +151,24 @@ async fn a_deleted_small_items_log_record_put_back_does_not_read() {
 #[tokio::test]
 async fn a_deleted_large_items_file_put_back_does_not_read() {
     copy_back_after(3_000_000, delete).await;
+}
+
+/// A retention sweep a day after the item arrived, with text kept for an hour.
+async fn expire(store: std::sync::Arc<LocalStore>, item: ItemMeta) {
+    let retention: Retention = "text=1h".parse().unwrap();
+    let later = item.received_at + time::Duration::days(1);
+    let swept = sweep_expired(&*store, &retention, later).await.unwrap();
+    assert_eq!(swept.expired, 1, "only the text item expires");
+}
+
+#[tokio::test]
+async fn an_expired_small_items_log_record_put_back_does_not_read() {
+    copy_back_after(5_000, expire).await;
+}
+
+#[tokio::test]
+async fn an_expired_large_items_file_put_back_does_not_read() {
+    copy_back_after(3_000_000, expire).await;
 }
 
 #[tokio::test]
