@@ -58,7 +58,9 @@ impl Checkpoint {
         let mut lines = body.split('\n');
         let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
         else {
-            return Err(NoteError::Malformed("a checkpoint has at least three lines"));
+            return Err(NoteError::Malformed(
+                "a checkpoint has at least three lines",
+            ));
         };
         for extension in lines {
             check_line(extension, "an extension line must be non-empty text")?;

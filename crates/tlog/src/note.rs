@@ -96,9 +96,10 @@ impl Verifier {
     /// match its name and key.
     pub fn from_text(text: &str) -> Result<Self, NoteError> {
         let mut parts = text.trim_end_matches('\n').splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::InvalidKey("a verifier key is <name>+<hash>+<key>"));
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(NoteError::InvalidKey(
+                "a verifier key is <name>+<hash>+<key>",
+            ));
         };
         check_key_name(name)?;
         let hash = parse_key_hash(hash)?;
@@ -196,7 +197,13 @@ impl fmt::Display for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut key = vec![ALG_ED25519];
         key.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.hash, STANDARD.encode(key))
+        write!(
+            f,
+            "{}+{:08x}+{}",
+            self.name,
+            self.hash,
+            STANDARD.encode(key)
+        )
     }
 }
 
@@ -232,7 +239,9 @@ pub(crate) fn decode_alg_key(text: &str) -> Result<zeroize::Zeroizing<[u8; 32]>,
                 .map_err(|_| NoteError::InvalidKey("an Ed25519 key is 32 bytes"))?;
             Ok(zeroize::Zeroizing::new(key))
         }
-        _ => Err(NoteError::InvalidKey("not an Ed25519 key (algorithm byte 0x01)")),
+        _ => Err(NoteError::InvalidKey(
+            "not an Ed25519 key (algorithm byte 0x01)",
+        )),
     }
 }
 
@@ -263,7 +272,8 @@ mod tests {
     /// The example key and note of the Go `note` package's documentation.
     const GO_PRIVATE_KEY: &str =
         "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
-    const GO_VERIFIER_KEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    const GO_VERIFIER_KEY: &str =
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\n\
         then you don't know what your problem is.\n\
         \n\
@@ -372,7 +382,10 @@ mod tests {
     #[test]
     fn key_names_must_be_non_empty_without_spaces_or_plus() {
         for bad in ["", "a b", "a+b", "tab\t", "nbsp\u{a0}x", "a\nb"] {
-            assert!(matches!(check_key_name(bad), Err(NoteError::InvalidKeyName)), "{bad:?}");
+            assert!(
+                matches!(check_key_name(bad), Err(NoteError::InvalidKeyName)),
+                "{bad:?}"
+            );
             assert!(Signer::generate(bad).is_err());
         }
         for good in ["a", "ferry.example.com/log", "\u{2014}dash"] {
@@ -395,7 +408,10 @@ mod tests {
         assert_eq!(ours.verifier().verify_note(&both).unwrap(), checkpoint());
         let (body, our_line) = note.split_once("\n\n").unwrap();
         let reversed = format!("{body}\n\n{their_line}{our_line}");
-        assert_eq!(ours.verifier().verify_note(&reversed).unwrap(), checkpoint());
+        assert_eq!(
+            ours.verifier().verify_note(&reversed).unwrap(),
+            checkpoint()
+        );
         // Only theirs: refused.
         let only_theirs = theirs.sign_checkpoint(&checkpoint());
         assert!(matches!(
@@ -440,7 +456,10 @@ mod tests {
         for i in [4, 20, 35, 67] {
             let tampered = edit_signature(&note, |bytes| bytes[i] ^= 0x10);
             assert!(
-                matches!(verifier.verify_note(&tampered), Err(NoteError::BadSignature(_))),
+                matches!(
+                    verifier.verify_note(&tampered),
+                    Err(NoteError::BadSignature(_))
+                ),
                 "byte {i}"
             );
         }
@@ -451,7 +470,10 @@ mod tests {
             |b| b.push(0),
         ] {
             let tampered = edit_signature(&note, edit);
-            assert!(matches!(verifier.verify_note(&tampered), Err(NoteError::BadSignature(_))));
+            assert!(matches!(
+                verifier.verify_note(&tampered),
+                Err(NoteError::BadSignature(_))
+            ));
         }
     }
 
@@ -470,7 +492,10 @@ mod tests {
         for tampered in cases {
             assert_ne!(tampered, note);
             assert!(
-                matches!(verifier.verify_note(&tampered), Err(NoteError::BadSignature(_))),
+                matches!(
+                    verifier.verify_note(&tampered),
+                    Err(NoteError::BadSignature(_))
+                ),
                 "accepted {tampered:?}"
             );
         }
@@ -495,7 +520,10 @@ mod tests {
             format!("{body}\n\n\u{2014} ferry.example/log \n"),
             format!("{body}\n\n\u{2014}  {b64}\n"),
             format!("{body}\n\n\u{2014} ferry.example/log {b64}!\n"),
-            format!("{body}\n\n\u{2014} ferry.example/log {}\n", b64.trim_end_matches('=')),
+            format!(
+                "{body}\n\n\u{2014} ferry.example/log {}\n",
+                b64.trim_end_matches('=')
+            ),
             format!("{body}\n\n\u{2014} ferry.example/log  {b64}\n"),
             format!("{body}\n\n\u{2014} ferry.example/log AAAAAA==\n"),
             format!("{note}\n"),

@@ -204,7 +204,10 @@ mod tests {
                 assert!(fails(&leaf, index, size, &proof, &bad_root));
                 // Another index: another leaf position in the same tree.
                 for other in (0..=size).filter(|&i| i != index) {
-                    assert!(fails(&leaf, other, size, &proof, &root), "{index}->{other}/{size}");
+                    assert!(
+                        fails(&leaf, other, size, &proof, &root),
+                        "{index}->{other}/{size}"
+                    );
                 }
                 // Another size, with that size's true root (a checkpoint binds
                 // size and root together).
@@ -294,8 +297,7 @@ mod tests {
         let tree = tree();
         let roots: Vec<Hash> = (0..=MAX).map(|s| tree.root_at(s).unwrap()).collect();
         let fails = |old: u64, new: u64, proof: &[Hash]| {
-            verify_consistency(old, new, &roots[old as usize], &roots[new as usize], proof)
-                .is_err()
+            verify_consistency(old, new, &roots[old as usize], &roots[new as usize], proof).is_err()
         };
         for new in 1..=MAX {
             for old in 1..new {

@@ -18,8 +18,7 @@ use zeroize::Zeroizing;
 use crate::checkpoint::Checkpoint;
 use crate::error::NoteError;
 use crate::note::{
-    ALG_ED25519, Verifier, check_key_name, decode_alg_key, key_hash, parse_key_hash,
-    signature_line,
+    ALG_ED25519, Verifier, check_key_name, decode_alg_key, key_hash, parse_key_hash, signature_line,
 };
 
 /// What starts private key text.
@@ -83,7 +82,9 @@ impl Signer {
         let rest = text
             .trim()
             .strip_prefix(PRIVATE_KEY_PREFIX)
-            .ok_or(NoteError::InvalidKey("private key text starts with PRIVATE+KEY+"))?;
+            .ok_or(NoteError::InvalidKey(
+                "private key text starts with PRIVATE+KEY+",
+            ))?;
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(hash), Some(seed)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -250,7 +251,10 @@ mod tests {
         let signer = Signer::generate("log").unwrap();
         let debug = format!("{signer:?}");
         assert!(debug.contains("\"log\""), "{debug}");
-        assert!(debug.contains(&format!("{:08x}", signer.key_hash())), "{debug}");
+        assert!(
+            debug.contains(&format!("{:08x}", signer.key_hash())),
+            "{debug}"
+        );
         assert!(debug.contains("***"), "{debug}");
         let secret_b64 = signer.key_text().rsplit('+').next().unwrap().to_owned();
         assert!(!debug.contains(&secret_b64[4..20]), "{debug}");
@@ -260,12 +264,23 @@ mod tests {
 
     #[test]
     fn generated_keys_differ_and_verify_their_own_notes() {
-        let (a, b) = (Signer::generate("log").unwrap(), Signer::generate("log").unwrap());
+        let (a, b) = (
+            Signer::generate("log").unwrap(),
+            Signer::generate("log").unwrap(),
+        );
         assert_ne!(a.verifier(), b.verifier());
         assert_eq!(a.name(), "log");
         let checkpoint = Checkpoint::new("log", 1, [0; 32]).unwrap();
-        assert!(a.verifier().verify_note(&a.sign_checkpoint(&checkpoint)).is_ok());
-        assert!(b.verifier().verify_note(&a.sign_checkpoint(&checkpoint)).is_err());
+        assert!(
+            a.verifier()
+                .verify_note(&a.sign_checkpoint(&checkpoint))
+                .is_ok()
+        );
+        assert!(
+            b.verifier()
+                .verify_note(&a.sign_checkpoint(&checkpoint))
+                .is_err()
+        );
     }
 
     #[test]
@@ -333,12 +348,18 @@ mod tests {
         let path = dir.path().join("log.key");
         let first = Signer::generate("log").unwrap();
         first.write_key_file(&path).unwrap();
-        let err = Signer::generate("log").unwrap().write_key_file(&path).unwrap_err();
+        let err = Signer::generate("log")
+            .unwrap()
+            .write_key_file(&path)
+            .unwrap_err();
         assert!(
             matches!(&err, NoteError::KeyFile { source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
             "{err}"
         );
-        assert_eq!(Signer::load_key_file(&path).unwrap().verifier(), first.verifier());
+        assert_eq!(
+            Signer::load_key_file(&path).unwrap().verifier(),
+            first.verifier()
+        );
     }
 
     #[test]
@@ -365,13 +386,22 @@ mod tests {
         ));
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'A'; 10_000]).unwrap();
-        assert!(matches!(Signer::load_key_file(&big), Err(NoteError::KeyFile { .. })));
+        assert!(matches!(
+            Signer::load_key_file(&big),
+            Err(NoteError::KeyFile { .. })
+        ));
         let binary = dir.path().join("binary");
         std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
-        assert!(matches!(Signer::load_key_file(&binary), Err(NoteError::KeyFile { .. })));
+        assert!(matches!(
+            Signer::load_key_file(&binary),
+            Err(NoteError::KeyFile { .. })
+        ));
         let garbage = dir.path().join("garbage");
         std::fs::write(&garbage, "not a key\n").unwrap();
-        assert!(matches!(Signer::load_key_file(&garbage), Err(NoteError::InvalidKey(_))));
+        assert!(matches!(
+            Signer::load_key_file(&garbage),
+            Err(NoteError::InvalidKey(_))
+        ));
         // A bad file is not replaced by load_or_create.
         assert!(Signer::load_or_create_key_file(&garbage, "log").is_err());
         assert_eq!(std::fs::read_to_string(&garbage).unwrap(), "not a key\n");

@@ -73,7 +73,7 @@ impl Tree {
             let row = &mut self.memo[level];
             row.push(hash);
             let n = row.len();
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return;
             }
             hash = node_hash(&row[n - 2], &row[n - 1]);
@@ -303,9 +303,13 @@ mod tests {
                 new_size: 3
             })
         );
-        assert_eq!(tree.consistency_proof(u64::MAX, u64::MAX).map(|_| ()), Err(
-            ProofError::SizeOutOfRange { size: u64::MAX, len: 5 }
-        ));
+        assert_eq!(
+            tree.consistency_proof(u64::MAX, u64::MAX).map(|_| ()),
+            Err(ProofError::SizeOutOfRange {
+                size: u64::MAX,
+                len: 5
+            })
+        );
     }
 
     #[test]

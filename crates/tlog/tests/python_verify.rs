@@ -74,8 +74,20 @@ fn run_python(dir: &Path) -> bool {
 
 #[test]
 fn python_verifies_signed_checkpoints_and_inclusion_proofs() {
-    for (size, index) in [(1, 0), (2, 1), (3, 2), (7, 4), (13, 0), (13, 6), (13, 12), (40, 31)] {
-        assert!(Case::new(size, index).python_accepts(), "leaf {index} of {size}");
+    for (size, index) in [
+        (1, 0),
+        (2, 1),
+        (3, 2),
+        (7, 4),
+        (13, 0),
+        (13, 6),
+        (13, 12),
+        (40, 31),
+    ] {
+        assert!(
+            Case::new(size, index).python_accepts(),
+            "leaf {index} of {size}"
+        );
     }
 }
 
