@@ -95,15 +95,7 @@ impl Verifier {
     /// not a verifier key, names another algorithm, or its key hash does not
     /// match its name and key.
     pub fn from_text(text: &str) -> Result<Self, NoteError> {
-        let mut parts = text.trim_end_matches('\n').splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::InvalidKey(
-                "a verifier key is <name>+<hash>+<key>",
-            ));
-        };
-        check_key_name(name)?;
-        let hash = parse_key_hash(hash)?;
-        let key = decode_alg_key(key)?;
+        let (name, hash, key) = parse_key_parts(text.trim_end_matches('\n'))?;
         let key = VerifyingKey::from_bytes(&key)
             .map_err(|_| NoteError::InvalidKey("not an Ed25519 public key"))?;
         let verifier = Self::new(name, key)?;
@@ -215,8 +207,21 @@ impl FromStr for Verifier {
     }
 }
 
+/// `<name>+<8 hex digits>+<base64(0x01 || 32 bytes)>`, the form of verifier
+/// keys and (after `PRIVATE+KEY+`) private keys: the name, key hash and key.
+pub(crate) fn parse_key_parts(
+    text: &str,
+) -> Result<(&str, u32, zeroize::Zeroizing<[u8; 32]>), NoteError> {
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(NoteError::InvalidKey("key text is <name>+<hash>+<key>"));
+    };
+    check_key_name(name)?;
+    Ok((name, parse_key_hash(hash)?, decode_alg_key(key)?))
+}
+
 /// Eight hex digits.
-pub(crate) fn parse_key_hash(text: &str) -> Result<u32, NoteError> {
+fn parse_key_hash(text: &str) -> Result<u32, NoteError> {
     const BAD: NoteError = NoteError::InvalidKey("a key hash is 8 hex digits");
     let bytes: [u8; 4] = hex::decode(text)
         .map_err(|_| BAD)?
@@ -226,7 +231,7 @@ pub(crate) fn parse_key_hash(text: &str) -> Result<u32, NoteError> {
 }
 
 /// `base64(0x01 || 32 bytes)`: the 32 bytes.
-pub(crate) fn decode_alg_key(text: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, NoteError> {
+fn decode_alg_key(text: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, NoteError> {
     let bytes = zeroize::Zeroizing::new(
         STANDARD
             .decode(text)

@@ -7,8 +7,7 @@
 //! and the other way round.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -18,15 +17,11 @@ use zeroize::Zeroizing;
 use crate::checkpoint::Checkpoint;
 use crate::error::NoteError;
 use crate::note::{
-    ALG_ED25519, Verifier, check_key_name, decode_alg_key, key_hash, parse_key_hash, signature_line,
+    ALG_ED25519, Verifier, check_key_name, key_hash, parse_key_parts, signature_line,
 };
 
 /// What starts private key text.
 const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
-
-/// Longest key file read: a key is about a hundred bytes of text, so a bigger
-/// file is the wrong file and is not loaded into memory.
-const MAX_KEY_FILE_LEN: u64 = 4096;
 
 /// An Ed25519 signing key with its name. `Debug` shows the name and key hash,
 /// never the key; the key is wiped from memory when dropped.
@@ -85,16 +80,7 @@ impl Signer {
             .ok_or(NoteError::InvalidKey(
                 "private key text starts with PRIVATE+KEY+",
             ))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(hash), Some(seed)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::InvalidKey(
-                "private key text is PRIVATE+KEY+<name>+<hash>+<key>",
-            ));
-        };
-        check_key_name(name)?;
-        let hash = parse_key_hash(hash)?;
-        let seed = decode_alg_key(seed)?;
+        let (name, hash, seed) = parse_key_parts(rest)?;
         let signer = Self::new(name, SigningKey::from_bytes(&seed))?;
         if signer.hash != hash {
             return Err(NoteError::InvalidKey("the key hash does not match the key"));
@@ -128,12 +114,7 @@ impl Signer {
     pub fn write_key_file(&self, path: &Path) -> Result<(), NoteError> {
         let mut contents = self.key_text();
         contents.push('\n');
-        ferry_crypto::write_key_file(path, contents.as_bytes()).map_err(|e| match e {
-            ferry_crypto::CryptoError::KeyFile { path, source } => {
-                NoteError::KeyFile { path, source }
-            }
-            other => key_file_error(path, io::Error::other(other.to_string())),
-        })
+        ferry_crypto::write_key_file(path, contents.as_bytes()).map_err(|e| key_file_error(path, e))
     }
 
     /// Reads a key file written by [`write_key_file`](Self::write_key_file).
@@ -143,22 +124,7 @@ impl Signer {
     /// text; the errors of [`from_key_text`](Self::from_key_text) if it does not
     /// hold a private key.
     pub fn load_key_file(path: &Path) -> Result<Self, NoteError> {
-        let read = || -> io::Result<Zeroizing<String>> {
-            let mut bytes = Zeroizing::new(Vec::new());
-            File::open(path)?
-                .take(MAX_KEY_FILE_LEN + 1)
-                .read_to_end(&mut bytes)?;
-            if bytes.len() as u64 > MAX_KEY_FILE_LEN {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "too large to be a key file",
-                ));
-            }
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "key file is not text"))?;
-            Ok(Zeroizing::new(text.to_owned()))
-        };
-        let text = read().map_err(|source| key_file_error(path, source))?;
+        let text = ferry_crypto::read_key_file(path).map_err(|e| key_file_error(path, e))?;
         Self::from_key_text(&text)
     }
 
@@ -226,10 +192,14 @@ impl Signer {
     }
 }
 
-fn key_file_error(path: &Path, source: io::Error) -> NoteError {
-    NoteError::KeyFile {
-        path: path.to_owned(),
-        source,
+/// A key file error of `ferry_crypto` as this crate's.
+fn key_file_error(path: &Path, error: ferry_crypto::CryptoError) -> NoteError {
+    match error {
+        ferry_crypto::CryptoError::KeyFile { path, source } => NoteError::KeyFile { path, source },
+        other => NoteError::KeyFile {
+            path: path.to_owned(),
+            source: io::Error::other(other.to_string()),
+        },
     }
 }
 
