@@ -37,12 +37,7 @@ pub fn verify_inclusion(
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
-            }
+            shift_until_lsb_set_or_zero(&mut fn_, &mut sn);
         } else {
             r = node_hash(&r, p);
         }
@@ -119,12 +114,7 @@ pub fn verify_consistency(
         if fn_ & 1 == 1 || fn_ == sn {
             fr = node_hash(c, &fr);
             sr = node_hash(c, &sr);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
-            }
+            shift_until_lsb_set_or_zero(&mut fn_, &mut sn);
         } else {
             sr = node_hash(&sr, c);
         }
@@ -142,6 +132,16 @@ pub fn verify_consistency(
         return Err(ProofError::RootMismatch);
     }
     Ok(())
+}
+
+/// "If LSB(fn) is not set, then right-shift both fn and sn equally until either
+/// LSB(fn) is set or fn is 0" (a step of both algorithms): climbs past the
+/// levels where the node is a left child with no right sibling in the tree.
+fn shift_until_lsb_set_or_zero(fn_: &mut u64, sn: &mut u64) {
+    while *fn_ & 1 == 0 && *fn_ != 0 {
+        *fn_ >>= 1;
+        *sn >>= 1;
+    }
 }
 
 #[cfg(test)]
