@@ -23,8 +23,10 @@ use crate::note::{
 /// What starts private key text.
 const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 
-/// An Ed25519 signing key with its name. `Debug` shows the name and key hash,
-/// never the key; the key is wiped from memory when dropped.
+/// An Ed25519 signing key with its name, which signs checkpoints as C2SP
+/// signed notes. `Debug` shows the name and key hash, never the key; the key is
+/// wiped from memory when dropped. Its key file holds the private key text of
+/// [`key_text`](Self::key_text).
 #[derive(Clone)]
 pub struct Signer {
     name: String,
@@ -66,8 +68,9 @@ impl Signer {
         Ok(Self { name, hash, key })
     }
 
-    /// Parses private key text (see the [module docs](self)); surrounding
-    /// white space is ignored.
+    /// Parses private key text,
+    /// `PRIVATE+KEY+<name>+<key hash as 8 hex digits>+<base64(0x01 || 32-byte seed)>`
+    /// (the Go `note` package's form); surrounding white space is ignored.
     ///
     /// # Errors
     /// [`NoteError::InvalidKey`] or [`NoteError::InvalidKeyName`] if the text is
