@@ -551,4 +551,26 @@ mod tests {
         ));
         assert_eq!(verifier.open(&not_a_checkpoint).unwrap(), "hello\n");
     }
+
+    #[test]
+    fn every_truncation_and_one_character_change_is_refused_without_panicking() {
+        let signer = signer();
+        let verifier = signer.verifier();
+        let note = signer.sign_checkpoint(&checkpoint());
+        let boundaries: Vec<usize> = note.char_indices().map(|(i, _)| i).collect();
+        for &end in &boundaries {
+            assert!(verifier.verify_note(&note[..end]).is_err(), "cut at {end}");
+        }
+        // One change per position, the kind cycling (each Ed25519 check is slow
+        // in unoptimised test builds).
+        let replacements = ["", "A", "0", " ", "\n", "+", "=", "\u{2014}", "\u{e9}"];
+        for (n, &at) in boundaries.iter().enumerate() {
+            let next = boundaries.get(n + 1).copied().unwrap_or(note.len());
+            let replacement = replacements[n % replacements.len()];
+            let changed = format!("{}{replacement}{}", &note[..at], &note[next..]);
+            if changed != note {
+                assert!(verifier.verify_note(&changed).is_err(), "{changed:?}");
+            }
+        }
+    }
 }
