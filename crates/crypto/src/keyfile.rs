@@ -101,11 +101,17 @@ pub(crate) fn key_text(bytes: &[u8; 32]) -> Zeroizing<String> {
 
 /// Reads a key file: key text, optionally followed by a newline.
 pub(crate) fn load_key(path: &Path) -> Result<KeyBytes, CryptoError> {
-    parse_key_text(&read_key_text(path)?)
+    parse_key_text(&read_key_file(path)?)
 }
 
-/// Reads a key file's text, wiped from memory when dropped.
-fn read_key_text(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
+/// Reads a key file's text (at most 4 KiB of UTF-8), wiped from memory when
+/// dropped. Public so that other crates read their own key files (written with
+/// [`write_key_file`]) with the same limits.
+///
+/// # Errors
+/// [`CryptoError::KeyFile`] with the I/O error: `NotFound`, or `InvalidData` for
+/// a file that is too large or not text.
+pub fn read_key_file(path: &Path) -> Result<Zeroizing<String>, CryptoError> {
     let read = || -> io::Result<Zeroizing<String>> {
         let file = File::open(path)?;
         let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
@@ -214,6 +220,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big");
         std::fs::write(&path, vec![b'A'; 10_000]).unwrap();
-        assert!(read_key_text(&path).is_err());
+        assert!(read_key_file(&path).is_err());
     }
 }
