@@ -10,7 +10,10 @@
 //! A power loss turns what follows the durable content into zeros, up to the
 //! durable size (a log segment's prepared space, see [`log`](super::log)), and
 //! cuts the file there. Directory entries (creations, renames, unlinks) are taken
-//! as durable.
+//! as durable. A key file (see [`keys`](super::keys)) is written whole and
+//! renamed into place, or changed in place by a delete's destroy: from that
+//! write until its sync succeeds, a power loss brings back the bytes the file
+//! held before it.
 
 use std::collections::HashMap;
 use std::io;
@@ -102,6 +105,18 @@ struct State {
     rules: Vec<Rule>,
     crashed: bool,
     files: HashMap<PathBuf, Durable>,
+    /// Key files changed in place since their last sync: their durable bytes.
+    key_files: HashMap<PathBuf, Vec<u8>>,
+}
+
+impl State {
+    /// After `step` on `path` succeeded: a key file's bytes are durable once
+    /// its sync succeeds, or once a whole new file (synced) is renamed over it.
+    fn key_file_durable(&mut self, step: Step, path: &Path) {
+        if matches!(step, Step::KeyDestroySync | Step::KeyFileRename) {
+            self.key_files.remove(path);
+        }
+    }
 }
 
 /// The test hook.
@@ -177,7 +192,12 @@ impl Faults {
 
     /// A power loss: every data file seen loses what was not durable.
     pub(crate) fn power_loss(&self) {
-        let state = self.lock();
+        let mut state = self.lock();
+        for (path, durable) in state.key_files.drain() {
+            if path.exists() {
+                std::fs::write(&path, durable).unwrap();
+            }
+        }
         for (path, durable) in &state.files {
             let keep = durable
                 .lost_from
@@ -209,6 +229,10 @@ impl Hook for Faults {
                 rule.seen += 1;
             }
         }
+        if step == Step::KeyDestroy && !state.key_files.contains_key(path) {
+            let durable = std::fs::read(path).unwrap_or_default();
+            state.key_files.insert(path.to_owned(), durable);
+        }
         let now = is_data_file(step).then(|| extent_of(path)).flatten();
         if let Some(now) = now {
             // A file first seen: what it holds now is taken as durable.
@@ -231,12 +255,14 @@ impl Hook for Faults {
                 {
                     (file.len, file.size) = (now.content, now.size);
                 }
+                state.key_file_durable(step, path);
                 Ok(())
             }
             Some(Action::Pause(pause)) => {
                 drop(state);
                 pause.hold();
                 let mut state = self.lock();
+                state.key_file_durable(step, path);
                 if is_file_sync(step)
                     && let (Some(file), Some(now)) = (state.files.get_mut(path), extent_of(path))
                 {

@@ -7,14 +7,15 @@
 //! later one fail: the files stay as they were), with or without a power loss
 //! right after (what was not durable goes, see [`Faults`]). Then the store is
 //! reopened, checked, a power loss strikes, and it is reopened and checked again:
-//! every acknowledged item reads back whole, no deleted item is listed, and every
+//! every acknowledged item reads back whole, no deleted item is listed (and its
+//! data key stays destroyed, so no copy of it reads either), and every
 //! item listed is whole and one that was written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_crypto::StorageKey;
+use ferry_crypto::{CryptoError, KeyLookup, StorageKey};
 use futures::StreamExt;
 
 use super::super::LocalStore;
@@ -30,6 +31,8 @@ struct Ledger {
     acked: BTreeMap<ItemId, Vec<u8>>,
     /// Deleted: never listed again.
     deleted: BTreeSet<ItemId>,
+    /// The data key of every item committed: a deleted item's stays destroyed.
+    keys: BTreeMap<ItemId, String>,
     /// Contents whose commit failed: listed whole, or not at all.
     unacked: Vec<Vec<u8>>,
     /// Items whose delete failed: listed whole, or not at all.
@@ -40,6 +43,7 @@ impl Ledger {
     async fn put(&mut self, store: &LocalStore, data: Vec<u8>) -> Option<ItemId> {
         match put(store, &data).await {
             Ok(meta) => {
+                self.keys.insert(meta.id, meta.key_id);
                 self.acked.insert(meta.id, data);
                 Some(meta.id)
             }
@@ -335,6 +339,12 @@ async fn check(store: &LocalStore, ledger: &Ledger, what: &str) {
         assert!(
             store.get(*id).await.unwrap().is_none(),
             "{what}: deleted {id} came back"
+        );
+        let key = store.shared.keys.lookup(&ledger.keys[id]);
+        assert!(
+            matches!(key, Err(CryptoError::KeyDestroyed(_))),
+            "{what}: the data key of deleted {id} was not destroyed: {:?}",
+            key.map(|k| k.id().to_owned())
         );
     }
     for meta in store.list(&ListQuery::default()).await.unwrap().items {
