@@ -107,8 +107,9 @@ impl Holds {
         }
     }
 
-    /// Puts `id` on hold (`held`) or lifts its hold, durably; `false`, and nothing
-    /// changes, if `listed(id)` says there is no such item. The holds of items no
+    /// Puts `id` on hold (`held`) or lifts its hold, durably (the file is written
+    /// even if the hold was already so); `false`, and nothing changes, if
+    /// `listed(id)` says there is no such item. The holds of items no
     /// longer listed are dropped, unless `keep_unlisted`.
     pub(crate) async fn set(
         &self,
@@ -131,9 +132,9 @@ impl Holds {
         if !keep_unlisted {
             new.retain(|id| listed(*id));
         }
-        if new == old {
-            return Ok(true);
-        }
+        // Written even when nothing changes: after a failed change the file may
+        // say what it tried (its rename done, the restore failed), and a call
+        // that returns must leave the file saying what memory says.
         let (files, seam) = (self.files.clone(), seam.clone());
         let (text, old_text) = (render(&new), render(&old));
         tokio::task::spawn_blocking(move || files.replace(&text, &old_text, &seam))

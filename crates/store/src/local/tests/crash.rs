@@ -22,7 +22,7 @@ use super::super::LocalStore;
 use super::super::faults::{Action, Faults};
 use super::super::seam::Step;
 use super::{content, open, put, read, segment, tempdir};
-use crate::{ItemId, ListQuery, Store};
+use crate::{ItemId, ListQuery, Store, StoreError};
 
 /// What the store told the scenario.
 #[derive(Debug, Default)]
@@ -37,6 +37,8 @@ struct Ledger {
     unacked: Vec<Vec<u8>>,
     /// Items whose delete failed: listed whole, or not at all.
     undecided: BTreeMap<ItemId, Vec<u8>>,
+    /// Hold states acknowledged (and not changed by a failed call since).
+    holds: BTreeMap<ItemId, bool>,
 }
 
 impl Ledger {
@@ -64,8 +66,29 @@ impl Ledger {
                 self.deleted.insert(id);
             }
             Ok(false) => panic!("{id} was listed"),
+            // Refused: it stays as it was.
+            Err(StoreError::Held(_)) => {
+                self.acked.insert(id, data);
+            }
             Err(_) => {
                 self.undecided.insert(id, data);
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// Puts an item on hold or lifts its hold.
+    async fn hold(&mut self, store: &LocalStore, id: Option<ItemId>, held: bool) {
+        let Some(id) = id else { return };
+        match store.set_hold(id, held).await {
+            Ok(Some(meta)) => {
+                assert_eq!(meta.held, held);
+                self.holds.insert(id, held);
+            }
+            Ok(None) => panic!("{id} was listed"),
+            Err(_) => {
+                self.holds.remove(&id);
             }
         }
     }
@@ -88,6 +111,9 @@ enum Scenario {
     Recovery,
     /// Opening a store in a directory that does not exist yet, and a commit.
     Fresh,
+    /// Holds put and lifted, a delete refused by a hold, a delete after its
+    /// release.
+    Holds,
 }
 
 impl Scenario {
@@ -141,6 +167,14 @@ impl Scenario {
                 Step::SyncAfterUnlink,
                 Step::ReadKeys,
             ],
+            Scenario::Holds => &[
+                Step::ReadHolds,
+                Step::WriteHolds,
+                Step::RenameHolds,
+                Step::SyncHoldsDir,
+                Step::KeyDestroy,
+                Step::AppendWrite,
+            ],
             Scenario::Fresh => &[
                 Step::CreateDir,
                 Step::SyncNewDir,
@@ -176,6 +210,13 @@ impl Scenario {
         ledger: &mut Ledger,
     ) -> Vec<Option<ItemId>> {
         match self {
+            Scenario::Holds => {
+                let mut ids = Vec::new();
+                for i in 0..3 {
+                    ids.push(ledger.put(store, content(2_000, 50 + i)).await);
+                }
+                ids
+            }
             Scenario::Commit | Scenario::Rotation | Scenario::Large => {
                 vec![ledger.put(store, content(1_000, 1)).await]
             }
@@ -257,6 +298,13 @@ impl Scenario {
             Scenario::Fresh => {
                 ledger.put(store, content(2_000, 40)).await;
             }
+            Scenario::Holds => {
+                ledger.hold(store, ids[0], true).await;
+                ledger.hold(store, ids[1], true).await;
+                ledger.delete(store, ids[0]).await;
+                ledger.hold(store, ids[1], false).await;
+                ledger.delete(store, ids[1]).await;
+            }
         }
     }
 }
@@ -334,6 +382,11 @@ async fn check(store: &LocalStore, ledger: &Ledger, what: &str) {
             got.as_ref() == Some(data),
             "{what}: acknowledged {id} is not there whole"
         );
+    }
+    for (id, held) in &ledger.holds {
+        if let Some(meta) = store.get(*id).await.unwrap() {
+            assert_eq!(meta.held, *held, "{what}: the hold of {id} was not kept");
+        }
     }
     for id in &ledger.deleted {
         assert!(
@@ -428,4 +481,9 @@ async fn a_crash_or_an_error_at_any_step_of_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_or_an_error_at_any_step_of_a_first_start() {
     every_step(Scenario::Fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_a_hold() {
+    every_step(Scenario::Holds).await;
 }
