@@ -177,7 +177,7 @@ fn file_name(number: u32) -> String {
 /// One key file.
 #[derive(Debug)]
 struct KeyFile {
-    file: Arc<File>,
+    file: File,
     path: PathBuf,
     capacity: u32,
 }
@@ -288,7 +288,7 @@ impl KeyStore {
             files.insert(
                 number,
                 Arc::new(KeyFile {
-                    file: Arc::new(file),
+                    file,
                     path,
                     capacity,
                 }),
@@ -330,11 +330,7 @@ impl KeyStore {
                 };
                 next.slot += 1;
                 if next.ahead.is_none() && capacity - at.slot < capacity / 2 {
-                    let keys = self.clone();
-                    let number = at.file + 1;
-                    next.ahead = Some(tokio::task::spawn_blocking(move || {
-                        keys.create_file(number).map(|fresh| (number, fresh))
-                    }));
+                    next.ahead = Some(self.write_ahead(at.file + 1));
                 }
                 return match next.fresh.pop_front() {
                     Some(key) => Ok(key),
@@ -348,17 +344,8 @@ impl KeyStore {
             }
             let ahead = match next.ahead.take() {
                 Some(ahead) => ahead,
-                None => {
-                    let keys = self.clone();
-                    let number = if capacity == 0 {
-                        next.file
-                    } else {
-                        next.file + 1
-                    };
-                    tokio::task::spawn_blocking(move || {
-                        keys.create_file(number).map(|fresh| (number, fresh))
-                    })
-                }
+                None if capacity == 0 => self.write_ahead(next.file),
+                None => self.write_ahead(next.file + 1),
             };
             let (file, fresh) = ahead.await.map_err(super::file::joined)??;
             *next = Cursor {
@@ -368,6 +355,12 @@ impl KeyStore {
                 ahead: None,
             };
         }
+    }
+
+    /// [`KeyStore::create_file`] on a blocking thread.
+    fn write_ahead(self: &Arc<Self>, number: u32) -> Ahead {
+        let keys = self.clone();
+        tokio::task::spawn_blocking(move || keys.create_file(number).map(|fresh| (number, fresh)))
     }
 
     /// Writes key file `number` whole, with fresh keys, and puts it in place;
@@ -405,7 +398,7 @@ impl KeyStore {
             .map_err(io_err("renaming into place", &path))?;
         sync_dir(&self.seam, Step::SyncKeys, &self.dir)?;
         let file = Arc::new(KeyFile {
-            file: Arc::new(file),
+            file,
             path,
             capacity,
         });
