@@ -1,7 +1,8 @@
 //! A tamper-evident log's building blocks: RFC 9162 Merkle tree hashing,
 //! inclusion and consistency proofs, and signed checkpoints in the C2SP
-//! `tlog-checkpoint` / `signed-note` formats. No I/O but a key file; nothing
-//! here knows what a leaf means.
+//! `tlog-checkpoint` / `signed-note` formats. No I/O but a key file. Ferry's
+//! own leaves are laid out in [`entry`], and its receipts and the proofs its
+//! admin API serves in [`receipt`]; the rest knows nothing of what a leaf means.
 //!
 //! # Byte layouts
 //!
@@ -130,17 +131,21 @@
 #![forbid(unsafe_code)]
 
 mod checkpoint;
+pub mod entry;
 mod error;
 mod hash;
 pub mod note;
 mod proof;
+pub mod receipt;
 mod signer;
 mod tree;
 
 pub use checkpoint::Checkpoint;
+pub use entry::{Actor, Entry, EntryError, Event};
 pub use error::{NoteError, ProofError};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash, root};
 pub use note::Verifier;
 pub use proof::{verify_consistency, verify_inclusion};
+pub use receipt::{ConsistencyProof, InclusionProof, Receipt, ReceiptError};
 pub use signer::Signer;
 pub use tree::{MEMO_MIN_LEAVES, Tree};
