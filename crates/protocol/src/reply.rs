@@ -22,7 +22,7 @@ impl Reply {
 
 /// The extended reply: one line of JSON ending in `\n`. Its first byte, `{`, tells it
 /// apart from a legacy reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtendedReply {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +33,11 @@ pub struct ExtendedReply {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The stored item's signed receipt (`ferry_tlog::Receipt` as JSON), when the
+    /// server keeps a log. Kept as JSON here, so that a receipt a reader cannot
+    /// parse never makes the reply unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<serde_json::Value>,
 }
 
 impl ExtendedReply {
@@ -97,8 +102,7 @@ mod tests {
             ok: true,
             id: Some("01J".into()),
             size: Some(3),
-            sha256: None,
-            error: None,
+            ..ExtendedReply::default()
         };
         let bytes = reply.to_bytes();
         assert_eq!(

@@ -169,15 +169,13 @@ impl Connection {
                 id: Some(item.id.to_string()),
                 size: Some(item.size),
                 sha256: Some(item.sha256),
-                error: None,
+                ..ExtendedReply::default()
             }
             .to_bytes(),
             (true, Err(err)) => ExtendedReply {
                 ok: false,
-                id: None,
-                size: None,
-                sha256: None,
                 error: Some(err.reply().to_owned()),
+                ..ExtendedReply::default()
             }
             .to_bytes(),
         };

@@ -156,7 +156,7 @@ async fn serve_connection(
                                 id: Some(FAKE_ID.into()),
                                 size: Some(size),
                                 sha256: Some("ab".repeat(32)),
-                                error: None,
+                                ..ExtendedReply::default()
                             }
                             .to_bytes(),
                             Answer::Legacy | Answer::Extended => Reply::Ok.to_bytes(),

@@ -143,7 +143,7 @@ async fn after_the_hello_each_reply_names_the_stored_item() {
             id: Some(item.id.to_string()),
             size: Some(body.len() as u64),
             sha256: Some(hex::encode(Sha256::digest(body))),
-            error: None,
+            ..ExtendedReply::default()
         }
     );
     assert_eq!(item.name.as_deref(), Some("notes.txt"));
