@@ -22,6 +22,7 @@ use ferry_http::extract::Query;
 use ferry_http::{ApiError, ApiSerialization, ErrorBody};
 
 use crate::Shared;
+use crate::log::{Caller, record_reads};
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
 use crate::model::{ItemIdSchema, file_name};
@@ -89,6 +90,7 @@ pub struct ContentParams {
 )]
 pub(crate) async fn get_content(
     State(shared): State<Shared>,
+    caller: Caller,
     ItemPath(id): ItemPath,
     Query(params): Query<ContentParams>,
     headers: HeaderMap,
@@ -99,6 +101,7 @@ pub(crate) async fn get_content(
         .await
         .map_err(store_error)?
         .ok_or(no_such_item(id))?;
+    record_reads(&shared, &caller, "content", [id]).await?;
     if let Some(ContentView::Json) = params.view {
         return dictionary_as_json(&shared, meta).await;
     }

@@ -22,6 +22,13 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
                 "item {id} is on legal hold and cannot be deleted; release it first with DELETE /api/items/{id}/hold"
             ),
         },
+        StoreError::InvalidLogRequest(message) => ApiError::Conflict {
+            code: "log_request",
+            message,
+        },
+        StoreError::NoLog => ApiError::NotFound(
+            "this server keeps no log (it was started with --tlog false)".into(),
+        ),
         other => ApiError::internal(other),
     }
 }

@@ -7,6 +7,7 @@ use ferry_http::{ApiError, ErrorBody};
 use ferry_store::ItemId;
 
 use crate::Shared;
+use crate::log::Caller;
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
 use crate::model::{Item, ItemIdSchema};
@@ -29,9 +30,10 @@ use crate::model::{Item, ItemIdSchema};
 )]
 pub(crate) async fn hold_item(
     State(shared): State<Shared>,
+    caller: Caller,
     ItemPath(id): ItemPath,
 ) -> Result<Json<Item>, ApiError> {
-    set_hold(&shared, id, true).await
+    set_hold(&shared, &caller, id, true).await
 }
 
 /// Releases an item from legal hold: from then on it expires and can be deleted
@@ -52,15 +54,21 @@ pub(crate) async fn hold_item(
 )]
 pub(crate) async fn release_item(
     State(shared): State<Shared>,
+    caller: Caller,
     ItemPath(id): ItemPath,
 ) -> Result<Json<Item>, ApiError> {
-    set_hold(&shared, id, false).await
+    set_hold(&shared, &caller, id, false).await
 }
 
-async fn set_hold(shared: &Shared, id: ItemId, held: bool) -> Result<Json<Item>, ApiError> {
+async fn set_hold(
+    shared: &Shared,
+    Caller(by): &Caller,
+    id: ItemId,
+    held: bool,
+) -> Result<Json<Item>, ApiError> {
     let meta = shared
         .store
-        .set_hold(id, held)
+        .set_hold_as(id, held, by)
         .await
         .map_err(store_error)?
         .ok_or(no_such_item(id))?;

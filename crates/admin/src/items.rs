@@ -13,6 +13,7 @@ use ferry_http::extract::Query;
 use ferry_http::{ApiDataType, ApiError, ApiSerialization, ErrorBody};
 
 use crate::Shared;
+use crate::log::{Caller, record_reads};
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
 use crate::model::{Item, ItemIdSchema};
@@ -114,6 +115,7 @@ impl ListParams {
 )]
 pub(crate) async fn list_items(
     State(shared): State<Shared>,
+    caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<Json<ItemPage>, ApiError> {
     let page = shared
@@ -121,6 +123,8 @@ pub(crate) async fn list_items(
         .list(&params.to_query()?)
         .await
         .map_err(store_error)?;
+    let ids: Vec<ItemId> = page.items.iter().map(|meta| meta.id).collect();
+    record_reads(&shared, &caller, "metadata", ids).await?;
     Ok(Json(ItemPage {
         items: page
             .items
@@ -147,6 +151,7 @@ pub(crate) async fn list_items(
 )]
 pub(crate) async fn get_item(
     State(shared): State<Shared>,
+    caller: Caller,
     ItemPath(id): ItemPath,
 ) -> Result<Json<Item>, ApiError> {
     let meta = shared
@@ -155,6 +160,7 @@ pub(crate) async fn get_item(
         .await
         .map_err(store_error)?
         .ok_or(no_such_item(id))?;
+    record_reads(&shared, &caller, "metadata", [id]).await?;
     Ok(Json(Item::new(meta, &shared.retention)))
 }
 
@@ -176,9 +182,11 @@ pub(crate) async fn get_item(
 )]
 pub(crate) async fn delete_item(
     State(shared): State<Shared>,
+    Caller(by): Caller,
     ItemPath(id): ItemPath,
 ) -> Result<StatusCode, ApiError> {
-    if shared.store.delete(id).await.map_err(store_error)? {
+    let cause = ferry_store::Cause::By(by);
+    if shared.store.delete_as(id, &cause).await.map_err(store_error)? {
         tracing::info!(item = %id, "item deleted through the admin API");
         Ok(StatusCode::NO_CONTENT)
     } else {

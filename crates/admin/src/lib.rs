@@ -17,6 +17,7 @@ mod events;
 mod extract;
 mod holds;
 mod items;
+mod log;
 mod model;
 mod openapi;
 mod ops;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use axum::{Extension, Router, middleware};
 use ferry_http::{BearerToken, ServeOptions, TokenGuard};
-use ferry_store::{Retention, Store};
+use ferry_store::{Notary, Retention, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use utoipa_axum::router::OpenApiRouter;
@@ -67,6 +68,9 @@ pub struct AdminState {
     pub rate_limit: ferry_http::RateLimit,
     /// The server's retention rules: each item shows when they expire it.
     pub retention: Retention,
+    /// Signs the store's log, when the store keeps one: receipts, checkpoints
+    /// and proofs are served from it.
+    pub notary: Option<Arc<Notary>>,
 }
 
 impl fmt::Debug for AdminState {

@@ -6,19 +6,20 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{Shared, content, events, holds, items, ops};
+use crate::{Shared, content, events, holds, items, log, ops};
 
 /// The document's fixed parts; the paths come from [`Routes`].
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Ferry admin API",
-        description = "Browse, download and delete the items Ferry received, and put them on legal hold. Every `/api/` route needs `Authorization: Bearer <token>`. Every error has the shape `{\"error\": {\"status\", \"code\", \"message\"}}`."
+        description = "Browse, download and delete the items Ferry received, put them on legal hold, and verify its signed log of what happened to them. Every `/api/` route needs `Authorization: Bearer <token>`. Every error has the shape `{\"error\": {\"status\", \"code\", \"message\"}}`."
     ),
     modifiers(&BearerScheme),
     components(schemas(ferry_http::ErrorBody, ferry_http::ErrorDetail, crate::model::ItemIdSchema, crate::content::ContentView)),
     tags(
         (name = "items", description = "Stored items: list, metadata, content, delete, legal holds, live updates"),
+        (name = "log", description = "The tamper-evident log of what happens to items: receipts, signed checkpoints, inclusion and consistency proofs (open to anyone), entries and checks (token). See docs/receipts.md"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -55,10 +56,17 @@ impl Routes {
                 .routes(routes!(items::get_item, items::delete_item))
                 .routes(routes!(content::get_content))
                 .routes(routes!(holds::hold_item, holds::release_item))
-                .routes(routes!(events::events)),
+                .routes(routes!(events::events))
+                .routes(routes!(log::item_receipt))
+                .routes(routes!(log::log_entries))
+                .routes(routes!(log::log_verify)),
             open: OpenApiRouter::new()
                 .routes(routes!(ferry_http::healthz))
-                .routes(routes!(ops::readyz)),
+                .routes(routes!(ops::readyz))
+                .routes(routes!(log::log_key))
+                .routes(routes!(log::log_checkpoint))
+                .routes(routes!(log::log_inclusion))
+                .routes(routes!(log::log_consistency)),
             metrics: OpenApiRouter::new().routes(routes!(ops::metrics)),
         }
     }

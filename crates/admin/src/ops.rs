@@ -9,7 +9,7 @@ use ferry_http::{ApiError, ErrorBody, Health};
 use crate::Shared;
 use crate::error::store_error;
 
-/// Readiness: the store answers.
+/// Readiness: the store answers, and its log (if it keeps one) verifies.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -17,6 +17,7 @@ use crate::error::store_error;
     responses(
         (status = 200, description = "Ready to serve", body = Health),
         (status = 500, description = "The store does not answer", body = ErrorBody),
+        (status = 503, description = "The store's log does not verify (`log_unverified`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>, ApiError> {
@@ -28,6 +29,19 @@ pub(crate) async fn readyz(State(shared): State<Shared>) -> Result<Json<Health>,
         })
         .await
         .map_err(store_error)?;
+    if let Some(notary) = &shared.notary {
+        let health = notary.health();
+        if !health.ok {
+            return Err(ApiError::Busy {
+                code: "log_unverified",
+                message: format!(
+                    "the store's log does not verify: {}",
+                    health.problems.join("; ")
+                ),
+                retry_after: std::time::Duration::from_secs(60),
+            });
+        }
+    }
     Ok(Json(Health { status: "ready" }))
 }
 

@@ -6,7 +6,8 @@ use ferry_admin::AdminState;
 use ferry_crypto::{CryptoError, FernetKey, Keyring, StorageKey};
 use ferry_http::{BearerToken, ServeOptions};
 use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
-use ferry_store::{LocalOptions, LocalStore, Retention, Store, StoreError};
+use ferry_store::{LocalOptions, LocalStore, Notary, Retention, Store, StoreError};
+use ferry_tlog::Signer;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -131,6 +132,18 @@ pub struct ServerArgs {
     /// Seconds between two sweeps of expired items (the first at start).
     #[arg(long, env = "FERRY_RETENTION_SWEEP_INTERVAL")]
     pub retention_sweep_interval: Option<u64>,
+    /// Keep the signed, tamper-evident log of what happens to items, and give every stored item a receipt.
+    #[arg(long, env = "FERRY_TLOG", num_args = 0..=1, default_missing_value = "true")]
+    pub tlog: Option<bool>,
+    /// Ed25519 key file that signs the log's checkpoints and receipts (created, mode 0600, when absent; default DATA_DIR/tlog.key).
+    #[arg(long, env = "FERRY_TLOG_KEY")]
+    pub tlog_key: Option<PathBuf>,
+    /// The log's name when its key is created (default: ferry/<host name>); a key file keeps its own.
+    #[arg(long, env = "FERRY_TLOG_ORIGIN")]
+    pub tlog_origin: Option<String>,
+    /// Milliseconds between two signed checkpoints of the log (at most; none when nothing changed).
+    #[arg(long, env = "FERRY_CHECKPOINT_INTERVAL_MS")]
+    pub checkpoint_interval_ms: Option<u64>,
 }
 
 fn parse_policy(text: &str) -> Result<EncryptionPolicy, String> {
@@ -182,6 +195,10 @@ pub struct ServerSettings {
     /// The text `dict=30d,text=7d`, or a table `[retention]` of the same rules.
     pub retention: Option<Retention>,
     pub retention_sweep_interval: u64,
+    pub tlog: bool,
+    pub tlog_key: Option<PathBuf>,
+    pub tlog_origin: Option<String>,
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -225,6 +242,10 @@ impl Default for ServerSettings {
             new_connections_per_ip: config.new_connections_per_ip,
             retention: None,
             retention_sweep_interval: ferry_server::DEFAULT_SWEEP_INTERVAL.as_secs(),
+            tlog: store.ledger,
+            tlog_key: None,
+            tlog_origin: None,
+            checkpoint_interval_ms: 1000,
         }
     }
 }
@@ -243,11 +264,121 @@ impl ServerSettings {
             .unwrap_or_else(|| self.data_dir.join("fernet.key"))
     }
 
+    fn tlog_key_path(&self) -> PathBuf {
+        self.tlog_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tlog.key"))
+    }
+
     fn storage_key_path(&self) -> PathBuf {
         self.storage_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("storage.key"))
     }
+}
+
+/// Opens the local store in `DATA_DIR/store` with `keys`.
+async fn open_store(settings: &ServerSettings, keys: &Keys) -> anyhow::Result<Arc<dyn Store>> {
+    let options = LocalOptions {
+        max_item_size: settings.max_item_bytes,
+        allow_missing_keys: settings.allow_missing_keys,
+        ledger: settings.tlog,
+        ..LocalOptions::default()
+    };
+    let store_dir = settings.data_dir.join("store");
+    match LocalStore::open(&store_dir, keys.keyring.clone(), options).await {
+        Ok(store) => Ok(store),
+        Err(StoreError::MissingKeys { key_ids, records }) => {
+            anyhow::bail!(keys.missing(&store_dir, &key_ids, records))
+        }
+        Err(err @ StoreError::Locked(_)) => Err(err).context(
+            "cannot open the store: a server is running on it (stop it, or ask it with POST /api/log/verify)",
+        ),
+        Err(err) => Err(err).context("cannot open the store"),
+    }
+}
+
+/// `ferry-server verify-log`: opens the store (the server must be stopped),
+/// checks its log against the last signed checkpoint and prints what it found.
+/// `Ok(true)` when the log verifies.
+pub async fn verify_log(settings: &ServerSettings) -> anyhow::Result<bool> {
+    anyhow::ensure!(settings.tlog, "the log is turned off (--tlog false): nothing to verify");
+    let keys = Keys::load(settings)?;
+    let store = open_store(settings, &keys).await?;
+    let ledger = store.ledger().context("the store keeps no log")?;
+    let path = settings.tlog_key_path();
+    let signer = Signer::load_key_file(&path)
+        .with_context(|| format!("cannot load the log's signing key {}", path.display()))?;
+    let notary = Notary::start(signer, ledger).await.context("cannot read the store's log")?;
+    let check = notary.health();
+    println!("log:        {}", notary.origin());
+    println!("key:        {}", notary.verifier());
+    println!("leaves:     {}", check.size);
+    match check.checkpoint_size {
+        Some(size) => println!("checkpoint: {size} leaves (the last signed one)"),
+        None => println!("checkpoint: none saved yet"),
+    }
+    if check.ok {
+        println!("ok: the leaves match the last signed checkpoint");
+    } else {
+        for problem in &check.problems {
+            println!("PROBLEM: {problem}");
+        }
+        println!("FAILED: the log does not verify; restore DATA_DIR/store/ledger from a backup");
+    }
+    Ok(check.ok)
+}
+
+/// `ferry-server log-key`: prints the log's public key (creating the key,
+/// mode 0600, if there is none yet).
+pub fn log_key(settings: &ServerSettings) -> anyhow::Result<()> {
+    create_private_dir(&settings.data_dir)?;
+    let path = settings.tlog_key_path();
+    let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
+    let (signer, _) = Signer::load_or_create_key_file(&path, &origin)
+        .with_context(|| format!("cannot load or create the log's signing key {}", path.display()))?;
+    println!("{}", signer.verifier());
+    Ok(())
+}
+
+/// Loads (or creates, mode 0600) the log's signing key and starts its notary,
+/// which checks the log against its last checkpoint.
+async fn start_notary(
+    settings: &ServerSettings,
+    ledger: Arc<dyn ferry_store::Ledger>,
+) -> anyhow::Result<Arc<Notary>> {
+    anyhow::ensure!(
+        settings.checkpoint_interval_ms > 0,
+        "checkpoint_interval_ms must be at least 1"
+    );
+    let path = settings.tlog_key_path();
+    let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
+    let (signer, created) = Signer::load_or_create_key_file(&path, &origin)
+        .with_context(|| format!("cannot load or create the log's signing key {}", path.display()))?;
+    if created {
+        tracing::info!(file = %path.display(), "created the log's signing key (mode 0600)");
+    }
+    if settings.tlog_origin.as_deref().is_some_and(|o| o != signer.name()) {
+        tracing::warn!(key = signer.name(), "the log's key file names another origin than --tlog-origin; the key file's is used");
+    }
+    tracing::info!(verifier = %signer.verifier(), "receipts and checkpoints verify with this key");
+    Notary::start(signer, ledger)
+        .await
+        .context("cannot check the store's log")
+}
+
+/// `ferry/<host name>`: a key name has no white space and no `+`.
+fn default_origin() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let host: String = host
+        .chars()
+        .map(|c| if c.is_whitespace() || c == '+' { '-' } else { c })
+        .collect();
+    format!("ferry/{host}")
 }
 
 /// A started server: where it listens, and the task that runs it.
@@ -282,21 +413,12 @@ pub async fn start(
         )?)),
     };
     let keys = Keys::load(settings)?;
-    let options = LocalOptions {
-        max_item_size: settings.max_item_bytes,
-        allow_missing_keys: settings.allow_missing_keys,
-        ..LocalOptions::default()
-    };
-    let store_dir = settings.data_dir.join("store");
-    let store: Arc<dyn Store> =
-        match LocalStore::open(&store_dir, keys.keyring.clone(), options).await {
-            Ok(store) => store,
-            Err(StoreError::MissingKeys { key_ids, records }) => {
-                anyhow::bail!(keys.missing(&store_dir, &key_ids, records))
-            }
-            Err(err) => return Err(err).context("cannot open the store"),
-        };
+    let store = open_store(settings, &keys).await?;
     keys.create_new()?;
+    let notary = match store.ledger() {
+        Some(ledger) => Some(start_notary(settings, ledger).await?),
+        None => None,
+    };
 
     let (token, token_file) = match &settings.admin_token {
         Some(Secret(token)) => (
@@ -335,7 +457,13 @@ pub async fn start(
         original_form: settings.export_original,
     });
     let outputs = Outputs::new(settings.print, export);
-    let shared = Arc::new(Shared::new(config, fernet, store.clone(), outputs));
+    let shared = Arc::new(Shared::new(
+        config,
+        fernet,
+        store.clone(),
+        outputs,
+        notary.clone(),
+    ));
 
     let tcp_listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -369,6 +497,13 @@ pub async fn start(
             trusted_proxies: settings.admin_trusted_proxies.clone(),
         },
         retention,
+        notary: notary.clone(),
+    });
+    let publisher = notary.map(|notary| {
+        tokio::spawn(notary.publish_periodically(
+            Duration::from_millis(settings.checkpoint_interval_ms),
+            shutdown.clone(),
+        ))
     });
 
     let admin_shutdown = shutdown.clone();
@@ -394,6 +529,9 @@ pub async fn start(
             .context("admin API failed")?;
         if let Some(sweeper) = sweeper {
             sweeper.await.context("retention sweeper failed")?;
+        }
+        if let Some(publisher) = publisher {
+            publisher.await.context("checkpoint publisher failed")?;
         }
         Ok(())
     });

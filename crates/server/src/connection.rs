@@ -160,6 +160,12 @@ impl Connection {
         Ok(None)
     }
 
+    /// The stored item's signed receipt, as JSON, when the server keeps a log.
+    fn receipt(&self, item: &ItemMeta) -> Option<serde_json::Value> {
+        let receipt = self.shared.notary.as_ref()?.receipt(item)?;
+        serde_json::to_value(receipt).ok()
+    }
+
     async fn reply(&mut self, result: Result<ItemMeta, TransferError>) -> std::io::Result<()> {
         let bytes = match (self.extended, result) {
             (false, Ok(_)) => Reply::Ok.to_bytes(),
@@ -168,6 +174,7 @@ impl Connection {
                 ok: true,
                 id: Some(item.id.to_string()),
                 size: Some(item.size),
+                receipt: self.receipt(&item),
                 sha256: Some(item.sha256),
                 ..ExtendedReply::default()
             }

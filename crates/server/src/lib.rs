@@ -27,7 +27,7 @@ pub use outputs::{Outputs, render_template};
 pub use retention::{DEFAULT_SWEEP_INTERVAL, sweep_periodically};
 
 use ferry_crypto::FernetKey;
-use ferry_store::Store;
+use ferry_store::{Notary, Store};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -40,6 +40,8 @@ pub struct Shared {
     fernet: Option<Arc<FernetKey>>,
     store: Arc<dyn Store>,
     outputs: Option<Outputs>,
+    /// Signs each stored item's receipt, when the store keeps a log.
+    notary: Option<Arc<Notary>>,
     budget: budget::MemoryBudget,
     /// Turns to decode a large dictionary (a decoded one takes a few times its size).
     decoding: Semaphore,
@@ -53,6 +55,7 @@ impl Shared {
         fernet: Option<Arc<FernetKey>>,
         store: Arc<dyn Store>,
         outputs: Option<Outputs>,
+        notary: Option<Arc<Notary>>,
     ) -> Shared {
         let budget = budget::MemoryBudget::new(config.max_inflight_bytes, config.inflight_wait);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -61,6 +64,7 @@ impl Shared {
             fernet,
             store,
             outputs,
+            notary,
             budget,
             decoding: Semaphore::new(cores),
         }

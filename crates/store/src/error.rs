@@ -49,6 +49,19 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A leaf of the store's log that cannot be read back as written.
+    #[error("the store's log is damaged: {0}")]
+    LogDamaged(String),
+
+    /// A question about the store's log that it cannot answer: a leaf index or
+    /// tree size past its end, sizes out of order.
+    #[error("{0}")]
+    InvalidLogRequest(String),
+
+    /// The store keeps no log (it was opened without one).
+    #[error("this store keeps no log")]
+    NoLog,
+
     /// A file operation failed.
     #[error("{context} {}: {source}", path.display())]
     Io {

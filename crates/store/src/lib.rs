@@ -11,6 +11,9 @@
 //! Reads ([`Store::open`]) stream the decrypted plaintext chunk by chunk, each chunk
 //! authenticated before it is yielded.
 //!
+//! The store keeps a tamper-evident log of what happens to its items
+//! ([`Ledger`]): every commit appends a leaf, durable before the commit returns.
+//!
 //! Items can be put on legal hold ([`Store::set_hold`]): a held item is not
 //! deleted until released. [`Retention`] says when items expire, by kind and
 //! format, and [`sweep_expired`] deletes the expired items that are not held,
@@ -18,8 +21,10 @@
 
 mod error;
 mod id;
+mod ledger;
 mod local;
 mod meta;
+mod notary;
 mod retention;
 
 use std::ops::Range;
@@ -29,8 +34,10 @@ use time::OffsetDateTime;
 
 pub use error::StoreError;
 pub use id::ItemId;
+pub use ledger::{Cause, Ledger, Rescan, local_actor, now, rfc3339, stored_entry};
 pub use local::{LocalOptions, LocalStore};
 pub use meta::ItemMeta;
+pub use notary::{LogCheck, Notary, Published};
 pub use retention::{Retention, RetentionError, Swept, sweep_expired};
 
 /// What the receiver knows about an item when it begins.
@@ -105,13 +112,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes an item durably; `false` if there was no such item. An item on
     /// legal hold is not deleted: [`StoreError::Held`], and nothing changes.
-    async fn delete(&self, id: ItemId) -> Result<bool, StoreError>;
+    /// The store's log, if it keeps one, records the delete and its `cause`
+    /// first.
+    async fn delete_as(&self, id: ItemId, cause: &Cause) -> Result<bool, StoreError>;
+
+    /// [`delete_as`](Store::delete_as) by the store's owner in-process.
+    async fn delete(&self, id: ItemId) -> Result<bool, StoreError> {
+        self.delete_as(id, &Cause::local()).await
+    }
 
     /// Puts an item on legal hold (`held`), or lifts its hold, and returns once
     /// the change is durable, with the item's metadata in its new state; `None`
     /// if there is no such item. A held item is neither expired nor deleted
-    /// until its hold is lifted. On an error nothing changed.
-    async fn set_hold(&self, id: ItemId, held: bool) -> Result<Option<ItemMeta>, StoreError>;
+    /// until its hold is lifted. On an error nothing changed. The store's log,
+    /// if it keeps one, records the change and who made it.
+    async fn set_hold_as(
+        &self,
+        id: ItemId,
+        held: bool,
+        by: &ferry_tlog::Actor,
+    ) -> Result<Option<ItemMeta>, StoreError>;
+
+    /// [`set_hold_as`](Store::set_hold_as) by the store's owner in-process.
+    async fn set_hold(&self, id: ItemId, held: bool) -> Result<Option<ItemMeta>, StoreError> {
+        self.set_hold_as(id, held, &local_actor()).await
+    }
+
+    /// The store's log of what happens to its items, if it keeps one.
+    fn ledger(&self) -> Option<std::sync::Arc<dyn Ledger>>;
 
     /// Every item committed from now on, for live updates. A receiver that falls
     /// behind gets `RecvError::Lagged` and misses items.

@@ -38,6 +38,11 @@ pub struct ItemMeta {
     /// bytes of an item are what they were before holds existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// The index of the item's `stored` leaf in the store's log (see
+    /// [`Ledger`](crate::Ledger)), if the store keeps one. Not part of the sealed
+    /// record either: the leaf is appended beside the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 impl ItemMeta {
@@ -62,6 +67,7 @@ impl ItemMeta {
             sha256: hex::encode(sha256),
             key_id,
             held: false,
+            log_index: None,
         }
     }
 

@@ -19,7 +19,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
-use crate::{ItemMeta, ListQuery, Store, StoreError};
+use crate::{Cause, ItemMeta, ListQuery, Store, StoreError};
 
 /// Items listed per page by [`sweep_expired`]: what it holds in memory at once.
 const SWEEP_PAGE: usize = 256;
@@ -64,13 +64,23 @@ impl Retention {
 
     /// How long items of this kind and format are kept; `None`: until deleted.
     pub fn keep(&self, data_type: DataType, serialization: Serialization) -> Option<Duration> {
+        self.rule(data_type, serialization).map(|r| r.keep)
+    }
+
+    /// The rule for items of this kind and format, the most specific one.
+    fn rule(&self, data_type: DataType, serialization: Serialization) -> Option<&Rule> {
         let exact = |r: &&Rule| r.data_type == data_type && r.serialization == Some(serialization);
         let kind = |r: &&Rule| r.data_type == data_type && r.serialization.is_none();
         self.rules
             .iter()
             .find(exact)
             .or_else(|| self.rules.iter().find(kind))
-            .map(|r| r.keep)
+    }
+
+    /// The text of the rule that expires `meta` (`dict=30days`), if one does.
+    pub fn rule_text(&self, meta: &ItemMeta) -> Option<String> {
+        let rule = *self.rule(meta.data_type, meta.serialization)?;
+        Some(Retention { rules: vec![rule] }.to_string())
     }
 
     /// When the item expires; `None` if no rule names it (or the instant is past
@@ -275,7 +285,8 @@ pub async fn sweep_expired(
                 swept.held += 1;
                 continue;
             }
-            match store.delete(meta.id).await {
+            let rule = retention.rule_text(meta).unwrap_or_default();
+            match store.delete_as(meta.id, &Cause::Expired { rule }).await {
                 Ok(true) => {
                     swept.expired += 1;
                     let labels = [

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ferry-leaf/v1
-//! event <stored | deleted | expired | aborted | read | hold | release>
+//! event <stored | deleted | expired | aborted | kept | read | hold | release>
 //! id <the item's id: 26 characters of Crockford base32 (a ULID)>
 //! <the event's fields, see below>
 //! time <when it happened: RFC 3339, UTC, e.g. 2026-12-02T09:49:24.123456789Z>
@@ -16,7 +16,8 @@
 //! | `stored` | `sha256 <64 lowercase hex>`, `size <decimal bytes>`, `kind <dictionary or text>`, `format <serialization>` (`time` is when the item began to arrive) |
 //! | `deleted` | `credential <who>`, `address <from where>` |
 //! | `expired` | `rule <the retention rule that expired it>` |
-//! | `aborted` | none: a `stored` leaf whose item was never acknowledged (a crash came between the leaf and the item) |
+//! | `aborted` | none: the item of an earlier `stored` leaf was never committed (its commit failed, or a crash came between the leaf and the item) |
+//! | `kept` | none: the delete of an earlier `deleted` or `expired` leaf did not happen; the item is still stored |
 //! | `read` | `what <content or metadata>`, `credential <who>`, `address <from where>` |
 //! | `hold`, `release` | `credential <who>`, `address <from where>` |
 //!
@@ -41,6 +42,8 @@ pub enum Event {
     Expired,
     /// A `stored` leaf's item was never committed.
     Aborted,
+    /// A `deleted` or `expired` leaf's delete did not happen.
+    Kept,
     /// An item's content or metadata was read through the admin API.
     Read,
     /// An item was put on legal hold.
@@ -58,6 +61,7 @@ impl Event {
             Event::Deleted => "deleted",
             Event::Expired => "expired",
             Event::Aborted => "aborted",
+            Event::Kept => "kept",
             Event::Read => "read",
             Event::Hold => "hold",
             Event::Release => "release",
@@ -70,7 +74,7 @@ impl Event {
             Event::Stored => &["sha256", "size", "kind", "format"],
             Event::Deleted | Event::Hold | Event::Release => &["credential", "address"],
             Event::Expired => &["rule"],
-            Event::Aborted => &[],
+            Event::Aborted | Event::Kept => &[],
             Event::Read => &["what", "credential", "address"],
         }
     }
@@ -81,6 +85,7 @@ impl Event {
             Event::Deleted,
             Event::Expired,
             Event::Aborted,
+            Event::Kept,
             Event::Read,
             Event::Hold,
             Event::Release,
@@ -143,6 +148,12 @@ impl Entry {
     #[must_use]
     pub fn aborted(id: &str, time: &str) -> Self {
         Self::build(Event::Aborted, id, &[], time)
+    }
+
+    /// A `deleted` or `expired` leaf whose delete did not happen.
+    #[must_use]
+    pub fn kept(id: &str, time: &str) -> Self {
+        Self::build(Event::Kept, id, &[], time)
     }
 
     /// An item's `what` (`content` or `metadata`) read by `by`.
@@ -307,6 +318,7 @@ mod tests {
             Entry::deleted(ID, &actor(), TIME),
             Entry::expired(ID, "dict=30d", TIME),
             Entry::aborted(ID, TIME),
+            Entry::kept(ID, TIME),
             Entry::read(ID, "content", &actor(), TIME),
             Entry::hold(ID, true, &actor(), TIME),
             Entry::hold(ID, false, &actor(), TIME),

@@ -52,6 +52,7 @@ async fn graceful_shutdown_ends_open_event_streams() {
         metrics_public: false,
         rate_limit: Default::default(),
         retention: Default::default(),
+        notary: None,
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -58,6 +58,7 @@ impl TestApp {
             metrics_public: setup.metrics_public,
             rate_limit: Default::default(),
             retention: setup.retention,
+            notary: None,
         };
         TestApp {
             store,

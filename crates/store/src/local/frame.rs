@@ -6,7 +6,7 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 0..4 | magic `FRYL` |
-//! | 4 | kind: 1 = sealed record, 2 = tombstone |
+//! | 4 | kind: 1 = sealed record, 2 = tombstone, 3 = leaf (only in `ledger/`) |
 //! | 5 | format: 1 = bound to its place (0 in stores of the first version) |
 //! | 6..8 | zero |
 //! | 8..12 | payload length, u32 little-endian |
@@ -46,6 +46,9 @@ const UNBOUND: u8 = 0;
 pub(crate) enum Kind {
     Record = 1,
     Tombstone = 2,
+    /// A leaf of the store's log (see [`ledger`](super::ledger)): its payload
+    /// is the leaf's text.
+    Leaf = 3,
 }
 
 /// The outcome of reading a frame at some offset of a segment.
@@ -157,6 +160,7 @@ pub(crate) fn parse(data: &[u8], at: usize, origin: Origin) -> Parsed {
     let kind = match header[4] {
         1 => Kind::Record,
         2 => Kind::Tombstone,
+        3 => Kind::Leaf,
         _ => return Parsed::Invalid,
     };
     let len = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize;

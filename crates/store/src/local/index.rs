@@ -126,6 +126,20 @@ impl Index {
             .collect()
     }
 
+    /// The ids of the listed items, oldest first.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = ItemId> + '_ {
+        self.items.keys().copied()
+    }
+
+    /// Records the index of item `id`'s `stored` leaf.
+    pub(crate) fn set_log_index(&mut self, id: ItemId, index: u64) {
+        match self.items.get_mut(&id) {
+            Some(Stored::Packed(p)) => p.log_index = Some(index),
+            Some(Stored::Whole(e)) => e.meta.log_index = Some(index),
+            None => {}
+        }
+    }
+
     /// Where item `id` is, if listed.
     pub(crate) fn location(&self, id: ItemId) -> Option<Location> {
         self.items.get(&id).map(Stored::location)
@@ -166,6 +180,7 @@ struct Packed {
     sha256: [u8; 32],
     key_id: PackedKey,
     location: Location,
+    log_index: Option<u64>,
 }
 
 /// The key an item is sealed with: a storage key (shared by every item sealed
@@ -211,6 +226,7 @@ impl Stored {
             sha256,
             key_id,
             location,
+            log_index: meta.log_index,
         }))
     }
 
@@ -233,6 +249,7 @@ impl Stored {
                         PackedKey::Data(at) => at.id(),
                     },
                     held: false,
+                    log_index: packed.log_index,
                 },
                 location: packed.location,
             },

@@ -58,8 +58,8 @@ const PREPARE_CHUNK: usize = 2 << 20;
 
 static ZEROS: [u8; PREPARE_CHUNK] = [0; PREPARE_CHUNK];
 
-/// Where an appended frame landed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where an appended frame landed. Positions order as the log does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Position {
     /// Segment number.
     pub segment: u32,
@@ -78,6 +78,10 @@ pub(crate) fn segment_number(name: &str) -> Option<u32> {
     (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())?
 }
+
+/// Told of every group once it is durable, before any of its requests is
+/// answered: the segment, the group's offset in it, and its frames' bytes.
+pub(crate) type OnDurable = Box<dyn FnMut(u32, u64, &[u8]) + Send>;
 
 struct Request {
     frames: Vec<Unsealed>,
@@ -124,6 +128,7 @@ impl Log {
         ends: HashMap<u32, u64>,
         segment_size: u64,
         seam: Seam,
+        on_durable: Option<OnDurable>,
     ) -> Result<Log, StoreError> {
         let path = segment_path(&dir, current);
         let file = OpenOptions::new()
@@ -145,6 +150,7 @@ impl Log {
             segment_size,
             failed: None,
             seam,
+            on_durable,
         };
         let thread = std::thread::Builder::new()
             .name("ferry-store-log".into())
@@ -223,6 +229,7 @@ struct Committer {
     segment_size: u64,
     failed: Option<String>,
     seam: Seam,
+    on_durable: Option<OnDurable>,
 }
 
 impl Committer {
@@ -254,6 +261,9 @@ impl Committer {
             }
             match self.commit(&mut group, &mut buffer) {
                 Ok(positions) => {
+                    if let (Some(tell), Some(first)) = (&mut self.on_durable, positions.first()) {
+                        tell(first.segment, first.offset, &buffer);
+                    }
                     for (request, position) in group.drain(..).zip(positions) {
                         let _ = request.reply.send(Ok(position));
                     }

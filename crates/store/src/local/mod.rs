@@ -11,6 +11,9 @@
 //!   tmp/          <id>.part: large items being received (emptied on open)
 //!   holds         the ids of the items on legal hold, sorted, one a line (absent
 //!                 until the first hold); replaced whole through holds.new
+//!   ledger/       NNNNNNNN.log: the store's log of what happens to items, one
+//!                 leaf a frame; checkpoint: the last signed checkpoint saved
+//!                 (see [`ledger`])
 //! ```
 //!
 //! Guarantees:
@@ -54,6 +57,10 @@
 //!   A change of holds returns once the new `holds` file is durable (written to
 //!   `holds.new`, fsynced, renamed, the directory fsynced); a failed one changes
 //!   nothing (see [`holds`]).
+//! - With a log ([`LocalOptions::ledger`]), an item's `stored` leaf is durable
+//!   before its commit returns (its group commit runs beside the record's), a
+//!   delete's leaf before its key is destroyed, a hold's leaf after the change
+//!   (see [`ledger`]).
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
 //! - A commit or delete, once begun, runs to completion in a task of its own even
@@ -76,6 +83,7 @@ mod fsutil;
 mod holds;
 mod index;
 mod keys;
+mod ledger;
 mod log;
 mod maintain;
 mod read;
@@ -99,14 +107,47 @@ use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::holds::Holds;
 use self::index::{Entry, Index, Location};
 use self::keys::{KeyRef, KeyStore};
+use self::ledger::{LocalLedger, reconcile};
 use self::log::Log;
 use self::maintain::maintain_log;
 use self::reclaim::Segments;
 use self::seam::{Seam, Step};
 use self::writer::LocalWriter;
 use crate::{
-    ContentStream, ItemId, ItemMeta, ItemWriter, ListQuery, NewItem, Page, Store, StoreError,
+    Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
+    StoreError,
 };
+use ferry_tlog::Actor;
+
+/// The store's log rotates its segments at this size.
+const LEDGER_SEGMENT_SIZE: u64 = 16 << 20;
+
+/// Leaves appended with one request while catching up at open.
+const CATCH_UP_BATCH: usize = 4096;
+
+/// Appends the leaves [`reconcile`] planned, and records the indices of the
+/// `stored` ones among them.
+async fn catch_up(
+    ledger: &LocalLedger,
+    shared: &Shared,
+    plan: Vec<(Option<ItemId>, ferry_tlog::Entry)>,
+) -> Result<(), StoreError> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(leaves = plan.len(), "bringing the store's log up to date with its items");
+    for batch in plan.chunks(CATCH_UP_BATCH) {
+        let entries = batch.iter().map(|(_, entry)| entry.clone()).collect();
+        let first = ledger.append_all(entries).await?;
+        let mut index = shared.index_mut();
+        for (offset, (id, _)) in batch.iter().enumerate() {
+            if let Some(id) = id {
+                index.set_log_index(*id, first + offset as u64);
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Committed items buffered for slow subscribers.
 const EVENT_BUFFER: usize = 4096;
@@ -131,6 +172,10 @@ pub struct LocalOptions {
     /// Data keys per key file: a new file of fresh keys (128 bytes each) is
     /// written whenever the last one is used up.
     pub key_file_slots: u32,
+    /// Keep a tamper-evident log of what happens to items (see
+    /// [`Ledger`](crate::Ledger)). A store opened without it appends nothing
+    /// to a log it has; the next open with it brings the log up to date.
+    pub ledger: bool,
 }
 
 impl Default for LocalOptions {
@@ -141,6 +186,7 @@ impl Default for LocalOptions {
             segment_size: 64 << 20,
             allow_missing_keys: false,
             key_file_slots: 16_384,
+            ledger: true,
         }
     }
 }
@@ -153,6 +199,7 @@ pub(crate) struct Paths {
     pub items: PathBuf,
     pub keys: PathBuf,
     pub tmp: PathBuf,
+    pub ledger: PathBuf,
 }
 
 impl Paths {
@@ -163,6 +210,7 @@ impl Paths {
             items: root.join("items"),
             keys: root.join("keys"),
             tmp: root.join("tmp"),
+            ledger: root.join("ledger"),
         }
     }
 
@@ -194,6 +242,8 @@ pub(crate) struct Shared {
     pub items_sync: GroupSync,
     /// The items on legal hold.
     holds: Holds,
+    /// The store's log, if it keeps one.
+    pub ledger: Option<Arc<LocalLedger>>,
     /// Every file operation goes through it (see [`seam`]).
     pub seam: Seam,
     /// The segments below this one hold frames of the first version.
@@ -306,9 +356,19 @@ impl LocalStore {
                 recovered.ends,
                 options.segment_size,
                 seam.clone(),
+                None,
             )?;
             let items_sync = GroupSync::new(paths.items.clone(), seam.clone());
             let holds = Holds::load(&paths.root, &seam)?;
+            let (ledger, plan) = if options.ledger {
+                create_private_dir(&seam, &paths.ledger)?;
+                let (ledger, known) =
+                    LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam)?;
+                let plan = reconcile(&known, &mut recovered.index, keep_everything);
+                (Some(Arc::new(ledger)), plan)
+            } else {
+                (None, Vec::new())
+            };
             let shared = Shared {
                 paths,
                 keys,
@@ -321,16 +381,20 @@ impl LocalStore {
                 keep_everything,
                 items_sync,
                 holds,
+                ledger,
                 seam,
                 bound_from: recovered.bound_from,
                 events: broadcast::channel(EVENT_BUFFER).0,
                 _lock: lock,
             };
-            Ok::<_, StoreError>((shared, key_use))
+            Ok::<_, StoreError>((shared, key_use, plan))
         })
         .await
         .map_err(joined)??;
-        let (shared, key_use) = shared;
+        let (shared, key_use, plan) = shared;
+        if let Some(ledger) = &shared.ledger {
+            catch_up(ledger, &shared, plan).await?;
+        }
         shared.keys.settle(key_use).await?;
         let shared = Arc::new(shared);
         maintain_log(&shared, None).await;
@@ -382,19 +446,31 @@ impl Store for LocalStore {
         Ok(opened.map(|(meta, stream)| (self.shared.marked(meta), stream)))
     }
 
-    async fn set_hold(&self, id: ItemId, held: bool) -> Result<Option<ItemMeta>, StoreError> {
+    async fn set_hold_as(
+        &self,
+        id: ItemId,
+        held: bool,
+        by: &Actor,
+    ) -> Result<Option<ItemMeta>, StoreError> {
         // A task of its own, like a delete: memory always agrees with the file.
-        tokio::spawn(set_hold(self.shared.clone(), id, held))
+        tokio::spawn(set_hold(self.shared.clone(), id, held, by.clone()))
             .await
             .map_err(joined)?
     }
 
-    async fn delete(&self, id: ItemId) -> Result<bool, StoreError> {
+    async fn delete_as(&self, id: ItemId, cause: &Cause) -> Result<bool, StoreError> {
         // A task of its own, so that a delete completes even if the caller stops
         // waiting: the index never disagrees with the disk.
-        tokio::spawn(delete(self.shared.clone(), id))
+        tokio::spawn(delete(self.shared.clone(), id, cause.clone()))
             .await
             .map_err(joined)?
+    }
+
+    fn ledger(&self) -> Option<Arc<dyn Ledger>> {
+        self.shared
+            .ledger
+            .clone()
+            .map(|ledger| ledger as Arc<dyn Ledger>)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ItemMeta> {
@@ -407,9 +483,30 @@ impl Store for LocalStore {
 }
 
 /// Deletes an item durably (see [`Store::delete`]).
-async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
+async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, StoreError> {
     // Refused if held; and no hold changes until this delete is done.
     let _unheld = shared.holds.unheld(id).await?;
+    if shared.entry(id).is_none() {
+        return Ok(false);
+    }
+    // The log says so first; if the delete then does not happen, it says that too.
+    if let Some(ledger) = &shared.ledger {
+        ledger.append_all(vec![cause.entry(&id.to_string())]).await?;
+    }
+    let result = delete_logged(&shared, id).await;
+    if let (Some(ledger), Err(_)) = (&shared.ledger, &result)
+        && shared.entry(id).is_some()
+    {
+        let kept = ferry_tlog::Entry::kept(&id.to_string(), &crate::now());
+        if let Err(err) = ledger.append_all(vec![kept]).await {
+            tracing::error!(%id, %err, "cannot log that a failed delete kept the item");
+        }
+    }
+    result
+}
+
+/// The delete itself, once its leaf is durable.
+async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     // A logged item is unlisted and its tombstone appended under the append gate,
     // so that no compaction copies it in between: a copy the index does not know
     // of would come back after a restart.
@@ -480,12 +577,17 @@ async fn set_hold(
     shared: Arc<Shared>,
     id: ItemId,
     held: bool,
+    by: Actor,
 ) -> Result<Option<ItemMeta>, StoreError> {
     let listed = |id: ItemId| shared.index().location(id).is_some();
     let found = shared
         .holds
         .set(id, held, &shared.seam, listed, shared.keep_everything)
         .await?;
+    if let (Some(ledger), true) = (&shared.ledger, found) {
+        let entry = ferry_tlog::Entry::hold(&id.to_string(), held, &by, &crate::now());
+        ledger.append_all(vec![entry]).await?;
+    }
     Ok(found
         .then(|| shared.entry(id))
         .flatten()

@@ -347,7 +347,7 @@ fn write_format(paths: &Paths, from: u32, seam: &Seam) -> Result<(), StoreError>
 }
 
 /// Cuts the torn tail of the last segment at `at`, durably.
-fn cut_tail(path: &Path, at: u64, seam: &Seam) -> Result<(), StoreError> {
+pub(crate) fn cut_tail(path: &Path, at: u64, seam: &Seam) -> Result<(), StoreError> {
     let file = OpenOptions::new()
         .write(true)
         .open(path)
@@ -359,7 +359,7 @@ fn cut_tail(path: &Path, at: u64, seam: &Seam) -> Result<(), StoreError> {
 }
 
 /// The segment numbers in `dir`, in order.
-fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
     let mut numbers = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("reading directory", dir))? {
         let entry = entry.map_err(io_err("reading directory", dir))?;
@@ -466,6 +466,14 @@ fn scan_segment(
                         tracing::warn!(path = %path.display(), offset = at, "malformed tombstone ignored")
                     }
                 }
+                at = end;
+            }
+            Parsed::Frame {
+                kind: Kind::Leaf,
+                end,
+                ..
+            } => {
+                tracing::warn!(path = %path.display(), offset = at, "a leaf of the store's log among the items' frames ignored");
                 at = end;
             }
             Parsed::Invalid => match frame::resync(&data, at, origin) {

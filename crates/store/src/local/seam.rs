@@ -100,6 +100,9 @@ pub(crate) enum Step {
     RenameHolds,
     /// Setting a hold: fsyncing the store's directory after the rename.
     SyncHoldsDir,
+    /// Saving a signed checkpoint of the store's log: writing and fsyncing
+    /// `ledger/checkpoint.new`, renaming it, fsyncing `ledger/`.
+    WriteCheckpoint,
 }
 
 /// What a test puts in the seam.

@@ -69,6 +69,7 @@ impl LocalWriter {
         let meta_of =
             move |sha256, key_id| ItemMeta::new(id, item, received_at, size, sha256, key_id);
         let mut _gate = None;
+        let leaf_failed;
         let (meta, location) = match state {
             State::Inline(plaintext) => {
                 let key = shared.keys.allocate().await?;
@@ -82,7 +83,21 @@ impl LocalWriter {
                 let len = (frame.len() - HEADER_LEN) as u64;
                 // Until published: no reclaim pass may run between the two.
                 _gate = Some(shared.append_gate.read().await);
-                let at = shared.log.append(vec![frame]).await?;
+                // The record and its leaf, each in a group commit of its own,
+                // at the same time.
+                let (at, leaf) = tokio::join!(
+                    shared.log.append(vec![frame]),
+                    append_leaf(&shared, &meta)
+                );
+                let at = match at {
+                    Ok(at) => at,
+                    Err(err) => {
+                        abort_leaf(&shared, &meta, leaf).await;
+                        return Err(err);
+                    }
+                };
+                let (meta, failed) = with_leaf(meta, leaf);
+                leaf_failed = failed;
                 (
                     meta,
                     Location::Log {
@@ -92,7 +107,13 @@ impl LocalWriter {
                     },
                 )
             }
-            State::Spilled(spill) => (spill.commit(meta_of).await?, Location::File),
+            State::Spilled(spill) => {
+                let meta = spill.commit(meta_of).await?;
+                let leaf = append_leaf(&shared, &meta).await;
+                let (meta, failed) = with_leaf(meta, leaf);
+                leaf_failed = failed;
+                (meta, Location::File)
+            }
             State::Failed => {
                 return Err(StoreError::spent());
             }
@@ -101,7 +122,10 @@ impl LocalWriter {
             meta: meta.clone(),
             location,
         });
-        Ok(meta)
+        match leaf_failed {
+            None => Ok(meta),
+            Some(err) => Err(err),
+        }
     }
 
     async fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
@@ -146,6 +170,40 @@ impl ItemWriter for LocalWriter {
         // A task of its own: once begun, a commit completes (and lists the item)
         // even if the caller stops waiting, so the index never lags the disk.
         tokio::spawn(self.seal_and_store()).await.map_err(joined)?
+    }
+}
+
+/// Appends an item's `stored` leaf, if the store keeps a log.
+async fn append_leaf(shared: &Shared, meta: &ItemMeta) -> Option<Result<u64, StoreError>> {
+    let ledger = shared.ledger.as_ref()?;
+    Some(ledger.append_all(vec![crate::stored_entry(meta)]).await)
+}
+
+/// After a record that failed: says in the log that its `stored` leaf's item
+/// never came (if the leaf went in; else recovery says it at the next open).
+async fn abort_leaf(shared: &Shared, meta: &ItemMeta, leaf: Option<Result<u64, StoreError>>) {
+    if let (Some(ledger), Some(Ok(_))) = (&shared.ledger, leaf) {
+        let aborted = ferry_tlog::Entry::aborted(&meta.id.to_string(), &crate::now());
+        if let Err(err) = ledger.append_all(vec![aborted]).await {
+            tracing::error!(id = %meta.id, %err, "cannot log that a commit failed");
+        }
+    }
+}
+
+/// The metadata of a durable record with its leaf index, and the error of its
+/// leaf if that failed. The item is listed either way (it is on disk, and the
+/// next open would list it and append its leaf); its commit then fails.
+fn with_leaf(
+    mut meta: ItemMeta,
+    leaf: Option<Result<u64, StoreError>>,
+) -> (ItemMeta, Option<StoreError>) {
+    match leaf {
+        Some(Ok(index)) => {
+            meta.log_index = Some(index);
+            (meta, None)
+        }
+        Some(Err(err)) => (meta, Some(err)),
+        None => (meta, None),
     }
 }
 

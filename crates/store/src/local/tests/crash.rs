@@ -9,7 +9,9 @@
 //! reopened, checked, a power loss strikes, and it is reopened and checked again:
 //! every acknowledged item reads back whole, no deleted item is listed (and its
 //! data key stays destroyed, so no copy of it reads either), and every
-//! item listed is whole and one that was written.
+//! item listed is whole and one that was written. The store's log agrees: its
+//! leaves read back as the tree in memory has them, every listed item's
+//! `stored` leaf is its own, and every deleted item's delete is logged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,8 +23,9 @@ use futures::StreamExt;
 use super::super::LocalStore;
 use super::super::faults::{Action, Faults};
 use super::super::seam::Step;
-use super::{content, open, put, read, segment, tempdir};
-use crate::{ItemId, ListQuery, Store, StoreError};
+use super::{content, open_logged as open, put, read, segment, tempdir};
+use crate::{ItemId, Ledger as _, ListQuery, Store, StoreError, stored_entry};
+use ferry_tlog::Event;
 
 /// What the store told the scenario.
 #[derive(Debug, Default)]
@@ -400,6 +403,7 @@ async fn check(store: &LocalStore, ledger: &Ledger, what: &str) {
             key.map(|k| k.id().to_owned())
         );
     }
+    check_log(store, ledger, what).await;
     for meta in store.list(&ListQuery::default()).await.unwrap().items {
         let data = read(store, meta.id)
             .await
@@ -412,6 +416,29 @@ async fn check(store: &LocalStore, ledger: &Ledger, what: &str) {
             known,
             "{what}: {} is listed but was never written whole",
             meta.id
+        );
+    }
+}
+
+/// The store's log: its leaves on disk are the tree's, each listed item's
+/// `stored` leaf is its own, and each deleted item's delete is logged after it.
+async fn check_log(store: &LocalStore, ledger: &Ledger, what: &str) {
+    let log = store.shared.ledger.as_ref().expect("opened with a log");
+    let rescan = log.rescan(0).await.unwrap();
+    assert!(rescan.problems.is_empty(), "{what}: {:?}", rescan.problems);
+    let leaves = log.leaves(0, usize::MAX).await.unwrap();
+    assert_eq!(leaves.len() as u64, log.size(), "{what}");
+    for meta in store.list(&ListQuery::default()).await.unwrap().items {
+        let index = meta.log_index.unwrap_or_else(|| panic!("{what}: {} has no leaf", meta.id));
+        assert_eq!(leaves[index as usize].1, stored_entry(&meta), "{what}: {}", meta.id);
+    }
+    for id in &ledger.deleted {
+        let text = id.to_string();
+        let stored = leaves.iter().position(|(_, e)| e.id() == text && e.event() == Event::Stored);
+        let deleted = leaves.iter().rposition(|(_, e)| e.id() == text && e.event() == Event::Deleted);
+        assert!(
+            matches!((stored, deleted), (Some(s), Some(d)) if s < d),
+            "{what}: the delete of {id} is not logged after its leaf"
         );
     }
 }

@@ -19,11 +19,15 @@ use super::faults::Faults;
 use super::seam::Seam;
 use crate::{ItemId, ItemMeta, LocalOptions, NewItem, Store, StoreError};
 
-/// Small segments and a small inline limit, so that a few items exercise every path.
+/// Small segments and a small inline limit, so that a few items exercise every
+/// path. Without the store's log: these tests count the steps of the items' log,
+/// which the ledger's would share (the crash scenarios open with it,
+/// [`open_logged`]).
 pub(super) fn options() -> LocalOptions {
     LocalOptions {
         segment_size: 64 << 10,
         inline_max: 16 << 10,
+        ledger: false,
         ..LocalOptions::default()
     }
 }
@@ -46,6 +50,20 @@ pub(super) async fn open(
 ) -> Result<Arc<LocalStore>, StoreError> {
     let keyring = Keyring::new(key.clone(), vec![]);
     LocalStore::open_with(dir, keyring, options(), Seam::with(faults.clone())).await
+}
+
+/// [`open`] with the store's log.
+pub(super) async fn open_logged(
+    dir: &Path,
+    key: &StorageKey,
+    faults: &Arc<Faults>,
+) -> Result<Arc<LocalStore>, StoreError> {
+    let keyring = Keyring::new(key.clone(), vec![]);
+    let options = LocalOptions {
+        ledger: true,
+        ..options()
+    };
+    LocalStore::open_with(dir, keyring, options, Seam::with(faults.clone())).await
 }
 
 /// Deterministic content of `len` bytes.

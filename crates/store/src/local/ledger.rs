@@ -1,0 +1,458 @@
+//! The local store's [`Ledger`]: leaves as frames of kind `Leaf` in segments of
+//! their own, `ledger/NNNNNNNN.log`, appended by a second group committer (the
+//! same [`Log`] as the items', so with the same prepared space, one `fdatasync`
+//! per group, and the same handling of failures). A leaf's index is its place
+//! in the ledger's segments; nothing in them is ever compacted or removed.
+//!
+//! An item's `stored` leaf is appended beside its record (the two group
+//! commits run at the same time, see [`writer`](super::writer)), so a crash
+//! can keep one without the other; [`reconcile`] brings the two in line at
+//! open. `ledger/checkpoint` holds the last signed checkpoint the server saved
+//! (replaced whole: temporary file, fsync, rename, fsync of `ledger/`).
+//!
+//! In memory: the tree (about 36 bytes a leaf) and each leaf's place (16 bytes).
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use ferry_tlog::{Entry, Event, Hash, ProofError, Tree};
+
+use super::file::joined;
+use super::frame::{self, HEADER_LEN, Kind, Origin, Parsed, Unsealed};
+use super::fsutil::{create_private_file, io_err, sync_dir};
+use super::log::{Log, OnDurable, Position, SegmentEnd, segment_path};
+use super::recover::{cut_tail, list_segments};
+use super::seam::{Seam, Step};
+use crate::ledger::{Ledger, Rescan, now, stored_entry};
+use super::index::Index;
+use crate::{ItemId, StoreError};
+
+const CHECKPOINT: &str = "checkpoint";
+
+/// The tree and where each leaf is.
+#[derive(Debug, Default)]
+struct State {
+    tree: Tree,
+    places: Vec<Position>,
+}
+
+impl State {
+    /// Takes in the leaves of a durable group (see [`OnDurable`]).
+    fn take_group(&mut self, segment: u32, offset: u64, bytes: &[u8]) {
+        let origin = Origin {
+            segment,
+            offset,
+            unbound: false,
+        };
+        let mut at = 0;
+        while let Parsed::Frame { payload, end, .. } = frame::parse(bytes, at, origin) {
+            self.tree.append(&bytes[payload]);
+            self.places.push(Position {
+                segment,
+                offset: offset + at as u64,
+            });
+            at = end;
+        }
+    }
+}
+
+/// What reading the ledger's segments found.
+struct Scan {
+    state: State,
+    /// Per item: the index of its `stored` leaf, and whether a later leaf says
+    /// it is gone (deleted, expired, aborted; `kept` says it is back).
+    items: HashMap<ItemId, (u64, bool)>,
+    problems: Vec<String>,
+    /// The last segment, where the log ends in it, and where to cut a torn tail.
+    last: Option<(u32, SegmentEnd, Option<u64>)>,
+    ends: HashMap<u32, u64>,
+}
+
+/// The local store's log of what happens to items.
+pub(crate) struct LocalLedger {
+    dir: PathBuf,
+    log: Log,
+    state: Arc<Mutex<State>>,
+    problems: Vec<String>,
+    seam: Seam,
+}
+
+impl std::fmt::Debug for LocalLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalLedger")
+            .field("dir", &self.dir)
+            .field("size", &self.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The items the ledger knows of, for [`reconcile`].
+pub(crate) type Known = HashMap<ItemId, (u64, bool)>;
+
+impl LocalLedger {
+    /// Opens (creating it) the ledger in `dir`: reads every leaf, cuts a torn
+    /// tail, starts the committer. Returns what it knows of each item.
+    pub(crate) fn open(
+        dir: &Path,
+        segment_size: u64,
+        seam: &Seam,
+    ) -> Result<(LocalLedger, Known), StoreError> {
+        let scan = scan(dir, seam)?;
+        for problem in &scan.problems {
+            tracing::error!(%problem, "the store's log is damaged");
+        }
+        let (segment, end) = match scan.last {
+            Some((segment, end, None)) => (segment, end),
+            Some((segment, _, Some(at))) => {
+                tracing::warn!(segment, offset = at, "cutting the torn tail of the store's log");
+                cut_tail(&segment_path(dir, segment), at, seam)?;
+                (segment, SegmentEnd { len: at, size: at })
+            }
+            None => {
+                let path = segment_path(dir, 0);
+                drop(create_private_file(seam, Step::CreateFirstSegment, &path)?);
+                sync_dir(seam, Step::SyncSegments, dir)?;
+                (0, SegmentEnd { len: 0, size: 0 })
+            }
+        };
+        let state = Arc::new(Mutex::new(scan.state));
+        let shared = state.clone();
+        let on_durable: OnDurable = Box::new(move |segment, offset, bytes| {
+            lock(&shared).take_group(segment, offset, bytes);
+        });
+        let log = Log::start(
+            dir.to_owned(),
+            segment,
+            end,
+            scan.ends,
+            segment_size,
+            seam.clone(),
+            Some(on_durable),
+        )?;
+        let ledger = LocalLedger {
+            dir: dir.to_owned(),
+            log,
+            state,
+            problems: scan.problems,
+            seam: seam.clone(),
+        };
+        Ok((ledger, scan.items))
+    }
+
+    /// Appends leaves, one after the other; the index of the first, once they
+    /// are durable.
+    pub(crate) async fn append_all(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
+        let frames = entries
+            .iter()
+            .map(|entry| {
+                let mut bytes = frame::start();
+                bytes.extend_from_slice(entry.as_bytes());
+                Unsealed::new(Kind::Leaf, bytes)
+            })
+            .collect();
+        let at = self.log.append(frames).await?;
+        let state = lock(&self.state);
+        let index = state
+            .places
+            .binary_search(&at)
+            .expect("a durable group is taken in before it is answered");
+        Ok(index as u64)
+    }
+
+    fn tree<T>(&self, f: impl FnOnce(&Tree) -> Result<T, ProofError>) -> Result<T, StoreError> {
+        f(&lock(&self.state).tree).map_err(|err| StoreError::InvalidLogRequest(err.to_string()))
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Brings the log in line with the items recovery listed (see the module
+/// docs): sets each listed item's `log_index` that has a leaf, and returns the
+/// leaves to append, each with the item whose `stored` leaf it is. `blind`:
+/// some records could not be read, so an unlisted item may exist; no `aborted`
+/// leaf is written then.
+pub(crate) fn reconcile(
+    known: &Known,
+    index: &mut Index,
+    blind: bool,
+) -> Vec<(Option<ItemId>, Entry)> {
+    let mut appends = Vec::new();
+    let mut late = Vec::new();
+    let ids: Vec<ItemId> = index.ids().collect();
+    for &id in &ids {
+        match known.get(&id) {
+            Some(&(leaf, gone)) => {
+                index.set_log_index(id, leaf);
+                if gone {
+                    appends.push((None, Entry::kept(&id.to_string(), &now())));
+                }
+            }
+            // No leaf: a crash came between the two, or the store was written
+            // before it kept a log. Oldest first, as `ids` are.
+            None => late.push(id),
+        }
+    }
+    for id in late {
+        if let Some(entry) = index.get(id) {
+            appends.push((Some(id), stored_entry(&entry.meta)));
+        }
+    }
+    if !blind {
+        let mut aborted: Vec<ItemId> = known
+            .iter()
+            .filter(|(id, (_, gone))| !gone && ids.binary_search(id).is_err())
+            .map(|(id, _)| *id)
+            .collect();
+        aborted.sort_unstable();
+        for id in aborted {
+            appends.push((None, Entry::aborted(&id.to_string(), &now())));
+        }
+    }
+    appends
+}
+
+#[async_trait::async_trait]
+impl Ledger for LocalLedger {
+    async fn append(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
+        self.append_all(entries).await
+    }
+
+    fn size(&self) -> u64 {
+        lock(&self.state).tree.len()
+    }
+
+    fn root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.tree(|tree| tree.root_at(size))
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.tree(|tree| tree.inclusion_proof(index, size))
+    }
+
+    fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        self.tree(|tree| tree.consistency_proof(from, to))
+    }
+
+    async fn leaves(&self, from: u64, limit: usize) -> Result<Vec<(u64, Entry)>, StoreError> {
+        let places: Vec<(u64, Position)> = {
+            let state = lock(&self.state);
+            let start = usize::try_from(from).unwrap_or(usize::MAX).min(state.places.len());
+            let end = start.saturating_add(limit).min(state.places.len());
+            (start..end).map(|i| (i as u64, state.places[i])).collect()
+        };
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || read_leaves(&dir, &places))
+            .await
+            .map_err(joined)?
+    }
+
+    async fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        let path = self.dir.join(CHECKPOINT);
+        match tokio::fs::read_to_string(&path).await {
+            Ok(note) => Ok(Some(note)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(StoreError::io("reading", path, err)),
+        }
+    }
+
+    async fn save_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        let (dir, seam, note) = (self.dir.clone(), self.seam.clone(), note.to_owned());
+        tokio::task::spawn_blocking(move || write_checkpoint(&dir, &seam, &note))
+            .await
+            .map_err(joined)?
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.problems.clone()
+    }
+
+    async fn rescan(&self, size: u64) -> Result<Rescan, StoreError> {
+        let (dir, seam) = (self.dir.clone(), self.seam.clone());
+        let scan = tokio::task::spawn_blocking(move || scan(&dir, &seam))
+            .await
+            .map_err(joined)??;
+        let mut problems = scan.problems;
+        let fresh = &scan.state.tree;
+        let (len, root) = {
+            let state = lock(&self.state);
+            (state.tree.len(), state.tree.root_at(fresh.len().min(state.tree.len())))
+        };
+        // Leaves appended since the scan read their segment are not a problem.
+        if fresh.len() > len {
+            problems.push(format!(
+                "the disk holds {} leaves, more than the {len} in memory",
+                fresh.len()
+            ));
+        } else if root.ok() != Some(fresh.root()) {
+            problems.push(format!(
+                "the {} leaves on disk are not those in memory (their root differs)",
+                fresh.len()
+            ));
+        }
+        Ok(Rescan {
+            size: fresh.len(),
+            root_at: fresh.root_at(size).ok(),
+            problems,
+        })
+    }
+}
+
+/// Reads the leaves at `places`, each checked as a frame and as a leaf.
+fn read_leaves(dir: &Path, places: &[(u64, Position)]) -> Result<Vec<(u64, Entry)>, StoreError> {
+    let mut files: HashMap<u32, File> = HashMap::new();
+    let mut leaves = Vec::with_capacity(places.len());
+    for &(index, at) in places {
+        let path = segment_path(dir, at.segment);
+        let file = match files.entry(at.segment) {
+            std::collections::hash_map::Entry::Occupied(file) => file.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(File::open(&path).map_err(io_err("opening", &path))?)
+            }
+        };
+        let mut header = [0; HEADER_LEN];
+        file.read_exact_at(&mut header, at.offset)
+            .map_err(io_err("reading", &path))?;
+        let len = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
+        let mut bytes = vec![0; HEADER_LEN + len.min(frame::MAX_PAYLOAD)];
+        file.read_exact_at(&mut bytes, at.offset)
+            .map_err(io_err("reading", &path))?;
+        let origin = Origin {
+            segment: at.segment,
+            offset: at.offset,
+            unbound: false,
+        };
+        let damaged = || StoreError::LogDamaged(format!("leaf {index} cannot be read back"));
+        let Parsed::Frame { payload, .. } = frame::parse(&bytes, 0, origin) else {
+            return Err(damaged());
+        };
+        leaves.push((index, Entry::parse(&bytes[payload]).map_err(|_| damaged())?));
+    }
+    Ok(leaves)
+}
+
+/// Reads every leaf in `dir` (creating it if needed).
+fn scan(dir: &Path, seam: &Seam) -> Result<Scan, StoreError> {
+    let segments = list_segments(dir)?;
+    let mut scan = Scan {
+        state: State::default(),
+        items: HashMap::new(),
+        problems: Vec::new(),
+        last: None,
+        ends: HashMap::new(),
+    };
+    for (i, &number) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let path = segment_path(dir, number);
+        let data = seam
+            .run(Step::ReadSegment, &path, || fs::read(&path))
+            .map_err(io_err("reading the store's log segment", &path))?;
+        let size = data.len() as u64;
+        let content = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let origin = Origin {
+            segment: number,
+            offset: 0,
+            unbound: false,
+        };
+        let mut at = 0;
+        let mut torn = None;
+        while at < content {
+            match frame::parse(&data, at, origin) {
+                Parsed::Frame {
+                    kind: Kind::Leaf,
+                    payload,
+                    end,
+                } => {
+                    take_leaf(&mut scan, &data[payload], number, at as u64);
+                    at = end;
+                }
+                Parsed::Frame { end, .. } => {
+                    scan.problems.push(format!(
+                        "segment {number}, offset {at}: a frame that is not a leaf"
+                    ));
+                    at = end;
+                }
+                Parsed::Invalid => match frame::resync(&data, at, origin) {
+                    Some(next) => {
+                        scan.problems.push(format!(
+                            "segment {number}, offset {at}: {} damaged bytes where a leaf should be",
+                            next - at
+                        ));
+                        at = next;
+                    }
+                    None if last => {
+                        torn = Some(at as u64);
+                        break;
+                    }
+                    None => {
+                        scan.problems.push(format!(
+                            "segment {number} ends with {} bytes that are not leaves",
+                            content - at
+                        ));
+                        break;
+                    }
+                },
+            }
+        }
+        let len = if torn.is_some() || at >= content { at as u64 } else { size };
+        if last {
+            scan.last = Some((number, SegmentEnd { len, size }, torn));
+        } else {
+            scan.ends.insert(number, len);
+        }
+    }
+    Ok(scan)
+}
+
+/// Takes in one leaf read from disk.
+fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
+    let index = scan.state.tree.append(bytes);
+    scan.state.places.push(Position { segment, offset });
+    let entry = match Entry::parse(bytes) {
+        Ok(entry) => entry,
+        Err(err) => {
+            scan.problems.push(format!("leaf {index}: {err}"));
+            return;
+        }
+    };
+    let Ok(id) = entry.id().parse::<ItemId>() else {
+        scan.problems.push(format!("leaf {index}: an id that is not an item id"));
+        return;
+    };
+    match entry.event() {
+        Event::Stored => {
+            scan.items.insert(id, (index, false));
+        }
+        Event::Deleted | Event::Expired | Event::Aborted => {
+            if let Some(item) = scan.items.get_mut(&id) {
+                item.1 = true;
+            }
+        }
+        Event::Kept => {
+            if let Some(item) = scan.items.get_mut(&id) {
+                item.1 = false;
+            }
+        }
+        Event::Read | Event::Hold | Event::Release => {}
+    }
+}
+
+/// Replaces `ledger/checkpoint` with `note`, durably.
+fn write_checkpoint(dir: &Path, seam: &Seam, note: &str) -> Result<(), StoreError> {
+    let path = dir.join(CHECKPOINT);
+    let temp = dir.join("checkpoint.new");
+    seam.run(Step::WriteCheckpoint, &temp, || {
+        let mut file = File::create(&temp)?;
+        file.write_all(note.as_bytes())?;
+        file.sync_all()
+    })
+    .map_err(io_err("writing", &temp))?;
+    seam.run(Step::WriteCheckpoint, &path, || fs::rename(&temp, &path))
+        .map_err(io_err("renaming into place", &path))?;
+    sync_dir(seam, Step::WriteCheckpoint, dir)
+}
