@@ -6,7 +6,12 @@ use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, Serialization};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use tokio::io::AsyncReadExt;
+
+/// The exit code of a `ferry send --receipts` whose items were all stored but
+/// not all came with a signed receipt.
+pub const EXIT_NO_RECEIPT: u8 = 3;
 
 /// Where and how to connect.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,6 +30,16 @@ pub struct Connection {
     /// Send exactly the legacy client's bytes (no Ferry extensions: no item ids, no file names).
     #[arg(long, env = "FERRY_LEGACY", global = true)]
     pub legacy: bool,
+}
+
+/// What to keep of the server's answers.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Keep {
+    /// Save each stored item's signed receipt as DIR/<item id>.receipt.json
+    /// (the directory is created if missing). Exits 3 if the server sent no
+    /// receipt for some item (it keeps no log, or is the legacy server).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub receipts: Option<PathBuf>,
 }
 
 /// What to send.
@@ -61,14 +76,21 @@ fn parse_format(text: &str) -> Result<Serialization, String> {
     }
 }
 
-/// Sends every item over one session, printing a line per item.
-pub async fn send(connection: &Connection, command: &SendCommand) -> anyhow::Result<()> {
+/// Sends every item over one session, printing a line per item, and saves the
+/// receipts if asked. Exits 0, or [`EXIT_NO_RECEIPT`] when receipts were asked
+/// for and some item came without one.
+pub async fn send(
+    connection: &Connection,
+    keep: &Keep,
+    command: &SendCommand,
+) -> anyhow::Result<ExitCode> {
     let fernet = crate::settings::load_fernet(connection.fernet_key.as_deref())?;
     let options = Options {
         fernet,
         extensions: !connection.legacy,
         ..Options::default()
     };
+    let mut receipts = keep.receipts.as_deref().map(Receipts::new);
     let mut session = Session::connect(&connection.server, options).await?;
     match command {
         SendCommand::Dict {
@@ -83,6 +105,9 @@ pub async fn send(connection: &Connection, command: &SendCommand) -> anyhow::Res
                     .await
                     .with_context(|| format!("sending {}", file.display()))?;
                 report(file, &receipt);
+                if let Some(receipts) = &mut receipts {
+                    receipts.keep(file, &receipt)?;
+                }
             }
         }
         SendCommand::File { encrypt, paths } => {
@@ -91,11 +116,75 @@ pub async fn send(connection: &Connection, command: &SendCommand) -> anyhow::Res
                     .await
                     .with_context(|| format!("sending {}", path.display()))?;
                 report(path, &receipt);
+                if let Some(receipts) = &mut receipts {
+                    receipts.keep(path, &receipt)?;
+                }
             }
         }
     }
     session.end().await?;
-    Ok(())
+    Ok(receipts.map_or(ExitCode::SUCCESS, |receipts| receipts.finish()))
+}
+
+/// The receipts of one `ferry send --receipts DIR`.
+#[derive(Debug)]
+struct Receipts<'a> {
+    dir: &'a Path,
+    saved: usize,
+    missing: usize,
+}
+
+impl<'a> Receipts<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            saved: 0,
+            missing: 0,
+        }
+    }
+
+    /// Saves `receipt`'s signed receipt as the server sent it, or counts it
+    /// missing (and says so the first time).
+    fn keep(&mut self, sent: &Path, receipt: &Receipt) -> anyhow::Result<()> {
+        let (Some(id), Some(signed)) = (&receipt.id, &receipt.signed) else {
+            if self.missing == 0 {
+                eprintln!(
+                    "warning: the server sent no receipt for {}: it keeps no log, or it is \
+                     the legacy server (or --legacy was given)",
+                    sent.display()
+                );
+            }
+            self.missing += 1;
+            return Ok(());
+        };
+        // The id names a file: only an id that cannot leave the directory is used.
+        anyhow::ensure!(
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "the server named the item {id:?}, which is not an item id: no receipt saved"
+        );
+        let path = self.dir.join(format!("{id}.receipt.json"));
+        let mut json = serde_json::to_vec_pretty(signed)?;
+        json.push(b'\n');
+        crate::files::write_atomically(&path, &json)?;
+        println!("{}: receipt saved to {}", sent.display(), path.display());
+        self.saved += 1;
+        Ok(())
+    }
+
+    /// The exit code: success only if every item's receipt was saved.
+    fn finish(self) -> ExitCode {
+        if self.missing == 0 {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "error: {} of {} items were stored but came without a signed receipt, so \
+             their receipts are not in {}; send to a Ferry server that keeps a log",
+            self.missing,
+            self.missing + self.saved,
+            self.dir.display()
+        );
+        ExitCode::from(EXIT_NO_RECEIPT)
+    }
 }
 
 async fn read_dict(file: &Path) -> anyhow::Result<ferry_codec::Dict> {

@@ -43,6 +43,9 @@ pub struct Receipt {
     pub size: u64,
     /// The SHA-256 of the plaintext as the server computed it, when it says.
     pub sha256: Option<String>,
+    /// The item's signed receipt (a `ferry_tlog::Receipt` as JSON), exactly as the
+    /// server sent it; `None` from a server that keeps no log (or the legacy one).
+    pub signed: Option<serde_json::Value>,
 }
 
 /// One TCP connection to a Ferry (or legacy) server.
@@ -167,6 +170,7 @@ impl Session {
                             id: None,
                             size,
                             sha256: None,
+                            signed: None,
                         }),
                         Reply::Error(reason) => Err(ClientError::Refused(reason)),
                     };
@@ -178,6 +182,7 @@ impl Session {
                             id: reply.id,
                             size: reply.size.unwrap_or(size),
                             sha256: reply.sha256,
+                            signed: reply.receipt,
                         }),
                         false => Err(ClientError::Refused(
                             reply.error.unwrap_or_else(|| "refused".into()),

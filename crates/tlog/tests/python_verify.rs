@@ -3,8 +3,9 @@
 //! package, no Ferry code. It must accept what this crate produces and refuse it
 //! once anything is changed.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use ferry_tlog::{Checkpoint, Signer, Tree};
 use serde_json::json;
@@ -58,18 +59,7 @@ impl Case {
 }
 
 fn run_python(dir: &Path) -> bool {
-    let output = Command::new("python3")
-        .arg(SCRIPT)
-        .arg(dir)
-        .output()
-        .expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // A crash (e.g. a missing module) is not a verdict.
-    assert!(
-        !stderr.contains("Traceback"),
-        "the Python verifier crashed:\n{stderr}"
-    );
-    output.status.success()
+    common::python(SCRIPT, &[dir.as_os_str()]).status.success()
 }
 
 #[test]

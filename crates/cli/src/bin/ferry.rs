@@ -3,9 +3,11 @@
 use clap::{Parser, Subcommand};
 use ferry_cli::gateway::{GatewayArgs, GatewaySettings};
 use ferry_cli::help::with_defaults;
-use ferry_cli::send::{Connection, SendCommand};
+use ferry_cli::send::{Connection, Keep, SendCommand};
 use ferry_cli::server::{ServerArgs, ServerSettings};
+use ferry_cli::verify::VerifyArgs;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Ferry: moves dictionaries and text files to a Ferry server, encrypted on the wire and at rest.
 #[derive(Debug, Parser)]
@@ -21,9 +23,15 @@ enum Command {
     Send {
         #[command(flatten)]
         connection: Connection,
+        #[command(flatten)]
+        keep: Keep,
         #[command(subcommand)]
         what: SendCommand,
     },
+    /// Verify a stored item's signed receipt: its signature by the log's key,
+    /// optionally the item's file, and (with --admin) that the log holds it.
+    /// Exits 0 when every check holds, 1 when one fails, 2 when it cannot run.
+    Verify(VerifyArgs),
     /// Write a new Fernet key file (mode 0600).
     Keygen { path: PathBuf },
     /// Run the server, the admin API and the gateway together on embedded defaults.
@@ -44,7 +52,7 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     ferry_cli::logging::init();
     let cli: Cli = ferry_cli::help::parse(|command| {
         command.mut_subcommand("up", |up| {
@@ -54,8 +62,13 @@ async fn main() -> anyhow::Result<()> {
         })
     });
     match cli.command {
-        Command::Send { connection, what } => ferry_cli::send::send(&connection, &what).await,
-        Command::Keygen { path } => ferry_cli::send::keygen(&path),
+        Command::Send {
+            connection,
+            keep,
+            what,
+        } => ferry_cli::send::send(&connection, &keep, &what).await,
+        Command::Verify(args) => Ok(ferry_cli::verify::verify(&args).await),
+        Command::Keygen { path } => ferry_cli::send::keygen(&path).map(|()| ExitCode::SUCCESS),
         Command::Up {
             server,
             gateway_listen,
@@ -66,7 +79,9 @@ async fn main() -> anyhow::Result<()> {
                 token: gateway_token,
                 ..GatewayArgs::default()
             };
-            ferry_cli::up::up(&server, &gateway).await
+            ferry_cli::up::up(&server, &gateway)
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
     }
 }
