@@ -27,6 +27,7 @@ mod memory_budget;
 mod python_compat;
 mod rate_limits;
 mod readme;
+mod receipts;
 mod retention;
 mod schemathesis_admin;
 mod schemathesis_gateway;

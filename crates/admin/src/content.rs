@@ -22,9 +22,9 @@ use ferry_http::extract::Query;
 use ferry_http::{ApiError, ApiSerialization, ErrorBody};
 
 use crate::Shared;
-use crate::log::{Caller, record_reads};
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
+use crate::log::{Caller, record_reads};
 use crate::model::{ItemIdSchema, file_name};
 use crate::range::{RangeRequest, parse_range};
 

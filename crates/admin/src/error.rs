@@ -26,9 +26,9 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
             code: "log_request",
             message,
         },
-        StoreError::NoLog => ApiError::NotFound(
-            "this server keeps no log (it was started with --tlog false)".into(),
-        ),
+        StoreError::NoLog => {
+            ApiError::NotFound("this server keeps no log (it was started with --tlog false)".into())
+        }
         other => ApiError::internal(other),
     }
 }

@@ -7,9 +7,9 @@ use ferry_http::{ApiError, ErrorBody};
 use ferry_store::ItemId;
 
 use crate::Shared;
-use crate::log::Caller;
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
+use crate::log::Caller;
 use crate::model::{Item, ItemIdSchema};
 
 /// Puts an item on legal hold: it is kept past its expiry and refuses deletes

@@ -13,9 +13,9 @@ use ferry_http::extract::Query;
 use ferry_http::{ApiDataType, ApiError, ApiSerialization, ErrorBody};
 
 use crate::Shared;
-use crate::log::{Caller, record_reads};
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
+use crate::log::{Caller, record_reads};
 use crate::model::{Item, ItemIdSchema};
 
 /// Items per page unless `limit` says otherwise.
@@ -186,7 +186,12 @@ pub(crate) async fn delete_item(
     ItemPath(id): ItemPath,
 ) -> Result<StatusCode, ApiError> {
     let cause = ferry_store::Cause::By(by);
-    if shared.store.delete_as(id, &cause).await.map_err(store_error)? {
+    if shared
+        .store
+        .delete_as(id, &cause)
+        .await
+        .map_err(store_error)?
+    {
         tracing::info!(item = %id, "item deleted through the admin API");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -42,7 +42,10 @@ impl FromRequestParts<Shared> for Caller {
         let address = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "-".into(), |ConnectInfo(peer)| peer.ip().to_canonical().to_string());
+            .map_or_else(
+                || "-".into(),
+                |ConnectInfo(peer)| peer.ip().to_canonical().to_string(),
+            );
         Ok(Caller(Actor {
             credential: credential_of(&shared.token),
             address,
@@ -81,7 +84,10 @@ pub(crate) async fn record_reads(
 }
 
 fn notary(shared: &Shared) -> Result<&Notary, ApiError> {
-    shared.notary.as_deref().ok_or_else(|| store_error(StoreError::NoLog))
+    shared
+        .notary
+        .as_deref()
+        .ok_or_else(|| store_error(StoreError::NoLog))
 }
 
 /// The log's public key, as verifier key text (`<name>+<key hash>+<key>`).
@@ -96,7 +102,10 @@ fn notary(shared: &Shared) -> Result<&Notary, ApiError> {
 )]
 pub(crate) async fn log_key(State(shared): State<Shared>) -> Result<impl IntoResponse, ApiError> {
     let key = notary(&shared)?.verifier().to_string();
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{key}\n")))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{key}\n"),
+    ))
 }
 
 /// The latest signed checkpoint (C2SP `tlog-checkpoint` in a signed note).
@@ -114,7 +123,10 @@ pub(crate) async fn log_checkpoint(
     State(shared): State<Shared>,
 ) -> Result<impl IntoResponse, ApiError> {
     let latest = notary(&shared)?.latest().ok_or_else(unverified)?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], latest.note))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        latest.note,
+    ))
 }
 
 fn unverified() -> ApiError {

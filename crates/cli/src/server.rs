@@ -302,14 +302,19 @@ async fn open_store(settings: &ServerSettings, keys: &Keys) -> anyhow::Result<Ar
 /// checks its log against the last signed checkpoint and prints what it found.
 /// `Ok(true)` when the log verifies.
 pub async fn verify_log(settings: &ServerSettings) -> anyhow::Result<bool> {
-    anyhow::ensure!(settings.tlog, "the log is turned off (--tlog false): nothing to verify");
+    anyhow::ensure!(
+        settings.tlog,
+        "the log is turned off (--tlog false): nothing to verify"
+    );
     let keys = Keys::load(settings)?;
     let store = open_store(settings, &keys).await?;
     let ledger = store.ledger().context("the store keeps no log")?;
     let path = settings.tlog_key_path();
     let signer = Signer::load_key_file(&path)
         .with_context(|| format!("cannot load the log's signing key {}", path.display()))?;
-    let notary = Notary::start(signer, ledger).await.context("cannot read the store's log")?;
+    let notary = Notary::start(signer, ledger)
+        .await
+        .context("cannot read the store's log")?;
     let check = notary.health();
     println!("log:        {}", notary.origin());
     println!("key:        {}", notary.verifier());
@@ -335,8 +340,12 @@ pub fn log_key(settings: &ServerSettings) -> anyhow::Result<()> {
     create_private_dir(&settings.data_dir)?;
     let path = settings.tlog_key_path();
     let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
-    let (signer, _) = Signer::load_or_create_key_file(&path, &origin)
-        .with_context(|| format!("cannot load or create the log's signing key {}", path.display()))?;
+    let (signer, _) = Signer::load_or_create_key_file(&path, &origin).with_context(|| {
+        format!(
+            "cannot load or create the log's signing key {}",
+            path.display()
+        )
+    })?;
     println!("{}", signer.verifier());
     Ok(())
 }
@@ -353,13 +362,24 @@ async fn start_notary(
     );
     let path = settings.tlog_key_path();
     let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
-    let (signer, created) = Signer::load_or_create_key_file(&path, &origin)
-        .with_context(|| format!("cannot load or create the log's signing key {}", path.display()))?;
+    let (signer, created) = Signer::load_or_create_key_file(&path, &origin).with_context(|| {
+        format!(
+            "cannot load or create the log's signing key {}",
+            path.display()
+        )
+    })?;
     if created {
         tracing::info!(file = %path.display(), "created the log's signing key (mode 0600)");
     }
-    if settings.tlog_origin.as_deref().is_some_and(|o| o != signer.name()) {
-        tracing::warn!(key = signer.name(), "the log's key file names another origin than --tlog-origin; the key file's is used");
+    if settings
+        .tlog_origin
+        .as_deref()
+        .is_some_and(|o| o != signer.name())
+    {
+        tracing::warn!(
+            key = signer.name(),
+            "the log's key file names another origin than --tlog-origin; the key file's is used"
+        );
     }
     tracing::info!(verifier = %signer.verifier(), "receipts and checkpoints verify with this key");
     Notary::start(signer, ledger)
@@ -376,7 +396,13 @@ fn default_origin() -> String {
         .unwrap_or_else(|| "localhost".into());
     let host: String = host
         .chars()
-        .map(|c| if c.is_whitespace() || c == '+' { '-' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c == '+' {
+                '-'
+            } else {
+                c
+            }
+        })
         .collect();
     format!("ferry/{host}")
 }
@@ -413,6 +439,8 @@ pub async fn start(
         )?)),
     };
     let keys = Keys::load(settings)?;
+    // Before the store and its log, whose checks at start set metrics.
+    let metrics = crate::settings::prometheus();
     let store = open_store(settings, &keys).await?;
     keys.create_new()?;
     let notary = match store.ledger() {
@@ -434,7 +462,6 @@ pub async fn start(
             (token, Some(file))
         }
     };
-    let metrics = crate::settings::prometheus();
 
     let config = ServerConfig {
         encryption: settings.encryption,

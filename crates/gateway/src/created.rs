@@ -27,6 +27,10 @@ pub struct Created {
     pub size: u64,
     /// SHA-256 of the plaintext as the server computed it; null from a legacy server.
     pub sha256: Option<String>,
+    /// The stored item's signed receipt (see `docs/receipts.md`: verify it with
+    /// `ferry verify`); null from a legacy server or a server without a log.
+    #[schema(value_type = Option<Object>)]
+    pub receipt: Option<serde_json::Value>,
 }
 
 /// The 201 response for a transfer the server accepted.
@@ -45,6 +49,7 @@ pub fn created(admin_url: &str, meta: Meta, receipt: Receipt) -> Response {
         encrypted: meta.encrypted(),
         size: receipt.size,
         sha256: receipt.sha256,
+        receipt: receipt.signed,
     };
     let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
     if let Some(location) = location {

@@ -138,7 +138,11 @@ impl Notary {
     }
 
     /// Publishes every `interval` until `shutdown`.
-    pub async fn publish_periodically(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+    pub async fn publish_periodically(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -219,7 +223,12 @@ impl Notary {
         }
         let published = self.checkpoint_for(size, index, wait).await?;
         let proof = self.ledger.inclusion_proof(index, published.size)?;
-        Ok(InclusionProof::new(index, published.size, &proof, published.note))
+        Ok(InclusionProof::new(
+            index,
+            published.size,
+            &proof,
+            published.note,
+        ))
     }
 
     /// The consistency proof from the tree of `from` leaves to that of a
@@ -235,9 +244,16 @@ impl Notary {
         let latest = self.latest().ok_or_else(|| {
             StoreError::InvalidLogRequest("no checkpoint has been published yet".into())
         })?;
-        let published = self.checkpoint_for(to.or(Some(latest.size)), 0, Duration::ZERO).await?;
+        let published = self
+            .checkpoint_for(to.or(Some(latest.size)), 0, Duration::ZERO)
+            .await?;
         let proof = self.ledger.consistency_proof(from, published.size)?;
-        Ok(ConsistencyProof::new(from, published.size, &proof, published.note))
+        Ok(ConsistencyProof::new(
+            from,
+            published.size,
+            &proof,
+            published.note,
+        ))
     }
 
     /// Checks the log: reads every leaf from disk again, rebuilds the tree,
@@ -252,7 +268,10 @@ impl Notary {
         let saved = self.ledger.checkpoint().await?;
         let mut problems = self.ledger.problems();
         let mut checkpoint_size = None;
-        let checkpoint = match saved.as_deref().map(|note| self.verifier().verify_note(note)) {
+        let checkpoint = match saved
+            .as_deref()
+            .map(|note| self.verifier().verify_note(note))
+        {
             None => None,
             Some(Ok(checkpoint)) => Some(checkpoint),
             Some(Err(err)) => {

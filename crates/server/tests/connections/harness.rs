@@ -49,7 +49,13 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("the bound address");
         let fernet = fernet.map(Arc::new);
-        let shared = Arc::new(Shared::new(config, fernet.clone(), store.clone(), None, None));
+        let shared = Arc::new(Shared::new(
+            config,
+            fernet.clone(),
+            store.clone(),
+            None,
+            None,
+        ));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ferry_server::serve(listener, shared, shutdown.clone()));
         TestServer {

@@ -24,11 +24,11 @@ use ferry_tlog::{Entry, Event, Hash, ProofError, Tree};
 use super::file::joined;
 use super::frame::{self, HEADER_LEN, Kind, Origin, Parsed, Unsealed};
 use super::fsutil::{create_private_file, io_err, sync_dir};
+use super::index::Index;
 use super::log::{Log, OnDurable, Position, SegmentEnd, segment_path};
 use super::recover::{cut_tail, list_segments};
 use super::seam::{Seam, Step};
 use crate::ledger::{Ledger, Rescan, now, stored_entry};
-use super::index::Index;
 use crate::{ItemId, StoreError};
 
 const CHECKPOINT: &str = "checkpoint";
@@ -108,7 +108,11 @@ impl LocalLedger {
         let (segment, end) = match scan.last {
             Some((segment, end, None)) => (segment, end),
             Some((segment, _, Some(at))) => {
-                tracing::warn!(segment, offset = at, "cutting the torn tail of the store's log");
+                tracing::warn!(
+                    segment,
+                    offset = at,
+                    "cutting the torn tail of the store's log"
+                );
                 cut_tail(&segment_path(dir, segment), at, seam)?;
                 (segment, SegmentEnd { len: at, size: at })
             }
@@ -242,7 +246,9 @@ impl Ledger for LocalLedger {
     async fn leaves(&self, from: u64, limit: usize) -> Result<Vec<(u64, Entry)>, StoreError> {
         let places: Vec<(u64, Position)> = {
             let state = lock(&self.state);
-            let start = usize::try_from(from).unwrap_or(usize::MAX).min(state.places.len());
+            let start = usize::try_from(from)
+                .unwrap_or(usize::MAX)
+                .min(state.places.len());
             let end = start.saturating_add(limit).min(state.places.len());
             (start..end).map(|i| (i as u64, state.places[i])).collect()
         };
@@ -281,7 +287,10 @@ impl Ledger for LocalLedger {
         let fresh = &scan.state.tree;
         let (len, root) = {
             let state = lock(&self.state);
-            (state.tree.len(), state.tree.root_at(fresh.len().min(state.tree.len())))
+            (
+                state.tree.len(),
+                state.tree.root_at(fresh.len().min(state.tree.len())),
+            )
         };
         // Leaves appended since the scan read their segment are not a problem.
         if fresh.len() > len {
@@ -399,7 +408,11 @@ fn scan(dir: &Path, seam: &Seam) -> Result<Scan, StoreError> {
                 },
             }
         }
-        let len = if torn.is_some() || at >= content { at as u64 } else { size };
+        let len = if torn.is_some() || at >= content {
+            at as u64
+        } else {
+            size
+        };
         if last {
             scan.last = Some((number, SegmentEnd { len, size }, torn));
         } else {
@@ -421,7 +434,8 @@ fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
         }
     };
     let Ok(id) = entry.id().parse::<ItemId>() else {
-        scan.problems.push(format!("leaf {index}: an id that is not an item id"));
+        scan.problems
+            .push(format!("leaf {index}: an id that is not an item id"));
         return;
     };
     match entry.event() {

@@ -135,7 +135,10 @@ async fn catch_up(
     if plan.is_empty() {
         return Ok(());
     }
-    tracing::info!(leaves = plan.len(), "bringing the store's log up to date with its items");
+    tracing::info!(
+        leaves = plan.len(),
+        "bringing the store's log up to date with its items"
+    );
     for batch in plan.chunks(CATCH_UP_BATCH) {
         let entries = batch.iter().map(|(_, entry)| entry.clone()).collect();
         let first = ledger.append_all(entries).await?;
@@ -491,7 +494,9 @@ async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, S
     }
     // The log says so first; if the delete then does not happen, it says that too.
     if let Some(ledger) = &shared.ledger {
-        ledger.append_all(vec![cause.entry(&id.to_string())]).await?;
+        ledger
+            .append_all(vec![cause.entry(&id.to_string())])
+            .await?;
     }
     let result = delete_logged(&shared, id).await;
     if let (Some(ledger), Err(_)) = (&shared.ledger, &result)
@@ -567,7 +572,7 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
     }
     drop(gate);
     if let Some(segment) = maintain {
-        maintain_log(&shared, Some(segment)).await;
+        maintain_log(shared, Some(segment)).await;
     }
     result.map(|()| true)
 }

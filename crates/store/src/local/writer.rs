@@ -85,10 +85,8 @@ impl LocalWriter {
                 _gate = Some(shared.append_gate.read().await);
                 // The record and its leaf, each in a group commit of its own,
                 // at the same time.
-                let (at, leaf) = tokio::join!(
-                    shared.log.append(vec![frame]),
-                    append_leaf(&shared, &meta)
-                );
+                let (at, leaf) =
+                    tokio::join!(shared.log.append(vec![frame]), append_leaf(&shared, &meta));
                 let at = match at {
                     Ok(at) => at,
                     Err(err) => {

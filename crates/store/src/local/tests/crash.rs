@@ -429,13 +429,24 @@ async fn check_log(store: &LocalStore, ledger: &Ledger, what: &str) {
     let leaves = log.leaves(0, usize::MAX).await.unwrap();
     assert_eq!(leaves.len() as u64, log.size(), "{what}");
     for meta in store.list(&ListQuery::default()).await.unwrap().items {
-        let index = meta.log_index.unwrap_or_else(|| panic!("{what}: {} has no leaf", meta.id));
-        assert_eq!(leaves[index as usize].1, stored_entry(&meta), "{what}: {}", meta.id);
+        let index = meta
+            .log_index
+            .unwrap_or_else(|| panic!("{what}: {} has no leaf", meta.id));
+        assert_eq!(
+            leaves[index as usize].1,
+            stored_entry(&meta),
+            "{what}: {}",
+            meta.id
+        );
     }
     for id in &ledger.deleted {
         let text = id.to_string();
-        let stored = leaves.iter().position(|(_, e)| e.id() == text && e.event() == Event::Stored);
-        let deleted = leaves.iter().rposition(|(_, e)| e.id() == text && e.event() == Event::Deleted);
+        let stored = leaves
+            .iter()
+            .position(|(_, e)| e.id() == text && e.event() == Event::Stored);
+        let deleted = leaves
+            .iter()
+            .rposition(|(_, e)| e.id() == text && e.event() == Event::Deleted);
         assert!(
             matches!((stored, deleted), (Some(s), Some(d)) if s < d),
             "{what}: the delete of {id} is not logged after its leaf"
