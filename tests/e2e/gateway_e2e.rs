@@ -429,7 +429,7 @@ async fn the_pool_reconnects_by_itself_when_the_server_drops_every_connection() 
     assert!(before >= 1);
 
     // As a server restart would: every open connection is closed under the pool.
-    proxy.drop_all();
+    proxy.drop_all().await;
     gateway.post_dict("xml", false, &sample(2)).await.id();
     gateway.post_file("name=b.txt", text.clone()).await.id();
     assert!(
@@ -438,7 +438,7 @@ async fn the_pool_reconnects_by_itself_when_the_server_drops_every_connection() 
     );
 
     // And again, a file first this time.
-    proxy.drop_all();
+    proxy.drop_all().await;
     let reply = gateway
         .post_file("encrypt=true&name=c.txt", text.clone())
         .await;

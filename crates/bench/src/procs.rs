@@ -120,10 +120,15 @@ pub struct Server {
 impl Server {
     /// Starts a server whose data (and log) live in the fresh directory `dir`.
     pub async fn start(bin_dir: &Path, dir: PathBuf) -> Result<Server> {
+        Server::start_with(bin_dir, dir, &[]).await
+    }
+
+    /// [`Server::start`] with `extra` flags.
+    pub async fn start_with(bin_dir: &Path, dir: PathBuf, extra: &[&str]) -> Result<Server> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let data = dir.join("data");
         let data = data.to_str().context("non-UTF-8 work dir")?;
-        let args = [
+        let mut args = vec![
             "--listen",
             "127.0.0.1:0",
             "--admin-listen",
@@ -131,6 +136,7 @@ impl Server {
             "--data-dir",
             data,
         ];
+        args.extend_from_slice(extra);
         let process = Process::start(
             &bin_dir.join("ferry-server"),
             &args,

@@ -438,6 +438,17 @@ impl Bench<'_> {
             );
             direct_dicts = Some(multi);
             progress(format!(
+                "TCP: dictionaries, {n} connections, with the signed log off"
+            ));
+            let unlogged = self.tcp_dicts_unlogged(&sizes).await?;
+            report.push(
+                TCP,
+                format!("small JSON dicts, {n} connections, signed log off (--tlog false)"),
+                unlogged.per_sec(),
+                "dicts/s",
+                Target::None,
+            );
+            progress(format!(
                 "TCP: {} plain transfer on a fresh server, for its peak RSS",
                 size(sizes.rss_transfer_bytes)
             ));
@@ -635,6 +646,18 @@ impl Bench<'_> {
         .await;
         self.retire(server).await?;
         rates
+    }
+
+    /// The many-connection figure on a server without the signed log, to
+    /// compare with the one with it (the default).
+    async fn tcp_dicts_unlogged(&mut self, sizes: &Sizes) -> Result<Rate> {
+        self.phase = "TCP dictionaries, log off";
+        self.started += 1;
+        let dir = self.dir.join(format!("server-{}", self.started));
+        let server = Server::start_with(&self.plan.bin_dir, dir, &["--tlog", "false"]).await?;
+        let rate = tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await;
+        self.retire(server).await?;
+        rate
     }
 
     async fn python_dicts(&mut self, count: u64) -> Result<Rate> {

@@ -55,6 +55,9 @@ pub struct Session {
     options: Options,
     out: BytesMut,
     replies: Vec<u8>,
+    /// Whether every packet of the last transfer was written (its reply may
+    /// still be missing): the server may have stored it.
+    sent_whole: bool,
 }
 
 impl Session {
@@ -74,11 +77,27 @@ impl Session {
             options,
             out: BytesMut::with_capacity(70_000),
             replies: Vec::new(),
+            sent_whole: false,
         };
         if session.options.extensions {
             session.stream.write_all(&[EXT_HELLO]).await?;
         }
         Ok(session)
+    }
+
+    /// Whether the last transfer was written whole (then, if its reply never
+    /// came, the server may have stored it, and sending it again may store it
+    /// twice); `false` when a write failed before its last packet was sent.
+    pub fn sent_whole(&self) -> bool {
+        self.sent_whole
+    }
+
+    /// Whether the server has closed the connection (or sent bytes nobody
+    /// asked for), as far as can be seen without waiting: a session kept idle
+    /// that says so must not be used.
+    pub fn peer_closed(&self) -> bool {
+        let mut byte = [0; 1];
+        !matches!(self.stream.try_read(&mut byte), Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// The options this session was opened with.
@@ -123,6 +142,7 @@ impl Session {
             (true, Some(key)) => Some(key.clone()),
             (false, _) => None,
         };
+        self.sent_whole = false;
         if let (true, Some(name)) = (self.options.extensions, name) {
             self.stream.write_all(&encode::name_nibbles(name)).await?;
         }
@@ -141,6 +161,7 @@ impl Session {
             sent += piece.len() as u64;
             progress(sent);
         }
+        self.sent_whole = true;
         self.read_reply(sent).await
     }
 

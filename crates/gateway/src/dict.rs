@@ -20,7 +20,6 @@ use crate::AppState;
 use crate::created::{Created, created};
 use crate::dict_body::{self, DictBody, ReadLimits};
 use crate::error::{TransferErrors, client_error, codec_error, upstream_timeout};
-use crate::pool::is_dead_connection;
 
 /// The serialization asked for; `binary` and `pickle` are the same (Python pickle).
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -139,8 +138,7 @@ async fn forward(state: &AppState, meta: Meta, bytes: &[u8]) -> Result<Receipt, 
         .send_reader(meta, bytes, None, &mut |_| {})
         .await;
     if let Err(err) = &result
-        && lease.reused()
-        && is_dead_connection(err)
+        && lease.may_retry(err)
     {
         tracing::info!(cause = %err, "pooled session was dead: retrying on a new connection");
         lease.reconnect().await?;

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::created::{Created, created};
 use crate::error::{TransferErrors, client_error};
-use crate::pool::{Lease, is_dead_connection};
+use crate::pool::Lease;
 use crate::upload::{Activity, Chunks, Upload};
 
 /// Query parameters of `POST /file`.
@@ -172,12 +172,7 @@ async fn send(
         )
         .await;
         let dead_pooled_session = match &result {
-            Err(err) => {
-                !retried
-                    && reader.get_ref().failure().is_none()
-                    && lease.reused()
-                    && is_dead_connection(err)
-            }
+            Err(err) => !retried && reader.get_ref().failure().is_none() && lease.may_retry(err),
             Ok(_) => false,
         };
         if !dead_pooled_session {

@@ -6,8 +6,9 @@
 //! Idle sessions older than the idle timeout are ended (with the END byte) rather
 //! than reused, since the server drops idle connections by itself. A pooled session
 //! may still turn out dead (the server restarted): callers see that as
-//! [`is_dead_connection`] on a [`Lease::reused`] session and may [`Lease::reconnect`]
-//! once.
+//! [`Lease::may_retry`] and may [`Lease::reconnect`] once. A transfer written whole
+//! is never sent again, even if its reply never came: the server may have stored
+//! it, and a second copy would be a duplicate.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,9 +50,9 @@ pub struct Lease {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Whether a transfer failed because the connection was dead before any reply
-/// arrived (as opposed to a refusal, a timeout or a garbled reply).
-pub fn is_dead_connection(err: &ClientError) -> bool {
+/// Whether a transfer failed because the connection was dead (as opposed to a
+/// refusal, a timeout or a garbled reply).
+fn is_dead_connection(err: &ClientError) -> bool {
     matches!(err, ClientError::Io(_) | ClientError::Closed)
 }
 
@@ -93,6 +94,12 @@ impl Pool {
                 lease.reused = true;
             }
             None => lease.session = Some(self.inner.connect().await?),
+        }
+        // The server closed it while it was idle (it restarted, or dropped it):
+        // a new connection now, before anything is sent.
+        if lease.reused && lease.session().peer_closed() {
+            tracing::info!("pooled session was closed by the server: connecting anew");
+            lease.reconnect().await?;
         }
         Ok(lease)
     }
@@ -138,9 +145,12 @@ impl Lease {
             .expect("a lease holds a session until settled")
     }
 
-    /// Whether the session came from the pool (it may have died while idle).
-    pub fn reused(&self) -> bool {
-        self.reused
+    /// Whether the transfer that failed with `err` may be sent again on a new
+    /// connection: the session came from the pool (it may have died while
+    /// idle), it was dead, and the transfer was not written whole (so the
+    /// server cannot have stored it).
+    pub fn may_retry(&mut self, err: &ClientError) -> bool {
+        self.reused && is_dead_connection(err) && !self.session().sent_whole()
     }
 
     /// Replaces a session found dead with a fresh connection, keeping the slot, and

@@ -132,6 +132,8 @@ pub struct Proxy {
     recorded: Arc<Mutex<Vec<Recording>>>,
     /// Bumped to close every connection open at that moment.
     generation: watch::Sender<u64>,
+    /// The connections open now.
+    open: Arc<tokio::sync::watch::Sender<usize>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -143,22 +145,26 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let recorded: Arc<Mutex<Vec<Recording>>> = Arc::default();
         let (generation, _) = watch::channel(0u64);
+        let open = Arc::new(watch::channel(0usize).0);
         let upstream = upstream.to_owned();
-        let (all, generations) = (recorded.clone(), generation.clone());
+        let (all, generations, counted) = (recorded.clone(), generation.clone(), open.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let record = Arc::new(Mutex::new(Vec::new()));
                 all.lock().unwrap().push(record.clone());
                 let mut dropped = generations.subscribe();
                 let upstream = upstream.clone();
+                let counted = counted.clone();
+                counted.send_modify(|n| *n += 1);
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        () = relay(client, server, record) => {}
-                        _ = dropped.changed() => {}
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        tokio::select! {
+                            () = relay(client, server, record) => {}
+                            _ = dropped.changed() => {}
+                        }
                     }
+                    // Both sockets are closed by now.
+                    counted.send_modify(|n| *n -= 1);
                 });
             }
         });
@@ -166,12 +172,20 @@ impl Proxy {
             addr,
             recorded,
             generation,
+            open,
             accept,
         }
     }
 
-    /// Closes every connection open now (later ones are served as usual).
-    pub fn drop_all(&self) {
+    /// Closes every connection open now (later ones are served as usual), and
+    /// returns once they are closed.
+    pub async fn drop_all(&self) {
+        self.close_all();
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
+    }
+
+    fn close_all(&self) {
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -194,7 +208,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
-        self.drop_all();
+        self.close_all();
     }
 }
 

@@ -4,6 +4,7 @@ mod frames;
 mod helpers;
 mod integrity;
 mod keys;
+mod ledger;
 mod legacy;
 mod listing;
 mod reclaim;
