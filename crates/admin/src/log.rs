@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use ferry_http::extract::Query;
 use ferry_http::{ApiError, ErrorBody};
 use ferry_store::{ItemId, LogCheck, Notary, StoreError};
 use ferry_tlog::{Actor, ConsistencyProof, Entry, InclusionProof, Receipt};
@@ -23,9 +24,6 @@ use crate::model::ItemIdSchema;
 
 /// How long a proof request waits for a checkpoint that covers its leaf.
 const COVER_WAIT: Duration = Duration::from_secs(3);
-
-/// Most entries one `GET /api/log/entries` returns.
-const MAX_ENTRIES: usize = 500;
 
 /// Who is calling: the token's fingerprint (never the token) and the client's
 /// address, as the log records reads.
@@ -81,6 +79,15 @@ pub(crate) async fn record_reads(
         ledger.append(reads).await.map_err(store_error)?;
     }
     Ok(())
+}
+
+/// A count from a query parameter: not negative.
+fn count(value: i64, name: &str) -> Result<u64, ApiError> {
+    u64::try_from(value).map_err(|_| ApiError::bad_request(format!("{name} must not be negative")))
+}
+
+fn optional(value: Option<i64>, name: &str) -> Result<Option<u64>, ApiError> {
+    value.map(|value| count(value, name)).transpose()
 }
 
 fn notary(shared: &Shared) -> Result<&Notary, ApiError> {
@@ -142,9 +149,11 @@ fn unverified() -> ApiError {
 #[into_params(parameter_in = Query)]
 pub(crate) struct InclusionParams {
     /// The leaf index (a receipt's `index`).
-    index: u64,
+    #[param(minimum = 0)]
+    index: i64,
     /// The tree size of a published checkpoint; default the latest.
-    size: Option<u64>,
+    #[param(minimum = 0)]
+    size: Option<i64>,
 }
 
 /// The inclusion proof of a leaf, with the signed checkpoint it leads to. A leaf
@@ -156,6 +165,7 @@ pub(crate) struct InclusionParams {
     params(InclusionParams),
     responses(
         (status = 200, description = "The proof and its checkpoint", body = InclusionProofSchema),
+        (status = 400, description = "A malformed index or size", body = ErrorBody),
         (status = 404, description = "This server keeps no log", body = ErrorBody),
         (status = 409, description = "No such leaf, or not in a checkpoint yet (`log_request`)", body = ErrorBody),
     )
@@ -164,8 +174,12 @@ pub(crate) async fn log_inclusion(
     State(shared): State<Shared>,
     Query(params): Query<InclusionParams>,
 ) -> Result<Json<InclusionProof>, ApiError> {
+    let (index, size) = (
+        count(params.index, "index")?,
+        optional(params.size, "size")?,
+    );
     let proof = notary(&shared)?
-        .inclusion(params.index, params.size, COVER_WAIT)
+        .inclusion(index, size, COVER_WAIT)
         .await
         .map_err(store_error)?;
     Ok(Json(proof))
@@ -176,9 +190,11 @@ pub(crate) async fn log_inclusion(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ConsistencyParams {
     /// The older tree size (a checkpoint saved earlier).
-    from: u64,
+    #[param(minimum = 0)]
+    from: i64,
     /// The newer tree size, of a published checkpoint; default the latest.
-    to: Option<u64>,
+    #[param(minimum = 0)]
+    to: Option<i64>,
 }
 
 /// The consistency proof between two checkpoints: the older tree is a prefix
@@ -190,6 +206,7 @@ pub(crate) struct ConsistencyParams {
     params(ConsistencyParams),
     responses(
         (status = 200, description = "The proof and the newer checkpoint", body = ConsistencyProofSchema),
+        (status = 400, description = "A malformed size", body = ErrorBody),
         (status = 404, description = "This server keeps no log", body = ErrorBody),
         (status = 409, description = "Sizes the log cannot prove (`log_request`)", body = ErrorBody),
     )
@@ -198,8 +215,9 @@ pub(crate) async fn log_consistency(
     State(shared): State<Shared>,
     Query(params): Query<ConsistencyParams>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
+    let (from, to) = (count(params.from, "from")?, optional(params.to, "to")?);
     let proof = notary(&shared)?
-        .consistency(params.from, params.to)
+        .consistency(from, to)
         .await
         .map_err(store_error)?;
     Ok(Json(proof))
@@ -244,9 +262,11 @@ pub(crate) async fn item_receipt(
 #[into_params(parameter_in = Query)]
 pub(crate) struct EntriesParams {
     /// The first leaf index; default: the last `limit` entries.
-    from: Option<u64>,
-    /// At most this many (default 50, at most 500).
-    limit: Option<usize>,
+    #[param(minimum = 0)]
+    from: Option<i64>,
+    /// At most this many (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
 }
 
 /// One leaf of the log.
@@ -288,6 +308,7 @@ pub(crate) struct LogEntries {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Entries, oldest first", body = LogEntries),
+        (status = 400, description = "A malformed index or limit", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "This server keeps no log", body = ErrorBody),
     )
@@ -298,8 +319,12 @@ pub(crate) async fn log_entries(
 ) -> Result<Json<LogEntries>, ApiError> {
     let ledger = notary(&shared)?.ledger();
     let size = ledger.size();
-    let limit = params.limit.unwrap_or(50).clamp(1, MAX_ENTRIES);
-    let from = params.from.unwrap_or(size.saturating_sub(limit as u64));
+    let limit = match params.limit {
+        None => 50,
+        Some(limit @ 1..=500) => limit as usize,
+        Some(_) => return Err(ApiError::bad_request("limit must be from 1 to 500")),
+    };
+    let from = optional(params.from, "from")?.unwrap_or(size.saturating_sub(limit as u64));
     let leaves = ledger.leaves(from, limit).await.map_err(store_error)?;
     let entries = leaves
         .into_iter()

@@ -87,7 +87,7 @@ async fn a_stored_dictionary_is_201_with_its_location_and_description() {
         .len();
     assert_eq!(
         body,
-        json!({"id": FAKE_ID, "data_type": "dictionary", "format": "xml", "encrypted": false, "size": size, "sha256": "ab".repeat(32)})
+        json!({"id": FAKE_ID, "data_type": "dictionary", "format": "xml", "encrypted": false, "size": size, "sha256": "ab".repeat(32), "receipt": null})
     );
 }
 
