@@ -2,8 +2,11 @@
 //! fantoccini): it loads, takes the token, lists items a test just sent (and one
 //! that arrives while it is open), shows a dictionary as a tree with its keys and
 //! a text item as text, shows an item put on legal hold (before it opened, and with
-//! its hold button) as held, and downloads an original. Screenshots are kept in
-//! `target/artifacts/` (`admin-page.png`, `admin-dictionary.png`).
+//! its hold button) as held, and downloads an original; it checks an item's
+//! receipt in the browser (its signature and its inclusion proof) and refuses a
+//! changed one, and its Log tab shows who read what. Screenshots are kept in
+//! `target/artifacts/` (`admin-page.png`, `admin-dictionary.png`,
+//! `admin-receipt.png`, `admin-log.png`).
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -11,16 +14,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::admin::{id_of, sample_text, seed_every_kind, send_text, session};
-use crate::harness::{Server, wait_until};
+use crate::harness::admin::{
+    id_of, sample_text, seed_every_kind, send_dict, send_text, session, sha256_hex,
+};
+use crate::harness::{Server, bin, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
+use ferry_protocol::Serialization;
 use futures::FutureExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long the page may take for anything it has to show.
 const PATIENCE: Duration = Duration::from_secs(20);
+/// Checkpoints every 100 ms, so that inclusion proofs come at once.
+const FAST: [&str; 2] = ["--checkpoint-interval-ms", "100"];
 
 /// A ChromeDriver on a free local port, stopped on drop.
 struct Driver {
@@ -108,6 +116,48 @@ impl Drop for Driver {
     }
 }
 
+/// Runs `steps` in a fresh headless Chromium (with a downloads directory); if
+/// they panic, keeps a screenshot as `target/artifacts/<failure>` first.
+async fn in_browser(failure: &str, steps: impl AsyncFnOnce(&Client, &Path)) {
+    let driver = Driver::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let (profile, downloads) = (
+        scratch.path().join("profile"),
+        scratch.path().join("downloads"),
+    );
+    std::fs::create_dir_all(&downloads).unwrap();
+    let browser = driver.browser(&profile, &downloads).await;
+    let outcome = AssertUnwindSafe(steps(&browser, &downloads))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        // Keep what the page looked like when it went wrong.
+        let _ = browser
+            .screenshot()
+            .await
+            .map(|png| std::fs::write(artifacts().join(failure), png));
+    }
+    let _ = browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Opens the page and signs in with the server's token.
+async fn sign_in(browser: &Client, server: &Server) {
+    browser
+        .goto(&format!("{}/", server.admin_url()))
+        .await
+        .unwrap();
+    assert_eq!(browser.title().await.unwrap(), "Ferry admin");
+    wait_for(browser, "#token")
+        .await
+        .send_keys(&server.token())
+        .await
+        .unwrap();
+    wait_for(browser, "#connect").await.click().await.unwrap();
+}
+
 /// `target/artifacts/`, created.
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
@@ -173,29 +223,10 @@ async fn the_page_lists_new_items_shows_a_dictionary_and_a_text_and_downloads_th
         .await
         .unwrap();
     assert_eq!(held.status(), 200);
-    let driver = Driver::start().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let (profile, downloads) = (
-        scratch.path().join("profile"),
-        scratch.path().join("downloads"),
-    );
-    std::fs::create_dir_all(&downloads).unwrap();
-    let browser = driver.browser(&profile, &downloads).await;
-
-    let outcome = AssertUnwindSafe(use_the_page(&browser, &server, &seeded, &downloads))
-        .catch_unwind()
-        .await;
-    if outcome.is_err() {
-        // Keep what the page looked like when it went wrong.
-        let _ = browser
-            .screenshot()
-            .await
-            .map(|png| std::fs::write(artifacts().join("admin-page-failure.png"), png));
-    }
-    let _ = browser.close().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    in_browser("admin-page-failure.png", async |browser, downloads| {
+        use_the_page(browser, &server, &seeded, downloads).await
+    })
+    .await;
 }
 
 async fn use_the_page(
@@ -204,19 +235,7 @@ async fn use_the_page(
     seeded: &crate::harness::admin::Seeded,
     downloads: &Path,
 ) {
-    browser
-        .goto(&format!("{}/", server.admin_url()))
-        .await
-        .unwrap();
-    assert_eq!(browser.title().await.unwrap(), "Ferry admin");
-
-    // Sign in with the token.
-    wait_for(browser, "#token")
-        .await
-        .send_keys(&server.token())
-        .await
-        .unwrap();
-    wait_for(browser, "#connect").await.click().await.unwrap();
+    sign_in(browser, server).await;
 
     // Every item sent before the page opened is listed.
     for id in &seeded.ids {
@@ -357,4 +376,379 @@ async fn use_the_page(
     // Download keeps the original bytes and name.
     wait_for(browser, "#download").await.click().await.unwrap();
     wait_for_download(downloads, "notes.txt", sample_text().as_bytes()).await;
+}
+
+/// The text of the first element matching `css`, once it is there.
+async fn text_of(browser: &Client, css: &str) -> String {
+    wait_for(browser, css).await.text().await.unwrap()
+}
+
+/// `token:` and the first 8 hex digits of the token's SHA-256, as the log names it.
+fn credential(server: &Server) -> String {
+    format!("token:{}", &sha256_hex(server.token().as_bytes())[..8])
+}
+
+#[tokio::test]
+async fn the_page_verifies_an_items_receipt_and_its_log_tab_shows_who_read_what() {
+    let server = Server::start(&FAST);
+    let mut s = session(&server).await;
+    let text = b"a receipt for this, please\n";
+    let text_id = id_of(&send_text(&mut s, text, Some("receipted.txt"), false).await);
+    let dict_id = id_of(&send_dict(&mut s, json!({ "n": 1 }), Serialization::Json, true).await);
+    s.end().await.unwrap();
+    in_browser("admin-receipt-failure.png", async |browser, downloads| {
+        sign_in(browser, &server).await;
+        check_receipt(browser, &server, &text_id, &sha256_hex(text), downloads).await;
+        check_log_tab(browser, &server, &text_id, &dict_id).await;
+    })
+    .await;
+}
+
+/// Opens `id` and waits for its receipt to be checked: it must verify, show the
+/// item's fields, and download as a receipt that `ferry verify` accepts.
+async fn check_receipt(
+    browser: &Client,
+    server: &Server,
+    id: &str,
+    sha256: &str,
+    downloads: &Path,
+) {
+    wait_for(browser, &format!(".item-row[data-id=\"{id}\"]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let checked =
+        format!("#detail-body[data-id=\"{id}\"] #receipt-status:not([data-state=\"pending\"])");
+    let status = wait_for(browser, &checked).await;
+    let said = status.text().await.unwrap();
+    assert_eq!(
+        status.attr("data-state").await.unwrap().as_deref(),
+        Some("ok"),
+        "the receipt did not verify: {said}"
+    );
+    let size = said
+        .strip_prefix("verified: signature ✓, in checkpoint of ")
+        .and_then(|rest| rest.strip_suffix(" leaves ✓"))
+        .unwrap_or_else(|| panic!("unexpected status: {said}"));
+    assert!(size.parse::<u64>().unwrap() >= 1, "{said}");
+    let receipt = server
+        .admin()
+        .get_json(&format!("/api/items/{id}/receipt"))
+        .await;
+    let shown = text_of(browser, "#receipt-meta").await;
+    for field in [id, sha256, receipt["log"].as_str().unwrap()] {
+        assert!(shown.contains(field), "{field} is not shown: {shown}");
+    }
+    assert!(
+        shown.contains(&format!("Leaf index\n{}", receipt["index"])),
+        "{shown}"
+    );
+    screenshot(browser, "admin-receipt.png").await;
+
+    // The receipt downloads as JSON that `ferry verify` checks against the server.
+    wait_for(browser, "#receipt-download")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let saved = downloads.join(format!("{id}.receipt.json"));
+    wait_until(PATIENCE, async || {
+        match std::fs::read(&saved)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            Some(json) if json == receipt => Ok(()),
+            other => Err(format!(
+                "{} holds {other:?}, not {receipt}",
+                saved.display()
+            )),
+        }
+    })
+    .await;
+    let verify = Command::new(bin("ferry"))
+        .args([
+            "verify",
+            saved.to_str().unwrap(),
+            "--admin",
+            &server.admin_url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "ferry verify refused the downloaded receipt:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+/// The Log tab lists the items stored and the page's own reads (by the token's
+/// credential, from 127.0.0.1), newest first, links to listed items, and checks
+/// the whole log on demand.
+async fn check_log_tab(browser: &Client, server: &Server, text_id: &str, dict_id: &str) {
+    wait_for(browser, "#tab-log").await.click().await.unwrap();
+    for id in [text_id, dict_id] {
+        wait_for(
+            browser,
+            &format!(".log-row[data-event=\"stored\"][data-id=\"{id}\"]"),
+        )
+        .await;
+    }
+    // The page read the text's content and its receipt (its metadata).
+    for what in ["content", "metadata"] {
+        let reads = browser
+            .find_all(Locator::Css(&format!(
+                ".log-row[data-event=\"read\"][data-id=\"{text_id}\"]"
+            )))
+            .await
+            .unwrap();
+        let mut texts = Vec::new();
+        for row in reads {
+            texts.push(row.text().await.unwrap());
+        }
+        let wanted = [what, &credential(server), "127.0.0.1"];
+        assert!(
+            texts.iter().any(|t| wanted.iter().all(|w| t.contains(w))),
+            "no read of the {what} with {wanted:?} in {texts:?}"
+        );
+    }
+    let mut indexes = Vec::new();
+    for row in browser.find_all(Locator::Css(".log-row")).await.unwrap() {
+        indexes.push(
+            row.attr("data-index")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    assert!(
+        indexes.windows(2).all(|w| w[0] > w[1]),
+        "not newest first: {indexes:?}"
+    );
+    assert_eq!(
+        indexes.last(),
+        Some(&0),
+        "the first leaf is among the latest: {indexes:?}"
+    );
+
+    wait_for(browser, "#log-verify")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let status = wait_for(
+        browser,
+        "#log-verify-status:not([hidden]):not([data-state=\"pending\"])",
+    )
+    .await;
+    let said = status.text().await.unwrap();
+    assert_eq!(
+        status.attr("data-state").await.unwrap().as_deref(),
+        Some("ok"),
+        "{said}"
+    );
+    assert!(said.starts_with("Log verified ✓"), "{said}");
+    screenshot(browser, "admin-log.png").await;
+
+    // A stored entry links to its item.
+    wait_for(
+        browser,
+        &format!(".log-row[data-event=\"stored\"][data-id=\"{dict_id}\"] a"),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_for(
+        browser,
+        &format!("#detail-body[data-id=\"{dict_id}\"] #json-tree:not([hidden]) .key"),
+    )
+    .await;
+    assert!(
+        browser
+            .find(Locator::Css("#log-view[hidden]"))
+            .await
+            .is_ok(),
+        "back on the item"
+    );
+}
+
+/// What the page's `ferryVerifyReceipt` answers for `receipt`, `key` and `inclusion`.
+async fn page_verdict(browser: &Client, receipt: &Value, key: &str, inclusion: &Value) -> Value {
+    browser
+        .execute(
+            "return window.ferryVerifyReceipt(arguments[0], arguments[1], arguments[2]);",
+            vec![receipt.clone(), json!(key), inclusion.clone()],
+        )
+        .await
+        .expect("ferryVerifyReceipt ran")
+}
+
+#[tokio::test]
+async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
+    let server = Server::start(&FAST);
+    let admin = server.admin();
+    let mut s = session(&server).await;
+    let id = id_of(&send_text(&mut s, b"first\n", None, false).await);
+    send_text(&mut s, b"second\n", None, false).await;
+    s.end().await.unwrap();
+    let receipt = admin.get_json(&format!("/api/items/{id}/receipt")).await;
+    let key = admin.get("/api/log/key").await.text().await.unwrap();
+    let index = receipt["index"].as_u64().unwrap();
+    // A proof with at least one hash: a checkpoint of both items' leaves.
+    let mut inclusion = Value::Null;
+    wait_until(PATIENCE, async || {
+        let response = admin
+            .get(&format!("/api/log/inclusion?index={index}"))
+            .await;
+        inclusion = response.json().await.unwrap_or_default();
+        match inclusion["proof"].as_array().is_some_and(|p| !p.is_empty()) {
+            true => Ok(()),
+            false => Err(format!("no proof with hashes yet: {inclusion}")),
+        }
+    })
+    .await;
+    let zeros = format!("{}=", "A".repeat(43));
+
+    let note = receipt["note"].as_str().unwrap();
+    // A character of the signature itself (past the 4-byte key hash).
+    let at = note.rfind(' ').unwrap() + 20;
+    let other = if &note[at..=at] == "A" { "B" } else { "A" };
+    let bad_signature = format!("{}{other}{}", &note[..at], &note[at + 1..]);
+    let sha = receipt["sha256"].as_str().unwrap();
+    let other_sha = format!(
+        "{}{}",
+        if sha.starts_with('0') { "1" } else { "0" },
+        &sha[1..]
+    );
+    let leaf = receipt["leaf"].as_str().unwrap();
+    let checkpoint = inclusion["checkpoint"].as_str().unwrap();
+    let root = checkpoint.lines().nth(2).unwrap();
+
+    let changed = |member: &str, value: Value| {
+        let mut copy = receipt.clone();
+        copy[member] = value;
+        copy
+    };
+    let with_proof = |member: &str, value: Value| {
+        let mut copy = inclusion.clone();
+        copy[member] = value;
+        copy
+    };
+    let mut proof = inclusion["proof"].clone();
+    proof[0] = json!(zeros);
+    let cases = [
+        (
+            "the receipt's sha256",
+            changed("sha256", json!(other_sha)),
+            inclusion.clone(),
+            "sha256 is not the leaf's",
+        ),
+        (
+            "the leaf's sha256",
+            changed("leaf", json!(leaf.replace(sha, &other_sha))),
+            inclusion.clone(),
+            "not over this leaf",
+        ),
+        (
+            "the note's signature",
+            changed("note", json!(bad_signature)),
+            inclusion.clone(),
+            "signature does not verify",
+        ),
+        (
+            "the index",
+            changed("index", json!(index + 1)),
+            inclusion.clone(),
+            "not over this leaf",
+        ),
+        (
+            "a proof hash",
+            receipt.clone(),
+            with_proof("proof", proof),
+            "inclusion proof does not verify",
+        ),
+        (
+            "the checkpoint's root",
+            receipt.clone(),
+            with_proof("checkpoint", json!(checkpoint.replace(root, &zeros))),
+            "checkpoint: signature does not verify",
+        ),
+    ];
+
+    in_browser("admin-verify-failure.png", async |browser, _| {
+        browser
+            .goto(&format!("{}/", server.admin_url()))
+            .await
+            .unwrap();
+        wait_for(browser, "#token").await;
+        // The real receipt verifies: the checks below fail for the change alone.
+        let verdict = page_verdict(browser, &receipt, &key, &inclusion).await;
+        assert_eq!(verdict["ok"], true, "{verdict}");
+        assert_eq!(verdict["inclusion"], true, "{verdict}");
+        for (what, receipt, inclusion, reason) in &cases {
+            let verdict = page_verdict(browser, receipt, &key, inclusion).await;
+            assert_eq!(
+                verdict["ok"], false,
+                "{what}, changed, was accepted: {verdict}"
+            );
+            let error = verdict["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(reason),
+                "{what}, changed: {error:?} does not say {reason:?}"
+            );
+        }
+        // Another key (its hash changed) is not the log's.
+        let plus = key.find('+').unwrap() + 1;
+        let digit = if &key[plus..=plus] == "0" { "1" } else { "0" };
+        let other_key = format!("{}{digit}{}", &key[..plus], &key[plus + 1..]);
+        let verdict = page_verdict(browser, &receipt, &other_key, &Value::Null).await;
+        assert_eq!(verdict["ok"], false, "{verdict}");
+        assert!(
+            verdict["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("key hash does not match"),
+            "{verdict}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_page_says_when_the_server_keeps_no_log() {
+    let server = Server::start(&["--tlog", "false"]);
+    let mut s = session(&server).await;
+    let id = id_of(&send_text(&mut s, b"no receipt\n", None, false).await);
+    s.end().await.unwrap();
+    in_browser("admin-no-log-failure.png", async |browser, _| {
+        sign_in(browser, &server).await;
+        wait_for(browser, &format!(".item-row[data-id=\"{id}\"]"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        let status = text_of(
+            browser,
+            &format!("#detail-body[data-id=\"{id}\"] #receipt-status[data-state=\"none\"]"),
+        )
+        .await;
+        assert!(status.contains("keeps no log"), "{status}");
+        assert!(
+            browser
+                .find(Locator::Css("#receipt-download[hidden]"))
+                .await
+                .is_ok()
+        );
+        wait_for(browser, "#tab-log").await.click().await.unwrap();
+        assert!(
+            text_of(browser, "#log-error:not([hidden])")
+                .await
+                .contains("keeps no log")
+        );
+    })
+    .await;
 }

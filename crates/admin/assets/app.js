@@ -1,4 +1,5 @@
-// Ferry admin page: lists stored items, shows one, follows live updates.
+// Ferry admin page: lists stored items, shows one with its receipt (checked by
+// verify.js), follows live updates, and shows the log's recent entries.
 // The token lives in sessionStorage (this tab only) and goes in the
 // Authorization header of every API call; EventSource cannot set headers, so
 // live updates are read from a fetch() stream.
@@ -7,6 +8,7 @@
 const TOKEN_KEY = "ferry-admin-token";
 const PAGE_SIZE = 50;
 const TEXT_PREVIEW = 256 * 1024;
+const LOG_ENTRIES = 100;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -15,7 +17,11 @@ const state = {
   selected: null,
   current: null,
   shown: new Set(),
+  items: new Map(),
   events: null,
+  // The log's verifier key text, fetched once (null: the server keeps no log).
+  logKey: undefined,
+  receipt: null,
 };
 
 // ---- API -------------------------------------------------------------------
@@ -29,12 +35,14 @@ async function api(path, options = {}) {
   headers.set("Authorization", "Bearer " + state.token);
   const response = await fetch(path, { ...options, headers });
   if (response.status === 401) { signOut("The token was refused."); throw new ApiFailure(401, "unauthorized"); }
-  if (!response.ok) {
-    let message = response.status + " " + response.statusText;
-    try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
-    throw new ApiFailure(response.status, message);
-  }
+  if (!response.ok) throw new ApiFailure(response.status, await errorMessage(response));
   return response;
+}
+
+async function errorMessage(response) {
+  let message = response.status + " " + response.statusText;
+  try { message = (await response.json()).error.message || message; } catch (_) { /* not JSON */ }
+  return message;
 }
 
 function filterQuery() {
@@ -101,6 +109,7 @@ function signOut(message) {
 async function reload() {
   state.next = null;
   state.shown.clear();
+  state.items.clear();
   $("item-list").replaceChildren();
   await loadPage();
 }
@@ -127,6 +136,7 @@ async function loadPage() {
 function addRow(item, live) {
   if (state.shown.has(item.id)) return;
   state.shown.add(item.id);
+  state.items.set(item.id, item);
   const row = document.createElement("li");
   row.className = "item-row" + (live ? " new" : "");
   row.dataset.id = item.id;
@@ -262,6 +272,7 @@ function holdTags(item) {
 }
 
 async function select(item) {
+  showTab("item");
   state.selected = item.id;
   state.current = item;
   for (const row of document.querySelectorAll(".item-row")) {
@@ -273,7 +284,7 @@ async function select(item) {
   $("detail-title").textContent = rowLabel(item);
   renderHold(item);
   renderMeta(item);
-  await showContent(item);
+  await Promise.all([showContent(item), showReceipt(item)]);
 }
 
 // The parts of the detail view that change with the item's hold.
@@ -299,6 +310,7 @@ async function toggleHold(item) {
     const updated = await response.json();
     const row = document.querySelector('.item-row[data-id="' + updated.id + '"]');
     if (row) fillRow(row, updated);
+    if (state.items.has(updated.id)) state.items.set(updated.id, updated);
     if (state.current && state.current.id === updated.id) {
       state.current = updated;
       renderHold(updated);
@@ -432,6 +444,7 @@ async function remove(item) {
     await api("/api/items/" + encodeURIComponent(item.id), { method: "DELETE" });
     document.querySelector('.item-row[data-id="' + item.id + '"]')?.remove();
     state.shown.delete(item.id);
+    state.items.delete(item.id);
     state.selected = null;
     state.current = null;
     $("detail-body").hidden = true;
@@ -439,6 +452,178 @@ async function remove(item) {
   } catch (err) {
     $("content-error").textContent = "Delete failed: " + err.message;
     $("content-error").hidden = false;
+  }
+}
+
+// ---- the receipt ------------------------------------------------------------------
+
+// The log's verifier key, from this server, once per page: the receipt is
+// checked against the key the server serves (trust on first use; `ferry verify
+// --key-file` takes a key kept elsewhere). null when the server keeps no log.
+async function logKey() {
+  if (state.logKey === undefined) {
+    const response = await fetch("/api/log/key");
+    if (response.status === 404) state.logKey = null;
+    else if (!response.ok) throw new ApiFailure(response.status, "the log's key: " + await errorMessage(response));
+    else state.logKey = await response.text();
+  }
+  return state.logKey;
+}
+
+// The leaf's inclusion proof; a leaf newer than the latest checkpoint is
+// answered 409 for a moment, so ask again, waiting longer each time.
+async function inclusionProof(index) {
+  let delay = 250;
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch("/api/log/inclusion?index=" + encodeURIComponent(index));
+    if (response.ok) return response.json();
+    if (response.status !== 409 || attempt >= 5) throw new ApiFailure(response.status, await errorMessage(response));
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay *= 2;
+  }
+}
+
+function setStatus(node, stateName, text) {
+  node.dataset.state = stateName;
+  node.textContent = text;
+}
+
+// Fetches the item's receipt, shows it, and checks in this browser its
+// signature and then its inclusion in the latest signed checkpoint.
+async function showReceipt(item) {
+  const status = $("receipt-status"), meta = $("receipt-meta"), button = $("receipt-download");
+  state.receipt = null;
+  meta.hidden = button.hidden = true;
+  setStatus(status, "pending", "Checking the receipt…");
+  const current = () => state.selected === item.id;
+  try {
+    const key = await logKey();
+    if (!current()) return;
+    if (key === null) { setStatus(status, "none", "This server keeps no log: its items have no receipts."); return; }
+    const receipt = await (await api("/api/items/" + encodeURIComponent(item.id) + "/receipt")).json();
+    if (!current()) return;
+    state.receipt = receipt;
+    renderReceipt(receipt, key);
+    meta.hidden = button.hidden = false;
+    const signed = await FerryVerify.verifyReceipt(receipt, key, null);
+    if (!signed.ok) { if (current()) setStatus(status, "failed", "Not verified: " + signed.error + "."); return; }
+    setStatus(status, "pending", "signature ✓, checking its inclusion in the log…");
+    let proof;
+    try {
+      proof = await inclusionProof(receipt.index);
+    } catch (err) {
+      if (current()) setStatus(status, "failed", "signature ✓, inclusion not checked: " + err.message);
+      return;
+    }
+    const included = await FerryVerify.verifyReceipt(receipt, key, proof);
+    if (!current()) return;
+    if (included.ok) setStatus(status, "ok", "verified: signature ✓, in checkpoint of " + included.checkpointSize + " leaves ✓");
+    else setStatus(status, "failed", "signature ✓, not in the log: " + included.error + ".");
+  } catch (err) {
+    if (!current() || err.status === 401) return;
+    setStatus(status, "failed", "Could not check the receipt: " + err.message);
+  }
+}
+
+function renderReceipt(receipt, key) {
+  const rows = [
+    ["Log", receipt.log], ["Leaf index", String(receipt.index)], ["Id", receipt.id], ["SHA-256", receipt.sha256],
+    ["Size", formatSize(receipt.size) + " (" + receipt.size + " bytes)"], ["Received", receipt.received_at],
+    ["Log key", key.trim() + "  (as this server serves it)"],
+  ];
+  $("receipt-meta").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", null, k), el("dd", k === "Log" || k === "Received" ? null : "mono", v)]));
+}
+
+// Saves the receipt as `ferry send --receipts` does, for `ferry verify`.
+function downloadReceipt() {
+  const receipt = state.receipt;
+  if (!receipt) return;
+  const blob = new Blob([JSON.stringify(receipt, null, 2) + "\n"], { type: "application/json" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = receipt.id + ".receipt.json";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+// ---- the log ------------------------------------------------------------------------
+
+function showTab(name) {
+  const log = name === "log";
+  $("tab-item").setAttribute("aria-selected", String(!log));
+  $("tab-log").setAttribute("aria-selected", String(log));
+  $("item-view").hidden = log;
+  $("log-view").hidden = !log;
+  if (log) loadLog();
+}
+
+// The latest entries, newest first.
+async function loadLog() {
+  const error = $("log-error");
+  error.hidden = true;
+  $("log-refresh").disabled = true;
+  try {
+    const page = await (await api("/api/log/entries?limit=" + LOG_ENTRIES)).json();
+    $("log-summary").textContent = page.size + " leaves in the log; the latest " + page.entries.length + ", newest first.";
+    $("log-rows").replaceChildren(...page.entries.slice().reverse().map(logRow));
+  } catch (err) {
+    if (err.status === 401) return;
+    error.textContent = err.status === 404 ? "This server keeps no log." : "Could not load the log: " + err.message;
+    error.hidden = false;
+  } finally {
+    $("log-refresh").disabled = false;
+  }
+}
+
+function logRow(entry) {
+  const row = document.createElement("tr");
+  row.className = "log-row";
+  row.dataset.testid = "log-row";
+  row.dataset.index = entry.index;
+  row.dataset.event = entry.event;
+  row.dataset.id = entry.id;
+  const item = state.items.get(entry.id);
+  let id = el("span", "mono", entry.id);
+  if (item) {
+    id = el("a", "mono", entry.id);
+    id.href = "#";
+    id.title = rowLabel(item);
+    id.addEventListener("click", (e) => { e.preventDefault(); select(state.items.get(entry.id) || item); });
+  }
+  const rule = entry.event === "expired" ? (/\nrule ([^\n]*)\n/.exec(entry.leaf) || [])[1] : null;
+  const time = el("td", null, formatTime(entry.time));
+  time.title = entry.time;
+  row.append(
+    el("td", "mono", String(entry.index)), time,
+    el("td", null, null, el("span", "event " + entry.event, entry.event)),
+    el("td", "item", null, id),
+    el("td", null, entry.what || rule || "—"),
+    el("td", "mono", entry.credential || "—"),
+    el("td", "mono", entry.address || "—"));
+  return row;
+}
+
+// Asks the server to read its whole log back from disk and check it.
+async function verifyLog() {
+  const status = $("log-verify-status"), button = $("log-verify");
+  button.disabled = true;
+  status.hidden = false;
+  setStatus(status, "pending", "Reading every leaf back and checking it…");
+  try {
+    const check = await (await api("/api/log/verify", { method: "POST" })).json();
+    const against = check.checkpoint_size === null ? "no checkpoint yet" : "the last signed checkpoint of " + check.checkpoint_size + " leaves";
+    if (check.ok) {
+      setStatus(status, "ok", "Log verified ✓: " + check.size + " leaves read back from disk, consistent with " + against + ".");
+    } else {
+      setStatus(status, "failed", "The log does NOT verify (" + check.size + " leaves, " + against + "):");
+      status.append(el("ul", null, null, ...check.problems.map((problem) => el("li", null, problem))));
+    }
+  } catch (err) {
+    if (err.status !== 401) setStatus(status, "failed", "Could not check the log: " + err.message);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -482,5 +667,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("download").addEventListener("click", () => { if (state.current) download(state.current); });
   $("delete").addEventListener("click", () => { if (state.current) remove(state.current); });
   $("hold").addEventListener("click", () => { if (state.current) toggleHold(state.current); });
+  $("receipt-download").addEventListener("click", downloadReceipt);
+  $("tab-item").addEventListener("click", () => showTab("item"));
+  $("tab-log").addEventListener("click", () => showTab("log"));
+  $("log-refresh").addEventListener("click", loadLog);
+  $("log-verify").addEventListener("click", verifyLog);
   if (state.token) connect(state.token); else showLogin("");
 });

@@ -12,11 +12,13 @@ use crate::Shared;
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const APP_JS: &str = include_str!("../assets/app.js");
+const VERIFY_JS: &str = include_str!("../assets/verify.js");
 
 /// Only this origin's own files; no inline script, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// `/`, `/assets/app.css` and `/assets/app.js`.
+/// `/`, `/assets/app.css`, `/assets/app.js` and `/assets/verify.js` (the
+/// receipt checks, apart from the page's code).
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route(
@@ -30,6 +32,10 @@ pub(crate) fn routes() -> Router<Shared> {
         .route(
             "/assets/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/assets/verify.js",
+            get(|| async { asset("text/javascript; charset=utf-8", VERIFY_JS) }),
         )
 }
 

@@ -76,6 +76,7 @@ async fn the_page_health_and_openapi_are_open() {
     for uri in [
         "/",
         "/assets/app.js",
+        "/assets/verify.js",
         "/assets/app.css",
         "/healthz",
         "/readyz",
