@@ -58,6 +58,39 @@ pub enum StoreError {
     #[error("{0}")]
     InvalidLogRequest(String),
 
+    /// An append that does not start at the upload's committed offset.
+    #[error("the upload is at offset {expected}, not {given}")]
+    UploadOffset {
+        /// The committed offset.
+        expected: u64,
+        /// The offset the append named.
+        given: u64,
+    },
+
+    /// Another append of the upload is in progress.
+    #[error("the upload is busy with another append")]
+    UploadBusy,
+
+    /// Bytes past the upload's length.
+    #[error("the upload would grow past its length of {length} bytes")]
+    UploadTooLarge {
+        /// The upload's length.
+        length: u64,
+    },
+
+    /// A length that cannot be set: the upload has another one, or more bytes.
+    #[error("{0}")]
+    UploadLength(String),
+
+    /// A finish before the last byte arrived.
+    #[error("the upload has {offset} of its {} bytes", length.map_or("(unknown)".into(), |l| l.to_string()))]
+    UploadIncomplete {
+        /// The bytes committed.
+        offset: u64,
+        /// The upload's length, if known.
+        length: Option<u64>,
+    },
+
     /// The store keeps no log (it was opened without one).
     #[error("this store keeps no log")]
     NoLog,

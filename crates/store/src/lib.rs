@@ -26,6 +26,7 @@ mod local;
 mod meta;
 mod notary;
 mod retention;
+mod upload;
 
 use std::ops::Range;
 
@@ -39,6 +40,7 @@ pub use local::{LocalOptions, LocalStore};
 pub use meta::ItemMeta;
 pub use notary::{LogCheck, Notary, Published};
 pub use retention::{Retention, RetentionError, Swept, sweep_expired};
+pub use upload::{UploadAppender, UploadId, UploadInfo};
 
 /// What the receiver knows about an item when it begins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +142,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// The store's log of what happens to its items, if it keeps one.
     fn ledger(&self) -> Option<std::sync::Arc<dyn Ledger>>;
+
+    /// Opens a resumable upload of `item` (see [`upload`](crate::UploadInfo)):
+    /// `length` is its whole size, or `None` until
+    /// [`upload_set_length`](Store::upload_set_length). Durable when it returns.
+    async fn upload_create(
+        &self,
+        item: NewItem,
+        length: Option<u64>,
+    ) -> Result<UploadInfo, StoreError>;
+
+    /// An unfinished upload's state; `None` if there is no such upload (never
+    /// opened, finished, cancelled or expired).
+    async fn upload_info(&self, id: UploadId) -> Result<Option<UploadInfo>, StoreError>;
+
+    /// Sets the length of an upload opened without one.
+    /// [`StoreError::UploadLength`] if it has one already (and it differs), or
+    /// if it is less than the bytes committed.
+    async fn upload_set_length(&self, id: UploadId, length: u64)
+    -> Result<UploadInfo, StoreError>;
+
+    /// Starts an append of the bytes from `offset` on, which must be the
+    /// upload's committed offset ([`StoreError::UploadOffset`] otherwise);
+    /// [`StoreError::UploadBusy`] while another append of it is open;
+    /// [`StoreError::NotFound`] if there is no such upload.
+    async fn upload_append(
+        &self,
+        id: UploadId,
+        offset: u64,
+    ) -> Result<Box<dyn UploadAppender>, StoreError>;
+
+    /// Stores a complete upload as an item and forgets the upload;
+    /// [`StoreError::UploadIncomplete`] if bytes are missing.
+    async fn upload_finish(&self, id: UploadId) -> Result<ItemMeta, StoreError>;
+
+    /// Cancels an upload and removes its staged data; `false` if there was no
+    /// such upload.
+    async fn upload_cancel(&self, id: UploadId) -> Result<bool, StoreError>;
+
+    /// The unfinished uploads, oldest first.
+    async fn uploads(&self) -> Result<Vec<UploadInfo>, StoreError>;
+
+    /// Removes the uploads whose `expires_at` is past `now`; returns how many.
+    async fn expire_uploads(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Every item committed from now on, for live updates. A receiver that falls
     /// behind gets `RecvError::Lagged` and misses items.

@@ -90,6 +90,7 @@ mod read;
 mod reclaim;
 mod recover;
 mod seam;
+mod uploads;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -115,8 +116,9 @@ use self::seam::{Seam, Step};
 use self::writer::LocalWriter;
 use crate::{
     Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
-    StoreError,
+    StoreError, UploadAppender, UploadId, UploadInfo,
 };
+use time::OffsetDateTime;
 use ferry_tlog::Actor;
 
 /// The store's log rotates its segments at this size.
@@ -467,6 +469,52 @@ impl Store for LocalStore {
         tokio::spawn(delete(self.shared.clone(), id, cause.clone()))
             .await
             .map_err(joined)?
+    }
+
+    async fn upload_create(
+        &self,
+        item: NewItem,
+        length: Option<u64>,
+    ) -> Result<UploadInfo, StoreError> {
+        uploads::create(&self.shared, item, length).await
+    }
+
+    async fn upload_info(&self, id: UploadId) -> Result<Option<UploadInfo>, StoreError> {
+        uploads::info(&self.shared, id).await
+    }
+
+    async fn upload_set_length(
+        &self,
+        id: UploadId,
+        length: u64,
+    ) -> Result<UploadInfo, StoreError> {
+        uploads::set_length(&self.shared, id, length).await
+    }
+
+    async fn upload_append(
+        &self,
+        id: UploadId,
+        offset: u64,
+    ) -> Result<Box<dyn UploadAppender>, StoreError> {
+        uploads::append(&self.shared, id, offset).await
+    }
+
+    async fn upload_finish(&self, id: UploadId) -> Result<ItemMeta, StoreError> {
+        tokio::spawn(uploads::finish(self.shared.clone(), id))
+            .await
+            .map_err(joined)?
+    }
+
+    async fn upload_cancel(&self, id: UploadId) -> Result<bool, StoreError> {
+        uploads::cancel(&self.shared, id).await
+    }
+
+    async fn uploads(&self) -> Result<Vec<UploadInfo>, StoreError> {
+        uploads::list(&self.shared).await
+    }
+
+    async fn expire_uploads(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        uploads::expire(&self.shared, now).await
     }
 
     fn ledger(&self) -> Option<Arc<dyn Ledger>> {
