@@ -41,6 +41,9 @@ pub struct LogCheck {
 pub struct Notary {
     signer: Signer,
     ledger: Arc<dyn Ledger>,
+    /// The last checkpoint signed for receipts: reused by every receipt of a
+    /// leaf it holds, so that a group commit costs one signature.
+    for_receipts: std::sync::Mutex<Option<Published>>,
     published: watch::Sender<Option<Published>>,
     health: watch::Sender<LogCheck>,
 }
@@ -64,6 +67,7 @@ impl Notary {
         let notary = Arc::new(Notary {
             signer,
             ledger,
+            for_receipts: std::sync::Mutex::new(None),
             published: watch::channel(None).0,
             health: watch::channel(LogCheck {
                 ok: true,
@@ -99,11 +103,42 @@ impl Notary {
         &self.ledger
     }
 
-    /// The receipt of a stored item, if it has a leaf.
+    /// The receipt of a stored item: its leaf, a signed checkpoint that holds
+    /// it and the leaf's inclusion proof. `None` if it has no leaf, or while
+    /// the log does not verify (nothing is signed over it then).
     #[must_use]
     pub fn receipt(&self, meta: &ItemMeta) -> Option<Receipt> {
         let index = meta.log_index?;
-        Receipt::issue(&self.signer, index, &stored_entry(meta)).ok()
+        if !self.health.borrow().ok {
+            return None;
+        }
+        let holding = self.checkpoint_holding(index)?;
+        let proof = self.ledger.inclusion_proof(index, holding.size).ok()?;
+        Receipt::new(
+            self.origin(),
+            index,
+            &stored_entry(meta),
+            holding.note,
+            &proof,
+        )
+        .ok()
+    }
+
+    /// A signed checkpoint of more than `index` leaves: the last one signed for
+    /// receipts if it holds that leaf, else a new one of the log as it is.
+    fn checkpoint_holding(&self, index: u64) -> Option<Published> {
+        let mut last = self
+            .for_receipts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(last) = last.as_ref().filter(|last| last.size > index) {
+            return Some(last.clone());
+        }
+        let size = self.ledger.size();
+        let note = self.sign(size).ok()?;
+        let signed = Published { size, note };
+        *last = Some(signed.clone());
+        Some(signed)
     }
 
     /// The latest checkpoint published.

@@ -1,24 +1,25 @@
-//! Receipts (signed entry timestamps) and the proofs a log serves, as JSON.
+//! Receipts, and the proofs a log serves, as JSON.
 //!
 //! # Receipt
 //!
 //! What a sender gets for each stored item, at once: the item's `stored` leaf
-//! (see [`entry`](crate::entry)), its index in the log, and a signed note by
-//! the log's key whose body is
-//!
-//! ```text
-//! ferry-receipt/v1
-//! <origin: the log's name>
-//! <leaf index, decimal>
-//! <leaf hash (RFC 9162: SHA-256 of 0x00 || leaf), standard base64, padded>
-//! ```
+//! (see [`entry`](crate::entry)), its index in the log, a signed checkpoint of a
+//! tree that holds it (the log's key signs the checkpoint, C2SP
+//! `tlog-checkpoint` in a signed note, see the [crate docs](crate)), and the
+//! leaf's inclusion proof in that tree. The signature covers the root, the root
+//! commits to every leaf, and the leaf names the item's id, SHA-256, size and
+//! received time: so a receipt proves, offline, that the log held exactly this
+//! leaf at this index. (As Sigstore's Rekor v2 does, in place of a signature
+//! per entry: the server signs once per group commit, whatever the number of
+//! items in it.)
 //!
 //! As JSON (every member required, no others):
 //!
 //! ```json
 //! {"log": "<origin>", "index": 5, "id": "<item id>", "sha256": "<hex>",
 //!  "size": 42, "received_at": "<RFC 3339>", "leaf": "<the leaf text>",
-//!  "note": "<the signed note>"}
+//!  "checkpoint": "<signed note of a checkpoint of more than index leaves>",
+//!  "proof": ["<base64 hash>", ...]}
 //! ```
 //!
 //! `id`, `sha256`, `size` and `received_at` repeat the leaf's `id`, `sha256`,
@@ -38,10 +39,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, EntryError, Event};
-use crate::{Checkpoint, Hash, NoteError, ProofError, Signer, Verifier};
-
-/// The first line of a receipt's signed body.
-pub const RECEIPT_HEADER: &str = "ferry-receipt/v1";
+use crate::{Checkpoint, Hash, NoteError, ProofError, Verifier};
 
 /// Why a receipt or proof does not verify.
 #[derive(Debug, thiserror::Error)]
@@ -78,16 +76,26 @@ pub struct Receipt {
     pub received_at: String,
     /// The `stored` leaf's text.
     pub leaf: String,
-    /// The signed note over the receipt body.
-    pub note: String,
+    /// The signed checkpoint of a tree of more than `index` leaves.
+    pub checkpoint: String,
+    /// The leaf's inclusion proof in that tree: hashes, base64, leaf side first.
+    pub proof: Vec<String>,
 }
 
 impl Receipt {
-    /// Signs a receipt for the `stored` leaf `entry` at `index`.
+    /// The receipt of the `stored` leaf `entry` at `index`, with `checkpoint`
+    /// (a signed note of a checkpoint of more than `index` leaves) and the
+    /// leaf's inclusion `proof` in its tree.
     ///
     /// # Errors
     /// [`ReceiptError::Mismatch`] if `entry` is not a `stored` leaf.
-    pub fn issue(signer: &Signer, index: u64, entry: &Entry) -> Result<Self, ReceiptError> {
+    pub fn new(
+        origin: &str,
+        index: u64,
+        entry: &Entry,
+        checkpoint: String,
+        proof: &[Hash],
+    ) -> Result<Self, ReceiptError> {
         if entry.event() != Event::Stored {
             return Err(ReceiptError::Mismatch(format!(
                 "a receipt is for a stored leaf, not a {} leaf",
@@ -96,39 +104,37 @@ impl Receipt {
         }
         let field = |key| entry.get(key).unwrap_or_default().to_owned();
         Ok(Self {
-            log: signer.name().to_owned(),
+            log: origin.to_owned(),
             index,
             id: field("id"),
             sha256: field("sha256"),
             size: field("size").parse().unwrap_or_default(),
             received_at: field("time"),
             leaf: entry.text().to_owned(),
-            note: signer.sign_body(&body(signer.name(), index, &entry.leaf_hash())),
+            checkpoint,
+            proof: encode(proof),
         })
     }
 
-    /// Checks everything a receipt claims: the note's signature by
-    /// `verifier`, that its body names this log, index and leaf, that the leaf
-    /// is a `stored` leaf, and that the readable members equal the leaf's
-    /// fields. Returns the leaf.
+    /// Checks everything a receipt claims: the checkpoint's signature by
+    /// `verifier` and that it is of this log, that the leaf is a `stored` leaf
+    /// whose fields the readable members repeat exactly, and that the proof
+    /// leads from the leaf at `index` to the checkpoint's root. Returns the
+    /// leaf and the checkpoint.
     ///
     /// # Errors
     /// [`ReceiptError`] saying which check failed.
-    pub fn verify(&self, verifier: &Verifier) -> Result<Entry, ReceiptError> {
-        let signed = verifier.open(&self.note)?;
-        let entry = Entry::parse(self.leaf.as_bytes())?;
-        if signed != body(&self.log, self.index, &entry.leaf_hash()) {
-            return Err(ReceiptError::Mismatch(
-                "the signed body does not name this log, index and leaf".into(),
-            ));
-        }
-        if self.log != verifier.name() {
+    pub fn verify(&self, verifier: &Verifier) -> Result<(Entry, Checkpoint), ReceiptError> {
+        let checkpoint = verifier.verify_note(&self.checkpoint)?;
+        if self.log != verifier.name() || checkpoint.origin() != self.log {
             return Err(ReceiptError::Mismatch(format!(
-                "the receipt is of log {:?}, the key of {:?}",
+                "the receipt is of log {:?}, its checkpoint of {:?}, the key of {:?}",
                 self.log,
+                checkpoint.origin(),
                 verifier.name()
             )));
         }
+        let entry = Entry::parse(self.leaf.as_bytes())?;
         if entry.event() != Event::Stored {
             return Err(ReceiptError::Mismatch(
                 "the leaf is not a stored leaf".into(),
@@ -147,7 +153,14 @@ impl Receipt {
                 )));
             }
         }
-        Ok(entry)
+        crate::verify_inclusion(
+            &entry.leaf_hash(),
+            self.index,
+            checkpoint.size(),
+            &decode(&self.proof)?,
+            checkpoint.root(),
+        )?;
+        Ok((entry, checkpoint))
     }
 
     /// The leaf hash the receipt is for.
@@ -157,14 +170,6 @@ impl Receipt {
     pub fn leaf_hash(&self) -> Result<Hash, ReceiptError> {
         Ok(Entry::parse(self.leaf.as_bytes())?.leaf_hash())
     }
-}
-
-/// The signed body of a receipt.
-fn body(log: &str, index: u64, leaf_hash: &Hash) -> String {
-    format!(
-        "{RECEIPT_HEADER}\n{log}\n{index}\n{}\n",
-        STANDARD.encode(leaf_hash)
-    )
 }
 
 /// Leaf `index`'s inclusion in the tree of `size` leaves. See the [module docs](self).
@@ -306,7 +311,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     use super::*;
-    use crate::Tree;
+    use crate::{Signer, Tree};
 
     fn signer() -> Signer {
         Signer::new("ferry.test/log", SigningKey::from_bytes(&[7; 32])).unwrap()
@@ -323,16 +328,42 @@ mod tests {
         )
     }
 
+    /// A log of seven leaves, and its signed checkpoint of `size`.
+    fn log() -> Tree {
+        let mut tree = Tree::new();
+        for n in 0..7 {
+            tree.append(stored(n).as_bytes());
+        }
+        tree
+    }
+
+    fn note(signer: &Signer, tree: &Tree, size: u64) -> String {
+        let checkpoint = Checkpoint::new(signer.name(), size, tree.root_at(size).unwrap());
+        signer.sign_checkpoint(&checkpoint.unwrap())
+    }
+
+    fn receipt(signer: &Signer, tree: &Tree, index: u64, size: u64) -> Receipt {
+        let proof = tree.inclusion_proof(index, size).unwrap();
+        Receipt::new(
+            signer.name(),
+            index,
+            &stored(index),
+            note(signer, tree, size),
+            &proof,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_receipt_verifies_and_any_changed_byte_fails() {
-        let signer = signer();
-        let receipt = Receipt::issue(&signer, 3, &stored(5)).unwrap();
-        assert_eq!(receipt.size, 5);
+        let (signer, tree) = (signer(), log());
+        let receipt = receipt(&signer, &tree, 3, 6);
+        assert_eq!(receipt.size, 3);
         assert_eq!(receipt.received_at, "2026-12-02T10:00:00Z");
         let verifier = signer.verifier();
-        assert_eq!(receipt.verify(&verifier).unwrap(), stored(5));
+        let (leaf, checkpoint) = receipt.verify(&verifier).unwrap();
+        assert_eq!((leaf, checkpoint.size()), (stored(3), 6));
         let json = serde_json::to_string(&receipt).unwrap();
-        let mut failures = 0;
         for at in 0..json.len() {
             let mut bytes = json.clone().into_bytes();
             bytes[at] ^= 0x01;
@@ -340,37 +371,44 @@ mod tests {
                 .ok()
                 .and_then(|text| serde_json::from_str::<Receipt>(text).ok())
                 .map(|changed| changed.verify(&verifier));
-            match verified {
-                Some(Ok(_)) => panic!("byte {at} changed and the receipt still verifies"),
-                _ => failures += 1,
-            }
+            assert!(
+                !matches!(verified, Some(Ok(_))),
+                "byte {at} changed and the receipt still verifies"
+            );
         }
-        assert_eq!(failures, json.len());
     }
 
     #[test]
-    fn a_receipt_is_only_for_a_stored_leaf_and_only_by_its_key() {
-        let signer = signer();
+    fn a_receipt_is_only_for_a_stored_leaf_its_index_and_its_key() {
+        let (signer, tree) = (signer(), log());
         let aborted = Entry::aborted("01JQ3V7ZK9T6N2XQ8W4R5B1C00", "2026-12-02T10:00:00Z");
-        assert!(Receipt::issue(&signer, 0, &aborted).is_err());
-        let receipt = Receipt::issue(&signer, 0, &stored(1)).unwrap();
+        assert!(Receipt::new(signer.name(), 0, &aborted, String::new(), &[]).is_err());
+        let good = receipt(&signer, &tree, 2, 7);
         let other = Signer::new("ferry.test/log", SigningKey::from_bytes(&[8; 32])).unwrap();
-        assert!(receipt.verify(&other.verifier()).is_err());
+        assert!(good.verify(&other.verifier()).is_err());
+        let moved = Receipt {
+            index: 3,
+            ..good.clone()
+        };
+        assert!(moved.verify(&signer.verifier()).is_err());
+        // Another leaf's proof with this leaf.
+        let wrong = Receipt {
+            proof: encode(&tree.inclusion_proof(4, 7).unwrap()),
+            ..good
+        };
+        assert!(wrong.verify(&signer.verifier()).is_err());
     }
 
     #[test]
     fn proofs_verify_against_their_checkpoints() {
-        let signer = signer();
+        let (signer, tree) = (signer(), log());
         let verifier = signer.verifier();
-        let mut tree = Tree::new();
-        for n in 0..7 {
-            tree.append(stored(n).as_bytes());
-        }
-        let note = |size| {
-            let checkpoint = Checkpoint::new("ferry.test/log", size, tree.root_at(size).unwrap());
-            signer.sign_checkpoint(&checkpoint.unwrap())
-        };
-        let inclusion = InclusionProof::new(2, 5, &tree.inclusion_proof(2, 5).unwrap(), note(5));
+        let inclusion = InclusionProof::new(
+            2,
+            5,
+            &tree.inclusion_proof(2, 5).unwrap(),
+            note(&signer, &tree, 5),
+        );
         let checkpoint = inclusion
             .verify(&verifier, 2, &stored(2).leaf_hash())
             .unwrap();
@@ -395,9 +433,13 @@ mod tests {
                 .is_err()
         );
 
-        let consistency =
-            ConsistencyProof::new(3, 7, &tree.consistency_proof(3, 7).unwrap(), note(7));
-        let old = verifier.verify_note(&note(3)).unwrap();
+        let consistency = ConsistencyProof::new(
+            3,
+            7,
+            &tree.consistency_proof(3, 7).unwrap(),
+            note(&signer, &tree, 7),
+        );
+        let old = verifier.verify_note(&note(&signer, &tree, 3)).unwrap();
         assert_eq!(consistency.verify(&verifier, &old).unwrap().size(), 7);
         let forged = Checkpoint::new("ferry.test/log", 3, tree.root_at(4).unwrap()).unwrap();
         assert!(consistency.verify(&verifier, &forged).is_err());
