@@ -2,8 +2,10 @@
 //! Ferry's leaf format (see `ferry_tlog::entry`), kept durably by the store so
 //! that it moves with the items.
 //!
-//! The store appends a `stored` leaf for every item it commits (durable before
-//! the commit returns), a `deleted` or `expired` leaf before every delete, and
+//! The store appends a `stored` leaf for every item it commits (written before
+//! the commit returns, durable before any checkpoint holds it, and written
+//! again from the item's record at the next open if a crash lost it), a
+//! `deleted` or `expired` leaf before every delete (durable), and
 //! `hold` / `release` leaves after legal hold changes; its users append others
 //! (the admin API's `read` leaves). Leaves are never changed or removed. At
 //! open, the store brings the log in line with what recovery found: a `stored`
@@ -104,8 +106,13 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// the first once they are all durable.
     async fn append(&self, entries: Vec<Entry>) -> Result<u64, StoreError>;
 
-    /// The number of leaves.
+    /// The number of leaves (written; see [`sync`](Ledger::sync)).
     fn size(&self) -> u64;
+
+    /// Makes every leaf written so far durable. Items' `stored` leaves are
+    /// written without waiting for it: a checkpoint must be signed only over
+    /// leaves made durable.
+    async fn sync(&self) -> Result<(), StoreError>;
 
     /// The root of the tree of the first `size` leaves.
     fn root(&self, size: u64) -> Result<Hash, StoreError>;

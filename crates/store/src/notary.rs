@@ -141,7 +141,7 @@ impl Notary {
             tokio::time::sleep_until(*at + RECEIPT_SIGNING_INTERVAL).await;
         }
         let size = self.ledger.size();
-        let note = self.sign(size).ok()?;
+        let note = self.sign(size).await.ok()?;
         let signed = Published { size, note };
         *last = Some((signed.clone(), tokio::time::Instant::now()));
         Some(signed)
@@ -170,7 +170,7 @@ impl Notary {
         if !self.health.borrow().ok || latest.as_ref().is_some_and(|p| p.size >= size) {
             return Ok(latest);
         }
-        let note = self.sign(size)?;
+        let note = self.sign(size).await?;
         self.ledger.save_checkpoint(&note).await?;
         let published = Published { size, note };
         self.published.send_replace(Some(published.clone()));
@@ -197,8 +197,9 @@ impl Notary {
         }
     }
 
-    /// The signed checkpoint of the first `size` leaves.
-    fn sign(&self, size: u64) -> Result<String, StoreError> {
+    /// The signed checkpoint of the first `size` leaves, once they are durable.
+    async fn sign(&self, size: u64) -> Result<String, StoreError> {
+        self.ledger.sync().await?;
         let root = self.ledger.root(size)?;
         let checkpoint = Checkpoint::new(self.signer.name(), size, root)
             .map_err(|err| StoreError::InvalidLogRequest(err.to_string()))?;
@@ -236,7 +237,7 @@ impl Notary {
             Some(size) if size == latest.size => Ok(latest),
             Some(size) if size < latest.size => Ok(Published {
                 size,
-                note: self.sign(size)?,
+                note: self.sign(size).await?,
             }),
             Some(size) => Err(StoreError::InvalidLogRequest(format!(
                 "no checkpoint of {size} leaves has been published (the latest has {})",

@@ -4,10 +4,13 @@
 //! per group, and the same handling of failures). A leaf's index is its place
 //! in the ledger's segments; nothing in them is ever compacted or removed.
 //!
-//! An item's `stored` leaf is appended beside its record (the two group
-//! commits run at the same time, see [`writer`](super::writer)), so a crash
-//! can keep one without the other; [`reconcile`] brings the two in line at
-//! open. `ledger/checkpoint` holds the last signed checkpoint the server saved
+//! An item's `stored` leaf is written beside its record (the record's group
+//! commit and the leaf's write run at the same time, see
+//! [`writer`](super::writer)), and made durable with the next leaf that must
+//! be (a delete's, a read's) or before the next checkpoint is signed
+//! ([`Ledger::sync`]); so a crash can keep one without the other, and
+//! [`reconcile`] brings the two in line at open (a `stored` leaf says nothing
+//! its item's record does not: a lost one is written again, the same). `ledger/checkpoint` holds the last signed checkpoint the server saved
 //! (replaced whole: temporary file, fsync, rename, fsync of `ledger/`).
 //!
 //! In memory: the tree (about 36 bytes a leaf) and each leaf's place (16 bytes).
@@ -150,26 +153,44 @@ impl LocalLedger {
     /// Appends leaves, one after the other; the index of the first, once they
     /// are durable.
     pub(crate) async fn append_all(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
-        let frames = entries
-            .iter()
-            .map(|entry| {
-                let mut bytes = frame::start();
-                bytes.extend_from_slice(entry.as_bytes());
-                Unsealed::new(Kind::Leaf, bytes)
-            })
-            .collect();
-        let at = self.log.append(frames).await?;
+        let at = self.log.append(frames(&entries)).await?;
+        Ok(self.index_of(at))
+    }
+
+    /// Appends an item's `stored` leaf, written but not yet durable: it is made
+    /// durable before any checkpoint that holds it is signed (see
+    /// [`Ledger::sync`]), and if a crash comes first, the next open appends it
+    /// again from the item's record, which says all it says.
+    pub(crate) async fn append_stored(&self, entry: &Entry) -> Result<u64, StoreError> {
+        let at = self.log.append_unsynced(frames(std::slice::from_ref(entry))).await?;
+        Ok(self.index_of(at))
+    }
+
+    /// The index of the leaf at `at`, taken in already.
+    fn index_of(&self, at: Position) -> u64 {
         let state = lock(&self.state);
         let index = state
             .places
             .binary_search(&at)
-            .expect("a durable group is taken in before it is answered");
-        Ok(index as u64)
+            .expect("a written group is taken in before it is answered");
+        index as u64
     }
 
     fn tree<T>(&self, f: impl FnOnce(&Tree) -> Result<T, ProofError>) -> Result<T, StoreError> {
         f(&lock(&self.state).tree).map_err(|err| StoreError::InvalidLogRequest(err.to_string()))
     }
+}
+
+/// Leaf frames of `entries`.
+fn frames(entries: &[Entry]) -> Vec<Unsealed> {
+    entries
+        .iter()
+        .map(|entry| {
+            let mut bytes = frame::start();
+            bytes.extend_from_slice(entry.as_bytes());
+            Unsealed::new(Kind::Leaf, bytes)
+        })
+        .collect()
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -229,6 +250,10 @@ impl Ledger for LocalLedger {
 
     fn size(&self) -> u64 {
         lock(&self.state).tree.len()
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.log.sync().await
     }
 
     fn root(&self, size: u64) -> Result<Hash, StoreError> {

@@ -79,12 +79,17 @@ pub(crate) fn segment_number(name: &str) -> Option<u32> {
         .then(|| digits.parse().ok())?
 }
 
-/// Told of every group once it is durable, before any of its requests is
-/// answered: the segment, the group's offset in it, and its frames' bytes.
+/// Told of every group once it is written (and durable, if one of its
+/// requests asked for that), before any of its requests is answered: the
+/// segment, the group's offset in it, and its frames' bytes.
 pub(crate) type OnDurable = Box<dyn FnMut(u32, u64, &[u8]) + Send>;
 
 struct Request {
     frames: Vec<Unsealed>,
+    /// Whether the frames (and every one before them) must be durable before
+    /// the answer; if not, they are written, and made durable by a later
+    /// request that asks for it, a rotation, or the preparation of space.
+    sync: bool,
     reply: oneshot::Sender<Result<Position, StoreError>>,
 }
 
@@ -145,6 +150,7 @@ impl Log {
             current: number.clone(),
             file,
             len: end.len,
+            synced: end.len,
             prepared: end.size.max(end.len),
             preparing: true,
             segment_size,
@@ -186,10 +192,32 @@ impl Log {
     /// Appends frames, one after the other in one segment; returns once they are
     /// durable, with the place of the first.
     pub(crate) async fn append(&self, frames: Vec<Unsealed>) -> Result<Position, StoreError> {
+        self.request(frames, true).await
+    }
+
+    /// Appends frames as [`append`](Self::append) does, but returns once they
+    /// are written, not yet durable (see [`sync`](Self::sync)).
+    pub(crate) async fn append_unsynced(
+        &self,
+        frames: Vec<Unsealed>,
+    ) -> Result<Position, StoreError> {
+        self.request(frames, false).await
+    }
+
+    /// Returns once every frame appended before it is durable.
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        self.request(Vec::new(), true).await.map(drop)
+    }
+
+    async fn request(&self, frames: Vec<Unsealed>, sync: bool) -> Result<Position, StoreError> {
         let (reply, answer) = oneshot::channel();
         let requests = self.requests.as_ref().ok_or_else(stopped)?;
         requests
-            .send(Request { frames, reply })
+            .send(Request {
+                frames,
+                sync,
+                reply,
+            })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -222,6 +250,9 @@ struct Committer {
     file: File,
     /// The end of the log in the current segment.
     len: u64,
+    /// The end of what is durable in the current segment (`len`, unless
+    /// frames were appended unsynced since).
+    synced: u64,
     /// The current segment's size: its bytes from `len` to here are zeros, durable.
     prepared: u64,
     /// Whether to prepare space in the current segment (off after a failure).
@@ -320,28 +351,37 @@ impl Committer {
                 self.file.write_all_at(buffer, self.len)
             })
             .map_err(|err| ("appending to log segment", err, false));
-        let synced = written.and_then(|()| {
-            self.seam
+        let must_sync = group.iter().any(|r| r.sync) && self.synced < offset;
+        let synced = written.and_then(|()| match must_sync {
+            true => self
+                .seam
                 .run(Step::AppendSync, &path, || self.file.sync_data())
-                .map_err(|err| ("syncing log segment", err, true))
+                .map_err(|err| ("syncing log segment", err, true)),
+            false => Ok(()),
         });
         let Err((context, err, sync_failed)) = synced else {
             self.len = offset;
+            if must_sync {
+                self.synced = offset;
+            }
             self.prepared = self.prepared.max(offset);
             return Ok(positions);
         };
         // Whatever part of the group reached the file goes, so that it is never
-        // read back as if durable.
+        // read back as if durable; after a failed sync, so does whatever was
+        // appended unsynced before it.
+        let back_to = if sync_failed { self.synced } else { self.len };
         let cut = self
             .seam
-            .run(Step::AppendCutBack, &path, || self.file.set_len(self.len));
+            .run(Step::AppendCutBack, &path, || self.file.set_len(back_to));
         if let Err(cut) = cut {
             self.failed = Some(format!(
                 "cannot cut back {} after a failed append: {cut}",
                 path.display()
             ));
         } else {
-            self.prepared = self.len;
+            self.len = back_to;
+            self.prepared = back_to;
         }
         if self.failed.is_none() && sync_failed {
             self.failed = Some(format!("fdatasync of {} failed: {err}", path.display()));
@@ -353,6 +393,15 @@ impl Committer {
     /// rotation failed after creating it), and makes its entry durable before
     /// anything is appended to it.
     fn rotate(&mut self) -> Result<(), StoreError> {
+        if self.synced < self.len {
+            // Frames appended unsynced: durable before the log moves on.
+            let path = segment_path(&self.dir, self.number);
+            if let Err(err) = self.seam.run(Step::AppendSync, &path, || self.file.sync_data()) {
+                self.failed = Some(format!("fdatasync of {} failed: {err}", path.display()));
+                return Err(StoreError::io("syncing log segment", path, err));
+            }
+            self.synced = self.len;
+        }
         let number = self.number + 1;
         let path = segment_path(&self.dir, number);
         let file = self
@@ -386,6 +435,7 @@ impl Committer {
         self.number = number;
         self.current.store(number, Ordering::Release);
         self.len = 0;
+        self.synced = 0;
         self.prepared = 0;
         self.preparing = true;
         Ok(())
@@ -418,6 +468,8 @@ impl Committer {
             });
         let Err(err) = prepared else {
             self.prepared = at + len;
+            // That sync made every frame before the zeros durable too.
+            self.synced = self.len;
             return;
         };
         tracing::warn!(path = %path.display(), %err, "cannot prepare log space; appending without it");

@@ -184,7 +184,7 @@ impl ItemWriter for LocalWriter {
 /// Appends an item's `stored` leaf, if the store keeps a log.
 async fn append_leaf(shared: &Shared, meta: &ItemMeta) -> Option<Result<u64, StoreError>> {
     let ledger = shared.ledger.as_ref()?;
-    Some(ledger.append_all(vec![crate::stored_entry(meta)]).await)
+    Some(ledger.append_stored(&crate::stored_entry(meta)).await)
 }
 
 /// After a record that failed: says in the log that its `stored` leaf's item
