@@ -134,9 +134,15 @@ fn the_examples_receipt_and_proofs_verify() {
     let checkpoint = inclusion
         .verify(&verifier, receipt.index, &leaf.leaf_hash())
         .unwrap();
-    assert_eq!(checkpoint.root(), &root(&example["hashes"], "root (size 3)"));
+    assert_eq!(
+        checkpoint.root(),
+        &root(&example["hashes"], "root (size 3)")
+    );
     let consistency: ConsistencyProof = serde_json::from_str(&example["consistency"]).unwrap();
-    assert_eq!(consistency.verify(&verifier, &receipts).unwrap(), checkpoint);
+    assert_eq!(
+        consistency.verify(&verifier, &receipts).unwrap(),
+        checkpoint
+    );
 }
 
 /// The hash on the line of the hashes block that starts with `name`.
