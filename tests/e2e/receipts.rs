@@ -76,6 +76,11 @@ async fn every_item_has_a_receipt_that_verifies_in_a_signed_checkpoint() {
     let mut sent = Vec::new();
     for n in 0..5 {
         let reply = send_dict(&mut s, json!({ "n": n }), Serialization::Json, n % 2 == 0).await;
+        // The native reply carries the receipt, at once.
+        let native: Receipt =
+            serde_json::from_value(reply.signed.clone().expect("a receipt")).unwrap();
+        assert_eq!(Some(&native.id), reply.id.as_ref());
+        native.verify(&verifier).unwrap();
         sent.push(id_of(&reply));
     }
     sent.push(id_of(
@@ -88,7 +93,8 @@ async fn every_item_has_a_receipt_that_verifies_in_a_signed_checkpoint() {
             serde_json::from_value(admin.get_json(&format!("/api/items/{id}/receipt")).await)
                 .unwrap();
         assert_eq!(&receipt.id, id);
-        let leaf = receipt.verify(&verifier).unwrap();
+        let (leaf, held_by) = receipt.verify(&verifier).unwrap();
+        assert!(held_by.size() > receipt.index);
         let item = admin.get_json(&format!("/api/items/{id}")).await;
         assert_eq!(receipt.sha256, item["sha256"].as_str().unwrap());
         assert_eq!(receipt.size, item["size"].as_u64().unwrap());

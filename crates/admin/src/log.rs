@@ -253,6 +253,7 @@ pub(crate) async fn item_receipt(
         .ok_or(no_such_item(id))?;
     let receipt = notary
         .receipt(&meta)
+        .await
         .ok_or_else(|| ApiError::NotFound(format!("item {id} has no leaf in the log yet")))?;
     record_reads(&shared, &caller, "metadata", [id]).await?;
     Ok(Json(receipt))

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use ferry_protocol::{
     Decoder, ExtendedReply, ProtocolError, Reply, TransferEvent, TransferTracker,
 };
-use ferry_store::ItemMeta;
+use ferry_store::{ItemMeta, Notary};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -160,12 +160,6 @@ impl Connection {
         Ok(None)
     }
 
-    /// The stored item's signed receipt, as JSON, when the server keeps a log.
-    fn receipt(&self, item: &ItemMeta) -> Option<serde_json::Value> {
-        let receipt = self.shared.notary.as_ref()?.receipt(item)?;
-        serde_json::to_value(receipt).ok()
-    }
-
     async fn reply(&mut self, result: Result<ItemMeta, TransferError>) -> std::io::Result<()> {
         let bytes = match (self.extended, result) {
             (false, Ok(_)) => Reply::Ok.to_bytes(),
@@ -174,7 +168,7 @@ impl Connection {
                 ok: true,
                 id: Some(item.id.to_string()),
                 size: Some(item.size),
-                receipt: self.receipt(&item),
+                receipt: receipt(self.shared.notary.clone(), &item).await,
                 sha256: Some(item.sha256),
                 ..ExtendedReply::default()
             }
@@ -212,4 +206,10 @@ impl Connection {
             );
         }
     }
+}
+
+/// The stored item's signed receipt, as JSON, when the server keeps a log.
+async fn receipt(notary: Option<Arc<Notary>>, item: &ItemMeta) -> Option<serde_json::Value> {
+    let receipt = notary?.receipt(item).await?;
+    serde_json::to_value(receipt).ok()
 }

@@ -14,6 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{ItemMeta, Ledger, StoreError, stored_entry};
 
+/// At most one checkpoint is signed for receipts in this long: a receipt
+/// waits up to this long for the next, which covers every leaf committed
+/// meanwhile.
+pub const RECEIPT_SIGNING_INTERVAL: Duration = Duration::from_millis(2);
+
 /// A published checkpoint: its size and signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -41,9 +46,9 @@ pub struct LogCheck {
 pub struct Notary {
     signer: Signer,
     ledger: Arc<dyn Ledger>,
-    /// The last checkpoint signed for receipts: reused by every receipt of a
-    /// leaf it holds, so that a group commit costs one signature.
-    for_receipts: std::sync::Mutex<Option<Published>>,
+    /// The last checkpoint signed for receipts, and when: reused by every
+    /// receipt of a leaf it holds, so that a group commit costs one signature.
+    for_receipts: tokio::sync::Mutex<Option<(Published, tokio::time::Instant)>>,
     published: watch::Sender<Option<Published>>,
     health: watch::Sender<LogCheck>,
 }
@@ -67,7 +72,7 @@ impl Notary {
         let notary = Arc::new(Notary {
             signer,
             ledger,
-            for_receipts: std::sync::Mutex::new(None),
+            for_receipts: tokio::sync::Mutex::new(None),
             published: watch::channel(None).0,
             health: watch::channel(LogCheck {
                 ok: true,
@@ -106,13 +111,12 @@ impl Notary {
     /// The receipt of a stored item: its leaf, a signed checkpoint that holds
     /// it and the leaf's inclusion proof. `None` if it has no leaf, or while
     /// the log does not verify (nothing is signed over it then).
-    #[must_use]
-    pub fn receipt(&self, meta: &ItemMeta) -> Option<Receipt> {
+    pub async fn receipt(&self, meta: &ItemMeta) -> Option<Receipt> {
         let index = meta.log_index?;
         if !self.health.borrow().ok {
             return None;
         }
-        let holding = self.checkpoint_holding(index)?;
+        let holding = self.checkpoint_holding(index).await?;
         let proof = self.ledger.inclusion_proof(index, holding.size).ok()?;
         Receipt::new(
             self.origin(),
@@ -126,18 +130,20 @@ impl Notary {
 
     /// A signed checkpoint of more than `index` leaves: the last one signed for
     /// receipts if it holds that leaf, else a new one of the log as it is.
-    fn checkpoint_holding(&self, index: u64) -> Option<Published> {
-        let mut last = self
-            .for_receipts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(last) = last.as_ref().filter(|last| last.size > index) {
-            return Some(last.clone());
+    /// Receipts wait up to [`RECEIPT_SIGNING_INTERVAL`] after the last
+    /// signature, so that one signature covers every leaf committed meanwhile.
+    async fn checkpoint_holding(&self, index: u64) -> Option<Published> {
+        let mut last = self.for_receipts.lock().await;
+        if let Some((last, at)) = last.as_ref() {
+            if last.size > index {
+                return Some(last.clone());
+            }
+            tokio::time::sleep_until(*at + RECEIPT_SIGNING_INTERVAL).await;
         }
         let size = self.ledger.size();
         let note = self.sign(size).ok()?;
         let signed = Published { size, note };
-        *last = Some(signed.clone());
+        *last = Some((signed.clone(), tokio::time::Instant::now()));
         Some(signed)
     }
 

@@ -172,6 +172,18 @@ impl Uploads {
             .ok_or(StoreError::NotFound)
     }
 
+    /// An upload, held (its pieces locked) for one change at a time;
+    /// [`StoreError::UploadBusy`] while another holds it.
+    fn hold(&self, id: UploadId) -> Result<(Arc<Staged>, OwnedMutexGuard<Vec<Piece>>), StoreError> {
+        let staged = self.get(id)?;
+        let pieces = staged
+            .pieces
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| StoreError::UploadBusy)?;
+        Ok((staged, pieces))
+    }
+
     fn upload_dir(&self, id: UploadId) -> PathBuf {
         self.dir.join(id.to_string())
     }
@@ -367,12 +379,7 @@ pub(crate) async fn set_length(
     id: UploadId,
     length: u64,
 ) -> Result<UploadInfo, StoreError> {
-    let staged = shared.uploads.get(id)?;
-    let _pieces = staged
-        .pieces
-        .clone()
-        .try_lock_owned()
-        .map_err(|_| StoreError::UploadBusy)?;
+    let (staged, _pieces) = shared.uploads.hold(id)?;
     let mut manifest = lock(&staged.manifest).clone();
     let offset = lock(&staged.info).offset;
     match manifest.length {
@@ -414,12 +421,7 @@ pub(crate) async fn append(
     id: UploadId,
     offset: u64,
 ) -> Result<Box<dyn UploadAppender>, StoreError> {
-    let staged = shared.uploads.get(id)?;
-    let pieces = staged
-        .pieces
-        .clone()
-        .try_lock_owned()
-        .map_err(|_| StoreError::UploadBusy)?;
+    let (staged, pieces) = shared.uploads.hold(id)?;
     let info = lock(&staged.info).clone();
     if offset != info.offset {
         return Err(StoreError::UploadOffset {
@@ -576,12 +578,7 @@ impl Drop for Appender {
 }
 
 pub(crate) async fn finish(shared: Arc<Shared>, id: UploadId) -> Result<ItemMeta, StoreError> {
-    let staged = shared.uploads.get(id)?;
-    let pieces = staged
-        .pieces
-        .clone()
-        .try_lock_owned()
-        .map_err(|_| StoreError::UploadBusy)?;
+    let (staged, pieces) = shared.uploads.hold(id)?;
     let info = lock(&staged.info).clone();
     if !info.is_complete() {
         return Err(StoreError::UploadIncomplete {
@@ -664,14 +661,11 @@ async fn store_whole(
 }
 
 pub(crate) async fn cancel(shared: &Arc<Shared>, id: UploadId) -> Result<bool, StoreError> {
-    let Ok(staged) = shared.uploads.get(id) else {
-        return Ok(false);
+    let pieces = match shared.uploads.hold(id) {
+        Ok((_, pieces)) => pieces,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(err) => return Err(err),
     };
-    let pieces = staged
-        .pieces
-        .clone()
-        .try_lock_owned()
-        .map_err(|_| StoreError::UploadBusy)?;
     remove(shared, id, &pieces).await?;
     Ok(true)
 }
