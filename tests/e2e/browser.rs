@@ -622,7 +622,11 @@ async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
     let checkpoint = receipt["checkpoint"].as_str().unwrap();
     // A character of the signature itself (past the 4-byte key hash).
     let at = checkpoint.rfind(' ').unwrap() + 20;
-    let other = if &checkpoint[at..=at] == "A" { "B" } else { "A" };
+    let other = if &checkpoint[at..=at] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     let bad_signature = format!("{}{other}{}", &checkpoint[..at], &checkpoint[at + 1..]);
     let root = checkpoint.lines().nth(2).unwrap();
     let sha = receipt["sha256"].as_str().unwrap();
