@@ -3,8 +3,8 @@
 //! that arrives while it is open), shows a dictionary as a tree with its keys and
 //! a text item as text, shows an item put on legal hold (before it opened, and with
 //! its hold button) as held, and downloads an original; it checks an item's
-//! receipt in the browser (its signature and its inclusion proof) and refuses a
-//! changed one, and its Log tab shows who read what. Screenshots are kept in
+//! receipt in the browser (its checkpoint's signature and the leaf's inclusion
+//! proof in it) and refuses a changed one, and its Log tab shows who read what. Screenshots are kept in
 //! `target/artifacts/` (`admin-page.png`, `admin-dictionary.png`,
 //! `admin-receipt.png`, `admin-log.png`).
 
@@ -598,7 +598,13 @@ async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
     let receipt = admin.get_json(&format!("/api/items/{id}/receipt")).await;
     let key = admin.get("/api/log/key").await.text().await.unwrap();
     let index = receipt["index"].as_u64().unwrap();
-    // A proof with at least one hash: a checkpoint of both items' leaves.
+    // The first item's receipt, asked for after the second was stored, carries
+    // a checkpoint of both leaves: its proof has a hash.
+    assert!(
+        receipt["proof"].as_array().is_some_and(|p| !p.is_empty()),
+        "{receipt}"
+    );
+    // An inclusion proof against a later checkpoint, with at least one hash.
     let mut inclusion = Value::Null;
     wait_until(PATIENCE, async || {
         let response = admin
@@ -613,11 +619,16 @@ async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
     .await;
     let zeros = format!("{}=", "A".repeat(43));
 
-    let note = receipt["note"].as_str().unwrap();
+    let checkpoint = receipt["checkpoint"].as_str().unwrap();
     // A character of the signature itself (past the 4-byte key hash).
-    let at = note.rfind(' ').unwrap() + 20;
-    let other = if &note[at..=at] == "A" { "B" } else { "A" };
-    let bad_signature = format!("{}{other}{}", &note[..at], &note[at + 1..]);
+    let at = checkpoint.rfind(' ').unwrap() + 20;
+    let other = if &checkpoint[at..=at] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let bad_signature = format!("{}{other}{}", &checkpoint[..at], &checkpoint[at + 1..]);
+    let root = checkpoint.lines().nth(2).unwrap();
     let sha = receipt["sha256"].as_str().unwrap();
     let other_sha = format!(
         "{}{}",
@@ -625,12 +636,14 @@ async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
         &sha[1..]
     );
     let leaf = receipt["leaf"].as_str().unwrap();
-    let checkpoint = inclusion["checkpoint"].as_str().unwrap();
-    let root = checkpoint.lines().nth(2).unwrap();
+    let later = inclusion["checkpoint"].as_str().unwrap();
+    let later_root = later.lines().nth(2).unwrap();
 
-    let changed = |member: &str, value: Value| {
+    let changed = |changes: &[(&str, Value)]| {
         let mut copy = receipt.clone();
-        copy[member] = value;
+        for (member, value) in changes {
+            copy[*member] = value.clone();
+        }
         copy
     };
     let with_proof = |member: &str, value: Value| {
@@ -638,44 +651,68 @@ async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
         copy[member] = value;
         copy
     };
-    let mut proof = inclusion["proof"].clone();
-    proof[0] = json!(zeros);
+    let mut receipt_proof = receipt["proof"].clone();
+    receipt_proof[0] = json!(zeros);
+    let mut later_proof = inclusion["proof"].clone();
+    later_proof[0] = json!(zeros);
+    let not_in_checkpoint = "the leaf is not in the receipt's checkpoint";
     let cases = [
         (
             "the receipt's sha256",
-            changed("sha256", json!(other_sha)),
-            inclusion.clone(),
+            changed(&[("sha256", json!(other_sha))]),
+            Value::Null,
             "sha256 is not the leaf's",
         ),
         (
-            "the leaf's sha256",
-            changed("leaf", json!(leaf.replace(sha, &other_sha))),
-            inclusion.clone(),
-            "not over this leaf",
+            "the leaf, and the sha256 that repeats it",
+            changed(&[
+                ("leaf", json!(leaf.replace(sha, &other_sha))),
+                ("sha256", json!(other_sha)),
+            ]),
+            Value::Null,
+            not_in_checkpoint,
         ),
         (
-            "the note's signature",
-            changed("note", json!(bad_signature)),
-            inclusion.clone(),
-            "signature does not verify",
-        ),
-        (
-            "the index",
-            changed("index", json!(index + 1)),
-            inclusion.clone(),
-            "not over this leaf",
-        ),
-        (
-            "a proof hash",
-            receipt.clone(),
-            with_proof("proof", proof),
-            "inclusion proof does not verify",
+            "the checkpoint's signature",
+            changed(&[("checkpoint", json!(bad_signature))]),
+            Value::Null,
+            "the receipt's checkpoint: signature does not verify",
         ),
         (
             "the checkpoint's root",
+            changed(&[("checkpoint", json!(checkpoint.replace(root, &zeros)))]),
+            Value::Null,
+            "the receipt's checkpoint: signature does not verify",
+        ),
+        (
+            "a hash of the receipt's proof",
+            changed(&[("proof", receipt_proof)]),
+            Value::Null,
+            not_in_checkpoint,
+        ),
+        (
+            "the receipt's proof, emptied",
+            changed(&[("proof", json!([]))]),
+            Value::Null,
+            not_in_checkpoint,
+        ),
+        (
+            "the index",
+            changed(&[("index", json!(index + 1))]),
+            Value::Null,
+            not_in_checkpoint,
+        ),
+        (
+            "a hash of the later proof",
             receipt.clone(),
-            with_proof("checkpoint", json!(checkpoint.replace(root, &zeros))),
-            "checkpoint: signature does not verify",
+            with_proof("proof", later_proof),
+            "the leaf is not in the later checkpoint",
+        ),
+        (
+            "the later checkpoint's root",
+            receipt.clone(),
+            with_proof("checkpoint", json!(later.replace(later_root, &zeros))),
+            "the later checkpoint: signature does not verify",
         ),
     ];
 
@@ -685,10 +722,17 @@ async fn the_page_refuses_a_receipt_or_proof_that_was_changed() {
             .await
             .unwrap();
         wait_for(browser, "#token").await;
-        // The real receipt verifies: the checks below fail for the change alone.
-        let verdict = page_verdict(browser, &receipt, &key, &inclusion).await;
+        // The real receipt verifies, alone and with the later proof: the
+        // checks below fail for the change alone.
+        let verdict = page_verdict(browser, &receipt, &key, &Value::Null).await;
         assert_eq!(verdict["ok"], true, "{verdict}");
         assert_eq!(verdict["inclusion"], true, "{verdict}");
+        assert_eq!(verdict["later"], Value::Null, "{verdict}");
+        let size = checkpoint.lines().nth(1).unwrap().parse::<u64>().unwrap();
+        assert_eq!(verdict["checkpointSize"], size, "{verdict}");
+        let verdict = page_verdict(browser, &receipt, &key, &inclusion).await;
+        assert_eq!(verdict["later"], true, "{verdict}");
+        assert_eq!(verdict["laterSize"], inclusion["size"], "{verdict}");
         for (what, receipt, inclusion, reason) in &cases {
             let verdict = page_verdict(browser, receipt, &key, inclusion).await;
             assert_eq!(

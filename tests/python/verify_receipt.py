@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Verifies a Ferry receipt, and optionally its inclusion proof, with no Ferry code.
+"""Verifies a Ferry receipt, and optionally a later inclusion proof, with no Ferry code.
 
 A stranger's verifier, written from docs/receipts.md alone: only the standard
-library and the `cryptography` package (Ed25519) are used.
+library and the `cryptography` package (Ed25519) are used. A receipt is checked
+by itself (docs/receipts.md section 7, steps 1 to 6): its checkpoint's signature
+by the key, that the checkpoint is of the receipt's log, the leaf and the
+members that repeat it, and the leaf's inclusion proof in the checkpoint's tree.
 
 Usage:
   verify_receipt.py --key KEYTEXT RECEIPT.json [--inclusion PROOF.json]
   verify_receipt.py --key KEYTEXT --cases CASES.json
 
 KEYTEXT is the log's verifier key, `<name>+<8 hex digits>+<base64(0x01 || key)>`
-(GET /api/log/key); --key-file PATH reads it from a file instead. PROOF.json is
-the answer to GET /api/log/inclusion?index=<the receipt's index>. CASES.json is
+(GET /api/log/key); --key-file PATH reads it from a file instead. PROOF.json
+(optional) is the answer to GET /api/log/inclusion?index=<the receipt's index>:
+the leaf in a later checkpoint of the log. CASES.json is
 a list of {"receipt": PATH, "inclusion": PATH or null}, each verified in turn
 (one process for many receipts).
 
@@ -30,7 +34,6 @@ import unicodedata
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-RECEIPT_HEADER = "ferry-receipt/v1"
 LEAF_HEADER = "ferry-leaf/v1"
 STORED_FIELDS = ["id", "sha256", "size", "kind", "format", "time"]
 RECEIPT_MEMBERS = {
@@ -41,7 +44,8 @@ RECEIPT_MEMBERS = {
     "size": int,
     "received_at": str,
     "leaf": str,
-    "note": str,
+    "checkpoint": str,
+    "proof": list,
 }
 PROOF_MEMBERS = {"index": int, "size": int, "proof": list, "checkpoint": str}
 SIG_PREFIX = "\u2014 "  # an em dash and a space
@@ -164,30 +168,6 @@ def parse_leaf(text):
     return fields
 
 
-def verify_receipt(path, key):
-    """Checks the receipt in `path`; returns it and its leaf hash."""
-    receipt = load_json(path, RECEIPT_MEMBERS, "the receipt")
-    body = key.open(receipt["note"], "the receipt's note")
-    fields = parse_leaf(receipt["leaf"])
-    hashed = leaf_hash(receipt["leaf"].encode())
-    expected = "\n".join(
-        [RECEIPT_HEADER, receipt["log"], str(receipt["index"]), b64encode(hashed), ""]
-    )
-    if body != expected:
-        raise Invalid("the signed body does not name this log, index and leaf")
-    if receipt["log"] != key.name:
-        raise Invalid(f"the receipt is of log {receipt['log']!r}, the key of {key.name!r}")
-    for member, field in [
-        ("id", "id"),
-        ("sha256", "sha256"),
-        ("size", "size"),
-        ("received_at", "time"),
-    ]:
-        if str(receipt[member]) != fields[field]:
-            raise Invalid(f"the receipt's {member} is not the leaf's {field}")
-    return receipt, hashed
-
-
 def parse_checkpoint(body):
     lines = body[:-1].split("\n")
     if len(lines) < 3 or any(not line for line in lines[3:]):
@@ -225,7 +205,47 @@ def verify_inclusion(leaf, index, size, proof, root):
         raise Invalid("the inclusion proof does not lead to the checkpoint's root")
 
 
+def decode_hashes(texts, what):
+    """A proof's hashes: each 32 bytes in canonical base64."""
+    hashes = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise Invalid(f"a hash of {what} is not a string")
+        hashes.append(b64decode(text, f"a hash of {what}"))
+        if len(hashes[-1]) != 32:
+            raise Invalid(f"a hash of {what} is not 32 bytes")
+    return hashes
+
+
+def verify_receipt(path, key):
+    """Checks the receipt in `path` by itself; returns it, its leaf hash and the
+    size of its checkpoint's tree."""
+    receipt = load_json(path, RECEIPT_MEMBERS, "the receipt")
+    body = key.open(receipt["checkpoint"], "the receipt's checkpoint")
+    origin, size, root = parse_checkpoint(body)
+    if not receipt["log"] == origin == key.name:
+        raise Invalid(
+            f"the receipt is of log {receipt['log']!r}, its checkpoint of {origin!r}, "
+            f"the key of {key.name!r}"
+        )
+    fields = parse_leaf(receipt["leaf"])
+    hashed = leaf_hash(receipt["leaf"].encode())
+    for member, field in [
+        ("id", "id"),
+        ("sha256", "sha256"),
+        ("size", "size"),
+        ("received_at", "time"),
+    ]:
+        if str(receipt[member]) != fields[field]:
+            raise Invalid(f"the receipt's {member} is not the leaf's {field}")
+    proof = decode_hashes(receipt["proof"], "the receipt's proof")
+    verify_inclusion(hashed, receipt["index"], size, proof, root)
+    return receipt, hashed, size
+
+
 def verify_proof(path, key, receipt, hashed):
+    """Checks a separate inclusion proof of the receipt's leaf against its own
+    (later) checkpoint; returns that checkpoint's size."""
     proof = load_json(path, PROOF_MEMBERS, "the inclusion proof")
     body = key.open(proof["checkpoint"], "the proof's checkpoint")
     origin, size, root = parse_checkpoint(body)
@@ -233,13 +253,7 @@ def verify_proof(path, key, receipt, hashed):
         raise Invalid(f"the checkpoint is of log {origin!r}, the receipt of {receipt['log']!r}")
     if proof["index"] != receipt["index"] or proof["size"] != size:
         raise Invalid("the proof is for another leaf or tree size than its checkpoint's")
-    hashes = []
-    for text in proof["proof"]:
-        if not isinstance(text, str):
-            raise Invalid("a proof hash is not a string")
-        hashes.append(b64decode(text, "a proof hash"))
-        if len(hashes[-1]) != 32:
-            raise Invalid("a proof hash is not 32 bytes")
+    hashes = decode_hashes(proof["proof"], "the inclusion proof")
     verify_inclusion(hashed, receipt["index"], size, hashes, root)
     return size
 
@@ -247,11 +261,14 @@ def verify_proof(path, key, receipt, hashed):
 def check(receipt_path, proof_path, key):
     """One line of verdict; True when everything verifies."""
     try:
-        receipt, hashed = verify_receipt(receipt_path, key)
-        line = f"leaf {receipt['index']} of {receipt['log']}, item {receipt['id']}"
+        receipt, hashed, size = verify_receipt(receipt_path, key)
+        line = (
+            f"leaf {receipt['index']} of {receipt['log']}, item {receipt['id']}, "
+            f"in the receipt's signed checkpoint of {size} leaves"
+        )
         if proof_path is not None:
-            size = verify_proof(proof_path, key, receipt, hashed)
-            line += f", in the signed checkpoint of {size} leaves"
+            later = verify_proof(proof_path, key, receipt, hashed)
+            line += f", and in the signed checkpoint of {later} leaves"
         print(f"ok {receipt_path}: {line}")
         return True
     except (Invalid, OSError) as e:
@@ -265,7 +282,9 @@ def main():
     keys.add_argument("--key", help="the log's verifier key text")
     keys.add_argument("--key-file", help="a file holding the log's verifier key text")
     parser.add_argument("receipt", nargs="?", help="the receipt JSON")
-    parser.add_argument("--inclusion", help="the inclusion proof JSON of the receipt's leaf")
+    parser.add_argument(
+        "--inclusion", help="an inclusion proof JSON of the receipt's leaf in a later checkpoint"
+    )
     parser.add_argument("--cases", help="a JSON list of {receipt, inclusion} paths")
     args = parser.parse_args()
     if (args.receipt is None) == (args.cases is None):

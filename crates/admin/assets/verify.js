@@ -1,10 +1,11 @@
 // Ferry receipts, checked in the browser with WebCrypto only (SHA-256 and
 // Ed25519), as docs/receipts.md specifies them: the verifier key (§3), signed
-// notes (§3), leaves and the RFC 9162 tree (§1, §2), receipts (§4) and
-// inclusion proofs against a signed checkpoint (§5, §7 steps 1 to 5 and 7).
-// Nothing here talks to the server: the page fetches, this checks.
-// `window.ferryVerifyReceipt(receipt, keyText, inclusion)` is the one entry
-// point the page (and its tests) use.
+// notes and checkpoints (§3), leaves and the RFC 9162 tree (§1, §2), and
+// receipts, which carry a signed checkpoint and the leaf's inclusion proof in
+// it (§4, §7 steps 1 to 6); optionally an inclusion proof against a later
+// checkpoint (§5). Nothing here talks to the server: the page fetches, this
+// checks. `window.ferryVerifyReceipt(receipt, keyText, inclusion?)` is the one
+// entry point the page (and its tests) use.
 "use strict";
 
 const FerryVerify = (() => {
@@ -22,7 +23,7 @@ const FerryVerify = (() => {
     hold: ["credential", "address"],
     release: ["credential", "address"],
   };
-  const RECEIPT_MEMBERS = { log: "string", index: "number", id: "string", sha256: "string", size: "number", received_at: "string", leaf: "string", note: "string" };
+  const RECEIPT_MEMBERS = { log: "string", index: "number", id: "string", sha256: "string", size: "number", received_at: "string", leaf: "string", checkpoint: "string", proof: "array" };
 
   /** A check that did not hold; its message says which, for people. */
   class VerifyFailure extends Error {}
@@ -177,61 +178,82 @@ const FerryVerify = (() => {
 
   // ---- receipts and proofs (§4, §5, §7) ------------------------------------------
 
-  /** Steps 2 to 5: the receipt's note, leaf, signed body and members. */
-  async function checkReceipt(receipt, key) {
+  /** A proof's hashes: each 32 bytes in canonical base64. */
+  function proofHashes(list, what) {
+    if (!Array.isArray(list)) fail(what + " is not a list of hashes");
+    return list.map((p) => {
+      const bytes = fromBase64(String(p), "a hash of " + what);
+      if (bytes.length !== 32) fail("a hash of " + what + " is not 32 bytes");
+      return bytes;
+    });
+  }
+
+  /** Steps 2 and 3: the receipt's members, and its checkpoint, signed by the key, of the receipt's log. */
+  async function checkSignature(receipt, key) {
     if (receipt === null || typeof receipt !== "object") fail("the receipt is not a JSON object");
     const members = Object.keys(receipt).sort().join();
-    if (members !== Object.keys(RECEIPT_MEMBERS).sort().join()) fail("the receipt's members are not log, index, id, sha256, size, received_at, leaf, note");
+    if (members !== Object.keys(RECEIPT_MEMBERS).sort().join()) fail("the receipt's members are not " + Object.keys(RECEIPT_MEMBERS).join(", "));
     for (const [name, type] of Object.entries(RECEIPT_MEMBERS)) {
-      if (typeof receipt[name] !== type || (type === "number" && !Number.isSafeInteger(receipt[name]))) fail("the receipt's " + name + " is not a" + (type === "number" ? "n integer" : " string"));
+      const value = receipt[name];
+      const ok = type === "array" ? Array.isArray(value) : typeof value === type && (type !== "number" || Number.isSafeInteger(value));
+      if (!ok) fail("the receipt's " + name + " is not " + { array: "a list", number: "an integer", string: "a string" }[type]);
     }
-    const body = await verifyNote(receipt.note, key, "the receipt");
+    const checkpoint = parseCheckpoint(await verifyNote(receipt.checkpoint, key, "the receipt's checkpoint"));
+    if (receipt.log !== key.name || checkpoint.origin !== key.name) fail("the receipt's log, its checkpoint's origin and the key's name are not the same");
+    return checkpoint;
+  }
+
+  /** Steps 4 to 6: the leaf, the members that repeat it, and its inclusion in the receipt's checkpoint. */
+  async function checkLeaf(receipt, checkpoint) {
     const leaf = parseLeaf(receipt.leaf);
     if (leaf.event !== "stored") fail("the receipt's leaf is not a stored leaf");
-    const hash = await leafHash(receipt.leaf);
-    if (receipt.log !== key.name) fail("the receipt's log is not the key's name");
-    if (body !== "ferry-receipt/v1\n" + receipt.log + "\n" + receipt.index + "\n" + toBase64(hash) + "\n") fail("the signature is not over this leaf at this index");
     const readable = { id: leaf.id, sha256: leaf.sha256, size: leaf.size, received_at: leaf.time };
     for (const [name, value] of Object.entries(readable)) {
       if (String(receipt[name]) !== value) fail("the receipt's " + name + " is not the leaf's");
     }
+    const hash = await leafHash(receipt.leaf);
+    const proof = proofHashes(receipt.proof, "the receipt's proof");
+    if (!await verifyInclusion(receipt.index, checkpoint.size, hash, proof, checkpoint.root)) fail("the leaf is not in the receipt's checkpoint: its inclusion proof does not verify");
     return hash;
   }
 
-  /** Step 7: the proof's checkpoint is signed and the leaf is in its tree. */
+  /** An inclusion proof of the receipt's leaf against its own (later) checkpoint, signed by the key. */
   async function checkInclusion(receipt, hash, inclusion, key) {
-    if (inclusion === null || typeof inclusion !== "object" || !Array.isArray(inclusion.proof)) fail("the inclusion proof is not a proof");
-    const checkpoint = parseCheckpoint(await verifyNote(String(inclusion.checkpoint), key, "the checkpoint"));
-    if (checkpoint.origin !== receipt.log) fail("the checkpoint is another log's");
+    if (inclusion === null || typeof inclusion !== "object") fail("the inclusion proof is not a proof");
+    const checkpoint = parseCheckpoint(await verifyNote(String(inclusion.checkpoint), key, "the later checkpoint"));
+    if (checkpoint.origin !== receipt.log) fail("the later checkpoint is another log's");
     if (inclusion.index !== receipt.index) fail("the proof is for another leaf");
     if (inclusion.size !== checkpoint.size) fail("the proof is for another tree size than its checkpoint's");
-    const proof = inclusion.proof.map((p) => {
-      const bytes = fromBase64(String(p), "a proof hash");
-      if (bytes.length !== 32) fail("a proof hash is not 32 bytes");
-      return bytes;
-    });
-    if (!await verifyInclusion(receipt.index, checkpoint.size, hash, proof, checkpoint.root)) fail("the leaf is not in the checkpoint's tree: the inclusion proof does not verify");
+    const proof = proofHashes(inclusion.proof, "the inclusion proof");
+    if (!await verifyInclusion(receipt.index, checkpoint.size, hash, proof, checkpoint.root)) fail("the leaf is not in the later checkpoint: the inclusion proof does not verify");
     return checkpoint;
   }
 
   /**
    * Checks a receipt (a JSON object or its text) with the log's verifier key
-   * text and, when given, its inclusion proof (the JSON of
-   * /api/log/inclusion). Never throws: answers
-   * `{ok, signature, inclusion, checkpointSize, error}`, where `signature` and
-   * `inclusion` say which checks held (`inclusion` null when not asked).
+   * text: its checkpoint's signature, then the leaf's inclusion in that
+   * checkpoint. With `inclusion` (the JSON of /api/log/inclusion), also the
+   * leaf's inclusion in that proof's later checkpoint. Never throws: answers
+   * `{ok, signature, inclusion, checkpointSize, later, laterSize, error}`:
+   * `signature` and `inclusion` say which checks of the receipt held,
+   * `checkpointSize` is the size of the receipt's checkpoint, `later` whether
+   * the separate proof held (null when none was given) and `laterSize` its
+   * checkpoint's size.
    */
   async function verifyReceipt(receipt, keyText, inclusion) {
-    const result = { ok: false, signature: false, inclusion: inclusion ? false : null, checkpointSize: null, error: null };
+    const result = { ok: false, signature: false, inclusion: false, checkpointSize: null, later: inclusion ? false : null, laterSize: null, error: null };
     try {
       const parsed = typeof receipt === "string" ? JSON.parse(receipt) : receipt;
       const key = await parseKey(String(keyText));
-      const hash = await checkReceipt(parsed, key);
+      const checkpoint = await checkSignature(parsed, key);
       result.signature = true;
+      result.checkpointSize = checkpoint.size;
+      const hash = await checkLeaf(parsed, checkpoint);
+      result.inclusion = true;
       if (inclusion) {
-        const checkpoint = await checkInclusion(parsed, hash, typeof inclusion === "string" ? JSON.parse(inclusion) : inclusion, key);
-        result.inclusion = true;
-        result.checkpointSize = checkpoint.size;
+        const later = await checkInclusion(parsed, hash, typeof inclusion === "string" ? JSON.parse(inclusion) : inclusion, key);
+        result.later = true;
+        result.laterSize = later.size;
       }
       result.ok = true;
     } catch (err) {

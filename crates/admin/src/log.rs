@@ -223,8 +223,9 @@ pub(crate) async fn log_consistency(
     Ok(Json(proof))
 }
 
-/// An item's receipt: its `stored` leaf and index, signed. Logged as a read of
-/// the item's metadata.
+/// An item's receipt: its `stored` leaf and index, a signed checkpoint that
+/// holds the leaf and the leaf's inclusion proof in it. Logged as a read of the
+/// item's metadata.
 #[utoipa::path(
     get,
     path = "/api/items/{id}/receipt",
@@ -377,8 +378,10 @@ pub(crate) struct ReceiptSchema {
     received_at: String,
     /// The `stored` leaf's text.
     leaf: String,
-    /// The signed note over `ferry-receipt/v1`, the log, the index and the leaf hash.
-    note: String,
+    /// The signed checkpoint of a tree of more than `index` leaves.
+    checkpoint: String,
+    /// The leaf's inclusion proof in that tree: hashes, base64, leaf side first.
+    proof: Vec<String>,
 }
 
 /// An inclusion proof (see `docs/receipts.md`).

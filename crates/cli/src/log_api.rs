@@ -1,16 +1,16 @@
 //! The admin API's public log endpoints, as `ferry verify` reads them: the
-//! log's key, its latest checkpoint, and inclusion and consistency proofs.
-//! Nothing here is trusted: the caller verifies every answer.
+//! log's key and consistency proofs. Nothing here is trusted: the caller
+//! verifies every answer.
 
 use anyhow::Context;
-use ferry_tlog::{ConsistencyProof, InclusionProof};
+use ferry_tlog::ConsistencyProof;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::time::Duration;
 
-/// How often a `409` (the leaf is not yet in a published checkpoint) is retried,
-/// and the first wait; each wait doubles.
+/// How often a `409` (a tree larger than the latest published checkpoint) is
+/// retried, and the first wait; each wait doubles.
 const RETRIES: u32 = 4;
 const FIRST_WAIT: Duration = Duration::from_millis(250);
 
@@ -52,10 +52,18 @@ impl LogApi {
         Ok(self.text("/api/log/key").await?.trim_end().to_owned())
     }
 
-    /// `GET /api/log/inclusion?index=N`, retried while the server answers 409
-    /// (the leaf is not yet in a published checkpoint).
-    pub(crate) async fn inclusion(&self, index: u64) -> anyhow::Result<InclusionProof> {
-        let path = format!("/api/log/inclusion?index={index}");
+    /// `GET /api/log/consistency?from=M[&to=N]`, retried while the server
+    /// answers 409: a receipt's checkpoint is signed before the next one is
+    /// published, so for a moment `M` can be larger than the latest.
+    pub(crate) async fn consistency(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> anyhow::Result<ConsistencyProof> {
+        let mut path = format!("/api/log/consistency?from={from}");
+        if let Some(to) = to {
+            path.push_str(&format!("&to={to}"));
+        }
         let mut wait = FIRST_WAIT;
         for _ in 0..RETRIES {
             match self.get(&path).await {
@@ -65,19 +73,6 @@ impl LogApi {
                 }
                 answer => return json(answer?, &path).await,
             }
-        }
-        json(self.get(&path).await?, &path).await
-    }
-
-    /// `GET /api/log/consistency?from=M[&to=N]`.
-    pub(crate) async fn consistency(
-        &self,
-        from: u64,
-        to: Option<u64>,
-    ) -> anyhow::Result<ConsistencyProof> {
-        let mut path = format!("/api/log/consistency?from={from}");
-        if let Some(to) = to {
-            path.push_str(&format!("&to={to}"));
         }
         json(self.get(&path).await?, &path).await
     }

@@ -1,9 +1,11 @@
-//! `ferry verify`: checks a stored item's signed receipt, offline against the
-//! log's key (and the item's file), and online against the log itself through
-//! the admin API: the leaf is in a signed checkpoint, and the log still holds
-//! a checkpoint saved earlier as its prefix (so a log rewritten after the fact
-//! is caught). Every check prints one line; the exit code is 0 only when every
-//! check asked for holds, 1 when one fails, 2 when the command cannot run.
+//! `ferry verify`: checks a stored item's receipt, offline against the log's
+//! key (its checkpoint's signature, then the leaf's inclusion in that
+//! checkpoint; and the item's file), and online against the log itself through
+//! the admin API: the log's latest checkpoint extends the receipt's, and the
+//! log still holds a checkpoint saved earlier as its prefix (so a log rewritten
+//! after the fact is caught). Every check prints one line; the exit code is 0
+//! only when every check asked for holds, 1 when one fails, 2 when the command
+//! cannot run.
 
 use crate::log_api::LogApi;
 use anyhow::Context;
@@ -33,8 +35,8 @@ pub struct VerifyArgs {
     /// The item's content: its size and SHA-256 must be the receipt's.
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
-    /// The admin API (e.g. http://127.0.0.1:6869): check that the leaf is in the
-    /// log's published checkpoint (and fetch the key if none is given).
+    /// The admin API (e.g. http://127.0.0.1:6869): check that the log's latest
+    /// checkpoint extends the receipt's (and fetch the key if none is given).
     #[arg(long, value_name = "URL")]
     pub admin: Option<String>,
     /// A signed checkpoint saved earlier (by --save-checkpoint, or GET
@@ -163,18 +165,11 @@ impl Inputs {
                 }
             }
         };
-        report.record(
-            "signature",
-            receipt
-                .verify(&verifier)
-                .map(|_| {
-                    format!(
-                        "receipt of item {}: leaf {} of log {}, signed by its key",
-                        receipt.id, receipt.index, receipt.log
-                    )
-                })
-                .map_err(|error| format!("the receipt does not verify: {error}")),
-        );
+        let included = if report.record("signature", signature(&receipt, &verifier)) {
+            report.take("inclusion", inclusion(&receipt, &verifier))
+        } else {
+            None
+        };
         if let Some(path) = &args.file {
             let (size, sha256) = hash_file(path).await?;
             report.record("file", same_content(path, size, &sha256, &receipt));
@@ -187,8 +182,17 @@ impl Inputs {
             verifier: &verifier,
             receipt: &receipt,
         };
-        let included = report.take("inclusion", online.inclusion().await);
-        let mut newest = included.clone();
+        let latest = match &included {
+            Some(receipts) => report.take(
+                "log",
+                online.consistency("the receipt's", receipts, None).await,
+            ),
+            None => {
+                report.skip("log", "the receipt does not verify");
+                None
+            }
+        };
+        let mut newest = latest.clone();
         if let (Some(saved), Some(path)) = (&self.saved, &args.checkpoint) {
             let trusted = report.take(
                 "checkpoint",
@@ -200,8 +204,11 @@ impl Inputs {
                 }),
             );
             if let Some(old) = trusted {
-                let against = included.as_ref().map(|(checkpoint, _)| checkpoint);
-                let newer = report.take("consistency", online.consistency(&old.0, against).await);
+                let against = latest.as_ref().map(|(checkpoint, _)| checkpoint);
+                let newer = report.take(
+                    "consistency",
+                    online.consistency("the saved", &old.0, against).await,
+                );
                 newest = [newest, Some(old), newer]
                     .into_iter()
                     .flatten()
@@ -213,6 +220,35 @@ impl Inputs {
         }
         Ok(())
     }
+}
+
+/// The receipt's checkpoint is signed by the log's key.
+fn signature(receipt: &Receipt, verifier: &Verifier) -> Result<String, String> {
+    let checkpoint = verifier
+        .verify_note(&receipt.checkpoint)
+        .map_err(|error| format!("the receipt's checkpoint does not verify: {error}"))?;
+    Ok(format!(
+        "the receipt's checkpoint of {} leaves is signed by the key of {}",
+        checkpoint.size(),
+        verifier.name()
+    ))
+}
+
+/// Everything else the receipt claims ([`Receipt::verify`]): it is of the
+/// key's log, its members are its leaf's, and the leaf is at its index in the
+/// checkpoint's tree. Hands back the checkpoint.
+fn inclusion(receipt: &Receipt, verifier: &Verifier) -> Result<(String, Checkpoint), String> {
+    let (_, checkpoint) = receipt
+        .verify(verifier)
+        .map_err(|error| format!("the receipt does not verify: {error}"))?;
+    let line = format!(
+        "item {} is leaf {} of log {}, in the receipt's checkpoint of {} leaves",
+        receipt.id,
+        receipt.index,
+        receipt.log,
+        checkpoint.size()
+    );
+    Ok((line, checkpoint))
 }
 
 /// `GET /api/log/key`, parsed.
@@ -276,29 +312,6 @@ struct Online<'a> {
 }
 
 impl Online<'_> {
-    /// The receipt's leaf is in the log's published checkpoint.
-    async fn inclusion(&self) -> Result<(String, Signed), String> {
-        let leaf_hash = self
-            .receipt
-            .leaf_hash()
-            .map_err(|error| format!("the receipt's leaf is not a leaf: {error}"))?;
-        let proof = self
-            .api
-            .inclusion(self.receipt.index)
-            .await
-            .map_err(|error| format!("cannot get the inclusion proof: {error:#}"))?;
-        let checkpoint = proof
-            .verify(self.verifier, self.receipt.index, &leaf_hash)
-            .map_err(|error| format!("the log does not hold the receipt's leaf: {error}"))?;
-        self.same_log(&checkpoint)?;
-        let line = format!(
-            "leaf {} is in the log's signed checkpoint of {} leaves",
-            self.receipt.index,
-            checkpoint.size()
-        );
-        Ok((line, (checkpoint, proof.checkpoint)))
-    }
-
     /// A saved checkpoint is signed by the log's key.
     fn saved(&self, note: &str) -> Result<(String, Signed), String> {
         let checkpoint = self
@@ -313,16 +326,19 @@ impl Online<'_> {
         Ok((line, (checkpoint, note.to_owned())))
     }
 
-    /// The log still holds `old` as the prefix of `newer` (the inclusion
-    /// proof's checkpoint), or of its latest checkpoint when there is none.
-    /// When `old` is the larger, `newer` must be its prefix instead.
+    /// The log still holds `old` (`what` checkpoint: the receipt's or the
+    /// saved one) as the prefix of `newer` (the latest checkpoint, as the log
+    /// showed it), or of its latest checkpoint when there is none. When `old`
+    /// is the larger, `newer` must be its prefix instead.
     async fn consistency(
         &self,
+        what: &str,
         old: &Checkpoint,
         newer: Option<&Checkpoint>,
     ) -> Result<(String, Signed), String> {
+        let reversed = newer.is_some_and(|newer| newer.size() < old.size());
         let (from, to) = match newer {
-            Some(newer) if newer.size() < old.size() => (newer, old),
+            Some(newer) if reversed => (newer, old),
             _ => (old, newer.unwrap_or(old)),
         };
         let asked_to = newer.map(|_| to.size());
@@ -345,11 +361,19 @@ impl Online<'_> {
                 to.size()
             ));
         }
-        let line = format!(
-            "the checkpoint of {} leaves is a prefix of the log's checkpoint of {} leaves",
-            from.size(),
-            reached.size()
-        );
+        let line = if reversed {
+            format!(
+                "the log's checkpoint of {} leaves is a prefix of {what} checkpoint of {} leaves",
+                from.size(),
+                reached.size()
+            )
+        } else {
+            format!(
+                "{what} checkpoint of {} leaves is a prefix of the log's checkpoint of {} leaves",
+                from.size(),
+                reached.size()
+            )
+        };
         Ok((line, (reached, proof.checkpoint)))
     }
 
@@ -368,9 +392,9 @@ impl Online<'_> {
 /// Saves the newest verified checkpoint note to `path` if every check held.
 fn save(report: &mut Report, path: &Path, newest: Option<Signed>) {
     if report.failed > 0 {
-        println!(
-            "skip save         a check failed: {} is left as it was",
-            path.display()
+        report.skip(
+            "save",
+            &format!("a check failed: {} is left as it was", path.display()),
         );
         return;
     }
@@ -403,19 +427,30 @@ struct Report {
 }
 
 impl Report {
-    fn record(&mut self, name: &str, result: Result<String, String>) {
+    /// Prints the check's line; whether it held.
+    fn record(&mut self, name: &str, result: Result<String, String>) -> bool {
         self.checks += 1;
         match result {
-            Ok(line) => println!("ok   {name:<12} {line}"),
+            Ok(line) => {
+                println!("ok   {name:<12} {line}");
+                true
+            }
             Err(reason) => {
                 self.failed += 1;
                 println!("FAIL {name:<12} {reason}");
+                false
             }
         }
     }
 
     fn fail(&mut self, name: &str, reason: String) {
         self.record(name, Err(reason));
+    }
+
+    /// A check asked for that cannot run: not counted, as what it rests on
+    /// failed already.
+    fn skip(&self, name: &str, reason: &str) {
+        println!("skip {name:<12} {reason}");
     }
 
     /// Records `result`'s line and hands back its value.

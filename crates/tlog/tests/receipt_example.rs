@@ -62,8 +62,16 @@ fn example() -> Vec<(&'static str, String)> {
         hex::encode(tree.root_at(2).unwrap()),
         hex::encode(tree.root()),
     );
-    let receipt = Receipt::issue(&signer, 1, &leaves[1]).unwrap();
-    let body = receipt.note[..receipt.note.find("\n\n").unwrap() + 1].to_owned();
+    // The receipt of leaf 1 carries the checkpoint signed when the first two
+    // leaves were committed, and the leaf's proof in that tree.
+    let receipt = Receipt::new(
+        ORIGIN,
+        1,
+        &leaves[1],
+        note(2),
+        &tree.inclusion_proof(1, 2).unwrap(),
+    )
+    .unwrap();
     let inclusion = InclusionProof::new(1, 3, &tree.inclusion_proof(1, 3).unwrap(), note(3));
     let consistency = ConsistencyProof::new(2, 3, &tree.consistency_proof(2, 3).unwrap(), note(3));
     vec![
@@ -72,8 +80,7 @@ fn example() -> Vec<(&'static str, String)> {
         ("leaf-1", leaves[1].text().to_owned()),
         ("leaf-2", leaves[2].text().to_owned()),
         ("hashes", hashes),
-        ("receipt-body", body),
-        ("receipt-note", receipt.note.clone()),
+        ("receipt-checkpoint", note(2)),
         ("receipt", pretty(&receipt)),
         ("checkpoint", note(3)),
         ("inclusion", pretty(&inclusion)),
@@ -116,22 +123,31 @@ fn the_examples_receipt_and_proofs_verify() {
     let example: std::collections::HashMap<_, _> = example().into_iter().collect();
     let verifier = ferry_tlog::Verifier::from_text(&example["key"]).unwrap();
     let receipt: Receipt = serde_json::from_str(&example["receipt"]).unwrap();
-    let leaf = receipt.verify(&verifier).unwrap();
+    let (leaf, receipts) = receipt.verify(&verifier).unwrap();
+    assert_eq!(
+        (receipts.size(), receipts.root()),
+        (2, &root(&example["hashes"], "root (size 2)"))
+    );
+    // Later: the log's checkpoint of 3 still holds the leaf, and extends the
+    // receipt's checkpoint.
     let inclusion: InclusionProof = serde_json::from_str(&example["inclusion"]).unwrap();
     let checkpoint = inclusion
         .verify(&verifier, receipt.index, &leaf.leaf_hash())
         .unwrap();
+    assert_eq!(
+        checkpoint.root(),
+        &root(&example["hashes"], "root (size 3)")
+    );
     let consistency: ConsistencyProof = serde_json::from_str(&example["consistency"]).unwrap();
-    let old = Checkpoint::new(ORIGIN, 2, consistency_old_root(&example["hashes"])).unwrap();
-    assert_eq!(consistency.verify(&verifier, &old).unwrap(), checkpoint);
+    assert_eq!(
+        consistency.verify(&verifier, &receipts).unwrap(),
+        checkpoint
+    );
 }
 
-/// The root of size 2 from the hashes block.
-fn consistency_old_root(hashes: &str) -> ferry_tlog::Hash {
-    let line = hashes
-        .lines()
-        .find(|line| line.starts_with("root (size 2)"))
-        .unwrap();
+/// The hash on the line of the hashes block that starts with `name`.
+fn root(hashes: &str, name: &str) -> ferry_tlog::Hash {
+    let line = hashes.lines().find(|line| line.starts_with(name)).unwrap();
     let hex = line.rsplit(' ').next().unwrap();
     hex::decode(hex).unwrap().try_into().unwrap()
 }

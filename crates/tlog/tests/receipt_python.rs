@@ -1,13 +1,16 @@
 //! A stranger's verifier of receipts: `tests/python/verify_receipt.py` checks a
-//! receipt and its inclusion proof with only Python's standard library and the
+//! receipt (its checkpoint's signature and the leaf's inclusion proof in it) and
+//! a later inclusion proof with only Python's standard library and the
 //! `cryptography` package, no Ferry code. It must accept what this crate
-//! produces, and refuse it once any byte of the receipt or the proof is changed.
+//! produces, and refuse it once any bit of the receipt or the proof is changed.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::SigningKey;
 use ferry_tlog::{Checkpoint, Entry, InclusionProof, Receipt, Signer, Tree};
 use serde_json::json;
@@ -18,10 +21,14 @@ const SCRIPT: &str = concat!(
 );
 const ORIGIN: &str = "ferry.example/log";
 
-/// The receipt of leaf 6 of a log of 13 stored leaves, as pretty JSON (as
-/// `ferry send --receipts` saves it), its inclusion proof as JSON, and the key.
+/// The receipt of leaf 6 of a log of 13 stored leaves, with the checkpoint of
+/// the first 9, as pretty JSON (as `ferry send --receipts` saves it), the leaf's
+/// inclusion proof in the checkpoint of 13 as JSON, and the key.
 struct Case {
     key: String,
+    signer: Signer,
+    tree: Tree,
+    entries: Vec<Entry>,
     receipt: Vec<u8>,
     inclusion: Vec<u8>,
 }
@@ -45,20 +52,41 @@ impl Case {
         for entry in &entries {
             tree.append(entry.as_bytes());
         }
-        let receipt = Receipt::issue(&signer, 6, &entries[6]).unwrap();
-        let checkpoint = Checkpoint::new(ORIGIN, 13, tree.root()).unwrap();
-        let inclusion = InclusionProof::new(
+        let note = |size| sign(&signer, ORIGIN, size, tree.root_at(size).unwrap());
+        let receipt = Receipt::new(
+            ORIGIN,
             6,
-            13,
-            &tree.inclusion_proof(6, 13).unwrap(),
-            signer.sign_checkpoint(&checkpoint),
-        );
+            &entries[6],
+            note(9),
+            &tree.inclusion_proof(6, 9).unwrap(),
+        )
+        .unwrap();
+        let inclusion = InclusionProof::new(6, 13, &tree.inclusion_proof(6, 13).unwrap(), note(13));
         Self {
             key: signer.verifier().to_string(),
             receipt: serde_json::to_vec_pretty(&receipt).unwrap(),
             inclusion: serde_json::to_vec_pretty(&inclusion).unwrap(),
+            signer,
+            tree,
+            entries,
         }
     }
+
+    /// The receipt as it is, changed by `change`, as pretty JSON.
+    fn receipt_with(&self, change: impl FnOnce(&mut Receipt)) -> Vec<u8> {
+        let mut receipt: Receipt = serde_json::from_slice(&self.receipt).unwrap();
+        change(&mut receipt);
+        serde_json::to_vec_pretty(&receipt).unwrap()
+    }
+}
+
+/// The signed note of the checkpoint `origin`, `size`, `root`.
+fn sign(signer: &Signer, origin: &str, size: u64, root: ferry_tlog::Hash) -> String {
+    signer.sign_checkpoint(&Checkpoint::new(origin, size, root).unwrap())
+}
+
+fn encode(hashes: &[ferry_tlog::Hash]) -> Vec<String> {
+    hashes.iter().map(|hash| STANDARD.encode(hash)).collect()
 }
 
 fn python(args: &[&str]) -> Output {
@@ -91,13 +119,70 @@ fn python_verifies_a_receipt_and_its_inclusion_proof() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
-        stdout.contains("in the signed checkpoint of 13 leaves"),
+        stdout.contains("in the receipt's signed checkpoint of 9 leaves, and in the signed checkpoint of 13 leaves"),
         "{stdout}"
     );
 
+    // The receipt alone, offline.
     let key_file = write(dir.path(), "log.key", format!("{}\n", case.key).as_bytes());
     let output = python(&["--key-file", &key_file, &receipt]);
-    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("leaf 6 of ferry.example/log, item 01JQ3V7ZK9T6N2XQ8W4R5B1C06, in the receipt's signed checkpoint of 9 leaves\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn python_refuses_a_receipt_whose_parts_do_not_agree() {
+    let case = Case::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = |size| case.tree.root_at(size).unwrap();
+    let proof = |index, size| encode(&case.tree.inclusion_proof(index, size).unwrap());
+    let wrong = [
+        (
+            "a checkpoint of another origin, signed by the key",
+            case.receipt_with(|r| {
+                r.checkpoint = sign(&case.signer, "other.example/log", 9, root(9))
+            }),
+            "its checkpoint of 'other.example/log'",
+        ),
+        (
+            "a checkpoint that does not hold the leaf",
+            case.receipt_with(|r| r.checkpoint = sign(&case.signer, ORIGIN, 6, root(6))),
+            "not below the tree size",
+        ),
+        (
+            "another leaf's proof",
+            case.receipt_with(|r| r.proof = proof(5, 9)),
+            "does not lead to the checkpoint's root",
+        ),
+        (
+            "the proof in another tree than the checkpoint's",
+            case.receipt_with(|r| r.proof = proof(6, 7)),
+            "too short",
+        ),
+        (
+            "another leaf, its members changed with it",
+            case.receipt_with(|r| {
+                let other = Receipt::new(ORIGIN, 6, &case.entries[7], String::new(), &[]).unwrap();
+                *r = Receipt {
+                    checkpoint: r.checkpoint.clone(),
+                    proof: r.proof.clone(),
+                    ..other
+                };
+            }),
+            "does not lead to the checkpoint's root",
+        ),
+    ];
+    for (what, bytes, reason) in wrong {
+        let path = write(dir.path(), "wrong.json", &bytes);
+        let output = python(&["--key", &case.key, &path]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{what}: {stdout}");
+        assert!(stdout.contains(reason), "{what}: {stdout}");
+    }
 }
 
 #[test]
@@ -162,8 +247,10 @@ fn python_refuses_every_changed_bit_of_the_receipt_and_of_the_proof() {
             name.display()
         );
     }
-    // Both kinds of changes were made: the receipt's bytes and the proof's
-    // (its checkpoint note and its hashes).
-    let proof_text = String::from_utf8(case.inclusion.clone()).unwrap();
-    assert!(proof_text.contains("\"checkpoint\"") && proof_text.contains("\"proof\""));
+    // Every part was changed: the receipt's leaf, members, checkpoint note and
+    // proof hashes, and the later proof's checkpoint note and hashes.
+    for text in [&case.receipt, &case.inclusion] {
+        let text = String::from_utf8(text.clone()).unwrap();
+        assert!(text.contains("\"checkpoint\"") && text.contains("\"proof\""));
+    }
 }

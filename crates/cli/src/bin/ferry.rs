@@ -28,8 +28,9 @@ enum Command {
         #[command(subcommand)]
         what: SendCommand,
     },
-    /// Verify a stored item's signed receipt: its signature by the log's key,
-    /// optionally the item's file, and (with --admin) that the log holds it.
+    /// Verify a stored item's signed receipt: its checkpoint's signature by the
+    /// log's key and the item's leaf in that checkpoint, optionally the item's
+    /// file, and (with --admin) that the log's latest checkpoint extends it.
     /// Exits 0 when every check holds, 1 when one fails, 2 when it cannot run.
     Verify(VerifyArgs),
     /// Write a new Fernet key file (mode 0600).

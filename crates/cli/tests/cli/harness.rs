@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ed25519_dalek::SigningKey;
-use ferry_tlog::{Checkpoint, ConsistencyProof, Entry, InclusionProof, Receipt, Signer, Tree};
+use ferry_tlog::{Checkpoint, ConsistencyProof, Entry, Receipt, Signer, Tree};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -67,18 +67,23 @@ impl TestLog {
         self.signer.verifier().to_string()
     }
 
+    /// The receipt of leaf `index` with the signed checkpoint of the log as it
+    /// is, as the server issues one.
     pub fn receipt(&self, index: u64) -> Receipt {
-        Receipt::issue(&self.signer, index, &self.entries[index as usize]).unwrap()
+        self.receipt_in(index, self.tree.len())
+    }
+
+    /// The receipt of leaf `index` with the signed checkpoint of the first
+    /// `size` leaves and the leaf's inclusion proof in that tree.
+    pub fn receipt_in(&self, index: u64, size: u64) -> Receipt {
+        let proof = self.tree.inclusion_proof(index, size).unwrap();
+        let entry = &self.entries[index as usize];
+        Receipt::new(ORIGIN, index, entry, self.note(size), &proof).unwrap()
     }
 
     pub fn note(&self, size: u64) -> String {
         let checkpoint = Checkpoint::new(ORIGIN, size, self.tree.root_at(size).unwrap()).unwrap();
         self.signer.sign_checkpoint(&checkpoint)
-    }
-
-    fn inclusion(&self, index: u64, size: u64) -> Option<InclusionProof> {
-        let proof = self.tree.inclusion_proof(index, size).ok()?;
-        Some(InclusionProof::new(index, size, &proof, self.note(size)))
     }
 
     fn consistency(&self, from: u64, to: u64) -> Option<ConsistencyProof> {
@@ -91,20 +96,19 @@ impl TestLog {
 #[derive(Debug)]
 struct Served {
     log: TestLog,
-    /// How many inclusion requests are answered 409 before one is answered.
+    /// How many consistency requests are answered 409 (no checkpoint that
+    /// large published yet) before one is answered.
     not_yet: AtomicU32,
 }
 
 #[derive(Debug, Deserialize)]
 struct Sizes {
-    index: Option<u64>,
     from: Option<u64>,
-    size: Option<u64>,
     to: Option<u64>,
 }
 
 /// Serves `log`'s public endpoints on 127.0.0.1 port 0, answering the first
-/// `not_yet` inclusion requests 409; returns the base URL.
+/// `not_yet` consistency requests 409; returns the base URL.
 pub async fn serve(log: TestLog, not_yet: u32) -> String {
     let served = Arc::new(Served {
         log,
@@ -119,7 +123,6 @@ pub async fn serve(log: TestLog, not_yet: u32) -> String {
             "/api/log/checkpoint",
             get(|State(s): State<Arc<Served>>| async move { s.log.note(s.log.tree.len()) }),
         )
-        .route("/api/log/inclusion", get(inclusion))
         .route("/api/log/consistency", get(consistency))
         .with_state(served);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -128,20 +131,12 @@ pub async fn serve(log: TestLog, not_yet: u32) -> String {
     format!("http://{addr}")
 }
 
-async fn inclusion(State(s): State<Arc<Served>>, Query(q): Query<Sizes>) -> Response {
+async fn consistency(State(s): State<Arc<Served>>, Query(q): Query<Sizes>) -> Response {
     let not_yet = s.not_yet.load(Ordering::SeqCst);
     if not_yet > 0 {
         s.not_yet.store(not_yet - 1, Ordering::SeqCst);
-        return error(StatusCode::CONFLICT, "not yet in a published checkpoint");
+        return error(StatusCode::CONFLICT, "no checkpoint that large yet");
     }
-    let size = q.size.unwrap_or(s.log.tree.len());
-    match s.log.inclusion(q.index.unwrap_or(u64::MAX), size) {
-        Some(proof) => axum::Json(proof).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such leaf"),
-    }
-}
-
-async fn consistency(State(s): State<Arc<Served>>, Query(q): Query<Sizes>) -> Response {
     let to = q.to.unwrap_or(s.log.tree.len());
     match s.log.consistency(q.from.unwrap_or(u64::MAX), to) {
         Some(proof) => axum::Json(proof).into_response(),

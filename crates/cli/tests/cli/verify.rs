@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::{TestLog, assert_exit, content, ferry, serve, stderr, stdout};
 
-/// A receipt of leaf 2 of a log of 5, the item's file and the key, in a fresh
-/// directory.
+/// A receipt of leaf 2 of a log of 5, with the checkpoint of its first 3
+/// leaves, the item's file and the key, in a fresh directory.
 struct Case {
     dir: tempfile::TempDir,
     log: TestLog,
@@ -22,7 +22,8 @@ impl Case {
             log: TestLog::new(7, 5, 0),
             index: 2,
         };
-        let receipt = serde_json::to_vec_pretty(&case.log.receipt(case.index)).unwrap();
+        let receipt = case.log.receipt_in(case.index, 3);
+        let receipt = serde_json::to_vec_pretty(&receipt).unwrap();
         std::fs::write(case.path("r.json"), receipt).unwrap();
         std::fs::write(case.path("item.txt"), content(case.index)).unwrap();
         std::fs::write(case.path("log.key"), format!("{}\n", case.log.key())).unwrap();
@@ -44,10 +45,15 @@ async fn a_good_receipt_verifies_offline_with_its_key_and_file() {
     let key = case.log.key();
     let output = ferry(case.dir(), &["verify", "r.json", "--key", &key]).await;
     assert_exit(&output, 0);
-    assert!(
-        stdout(&output).starts_with("ok   signature"),
-        "{}",
-        stdout(&output)
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "ok   signature    the receipt's checkpoint of 3 leaves is signed by the key of ferry.test/log",
+            "ok   inclusion    item 01JQ3V7ZK9T6N2XQ8W4R5B1C02 is leaf 2 of log ferry.test/log, in the receipt's checkpoint of 3 leaves",
+            "verified: all 2 checks hold",
+        ]
     );
 
     let output = ferry(
@@ -64,7 +70,7 @@ async fn a_good_receipt_verifies_offline_with_its_key_and_file() {
     .await;
     assert_exit(&output, 0);
     assert!(stdout(&output).contains("ok   file"));
-    assert!(stdout(&output).contains("verified: all 2 checks hold"));
+    assert!(stdout(&output).contains("verified: all 3 checks hold"));
 }
 
 #[tokio::test]
@@ -113,6 +119,41 @@ async fn another_file_or_another_key_fails() {
 }
 
 #[tokio::test]
+async fn a_receipt_whose_proof_or_checkpoint_does_not_hold_the_leaf_fails_inclusion() {
+    let case = Case::new();
+    let good = case.log.receipt_in(case.index, 3);
+    let bad = [
+        // Another leaf's proof.
+        ferry_tlog::Receipt {
+            proof: case.log.receipt_in(1, 3).proof,
+            ..good.clone()
+        },
+        // The proof of a larger tree than the checkpoint's.
+        ferry_tlog::Receipt {
+            proof: case.log.receipt_in(case.index, 5).proof,
+            ..good.clone()
+        },
+        // A signed checkpoint that does not hold the leaf.
+        ferry_tlog::Receipt {
+            checkpoint: case.log.note(2),
+            ..good
+        },
+    ];
+    for receipt in bad {
+        std::fs::write(
+            case.path("bad.json"),
+            serde_json::to_vec_pretty(&receipt).unwrap(),
+        )
+        .unwrap();
+        let output = ferry(case.dir(), &["verify", "bad.json", "--key-file", "log.key"]).await;
+        assert_exit(&output, 1);
+        let out = stdout(&output);
+        assert!(out.contains("ok   signature"), "{out}");
+        assert!(out.contains("FAIL inclusion"), "{out}");
+    }
+}
+
+#[tokio::test]
 async fn what_cannot_be_read_is_a_usage_error() {
     let case = Case::new();
     let key = case.log.key();
@@ -136,9 +177,9 @@ async fn what_cannot_be_read_is_a_usage_error() {
 }
 
 #[tokio::test]
-async fn online_the_leaf_is_in_the_log_and_the_saved_checkpoint_its_prefix() {
+async fn online_the_log_extends_the_receipts_checkpoint_and_the_saved_one() {
     let case = Case::new();
-    std::fs::write(case.path("old.ckpt"), case.log.note(3)).unwrap();
+    std::fs::write(case.path("old.ckpt"), case.log.note(4)).unwrap();
     let latest = case.log.note(5);
     let admin = serve(TestLog::new(7, 5, 0), 2).await;
     let output = ferry(
@@ -163,14 +204,19 @@ async fn online_the_leaf_is_in_the_log_and_the_saved_checkpoint_its_prefix() {
     let out = stdout(&output);
     for check in [
         "signature",
-        "file",
         "inclusion",
+        "file",
+        "log",
         "checkpoint",
         "consistency",
         "save",
     ] {
-        assert!(out.contains(&format!("ok   {check}")), "{check}: {out}");
+        assert!(out.contains(&format!("ok   {check} ")), "{check}: {out}");
     }
+    assert!(
+        out.contains("ok   log          the receipt's checkpoint of 3 leaves is a prefix of the log's checkpoint of 5 leaves"),
+        "{out}"
+    );
     assert_eq!(
         std::fs::read_to_string(case.path("saved/new.ckpt")).unwrap(),
         latest
@@ -212,7 +258,7 @@ async fn without_a_key_the_servers_is_used_and_the_user_told() {
 }
 
 #[tokio::test]
-async fn a_log_rewritten_after_the_receipt_fails_inclusion() {
+async fn a_log_rewritten_after_the_receipt_fails_the_log_check() {
     let case = Case::new();
     // The same key, but leaf 2 is another item.
     let admin = serve(TestLog::new(7, 5, 1), 0).await;
@@ -229,12 +275,11 @@ async fn a_log_rewritten_after_the_receipt_fails_inclusion() {
     )
     .await;
     assert_exit(&output, 1);
-    assert!(stdout(&output).contains("ok   signature"));
-    assert!(
-        stdout(&output).contains("FAIL inclusion"),
-        "{}",
-        stdout(&output)
-    );
+    let out = stdout(&output);
+    assert!(out.contains("ok   signature"), "{out}");
+    assert!(out.contains("ok   inclusion"), "{out}");
+    assert!(out.contains("FAIL log"), "{out}");
+    assert!(out.contains("the log was rewritten"), "{out}");
 }
 
 #[tokio::test]
@@ -268,7 +313,7 @@ async fn a_saved_checkpoint_of_a_forked_log_fails_consistency() {
     .await;
     assert_exit(&output, 1);
     let out = stdout(&output);
-    assert!(out.contains("ok   inclusion"), "{out}");
+    assert!(out.contains("ok   log"), "{out}");
     assert!(out.contains("ok   checkpoint"), "{out}");
     assert!(out.contains("FAIL consistency"), "{out}");
     assert_eq!(
@@ -327,4 +372,24 @@ async fn an_unreachable_admin_api_is_a_failed_check() {
         "{}",
         stdout(&output)
     );
+}
+
+#[tokio::test]
+async fn a_receipt_that_does_not_verify_is_not_checked_against_the_log() {
+    let case = Case::new();
+    let other_key = TestLog::new(8, 1, 0).key();
+    let admin = serve(TestLog::new(7, 5, 0), 0).await;
+    let output = ferry(
+        case.dir(),
+        &["verify", "r.json", "--key", &other_key, "--admin", &admin],
+    )
+    .await;
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(out.contains("FAIL signature"), "{out}");
+    assert!(
+        out.contains("skip log          the receipt does not verify"),
+        "{out}"
+    );
+    assert!(out.contains("NOT VERIFIED: 1 of 1 checks failed"), "{out}");
 }
