@@ -77,8 +77,8 @@ async fn every_item_has_a_receipt_that_verifies_in_a_signed_checkpoint() {
     for n in 0..5 {
         let reply = send_dict(&mut s, json!({ "n": n }), Serialization::Json, n % 2 == 0).await;
         // The native reply carries the receipt, at once.
-        let native: Receipt = serde_json::from_value(reply.signed.clone().expect("a receipt"))
-            .unwrap();
+        let native: Receipt =
+            serde_json::from_value(reply.signed.clone().expect("a receipt")).unwrap();
         assert_eq!(Some(&native.id), reply.id.as_ref());
         native.verify(&verifier).unwrap();
         sent.push(id_of(&reply));
