@@ -24,6 +24,7 @@ mod ops;
 mod page;
 mod range;
 mod token;
+mod uploads;
 
 use std::fmt;
 use std::future::Future;

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{Shared, content, events, holds, items, log, ops};
+use crate::{Shared, content, events, holds, items, log, ops, uploads};
 
 /// The document's fixed parts; the paths come from [`Routes`].
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use crate::{Shared, content, events, holds, items, log, ops};
     tags(
         (name = "items", description = "Stored items: list, metadata, content, delete, legal holds, live updates"),
         (name = "log", description = "The tamper-evident log of what happens to items: receipts, signed checkpoints, inclusion and consistency proofs (open to anyone), entries and checks (token). See docs/receipts.md"),
+        (name = "uploads", description = "Unfinished resumable uploads: list, cancel"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -59,7 +60,9 @@ impl Routes {
                 .routes(routes!(events::events))
                 .routes(routes!(log::item_receipt))
                 .routes(routes!(log::log_entries))
-                .routes(routes!(log::log_verify)),
+                .routes(routes!(log::log_verify))
+                .routes(routes!(uploads::list_uploads))
+                .routes(routes!(uploads::cancel_upload)),
             open: OpenApiRouter::new()
                 .routes(routes!(ferry_http::healthz))
                 .routes(routes!(ops::readyz))

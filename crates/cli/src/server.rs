@@ -132,6 +132,9 @@ pub struct ServerArgs {
     /// Seconds between two sweeps of expired items (the first at start).
     #[arg(long, env = "FERRY_RETENTION_SWEEP_INTERVAL")]
     pub retention_sweep_interval: Option<u64>,
+    /// Seconds an unfinished resumable upload is kept without new bytes before it expires (its staged data removed).
+    #[arg(long, env = "FERRY_UPLOAD_TTL")]
+    pub upload_ttl: Option<u64>,
     /// Keep the signed, tamper-evident log of what happens to items, and give every stored item a receipt.
     #[arg(long, env = "FERRY_TLOG", num_args = 0..=1, default_missing_value = "true")]
     pub tlog: Option<bool>,
@@ -195,6 +198,7 @@ pub struct ServerSettings {
     /// The text `dict=30d,text=7d`, or a table `[retention]` of the same rules.
     pub retention: Option<Retention>,
     pub retention_sweep_interval: u64,
+    pub upload_ttl: u64,
     pub tlog: bool,
     pub tlog_key: Option<PathBuf>,
     pub tlog_origin: Option<String>,
@@ -242,6 +246,7 @@ impl Default for ServerSettings {
             new_connections_per_ip: config.new_connections_per_ip,
             retention: None,
             retention_sweep_interval: ferry_server::DEFAULT_SWEEP_INTERVAL.as_secs(),
+            upload_ttl: store.upload_ttl.as_secs(),
             tlog: store.ledger,
             tlog_key: None,
             tlog_origin: None,
@@ -283,6 +288,7 @@ async fn open_store(settings: &ServerSettings, keys: &Keys) -> anyhow::Result<Ar
         max_item_size: settings.max_item_bytes,
         allow_missing_keys: settings.allow_missing_keys,
         ledger: settings.tlog,
+        upload_ttl: Duration::from_secs(settings.upload_ttl),
         ..LocalOptions::default()
     };
     let store_dir = settings.data_dir.join("store");
@@ -429,6 +435,10 @@ pub async fn start(
         settings.retention_sweep_interval > 0,
         "retention_sweep_interval must be at least 1 (second)"
     );
+    anyhow::ensure!(
+        settings.upload_ttl > 0,
+        "upload_ttl must be at least 1 (second)"
+    );
     create_private_dir(&settings.data_dir)?;
     let fernet = match settings.encryption {
         EncryptionPolicy::Disabled => None,
@@ -513,6 +523,11 @@ pub async fn start(
             shutdown.clone(),
         ))
     });
+    let upload_sweeper = tokio::spawn(ferry_server::expire_uploads_periodically(
+        store.clone(),
+        Duration::from_secs(settings.retention_sweep_interval),
+        shutdown.clone(),
+    ));
     let app = ferry_admin::app(AdminState {
         store,
         token,
@@ -557,6 +572,7 @@ pub async fn start(
         if let Some(sweeper) = sweeper {
             sweeper.await.context("retention sweeper failed")?;
         }
+        upload_sweeper.await.context("upload sweeper failed")?;
         if let Some(publisher) = publisher {
             publisher.await.context("checkpoint publisher failed")?;
         }

@@ -24,7 +24,7 @@ pub use config::{
 };
 pub use error::TransferError;
 pub use outputs::{Outputs, render_template};
-pub use retention::{DEFAULT_SWEEP_INTERVAL, sweep_periodically};
+pub use retention::{DEFAULT_SWEEP_INTERVAL, expire_uploads_periodically, sweep_periodically};
 
 use ferry_crypto::FernetKey;
 use ferry_store::{Notary, Store};

@@ -11,3 +11,4 @@ mod integrity;
 mod items;
 mod openapi;
 mod ops;
+mod uploads;
