@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod help;
 mod legacy_config;
 mod log_api;
+mod resume;
 pub mod logging;
 pub mod send;
 pub mod server;
