@@ -159,8 +159,7 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the length of an upload opened without one.
     /// [`StoreError::UploadLength`] if it has one already (and it differs), or
     /// if it is less than the bytes committed.
-    async fn upload_set_length(&self, id: UploadId, length: u64)
-    -> Result<UploadInfo, StoreError>;
+    async fn upload_set_length(&self, id: UploadId, length: u64) -> Result<UploadInfo, StoreError>;
 
     /// Starts an append of the bytes from `offset` on, which must be the
     /// upload's committed offset ([`StoreError::UploadOffset`] otherwise);

@@ -29,7 +29,7 @@ impl UploadId {
     /// A new, random id.
     #[allow(clippy::new_without_default)]
     pub fn new() -> UploadId {
-        UploadId(Ulid::new())
+        UploadId(Ulid::generate())
     }
 
     /// Parses the text of an id; anything that is not a ULID is refused.

@@ -11,6 +11,8 @@
 //!   tmp/          <id>.part: large items being received (emptied on open)
 //!   holds         the ids of the items on legal hold, sorted, one a line (absent
 //!                 until the first hold); replaced whole through holds.new
+//!   uploads/      <upload id>/: an unfinished resumable upload, its committed
+//!                 appends each a sealed piece (see [`uploads`])
 //!   ledger/       NNNNNNNN.log: the store's log of what happens to items, one
 //!                 leaf a frame; checkpoint: the last signed checkpoint saved
 //!                 (see [`ledger`])
@@ -90,9 +92,9 @@ mod read;
 mod reclaim;
 mod recover;
 mod seam;
-mod uploads;
 #[cfg(test)]
 mod tests;
+mod uploads;
 mod writer;
 
 use std::fs::File;
@@ -113,13 +115,14 @@ use self::log::Log;
 use self::maintain::maintain_log;
 use self::reclaim::Segments;
 use self::seam::{Seam, Step};
+use self::uploads::Uploads;
 use self::writer::LocalWriter;
 use crate::{
     Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
     StoreError, UploadAppender, UploadId, UploadInfo,
 };
-use time::OffsetDateTime;
 use ferry_tlog::Actor;
+use time::OffsetDateTime;
 
 /// The store's log rotates its segments at this size.
 const LEDGER_SEGMENT_SIZE: u64 = 16 << 20;
@@ -177,6 +180,8 @@ pub struct LocalOptions {
     /// Data keys per key file: a new file of fresh keys (128 bytes each) is
     /// written whenever the last one is used up.
     pub key_file_slots: u32,
+    /// Unfinished uploads expire after this long without a committed append.
+    pub upload_ttl: std::time::Duration,
     /// Keep a tamper-evident log of what happens to items (see
     /// [`Ledger`](crate::Ledger)). A store opened without it appends nothing
     /// to a log it has; the next open with it brings the log up to date.
@@ -191,6 +196,7 @@ impl Default for LocalOptions {
             segment_size: 64 << 20,
             allow_missing_keys: false,
             key_file_slots: 16_384,
+            upload_ttl: std::time::Duration::from_secs(24 * 3600),
             ledger: true,
         }
     }
@@ -205,6 +211,7 @@ pub(crate) struct Paths {
     pub keys: PathBuf,
     pub tmp: PathBuf,
     pub ledger: PathBuf,
+    pub uploads: PathBuf,
 }
 
 impl Paths {
@@ -216,6 +223,7 @@ impl Paths {
             keys: root.join("keys"),
             tmp: root.join("tmp"),
             ledger: root.join("ledger"),
+            uploads: root.join("uploads"),
         }
     }
 
@@ -249,6 +257,8 @@ pub(crate) struct Shared {
     holds: Holds,
     /// The store's log, if it keeps one.
     pub ledger: Option<Arc<LocalLedger>>,
+    /// The unfinished uploads.
+    pub uploads: Uploads,
     /// Every file operation goes through it (see [`seam`]).
     pub seam: Seam,
     /// The segments below this one hold frames of the first version.
@@ -345,7 +355,9 @@ impl LocalStore {
             )?);
             let mut recovered =
                 recover::recover(&paths, &keys, &seam, options.allow_missing_keys)?;
-            let key_use = std::mem::take(&mut recovered.key_use);
+            let mut key_use = std::mem::take(&mut recovered.key_use);
+            let (uploads, upload_keys) = Uploads::load(&paths.uploads, options.upload_ttl, &seam)?;
+            key_use.kept.extend(upload_keys);
             let keep_everything = !recovered.missing_keys.is_empty();
             if keep_everything {
                 tracing::warn!(
@@ -387,6 +399,7 @@ impl LocalStore {
                 items_sync,
                 holds,
                 ledger,
+                uploads,
                 seam,
                 bound_from: recovered.bound_from,
                 events: broadcast::channel(EVENT_BUFFER).0,
@@ -483,11 +496,7 @@ impl Store for LocalStore {
         uploads::info(&self.shared, id).await
     }
 
-    async fn upload_set_length(
-        &self,
-        id: UploadId,
-        length: u64,
-    ) -> Result<UploadInfo, StoreError> {
+    async fn upload_set_length(&self, id: UploadId, length: u64) -> Result<UploadInfo, StoreError> {
         uploads::set_length(&self.shared, id, length).await
     }
 

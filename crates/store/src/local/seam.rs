@@ -100,6 +100,16 @@ pub(crate) enum Step {
     RenameHolds,
     /// Setting a hold: fsyncing the store's directory after the rename.
     SyncHoldsDir,
+    /// Uploads: creating or writing a piece, or an upload's manifest.
+    UploadWrite,
+    /// Uploads: the `fdatasync` of a piece.
+    UploadSync,
+    /// Uploads: renaming a piece or a manifest into place.
+    UploadRename,
+    /// Uploads: fsyncing an upload's directory, or `uploads/`.
+    UploadSyncDir,
+    /// Uploads: removing an upload, or what an append left.
+    UploadRemove,
     /// Saving a signed checkpoint of the store's log: writing and fsyncing
     /// `ledger/checkpoint.new`, renaming it, fsyncing `ledger/`.
     WriteCheckpoint,

@@ -45,10 +45,20 @@ impl std::fmt::Debug for LocalWriter {
 
 impl LocalWriter {
     pub(crate) fn new(shared: Arc<Shared>, item: NewItem) -> LocalWriter {
-        let received_at = OffsetDateTime::now_utc();
+        LocalWriter::with_id(shared, ItemId::new(), item, OffsetDateTime::now_utc())
+    }
+
+    /// A writer of the item `id`, which began to arrive at `received_at` (a
+    /// finished upload's).
+    pub(crate) fn with_id(
+        shared: Arc<Shared>,
+        id: ItemId,
+        item: NewItem,
+        received_at: OffsetDateTime,
+    ) -> LocalWriter {
         LocalWriter {
             shared,
-            id: ItemId::new(),
+            id,
             item,
             received_at,
             size: 0,

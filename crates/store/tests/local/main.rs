@@ -12,3 +12,4 @@ mod recovery;
 mod retention;
 mod roundtrip;
 mod shredding;
+mod uploads;
