@@ -66,12 +66,25 @@ impl FerrySend {
     }
 
     /// The upload id the run printed (`upload ID for PATH: resume with --resume ID`).
-    fn upload_id(&mut self) -> String {
+    /// Waits without blocking the runtime: the proxy runs on it.
+    async fn upload_id(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let line = self
-                .stderr
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no upload id printed; stderr: {:?}", self.seen));
+            let line = match self.stderr.try_recv() {
+                Ok(line) => line,
+                Err(mpsc::TryRecvError::Empty) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "no upload id printed; stderr: {:?}",
+                        self.seen
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    panic!("ferry send ended printing no upload id; stderr: {:?}", self.seen)
+                }
+            };
             self.seen.push(line.clone());
             if let Some(rest) = line.strip_prefix("upload ")
                 && let Some((id, _)) = rest.split_once(" for ")
@@ -216,7 +229,7 @@ async fn ferry_send_file_resume_continues_the_upload_of_a_killed_run() {
     let dir = tempfile::tempdir().unwrap();
     let file = big_file(dir.path());
     let mut first = FerrySend::start(&server, &proxy.addr, &["--encrypt"], &file);
-    let id = first.upload_id();
+    let id = first.upload_id().await;
     let at = some_offset(&server, &id).await;
     first.kill();
     let left = offset(&server.tcp(), &server.fernet_key_file(), &id)
@@ -240,7 +253,7 @@ async fn ferry_send_file_continues_across_a_crash_and_restart_of_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let file = big_file(dir.path());
     let mut send = FerrySend::start(&server, &proxy.addr, &[], &file);
-    let id = send.upload_id();
+    let id = send.upload_id().await;
     some_offset(&server, &id).await;
     let server = server.crash_and_restart(&[]);
     proxy.set_upstream(&server.tcp());
