@@ -82,7 +82,10 @@ impl FerrySend {
                     continue;
                 }
                 Err(mpsc::TryRecvError::Disconnected) => {
-                    panic!("ferry send ended printing no upload id; stderr: {:?}", self.seen)
+                    panic!(
+                        "ferry send ended printing no upload id; stderr: {:?}",
+                        self.seen
+                    )
                 }
             };
             self.seen.push(line.clone());
@@ -239,7 +242,12 @@ async fn ferry_send_file_resume_continues_the_upload_of_a_killed_run() {
     assert_eq!(left % CHUNK, 0, "whole appends only: {left}");
     assert!(server.admin().all_items().await.is_empty());
 
-    let second = FerrySend::start(&server, &server.tcp(), &["--encrypt", "--resume", &id], &file);
+    let second = FerrySend::start(
+        &server,
+        &server.tcp(),
+        &["--encrypt", "--resume", &id],
+        &file,
+    );
     let (stdout, _) = second.succeeds(Duration::from_secs(120)).await;
     assert_stored_whole(&server, &stdout, &file).await;
     let items = server.admin().all_items().await;

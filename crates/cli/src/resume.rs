@@ -135,10 +135,8 @@ impl Retry {
             link.lost();
         }
         let Some(delay) = self.backoff(Instant::now()) else {
-            return Err(anyhow::Error::new(err).context(format!(
-                "gave up after {:?} without progress",
-                self.give_up
-            )));
+            return Err(anyhow::Error::new(err)
+                .context(format!("gave up after {:?} without progress", self.give_up)));
         };
         bar.suspend(|| eprintln!("{}: {err}; trying again in {delay:?}", path.display()));
         tokio::time::sleep(delay).await;
@@ -262,7 +260,9 @@ pub(crate) async fn send_file(
             Err(err) if transient(&err) => {
                 retry.wait(link, err, &bar, path).await?;
                 let state = retry
-                    .run(link, &bar, path, async |session: &mut Session| session.upload_state(&id).await)
+                    .run(link, &bar, path, async |session: &mut Session| {
+                        session.upload_state(&id).await
+                    })
                     .await?;
                 offset = state.offset;
             }
@@ -303,7 +303,9 @@ async fn resumed(
     len: u64,
 ) -> anyhow::Result<UploadState> {
     let state = retry
-        .run(link, bar, path, async |session: &mut Session| session.upload_state(id).await)
+        .run(link, bar, path, async |session: &mut Session| {
+            session.upload_state(id).await
+        })
         .await
         .with_context(|| format!("cannot resume upload {id}"))?;
     anyhow::ensure!(
@@ -398,7 +400,12 @@ mod tests {
         let mut link = Link::new("127.0.0.1:1", Options::default(), Duration::from_secs(1));
         let mut retry = Retry::new(Duration::from_millis(50));
         let err = retry
-            .wait(&mut link, ClientError::Closed, &ProgressBar::hidden(), Path::new("f"))
+            .wait(
+                &mut link,
+                ClientError::Closed,
+                &ProgressBar::hidden(),
+                Path::new("f"),
+            )
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("gave up after 50ms"), "{err:#}");

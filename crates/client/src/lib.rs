@@ -15,6 +15,6 @@ mod session;
 mod upload;
 
 pub use error::ClientError;
-pub use pieces::Pieces;
 pub use ferry_protocol::upload::{UploadErrorCode, UploadState};
+pub use pieces::Pieces;
 pub use session::{DEFAULT_UPLOAD_PROBE_TIMEOUT, Options, Receipt, Session};

@@ -92,13 +92,15 @@ impl Session {
         let reply: ExtendedReply = serde_json::from_slice(&line)
             .map_err(|err| ClientError::BadReply(format!("unreadable reply: {err}")))?;
         if !reply.ok {
-            return Err(failure(serde_json::from_slice(&line).unwrap_or(UploadReply {
-                ok: false,
-                upload: None,
-                error: reply.error,
-                code: None,
-                offset: None,
-            })));
+            return Err(failure(serde_json::from_slice(&line).unwrap_or(
+                UploadReply {
+                    ok: false,
+                    upload: None,
+                    error: reply.error,
+                    code: None,
+                    offset: None,
+                },
+            )));
         }
         Ok(Receipt {
             id: reply.id,
@@ -115,13 +117,19 @@ impl Session {
     }
 
     /// Runs a command answered by an upload's state.
-    async fn upload_command(&mut self, command: &UploadCommand) -> Result<UploadState, ClientError> {
+    async fn upload_command(
+        &mut self,
+        command: &UploadCommand,
+    ) -> Result<UploadState, ClientError> {
         let line = self.run_upload_command(command).await?;
         state_of(&line)
     }
 
     /// Sends a command and returns its answer, one JSON line (newline cut off).
-    async fn run_upload_command(&mut self, command: &UploadCommand) -> Result<Vec<u8>, ClientError> {
+    async fn run_upload_command(
+        &mut self,
+        command: &UploadCommand,
+    ) -> Result<Vec<u8>, ClientError> {
         if !self.options.extensions {
             return Err(ClientError::NoUploads(
                 "the session has Ferry's extensions off".into(),
@@ -175,7 +183,7 @@ fn state_of(line: &[u8]) -> Result<UploadState, ClientError> {
     let reply: UploadReply = serde_json::from_slice(line)
         .map_err(|err| ClientError::BadReply(format!("unreadable upload reply: {err}")))?;
     match (reply.ok, reply.upload) {
-        (true, Some(state)) => Ok(state),
+        (true, Some(state)) => Ok(*state),
         (true, None) => Err(ClientError::BadReply(
             "an upload reply without the upload".into(),
         )),

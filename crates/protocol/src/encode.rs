@@ -58,7 +58,12 @@ pub fn upload_command(line: &str) -> Vec<u8> {
         line.len()
     );
     line.bytes()
-        .flat_map(|byte| [EXT_UPLOAD_NIBBLE | byte >> 4, EXT_UPLOAD_NIBBLE | byte & 0x0f])
+        .flat_map(|byte| {
+            [
+                EXT_UPLOAD_NIBBLE | byte >> 4,
+                EXT_UPLOAD_NIBBLE | byte & 0x0f,
+            ]
+        })
         .chain([EXT_UPLOAD_RUN])
         .collect()
 }

@@ -90,7 +90,6 @@ impl TransferTracker {
             }
         }
     }
-
 }
 
 /// Collects resumable-upload command lines (extension 3, see [`crate::upload`])
@@ -353,10 +352,7 @@ mod tests {
         let mut bytes = BytesMut::new();
         encode::packet(&mut bytes, Some(Meta::text(false)), false, b"a");
         bytes.extend_from_slice(&[EXT_UPLOAD_RUN]);
-        assert_eq!(
-            seen_of(&bytes),
-            Err(ProtocolError::CommandInsideTransfer)
-        );
+        assert_eq!(seen_of(&bytes), Err(ProtocolError::CommandInsideTransfer));
     }
 
     #[test]

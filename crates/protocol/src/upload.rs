@@ -145,7 +145,8 @@ fn parse_id(text: &str) -> Result<String, String> {
 
 fn parse_name(hex: &str) -> Result<String, String> {
     let bad = || "the name must be the hex of its UTF-8 bytes".to_owned();
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..hex.len())
@@ -250,8 +251,9 @@ impl std::fmt::Display for UploadErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadReply {
     pub ok: bool,
+    /// Boxed: a failure, which has none, stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upload: Option<UploadState>,
+    pub upload: Option<Box<UploadState>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,7 +268,7 @@ impl UploadReply {
     pub fn success(upload: UploadState) -> UploadReply {
         UploadReply {
             ok: true,
-            upload: Some(upload),
+            upload: Some(Box::new(upload)),
             error: None,
             code: None,
             offset: None,
@@ -395,7 +397,10 @@ mod tests {
             ("state a b", "wrong arguments"),
             ("state a-b", "is not an upload id"),
             ("append X +5", "offset must be a decimal number"),
-            ("append X 18446744073709551616", "offset must be a decimal number"),
+            (
+                "append X 18446744073709551616",
+                "offset must be a decimal number",
+            ),
             ("open 0 5", "2 hex digits"),
             ("open ff 5", "unknown meta value 0xff"),
             ("open 00 5 6", "hex of its UTF-8"),
@@ -413,19 +418,27 @@ mod tests {
     fn replies_are_one_line_and_unknown_codes_still_read() {
         let failure = UploadReply {
             offset: Some(96_000),
-            ..UploadReply::failure(UploadErrorCode::Offset, "the upload is at offset 96000, not 0")
+            ..UploadReply::failure(
+                UploadErrorCode::Offset,
+                "the upload is at offset 96000, not 0",
+            )
         };
         let bytes = failure.to_bytes();
         assert_eq!(
             String::from_utf8_lossy(&bytes),
             "{\"ok\":false,\"error\":\"the upload is at offset 96000, not 0\",\"code\":\"offset\",\"offset\":96000}\n"
         );
-        assert_eq!(parse_json_line::<UploadReply>(&bytes[..bytes.len() - 1]), Ok(None));
+        assert_eq!(
+            parse_json_line::<UploadReply>(&bytes[..bytes.len() - 1]),
+            Ok(None)
+        );
         let mut two = bytes.clone();
         two.extend_from_slice(b"{\"ok\":false,\"code\":\"new_thing\",\"extra\":1}\n");
         let (first, used) = parse_json_line::<UploadReply>(&two).unwrap().unwrap();
         assert_eq!((first, used), (failure, bytes.len()));
-        let (second, _) = parse_json_line::<UploadReply>(&two[used..]).unwrap().unwrap();
+        let (second, _) = parse_json_line::<UploadReply>(&two[used..])
+            .unwrap()
+            .unwrap();
         assert_eq!(second.code, Some(UploadErrorCode::Other));
         assert!(parse_json_line::<UploadReply>(b"OK").is_err());
     }

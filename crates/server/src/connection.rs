@@ -150,9 +150,9 @@ impl Connection {
                 tracing::debug!(peer = %self.peer, data_type = meta.data_type().as_str(), format = meta.serialization().as_str(), encrypted = meta.encrypted(), "transfer started");
                 self.transfer = Some(match self.armed.take() {
                     Some(armed) => Receiving::Append(Append::begin(&self.shared, armed, meta)),
-                    None => Receiving::Item(
-                        Transfer::begin(&self.shared, self.peer, meta, name).await,
-                    ),
+                    None => {
+                        Receiving::Item(Transfer::begin(&self.shared, self.peer, meta, name).await)
+                    }
                 });
             }
             TransferEvent::Data(payload) => match &mut self.transfer {

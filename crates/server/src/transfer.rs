@@ -135,7 +135,11 @@ impl Transfer {
 
 /// A packet's plaintext: its payload, Fernet-decrypted when the transfer is
 /// encrypted (a transfer with no key to decrypt it was refused at its start).
-pub(crate) fn plaintext(shared: &Shared, meta: Meta, payload: Bytes) -> Result<Bytes, TransferError> {
+pub(crate) fn plaintext(
+    shared: &Shared,
+    meta: Meta,
+    payload: Bytes,
+) -> Result<Bytes, TransferError> {
     match (&shared.fernet, meta.encrypted()) {
         (Some(key), true) => key
             .decrypt(&payload)

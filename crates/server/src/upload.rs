@@ -11,10 +11,10 @@
 //! receipt). A `finish` whose answer was lost can be asked again: the server
 //! remembers the uploads it finished lately ([`RecentlyFinished`]).
 
+use crate::Shared;
 use crate::append::Armed;
 use crate::error::FAILED_REPLY;
 use crate::transfer::{new_item, output, refusal};
-use crate::Shared;
 use ferry_protocol::upload::{UploadCommand, UploadErrorCode, UploadReply, UploadState};
 use ferry_protocol::{DataType, Meta};
 use ferry_store::{ItemMeta, StoreError, UploadId, UploadInfo};
@@ -146,9 +146,8 @@ async fn execute(
 /// dictionaries (validated whole, so sent as one transfer).
 fn open_refusal(shared: &Shared, meta: Meta) -> Option<String> {
     refusal(shared, meta).or_else(|| {
-        (meta.data_type() == DataType::Dictionary).then(|| {
-            "resumable uploads carry text; send a dictionary as one transfer".to_owned()
-        })
+        (meta.data_type() == DataType::Dictionary)
+            .then(|| "resumable uploads carry text; send a dictionary as one transfer".to_owned())
     })
 }
 

@@ -54,7 +54,11 @@ async fn an_upload_sent_in_appends_is_stored_byte_for_byte_with_the_sha256_of_th
         let whole = data(300_001);
         let mut client = session(&server).await;
         let opened = client
-            .upload_open(Meta::text(encrypted), Some(whole.len() as u64), Some("big.txt"))
+            .upload_open(
+                Meta::text(encrypted),
+                Some(whole.len() as u64),
+                Some("big.txt"),
+            )
             .await
             .unwrap();
         assert_eq!((opened.offset, opened.length), (0, Some(300_001)));
@@ -66,8 +70,14 @@ async fn an_upload_sent_in_appends_is_stored_byte_for_byte_with_the_sha256_of_th
             offset += piece.len() as u64;
             assert_eq!(state.offset, offset);
         }
-        assert_eq!(client.upload_state(&opened.id).await.unwrap().offset, 300_001);
-        assert!(server.items().await.is_empty(), "nothing listed before the finish");
+        assert_eq!(
+            client.upload_state(&opened.id).await.unwrap().offset,
+            300_001
+        );
+        assert!(
+            server.items().await.is_empty(),
+            "nothing listed before the finish"
+        );
 
         let receipt = client.upload_finish(&opened.id).await.unwrap();
         let sha256 = hex::encode(Sha256::digest(&whole));
@@ -132,9 +142,12 @@ async fn a_connection_cut_mid_append_leaves_the_last_committed_offset_and_anothe
     // A client that arms an append, sends part of its transfer and vanishes.
     let mut raw = server.connect().await;
     raw.send(&[EXT_HELLO]).await.unwrap();
-    raw.send(&encode::upload_command(&format!("append {} 200000", upload.id)))
-        .await
-        .unwrap();
+    raw.send(&encode::upload_command(&format!(
+        "append {} 200000",
+        upload.id
+    )))
+    .await
+    .unwrap();
     let armed = raw.reply().await;
     let (reply, _) = parse_json_line::<UploadReply>(armed.as_bytes())
         .unwrap()
@@ -184,14 +197,18 @@ async fn a_client_without_the_hello_hears_nothing_of_upload_bytes_and_its_transf
         .send(&encode::upload_command("open 00 5"))
         .await
         .unwrap();
-    legacy
-        .send(&encode::upload_command("bogus"))
-        .await
-        .unwrap();
-    assert_eq!(legacy.hear(Duration::from_millis(300)).await, Heard::Silence);
+    legacy.send(&encode::upload_command("bogus")).await.unwrap();
+    assert_eq!(
+        legacy.hear(Duration::from_millis(300)).await,
+        Heard::Silence
+    );
     let mut bytes = encode::upload_command("state 01JQ3V7ZK9T6N2XQ8W4R5B1C0D");
     bytes.extend(transfer(Meta::text(false), b"hello"));
-    assert_eq!(legacy.exchange(&bytes).await, "OK", "exactly the legacy reply");
+    assert_eq!(
+        legacy.exchange(&bytes).await,
+        "OK",
+        "exactly the legacy reply"
+    );
     legacy.end().await;
     assert!(
         server.store.uploads().await.unwrap().is_empty(),
@@ -218,9 +235,7 @@ async fn bad_commands_dictionaries_and_refused_policies_are_answered_with_their_
         ("open 02 10", "refused"),
         ("open 28 10", "refused"),
     ] {
-        let reply = raw
-            .exchange(&encode::upload_command(line))
-            .await;
+        let reply = raw.exchange(&encode::upload_command(line)).await;
         let json: serde_json::Value = serde_json::from_str(reply.trim_end()).unwrap();
         assert_eq!(json["ok"], false, "{line}: {reply}");
         assert_eq!(json["code"], code, "{line}: {reply}");
@@ -253,7 +268,10 @@ async fn an_append_whose_meta_is_not_the_uploads_is_refused_and_commits_nothing(
     let json_meta = Meta::dictionary(Serialization::Json, false).unwrap();
     let reply = raw.exchange(&transfer(json_meta, b"{}")).await;
     assert!(reply.contains("\"code\":\"bad_command\""), "{reply}");
-    assert!(reply.contains("meta byte 0x28 is not the upload's 0x00"), "{reply}");
+    assert!(
+        reply.contains("meta byte 0x28 is not the upload's 0x00"),
+        "{reply}"
+    );
     // The next transfer is an ordinary one again.
     let reply = raw.exchange(&transfer(Meta::text(false), b"plain")).await;
     assert!(reply.contains("\"sha256\""), "{reply}");
