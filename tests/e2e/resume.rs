@@ -221,6 +221,14 @@ async fn ferry_send_file_completes_through_a_proxy_that_keeps_cutting_its_connec
         proxy.connections()
     );
     assert!(stderr.contains("trying again"), "{stderr}");
+    // Each cut costs at most the append in flight: the file is not sent again.
+    let sent: usize = proxy.recorded().iter().map(Vec::len).sum();
+    let overhead = proxy.connections() * (CHUNK as usize + 64 * 1024);
+    assert!(
+        sent < SIZE + overhead,
+        "{sent} bytes sent for {SIZE} over {} connections",
+        proxy.connections()
+    );
     assert_stored_whole(&server, &stdout, &file).await;
 }
 
@@ -248,7 +256,24 @@ async fn ferry_send_file_resume_continues_the_upload_of_a_killed_run() {
         &["--encrypt", "--resume", &id],
         &file,
     );
-    let (stdout, _) = second.succeeds(Duration::from_secs(120)).await;
+    let (stdout, stderr) = second.succeeds(Duration::from_secs(120)).await;
+    // It went on from the committed offset (or later: the killed run's last
+    // append may have been committed after `left` was asked), not from 0.
+    let from: u64 = stderr
+        .lines()
+        .find_map(|line| {
+            line.split_once(&format!("continuing upload {id} at byte "))?
+                .1
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no continuing line: {stderr}"));
+    assert!(
+        from >= left && from % CHUNK == 0,
+        "continued at {from}, committed {left}"
+    );
     assert_stored_whole(&server, &stdout, &file).await;
     let items = server.admin().all_items().await;
     assert_eq!(items[0]["encrypted_in_transit"], true);

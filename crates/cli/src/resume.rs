@@ -224,6 +224,13 @@ pub(crate) async fn send_file(
         "upload {id} for {}: resume with --resume {id}",
         path.display()
     );
+    if plan.resume.is_some() {
+        eprintln!(
+            "{}: continuing upload {id} at byte {} of {len}",
+            path.display(),
+            upload.offset
+        );
+    }
     let bar = crate::send::progress_bar(path, len)?;
     bar.set_position(upload.offset);
     let mut offset = upload.offset;
