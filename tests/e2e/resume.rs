@@ -271,7 +271,7 @@ async fn ferry_send_file_resume_continues_the_upload_of_a_killed_run() {
         })
         .unwrap_or_else(|| panic!("no continuing line: {stderr}"));
     assert!(
-        from >= left && from % CHUNK == 0,
+        from >= left && from.is_multiple_of(CHUNK),
         "continued at {from}, committed {left}"
     );
     assert_stored_whole(&server, &stdout, &file).await;
