@@ -191,6 +191,9 @@ pub(crate) async fn send_file(
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata().await?.len();
+    if encrypt && link.options.fernet.is_none() {
+        return Err(ClientError::NoKey.into());
+    }
     let mut retry = Retry::new(plan.retry_for);
     // No bar until the upload is open: the first open may find a legacy server.
     let quiet = ProgressBar::hidden();
@@ -220,6 +223,10 @@ pub(crate) async fn send_file(
     };
     link.takes_uploads();
     let id = upload.id.clone();
+    if upload.encrypted_in_transit && link.options.fernet.is_none() {
+        return Err(anyhow::Error::new(ClientError::NoKey)
+            .context(format!("upload {id} is sent encrypted")));
+    }
     eprintln!(
         "upload {id} for {}: resume with --resume {id}",
         path.display()
