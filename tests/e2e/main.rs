@@ -28,6 +28,7 @@ mod python_compat;
 mod rate_limits;
 mod readme;
 mod receipts;
+mod resume;
 mod retention;
 mod schemathesis_admin;
 mod schemathesis_gateway;

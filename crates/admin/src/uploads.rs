@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::Shared;
 use crate::error::store_error;
+use crate::model::ItemIdSchema;
 
 /// An unfinished upload.
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,7 +95,7 @@ pub(crate) async fn list_uploads(State(shared): State<Shared>) -> Result<Json<Up
     delete,
     path = "/api/uploads/{id}",
     tag = "uploads",
-    params(("id" = String, Path, description = "The upload's id (a ULID)")),
+    params(("id" = ItemIdSchema, Path, description = "The upload's id (a ULID)")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Cancelled"),
@@ -108,7 +109,8 @@ pub(crate) async fn cancel_upload(
     State(shared): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = UploadId::parse(&id).map_err(store_error)?;
+    let id = UploadId::parse(&id)
+        .map_err(|_| ApiError::bad_request(format!("invalid upload id {id:?}: not a ULID")))?;
     match shared.store.upload_cancel(id).await {
         Ok(true) => {
             tracing::info!(upload = %id, "upload cancelled through the admin API");

@@ -9,6 +9,7 @@ pub mod help;
 mod legacy_config;
 mod log_api;
 pub mod logging;
+mod resume;
 pub mod send;
 pub mod server;
 mod settings;

@@ -1,5 +1,6 @@
 //! `ferry send` and `ferry keygen`: the native client from the command line.
 
+use crate::resume::{Link, Plan};
 use anyhow::Context;
 use ferry_client::{Options, Receipt, Session};
 use ferry_crypto::FernetKey;
@@ -7,6 +8,7 @@ use ferry_protocol::{Meta, Serialization};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// The exit code of a `ferry send --receipts` whose items were all stored but
@@ -55,11 +57,29 @@ pub enum SendCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Send text files, streamed 48,000 bytes a packet.
+    /// Send text files, streamed 48,000 bytes a packet. To Ferry's server each
+    /// file is a resumable upload: a lost connection is reconnected and the file
+    /// continues where the server has it (a legacy server gets one transfer).
     File {
         /// Fernet-encrypt each packet.
         #[arg(long)]
         encrypt: bool,
+        /// Bytes per append of a resumable upload: each is one transfer, and
+        /// what a lost connection costs at most (suffixes K, M, G: powers of 1024).
+        #[arg(long, default_value = "8M", value_parser = crate::resume::parse_size)]
+        chunk_size: u64,
+        /// Continue the resumable upload ID that an earlier `ferry send file`
+        /// printed (one file: the same file).
+        #[arg(long, value_name = "ID")]
+        resume: Option<String>,
+        /// Give up on a file after failing for this long without progress
+        /// (reconnecting with backoff meanwhile).
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        retry_for: Duration,
+        /// How long to wait for the server's answer to the first upload command
+        /// before sending files as plain transfers (a legacy server never answers).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        probe_timeout: Duration,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -84,14 +104,29 @@ pub async fn send(
     keep: &Keep,
     command: &SendCommand,
 ) -> anyhow::Result<ExitCode> {
+    if let SendCommand::File { resume, paths, .. } = command {
+        anyhow::ensure!(
+            resume.is_none() || paths.len() == 1,
+            "--resume continues one upload: give exactly one file"
+        );
+        anyhow::ensure!(
+            resume.is_none() || !connection.legacy,
+            "--resume needs Ferry's extensions: it cannot be used with --legacy"
+        );
+    }
     let fernet = crate::settings::load_fernet(connection.fernet_key.as_deref())?;
     let options = Options {
         fernet,
         extensions: !connection.legacy,
         ..Options::default()
     };
+    let probe_timeout = match command {
+        SendCommand::File { probe_timeout, .. } => *probe_timeout,
+        SendCommand::Dict { .. } => ferry_client::DEFAULT_UPLOAD_PROBE_TIMEOUT,
+    };
     let mut receipts = keep.receipts.as_deref().map(Receipts::new);
-    let mut session = Session::connect(&connection.server, options).await?;
+    let mut link = Link::new(&connection.server, options, probe_timeout);
+    link.session().await?;
     match command {
         SendCommand::Dict {
             format,
@@ -100,7 +135,9 @@ pub async fn send(
         } => {
             for file in files {
                 let dict = read_dict(file).await?;
-                let receipt = session
+                let receipt = link
+                    .session()
+                    .await?
                     .send_dict(&dict, *format, *encrypt)
                     .await
                     .with_context(|| format!("sending {}", file.display()))?;
@@ -110,11 +147,35 @@ pub async fn send(
                 }
             }
         }
-        SendCommand::File { encrypt, paths } => {
+        SendCommand::File {
+            encrypt,
+            paths,
+            chunk_size,
+            resume,
+            retry_for,
+            probe_timeout: _,
+        } => {
+            let plan = Plan {
+                chunk_size: *chunk_size,
+                retry_for: *retry_for,
+                resume: resume.clone(),
+            };
+            // Resumable uploads until the server shows it takes none.
+            let mut resumable = !connection.legacy;
             for path in paths {
-                let receipt = send_file(&mut session, path, *encrypt)
-                    .await
-                    .with_context(|| format!("sending {}", path.display()))?;
+                let mut receipt = None;
+                if resumable {
+                    receipt = crate::resume::send_file(&mut link, path, *encrypt, &plan)
+                        .await
+                        .with_context(|| format!("sending {}", path.display()))?;
+                    resumable = receipt.is_some();
+                }
+                let receipt = match receipt {
+                    Some(receipt) => receipt,
+                    None => send_file(link.session().await?, path, *encrypt)
+                        .await
+                        .with_context(|| format!("sending {}", path.display()))?,
+                };
                 report(path, &receipt);
                 if let Some(receipts) = &mut receipts {
                     receipts.keep(path, &receipt)?;
@@ -122,7 +183,11 @@ pub async fn send(
             }
         }
     }
-    session.end().await?;
+    // Every item is stored and its reply read: a connection lost now (the END
+    // byte unsent) changes nothing.
+    if let Err(err) = link.end().await {
+        tracing::debug!(error = %err, "the session did not end cleanly");
+    }
     Ok(receipts.map_or(ExitCode::SUCCESS, |receipts| receipts.finish()))
 }
 
@@ -205,16 +270,8 @@ async fn send_file(session: &mut Session, path: &Path, encrypt: bool) -> anyhow:
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata().await?.len();
-    let bar = ProgressBar::new(len).with_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )?
-        .progress_chars("=> "),
-    );
-    bar.set_message(path.display().to_string());
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned());
+    let bar = progress_bar(path, len)?;
+    let name = file_name(path);
     let receipt = session
         .send_reader(
             Meta::text(encrypt),
@@ -225,6 +282,24 @@ async fn send_file(session: &mut Session, path: &Path, encrypt: bool) -> anyhow:
         .await;
     bar.finish_and_clear();
     Ok(receipt?)
+}
+
+/// The progress bar of sending `path`, `len` bytes.
+pub(crate) fn progress_bar(path: &Path, len: u64) -> anyhow::Result<ProgressBar> {
+    let bar = ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_message(path.display().to_string());
+    Ok(bar)
+}
+
+/// The name a file is sent under: its last component.
+pub(crate) fn file_name(path: &Path) -> Option<String> {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
 }
 
 fn report(path: &Path, receipt: &Receipt) {

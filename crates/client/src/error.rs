@@ -1,5 +1,7 @@
 //! What can go wrong on the client side of a session.
 
+use ferry_protocol::upload::UploadErrorCode;
+
 /// A client failure. [`ClientError::Refused`] is the server's own `ERROR: …` answer;
 /// the session stays usable after it.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,19 @@ pub enum ClientError {
     NoKey,
     #[error(transparent)]
     Codec(#[from] ferry_codec::CodecError),
+    /// The server answered an upload command with an error (its `code`, and
+    /// with [`UploadErrorCode::Offset`] the upload's committed offset).
+    #[error("the server refused the upload command ({code}): {message}")]
+    Upload {
+        code: UploadErrorCode,
+        message: String,
+        offset: Option<u64>,
+    },
+    /// The server does not take resumable uploads: it did not answer the
+    /// session's first upload command (a legacy server ignores them), or the
+    /// session has extensions off. Send the item as one transfer, on a new session.
+    #[error("the server does not take resumable uploads: {0}")]
+    NoUploads(String),
 }
 
 impl ClientError {
@@ -30,7 +45,10 @@ impl ClientError {
     pub fn breaks_session(&self) -> bool {
         !matches!(
             self,
-            ClientError::Refused(_) | ClientError::NoKey | ClientError::Codec(_)
+            ClientError::Refused(_)
+                | ClientError::NoKey
+                | ClientError::Codec(_)
+                | ClientError::Upload { .. }
         )
     }
 }

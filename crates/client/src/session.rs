@@ -23,6 +23,11 @@ pub struct Options {
     pub extensions: bool,
 }
 
+/// How long a session waits for the answer to its first upload command before
+/// concluding that the server takes no resumable uploads (a legacy server never
+/// answers one), unless told otherwise ([`Session::set_upload_probe_timeout`]).
+pub const DEFAULT_UPLOAD_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -51,13 +56,16 @@ pub struct Receipt {
 /// One TCP connection to a Ferry (or legacy) server.
 #[derive(Debug)]
 pub struct Session {
-    stream: TcpStream,
-    options: Options,
+    pub(crate) stream: TcpStream,
+    pub(crate) options: Options,
     out: BytesMut,
-    replies: Vec<u8>,
+    pub(crate) replies: Vec<u8>,
     /// Whether every packet of the last transfer was written (its reply may
     /// still be missing): the server may have stored it.
-    sent_whole: bool,
+    pub(crate) sent_whole: bool,
+    /// Whether the server has answered an upload command on this session.
+    pub(crate) uploads_answered: bool,
+    pub(crate) upload_probe_timeout: Duration,
 }
 
 impl Session {
@@ -78,6 +86,8 @@ impl Session {
             out: BytesMut::with_capacity(70_000),
             replies: Vec::new(),
             sent_whole: false,
+            uploads_answered: false,
+            upload_probe_timeout: DEFAULT_UPLOAD_PROBE_TIMEOUT,
         };
         if session.options.extensions {
             session.stream.write_all(&[EXT_HELLO]).await?;
@@ -98,6 +108,12 @@ impl Session {
     pub fn peer_closed(&self) -> bool {
         let mut byte = [0; 1];
         !matches!(self.stream.try_read(&mut byte), Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// How long to wait for the answer to this session's first upload command
+    /// (see [`DEFAULT_UPLOAD_PROBE_TIMEOUT`]).
+    pub fn set_upload_probe_timeout(&mut self, timeout: Duration) {
+        self.upload_probe_timeout = timeout;
     }
 
     /// The options this session was opened with.
@@ -137,15 +153,35 @@ impl Session {
         name: Option<&str>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Receipt, ClientError> {
-        let fernet = match (meta.encrypted(), &self.options.fernet) {
-            (true, None) => return Err(ClientError::NoKey),
-            (true, Some(key)) => Some(key.clone()),
-            (false, _) => None,
-        };
+        self.key_for(meta)?;
         self.sent_whole = false;
         if let (true, Some(name)) = (self.options.extensions, name) {
             self.stream.write_all(&encode::name_nibbles(name)).await?;
         }
+        let sent = self.write_transfer(meta, reader, progress).await?;
+        self.sent_whole = true;
+        self.read_reply(sent).await
+    }
+
+    /// The key a transfer of `meta` is encrypted with, if it is encrypted.
+    fn key_for(&self, meta: Meta) -> Result<Option<Arc<FernetKey>>, ClientError> {
+        match (meta.encrypted(), &self.options.fernet) {
+            (true, None) => Err(ClientError::NoKey),
+            (true, Some(key)) => Ok(Some(key.clone())),
+            (false, _) => Ok(None),
+        }
+    }
+
+    /// Writes `reader` as one transfer, 48,000 plaintext bytes a packet
+    /// (Fernet-encrypted when `meta` says so), calling `progress` with the
+    /// plaintext bytes sent so far; returns how many were sent.
+    pub(crate) async fn write_transfer<R: AsyncRead + Unpin>(
+        &mut self,
+        meta: Meta,
+        reader: R,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, ClientError> {
+        let fernet = self.key_for(meta)?;
         let mut pieces = Pieces::new(reader);
         let mut first = true;
         let mut sent = 0u64;
@@ -161,8 +197,7 @@ impl Session {
             sent += piece.len() as u64;
             progress(sent);
         }
-        self.sent_whole = true;
-        self.read_reply(sent).await
+        Ok(sent)
     }
 
     /// Ends the session: the END byte, then the sending side is shut down.

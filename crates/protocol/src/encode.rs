@@ -1,6 +1,9 @@
 //! Writing packets, exactly as the legacy client does.
 
-use crate::{EXT_NAME_NIBBLE, FLAG_FINAL, FLAG_INITIAL, MAX_NAME_LEN, MAX_PAYLOAD, Meta};
+use crate::{
+    EXT_NAME_NIBBLE, EXT_UPLOAD_NIBBLE, EXT_UPLOAD_RUN, FLAG_FINAL, FLAG_INITIAL, MAX_NAME_LEN,
+    MAX_PAYLOAD, MAX_UPLOAD_COMMAND, Meta,
+};
 use bytes::{BufMut, BytesMut};
 
 /// The operation byte of a TRANSFER packet.
@@ -41,6 +44,30 @@ pub fn name_nibbles(name: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The bytes that run an upload command line (Ferry extension, see
+/// [`crate::upload`]): two unassigned-operation bytes per byte of `line`, high
+/// nibble first, then [`EXT_UPLOAD_RUN`]. The legacy server ignores them all.
+///
+/// # Panics
+/// If `line` is longer than [`MAX_UPLOAD_COMMAND`]: commands are built by
+/// [`crate::upload::UploadCommand::to_line`], which keeps them short enough.
+pub fn upload_command(line: &str) -> Vec<u8> {
+    assert!(
+        line.len() <= MAX_UPLOAD_COMMAND,
+        "an upload command of {} bytes is too long",
+        line.len()
+    );
+    line.bytes()
+        .flat_map(|byte| {
+            [
+                EXT_UPLOAD_NIBBLE | byte >> 4,
+                EXT_UPLOAD_NIBBLE | byte & 0x0f,
+            ]
+        })
+        .chain([EXT_UPLOAD_RUN])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +95,11 @@ mod tests {
         let name = "é".repeat(200);
         let nibbles = name_nibbles(&name);
         assert_eq!(nibbles.len(), 2 * 254);
+    }
+
+    #[test]
+    fn an_upload_command_is_nibbles_then_the_run_byte() {
+        assert_eq!(upload_command("st"), [0x47, 0x43, 0x47, 0x44, 0x50]);
+        assert_eq!(upload_command(""), [0x50]);
     }
 }

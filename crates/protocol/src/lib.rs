@@ -5,18 +5,20 @@
 //! [`Frame`]s with [`Decoder`], checks that packets form well-ordered transfers with
 //! [`TransferTracker`], and writes packets with the functions in [`encode`].
 //! Needing more bytes is a normal state (`Ok(None)`), never an error, and the decoder
-//! never holds more than one packet.
+//! never holds more than one packet. Resumable uploads (extension 3) are
+//! commands and replies of their own, in [`upload`].
 
 mod decode;
 pub mod encode;
 mod meta;
 mod reply;
 mod tracker;
+pub mod upload;
 
 pub use decode::{Decoder, Frame, Packet};
 pub use meta::{DataType, Meta, Serialization};
 pub use reply::{ExtendedReply, Reply, ReplyParse, parse_reply};
-pub use tracker::{TransferEvent, TransferTracker};
+pub use tracker::{TransferEvent, TransferTracker, UploadCommands};
 
 /// The TCP port the legacy server listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 6868;
@@ -38,6 +40,14 @@ pub const EXT_HELLO: u8 = 0x20;
 pub const EXT_NAME_NIBBLE: u8 = 0x30;
 /// The longest file name the name extension carries, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
+/// Ferry extension (operation 4): one nibble (low 4 bits) of a resumable-upload
+/// command line, high nibble first. The legacy server ignores each such byte.
+pub const EXT_UPLOAD_NIBBLE: u8 = 0x40;
+/// Ferry extension (operation 5): run the upload command collected so far. The
+/// legacy server ignores this byte (and never answers it).
+pub const EXT_UPLOAD_RUN: u8 = 0x50;
+/// The longest upload command line, in bytes.
+pub const MAX_UPLOAD_COMMAND: usize = 512;
 
 /// A violation of the wire format. Every variant means the framing can no longer be
 /// trusted: the peer is told and the connection closed.
@@ -55,4 +65,8 @@ pub enum ProtocolError {
     EndInsideTransfer,
     #[error("file name longer than {MAX_NAME_LEN} bytes")]
     NameTooLong,
+    #[error("upload command longer than {MAX_UPLOAD_COMMAND} bytes")]
+    CommandTooLong,
+    #[error("upload command while a transfer is open")]
+    CommandInsideTransfer,
 }

@@ -1,6 +1,10 @@
-//! Checks that packets form well-ordered transfers and collects extension bytes.
+//! Checks that packets form well-ordered transfers and collects extension bytes:
+//! names for the [`TransferTracker`], upload command lines for [`UploadCommands`].
 
-use crate::{EXT_HELLO, EXT_NAME_NIBBLE, Frame, MAX_NAME_LEN, Meta, ProtocolError};
+use crate::{
+    EXT_HELLO, EXT_NAME_NIBBLE, EXT_UPLOAD_NIBBLE, EXT_UPLOAD_RUN, Frame, MAX_NAME_LEN,
+    MAX_UPLOAD_COMMAND, Meta, ProtocolError,
+};
 use bytes::Bytes;
 
 /// What a frame means for the session, once its order has been checked.
@@ -21,11 +25,21 @@ pub enum TransferEvent {
 }
 
 /// Session state: whether a transfer is open, and the pending extension name.
-#[derive(Debug, Default)]
+/// Upload command bytes are [`TransferEvent::Ignored`] here, as by the legacy
+/// server: a receiver that runs them also gives every frame to [`UploadCommands`].
+#[derive(Debug)]
 pub struct TransferTracker {
     open: Option<Meta>,
-    name: Vec<u8>,
-    half_nibble: Option<u8>,
+    name: Nibbles,
+}
+
+impl Default for TransferTracker {
+    fn default() -> Self {
+        TransferTracker {
+            open: None,
+            name: Nibbles::new(MAX_NAME_LEN, ProtocolError::NameTooLong),
+        }
+    }
 }
 
 impl TransferTracker {
@@ -46,7 +60,7 @@ impl TransferTracker {
             Frame::End => Ok(vec![TransferEvent::End]),
             Frame::Unassigned(EXT_HELLO) => Ok(vec![TransferEvent::Hello]),
             Frame::Unassigned(byte) if byte & 0xf0 == EXT_NAME_NIBBLE => {
-                self.push_nibble(byte & 0x0f)?;
+                self.name.push(byte & 0x0f)?;
                 Ok(vec![TransferEvent::Ignored])
             }
             Frame::Unassigned(_) => Ok(vec![TransferEvent::Ignored]),
@@ -58,9 +72,11 @@ impl TransferTracker {
                     (true, None) => {
                         let meta = packet.meta.expect("an INITIAL packet always carries meta");
                         self.open = Some(meta);
+                        let name = self.name.take();
                         events.push(TransferEvent::Begin {
                             meta,
-                            name: self.take_name(),
+                            name: (!name.is_empty())
+                                .then(|| String::from_utf8_lossy(&name).into_owned()),
                         });
                     }
                     (false, Some(_)) => {}
@@ -74,32 +90,100 @@ impl TransferTracker {
             }
         }
     }
+}
 
-    fn push_nibble(&mut self, nibble: u8) -> Result<(), ProtocolError> {
-        match self.half_nibble.take() {
-            None => self.half_nibble = Some(nibble),
+/// Collects resumable-upload command lines (extension 3, see [`crate::upload`])
+/// from the frames of a session, beside its [`TransferTracker`].
+#[derive(Debug)]
+pub struct UploadCommands {
+    line: Nibbles,
+}
+
+impl Default for UploadCommands {
+    fn default() -> Self {
+        UploadCommands {
+            line: Nibbles::new(MAX_UPLOAD_COMMAND, ProtocolError::CommandTooLong),
+        }
+    }
+}
+
+impl UploadCommands {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes a frame (before the tracker does; `transfer_open` is the
+    /// tracker's [`TransferTracker::open`]): the command line to run when it is
+    /// the run byte, collected so far and then started over. Bytes that are not
+    /// UTF-8 are replaced. A run byte inside a transfer is a protocol error:
+    /// commands run between transfers.
+    pub fn accept(
+        &mut self,
+        frame: &Frame,
+        transfer_open: bool,
+    ) -> Result<Option<String>, ProtocolError> {
+        match *frame {
+            Frame::Unassigned(byte) if byte & 0xf0 == EXT_UPLOAD_NIBBLE => {
+                self.line.push(byte & 0x0f)?;
+                Ok(None)
+            }
+            Frame::Unassigned(EXT_UPLOAD_RUN) if transfer_open => {
+                Err(ProtocolError::CommandInsideTransfer)
+            }
+            Frame::Unassigned(EXT_UPLOAD_RUN) => {
+                let line = self.line.take();
+                Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Bytes sent as nibble pairs (high nibble first), up to a limit.
+#[derive(Debug)]
+struct Nibbles {
+    bytes: Vec<u8>,
+    half: Option<u8>,
+    max: usize,
+    too_long: ProtocolError,
+}
+
+impl Nibbles {
+    fn new(max: usize, too_long: ProtocolError) -> Self {
+        Nibbles {
+            bytes: Vec::new(),
+            half: None,
+            max,
+            too_long,
+        }
+    }
+
+    fn push(&mut self, nibble: u8) -> Result<(), ProtocolError> {
+        match self.half.take() {
+            None => self.half = Some(nibble),
             Some(high) => {
-                if self.name.len() == MAX_NAME_LEN {
-                    self.name.clear();
-                    return Err(ProtocolError::NameTooLong);
+                if self.bytes.len() == self.max {
+                    self.bytes.clear();
+                    return Err(self.too_long.clone());
                 }
-                self.name.push(high << 4 | nibble);
+                self.bytes.push(high << 4 | nibble);
             }
         }
         Ok(())
     }
 
-    fn take_name(&mut self) -> Option<String> {
-        self.half_nibble = None;
-        let name = std::mem::take(&mut self.name);
-        (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into_owned())
+    /// The bytes collected (a stray odd nibble is dropped); starts over.
+    fn take(&mut self) -> Vec<u8> {
+        self.half = None;
+        std::mem::take(&mut self.bytes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Packet, encode};
+    use crate::{Decoder, Packet, encode};
+    use bytes::BytesMut;
 
     fn packet(initial: bool, final_: bool) -> Frame {
         Frame::Packet(Packet {
@@ -165,5 +249,120 @@ mod tests {
                 name: None
             }
         );
+    }
+
+    /// What a receiver sees of a byte stream.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Event(TransferEvent),
+        Command(String),
+    }
+
+    /// Every event and command of a byte stream, through the decoder, the
+    /// command collector and the tracker (ignored bytes left out).
+    fn seen_of(bytes: &[u8]) -> Result<Vec<Seen>, ProtocolError> {
+        let mut buf = BytesMut::from(bytes);
+        let mut tracker = TransferTracker::new();
+        let mut commands = UploadCommands::new();
+        let mut seen = Vec::new();
+        while let Some(frame) = Decoder.decode(&mut buf)? {
+            let command = commands.accept(&frame, tracker.open().is_some())?;
+            seen.extend(
+                tracker
+                    .accept(frame)?
+                    .into_iter()
+                    .filter(|e| *e != TransferEvent::Ignored)
+                    .map(Seen::Event),
+            );
+            seen.extend(command.map(Seen::Command));
+        }
+        assert!(buf.is_empty());
+        Ok(seen)
+    }
+
+    #[test]
+    fn an_upload_command_runs_on_its_run_byte_and_starts_over() {
+        let mut bytes = encode::upload_command("state 01JQ3V7ZK9T6N2XQ8W4R5B1C0D");
+        bytes.extend(encode::upload_command("cancel X"));
+        assert_eq!(
+            seen_of(&bytes).unwrap(),
+            vec![
+                Seen::Command("state 01JQ3V7ZK9T6N2XQ8W4R5B1C0D".into()),
+                Seen::Command("cancel X".into()),
+            ]
+        );
+        assert_eq!(
+            seen_of(&[EXT_UPLOAD_RUN]).unwrap(),
+            vec![Seen::Command(String::new())]
+        );
+        // The tracker alone ignores them, as the legacy server does.
+        let mut tracker = TransferTracker::new();
+        for byte in bytes {
+            assert_eq!(
+                tracker.accept(Frame::Unassigned(byte)).unwrap(),
+                vec![TransferEvent::Ignored]
+            );
+        }
+    }
+
+    #[test]
+    fn upload_bytes_interleaved_with_packets_never_shift_the_framing() {
+        // Every byte 0x40-0x5f between (not inside) the packets of a transfer:
+        // the packets decode exactly as without them, and commands and names
+        // are collected apart.
+        let mut plain = BytesMut::new();
+        encode::packet(&mut plain, Some(Meta::text(false)), false, &[0x45; 300]);
+        encode::packet(&mut plain, None, false, &[0x50, 0x4f, 0x0c]);
+        encode::packet(&mut plain, None, true, b"end");
+        let expected = seen_of(&plain).unwrap();
+        assert_eq!(expected.len(), 1 + 3 + 1, "Begin, 3 Data, Finish");
+
+        let mut mixed = encode::name_nibbles("n");
+        mixed.extend(encode::upload_command("open 00 3"));
+        let mut packets = plain.clone();
+        let first = packets.split_to(4 + 300);
+        let second = packets.split_to(3 + 3);
+        mixed.extend_from_slice(&first);
+        mixed.extend((0x40..0x50).rev());
+        mixed.extend_from_slice(&second);
+        mixed.extend(0x40..0x50);
+        mixed.extend_from_slice(&packets);
+        mixed.extend(encode::upload_command("state Y"));
+        let events = seen_of(&mixed).unwrap();
+        assert_eq!(events[0], Seen::Command("open 00 3".into()));
+        let Seen::Event(TransferEvent::Begin { name, .. }) = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(name.as_deref(), Some("n"));
+        assert_eq!(events[2..events.len() - 1], expected[1..]);
+        // The nibbles sent during the transfer were collected too, in front
+        // of the last command's own.
+        let Some(Seen::Command(last)) = events.last() else {
+            panic!("{events:?}")
+        };
+        let mut collected: Vec<u8> = vec![0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10];
+        collected.extend([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        collected.extend_from_slice(b"state Y");
+        assert_eq!(*last, String::from_utf8_lossy(&collected));
+        assert_eq!(events.len(), expected.len() + 2);
+    }
+
+    #[test]
+    fn a_run_byte_inside_a_transfer_is_a_protocol_error() {
+        let mut bytes = BytesMut::new();
+        encode::packet(&mut bytes, Some(Meta::text(false)), false, b"a");
+        bytes.extend_from_slice(&[EXT_UPLOAD_RUN]);
+        assert_eq!(seen_of(&bytes), Err(ProtocolError::CommandInsideTransfer));
+    }
+
+    #[test]
+    fn a_command_longer_than_the_limit_is_a_protocol_error() {
+        let line = "a".repeat(MAX_UPLOAD_COMMAND);
+        let bytes = encode::upload_command(&line);
+        assert_eq!(seen_of(&bytes).unwrap(), vec![Seen::Command(line)]);
+        let mut longer = encode::upload_command(&"a".repeat(MAX_UPLOAD_COMMAND));
+        longer.pop();
+        longer.extend([EXT_UPLOAD_NIBBLE | 6, EXT_UPLOAD_NIBBLE | 1]);
+        assert_eq!(seen_of(&longer), Err(ProtocolError::CommandTooLong));
     }
 }

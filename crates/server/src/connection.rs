@@ -4,16 +4,21 @@
 //! connection stays usable; a broken framing is answered with `ERROR: …` and the
 //! connection is closed. A peer that goes quiet for the idle timeout, or vanishes
 //! mid-transfer, is dropped, and its unfinished item is discarded by the store.
+//!
+//! An upload command (extension 3) is run between transfers and answered at
+//! once, to a client that sent the hello only; an `append` that can start arms
+//! the next transfer as that append (see [`crate::append`]).
 
+use crate::append::{Append, Armed};
 use crate::metrics::OpenConnection;
 use crate::progress::Progress;
 use crate::transfer::Transfer;
 use crate::{Shared, TransferError};
 use bytes::BytesMut;
 use ferry_protocol::{
-    Decoder, ExtendedReply, ProtocolError, Reply, TransferEvent, TransferTracker,
+    Decoder, ExtendedReply, ProtocolError, Reply, TransferEvent, TransferTracker, UploadCommands,
 };
-use ferry_store::{ItemMeta, Notary};
+use ferry_store::ItemMeta;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +42,9 @@ pub(crate) async fn handle(
         shared,
         buf: BytesMut::with_capacity(READ_CHUNK),
         tracker: TransferTracker::new(),
+        commands: UploadCommands::new(),
         transfer: None,
+        armed: None,
         extended: false,
     };
     tracing::debug!(%peer, "connection opened");
@@ -64,8 +71,18 @@ struct Connection {
     shared: Arc<Shared>,
     buf: BytesMut,
     tracker: TransferTracker,
-    transfer: Option<Transfer>,
+    commands: UploadCommands,
+    transfer: Option<Receiving>,
+    /// The append the last upload command armed, for the next transfer.
+    armed: Option<Armed>,
     extended: bool,
+}
+
+/// The open transfer: an item, or an append of a resumable upload.
+#[derive(Debug)]
+enum Receiving {
+    Item(Transfer),
+    Append(Append),
 }
 
 impl Connection {
@@ -76,6 +93,10 @@ impl Connection {
                 Ok(frame) => frame,
                 Err(err) => return self.protocol_error(err).await,
             } {
+                let command = match self.commands.accept(&frame, self.tracker.open().is_some()) {
+                    Ok(command) => command,
+                    Err(err) => return self.protocol_error(err).await,
+                };
                 let events = match self.tracker.accept(frame) {
                     Ok(events) => events,
                     Err(err) => return self.protocol_error(err).await,
@@ -84,6 +105,9 @@ impl Connection {
                     if let Some(ending) = self.on_event(event).await? {
                         return Ok(ending);
                     }
+                }
+                if let Some(line) = command {
+                    self.upload_command(&line).await?;
                 }
             }
             let idle = self.shared.config.idle_timeout;
@@ -124,18 +148,28 @@ impl Connection {
         match event {
             TransferEvent::Begin { meta, name } => {
                 tracing::debug!(peer = %self.peer, data_type = meta.data_type().as_str(), format = meta.serialization().as_str(), encrypted = meta.encrypted(), "transfer started");
-                self.transfer = Some(Transfer::begin(&self.shared, self.peer, meta, name).await);
+                self.transfer = Some(match self.armed.take() {
+                    Some(armed) => Receiving::Append(Append::begin(&self.shared, armed, meta)),
+                    None => {
+                        Receiving::Item(Transfer::begin(&self.shared, self.peer, meta, name).await)
+                    }
+                });
             }
-            TransferEvent::Data(payload) => {
-                if let Some(transfer) = &mut self.transfer {
-                    transfer.data(&self.shared, payload).await;
-                }
-            }
+            TransferEvent::Data(payload) => match &mut self.transfer {
+                Some(Receiving::Item(transfer)) => transfer.data(&self.shared, payload).await,
+                Some(Receiving::Append(append)) => append.data(&self.shared, payload).await,
+                None => {}
+            },
             TransferEvent::Finish => {
-                let transfer = self
-                    .transfer
-                    .take()
-                    .expect("the tracker only finishes an open transfer");
+                let transfer = match self.transfer.take() {
+                    Some(Receiving::Item(transfer)) => transfer,
+                    Some(Receiving::Append(append)) => {
+                        let reply = append.finish().await;
+                        self.stream.write_all(&reply.to_bytes()).await?;
+                        return Ok(None);
+                    }
+                    None => unreachable!("the tracker only finishes an open transfer"),
+                };
                 let meta = transfer.meta();
                 let result = transfer.finish(&self.shared, self.peer).await;
                 let (data_type, format) =
@@ -160,19 +194,26 @@ impl Connection {
         Ok(None)
     }
 
+    /// Runs an upload command and answers it; a client that did not send the
+    /// hello is not answered and its command is ignored, as a legacy server does.
+    async fn upload_command(&mut self, line: &str) -> std::io::Result<()> {
+        if !self.extended {
+            tracing::debug!(peer = %self.peer, "upload command without the hello; ignored");
+            return Ok(());
+        }
+        if let Some(armed) = self.armed.take() {
+            tracing::info!(peer = %self.peer, id = %armed.id(), "an armed append was not sent; released");
+        }
+        let ran = crate::upload::run(&self.shared, self.peer, line).await;
+        self.armed = ran.armed;
+        self.stream.write_all(&ran.reply).await
+    }
+
     async fn reply(&mut self, result: Result<ItemMeta, TransferError>) -> std::io::Result<()> {
         let bytes = match (self.extended, result) {
             (false, Ok(_)) => Reply::Ok.to_bytes(),
             (false, Err(err)) => Reply::Error(err.reply().to_owned()).to_bytes(),
-            (true, Ok(item)) => ExtendedReply {
-                ok: true,
-                id: Some(item.id.to_string()),
-                size: Some(item.size),
-                receipt: receipt(self.shared.notary.clone(), &item).await,
-                sha256: Some(item.sha256),
-                ..ExtendedReply::default()
-            }
-            .to_bytes(),
+            (true, Ok(item)) => stored_reply(&self.shared, &item).await.to_bytes(),
             (true, Err(err)) => ExtendedReply {
                 ok: false,
                 error: Some(err.reply().to_owned()),
@@ -187,6 +228,7 @@ impl Connection {
         tracing::warn!(peer = %self.peer, error = %err, "protocol error; closing the connection");
         self.log_abandoned("protocol error");
         self.transfer = None;
+        self.armed = None;
         self.reply(Err(TransferError::Rejected(format!(
             "protocol error: {err}"
         ))))
@@ -196,20 +238,39 @@ impl Connection {
     }
 
     fn log_abandoned(&self, why: &str) {
-        if let Some(transfer) = &self.transfer {
-            tracing::warn!(peer = %self.peer, why, meta = ?transfer.meta(), "transfer abandoned; nothing was stored");
-            crate::metrics::transfer(
-                Some(transfer.meta()),
-                "abandoned",
-                0,
-                std::time::Duration::ZERO,
-            );
+        match &self.transfer {
+            Some(Receiving::Item(transfer)) => {
+                tracing::warn!(peer = %self.peer, why, meta = ?transfer.meta(), "transfer abandoned; nothing was stored");
+                crate::metrics::transfer(
+                    Some(transfer.meta()),
+                    "abandoned",
+                    0,
+                    std::time::Duration::ZERO,
+                );
+            }
+            Some(Receiving::Append(append)) => {
+                tracing::warn!(peer = %self.peer, why, id = %append.id(), meta = ?append.meta(), "append abandoned; the upload stays at its committed offset");
+                append.abandoned();
+            }
+            None => {}
         }
     }
 }
 
-/// The stored item's signed receipt, as JSON, when the server keeps a log.
-async fn receipt(notary: Option<Arc<Notary>>, item: &ItemMeta) -> Option<serde_json::Value> {
-    let receipt = notary?.receipt(item).await?;
-    serde_json::to_value(receipt).ok()
+/// The extended reply naming a stored item, with its signed receipt when the
+/// server keeps a log.
+pub(crate) async fn stored_reply(shared: &Shared, item: &ItemMeta) -> ExtendedReply {
+    let receipt = match &shared.notary {
+        Some(notary) => notary.receipt(item).await,
+        None => None,
+    }
+    .and_then(|receipt| serde_json::to_value(receipt).ok());
+    ExtendedReply {
+        ok: true,
+        id: Some(item.id.to_string()),
+        size: Some(item.size),
+        receipt,
+        sha256: Some(item.sha256.clone()),
+        ..ExtendedReply::default()
+    }
 }

@@ -7,6 +7,7 @@
 //! transfers in flight finish within the grace period, and aborts the rest, which
 //! leaves nothing partial in the store.
 
+mod append;
 mod budget;
 mod config;
 mod connection;
@@ -17,6 +18,7 @@ mod per_ip;
 mod progress;
 mod retention;
 mod transfer;
+mod upload;
 
 pub use budget::FREE_BYTES;
 pub use config::{
@@ -45,6 +47,8 @@ pub struct Shared {
     budget: budget::MemoryBudget,
     /// Turns to decode a large dictionary (a decoded one takes a few times its size).
     decoding: Semaphore,
+    /// The resumable uploads finished lately, for a `finish` asked again.
+    finished: upload::RecentlyFinished,
 }
 
 impl Shared {
@@ -67,6 +71,7 @@ impl Shared {
             notary,
             budget,
             decoding: Semaphore::new(cores),
+            finished: upload::RecentlyFinished::default(),
         }
     }
 }

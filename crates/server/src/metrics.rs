@@ -20,6 +20,18 @@ pub fn transfer(meta: Option<Meta>, outcome: &'static str, bytes: u64, elapsed: 
     metrics::histogram!("ferry_transfer_duration_seconds", &labels).record(elapsed.as_secs_f64());
 }
 
+/// Counts an append of a resumable upload by its outcome: `ok` (committed),
+/// `refused`, `failed` or `abandoned` (the connection was lost; nothing of it
+/// was committed). Its bytes are counted as the item's only when the upload is
+/// finished ([`transfer`]).
+pub fn upload_append(outcome: &'static str, bytes: u64, elapsed: Duration) {
+    let labels = [("outcome", outcome)];
+    metrics::counter!("ferry_upload_appends_total", &labels).increment(1);
+    metrics::counter!("ferry_upload_appended_bytes_total", &labels).increment(bytes);
+    metrics::histogram!("ferry_upload_append_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+}
+
 /// Tracks open connections while alive.
 #[derive(Debug)]
 pub struct OpenConnection;

@@ -78,17 +78,12 @@ impl Transfer {
     /// Takes one packet's payload.
     pub(crate) async fn data(&mut self, shared: &Shared, payload: Bytes) {
         let Ok(sink) = &mut self.state else { return };
-        let plaintext = match (&shared.fernet, self.meta.encrypted()) {
-            (Some(key), true) => match key.decrypt(&payload) {
-                Ok(plain) => Bytes::from(plain),
-                Err(err) => {
-                    self.state = Err(TransferError::Rejected(format!(
-                        "invalid Fernet token: {err}"
-                    )));
-                    return;
-                }
-            },
-            _ => payload,
+        let plaintext = match plaintext(shared, self.meta, payload) {
+            Ok(plaintext) => plaintext,
+            Err(err) => {
+                self.state = Err(err);
+                return;
+            }
         };
         self.received += plaintext.len() as u64;
         let outcome = match sink {
@@ -138,8 +133,24 @@ impl Transfer {
     }
 }
 
+/// A packet's plaintext: its payload, Fernet-decrypted when the transfer is
+/// encrypted (a transfer with no key to decrypt it was refused at its start).
+pub(crate) fn plaintext(
+    shared: &Shared,
+    meta: Meta,
+    payload: Bytes,
+) -> Result<Bytes, TransferError> {
+    match (&shared.fernet, meta.encrypted()) {
+        (Some(key), true) => key
+            .decrypt(&payload)
+            .map(Bytes::from)
+            .map_err(|err| TransferError::Rejected(format!("invalid Fernet token: {err}"))),
+        _ => Ok(payload),
+    }
+}
+
 /// Why a transfer with this meta is refused here, if it is.
-fn refusal(shared: &Shared, meta: Meta) -> Option<String> {
+pub(crate) fn refusal(shared: &Shared, meta: Meta) -> Option<String> {
     match (shared.config.encryption, meta.encrypted()) {
         (EncryptionPolicy::Disabled, true) => {
             return Some("encryption is disabled on this server".into());
@@ -158,7 +169,7 @@ fn refusal(shared: &Shared, meta: Meta) -> Option<String> {
     None
 }
 
-fn new_item(meta: Meta, peer: SocketAddr, name: Option<String>) -> NewItem {
+pub(crate) fn new_item(meta: Meta, peer: SocketAddr, name: Option<String>) -> NewItem {
     NewItem {
         data_type: meta.data_type(),
         serialization: meta.serialization(),
@@ -232,7 +243,7 @@ async fn decode(
 }
 
 /// Writes a stored item's outputs, if any are enabled.
-async fn output(
+pub(crate) async fn output(
     shared: &Shared,
     item: ItemMeta,
     content: Content<'_>,

@@ -1,7 +1,9 @@
 //! Helpers of the gateway suites (gateway_e2e, gateway_generated_client,
 //! schemathesis_gateway): the real `ferry-gateway` in front of a server, a small
 //! HTTP client for it, and a TCP proxy between the two that records what the
-//! gateway sends and can drop every connection (as a server restart would).
+//! gateway sends, can drop every connection (as a server restart would), can
+//! be pointed at a new upstream (a restarted server) and can slow its clients'
+//! bytes down (a slow link).
 
 use std::sync::{Arc, Mutex};
 
@@ -134,11 +136,22 @@ pub struct Proxy {
     generation: watch::Sender<u64>,
     /// The connections open now.
     open: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Where new connections go.
+    upstream: Arc<Mutex<String>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
+        Proxy::start_with(upstream, None).await
+    }
+
+    /// A proxy that forwards at most `bytes_per_second` of each client's bytes.
+    pub async fn throttled(upstream: &str, bytes_per_second: u64) -> Proxy {
+        Proxy::start_with(upstream, Some(bytes_per_second)).await
+    }
+
+    async fn start_with(upstream: &str, rate: Option<u64>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the proxy");
@@ -146,20 +159,21 @@ impl Proxy {
         let recorded: Arc<Mutex<Vec<Recording>>> = Arc::default();
         let (generation, _) = watch::channel(0u64);
         let open = Arc::new(watch::channel(0usize).0);
-        let upstream = upstream.to_owned();
+        let upstream = Arc::new(Mutex::new(upstream.to_owned()));
         let (all, generations, counted) = (recorded.clone(), generation.clone(), open.clone());
+        let target = upstream.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let record = Arc::new(Mutex::new(Vec::new()));
                 all.lock().unwrap().push(record.clone());
                 let mut dropped = generations.subscribe();
-                let upstream = upstream.clone();
+                let upstream = target.lock().unwrap().clone();
                 let counted = counted.clone();
                 counted.send_modify(|n| *n += 1);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
                         tokio::select! {
-                            () = relay(client, server, record) => {}
+                            () = relay(client, server, record, rate) => {}
                             _ = dropped.changed() => {}
                         }
                     }
@@ -173,8 +187,14 @@ impl Proxy {
             recorded,
             generation,
             open,
+            upstream,
             accept,
         }
+    }
+
+    /// Sends the connections accepted from now on to `upstream`.
+    pub fn set_upstream(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = upstream.to_owned();
     }
 
     /// Closes every connection open now (later ones are served as usual), and
@@ -213,8 +233,9 @@ impl Drop for Proxy {
 }
 
 /// Copies both ways; client bytes are recorded before they are forwarded, so a
-/// transfer the server answered is wholly recorded.
-async fn relay(client: TcpStream, server: TcpStream, record: Recording) {
+/// transfer the server answered is wholly recorded. With a `rate`, client bytes
+/// are forwarded at most that many a second.
+async fn relay(client: TcpStream, server: TcpStream, record: Recording, rate: Option<u64>) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = async move {
@@ -224,6 +245,10 @@ async fn relay(client: TcpStream, server: TcpStream, record: Recording) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if let Some(rate) = rate {
+                        let pause = std::time::Duration::from_secs_f64(n as f64 / rate as f64);
+                        tokio::time::sleep(pause).await;
+                    }
                     if server_write.write_all(&buf[..n]).await.is_err() {
                         break;
                     }

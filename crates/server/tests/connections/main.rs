@@ -9,4 +9,5 @@ mod framing;
 mod limits;
 mod refusals;
 mod transfers;
+mod uploads;
 mod vectors;

@@ -35,6 +35,7 @@ use crate::ledger::{Ledger, Rescan, now, stored_entry};
 use crate::{ItemId, StoreError};
 
 const CHECKPOINT: &str = "checkpoint";
+const CHECKPOINT_NEW: &str = "checkpoint.new";
 
 /// The tree and where each leaf is.
 #[derive(Debug, Default)]
@@ -162,7 +163,10 @@ impl LocalLedger {
     /// [`Ledger::sync`]), and if a crash comes first, the next open appends it
     /// again from the item's record, which says all it says.
     pub(crate) async fn append_stored(&self, entry: &Entry) -> Result<u64, StoreError> {
-        let at = self.log.append_unsynced(frames(std::slice::from_ref(entry))).await?;
+        let at = self
+            .log
+            .append_unsynced(frames(std::slice::from_ref(entry)))
+            .await?;
         Ok(self.index_of(at))
     }
 
@@ -372,7 +376,7 @@ fn read_leaves(dir: &Path, places: &[(u64, Position)]) -> Result<Vec<(u64, Entry
 
 /// Reads every leaf in `dir` (creating it if needed).
 fn scan(dir: &Path, seam: &Seam) -> Result<Scan, StoreError> {
-    let segments = list_segments(dir)?;
+    let segments = list_segments(dir, &[CHECKPOINT, CHECKPOINT_NEW])?;
     let mut scan = Scan {
         state: State::default(),
         items: HashMap::new(),
@@ -484,7 +488,7 @@ fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
 /// Replaces `ledger/checkpoint` with `note`, durably.
 fn write_checkpoint(dir: &Path, seam: &Seam, note: &str) -> Result<(), StoreError> {
     let path = dir.join(CHECKPOINT);
-    let temp = dir.join("checkpoint.new");
+    let temp = dir.join(CHECKPOINT_NEW);
     seam.run(Step::WriteCheckpoint, &temp, || {
         let mut file = File::create(&temp)?;
         file.write_all(note.as_bytes())?;

@@ -396,7 +396,10 @@ impl Committer {
         if self.synced < self.len {
             // Frames appended unsynced: durable before the log moves on.
             let path = segment_path(&self.dir, self.number);
-            if let Err(err) = self.seam.run(Step::AppendSync, &path, || self.file.sync_data()) {
+            if let Err(err) = self
+                .seam
+                .run(Step::AppendSync, &path, || self.file.sync_data())
+            {
                 self.failed = Some(format!("fdatasync of {} failed: {err}", path.display()));
                 return Err(StoreError::io("syncing log segment", path, err));
             }

@@ -193,7 +193,7 @@ pub(crate) fn recover(
     let mut index = Index::default();
     let mut book = Segments::default();
     let mut needs = Needs::default();
-    let segments = list_segments(&paths.segments)?;
+    let segments = list_segments(&paths.segments, &[])?;
     let format = read_format(&paths.root)?;
     let bound_from = match format {
         Some(from) => from,
@@ -358,13 +358,16 @@ pub(crate) fn cut_tail(path: &Path, at: u64, seam: &Seam) -> Result<(), StoreErr
         .map_err(io_err("syncing log segment", path))
 }
 
-/// The segment numbers in `dir`, in order.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
+/// The segment numbers in `dir`, in order; other files are warned of, except
+/// those named in `also`.
+pub(crate) fn list_segments(dir: &Path, also: &[&str]) -> Result<Vec<u32>, StoreError> {
     let mut numbers = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("reading directory", dir))? {
         let entry = entry.map_err(io_err("reading directory", dir))?;
-        match entry.file_name().to_str().and_then(segment_number) {
+        let name = entry.file_name();
+        match name.to_str().and_then(segment_number) {
             Some(number) => numbers.push(number),
+            None if name.to_str().is_some_and(|name| also.contains(&name)) => {}
             None => {
                 tracing::warn!(path = %entry.path().display(), "ignoring a file that is not a log segment")
             }
