@@ -14,11 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{ItemMeta, Ledger, StoreError, stored_entry};
 
-/// At most one checkpoint is signed for receipts in this long: a receipt
-/// waits up to this long for the next, which covers every leaf committed
-/// meanwhile.
-pub const RECEIPT_SIGNING_INTERVAL: Duration = Duration::from_millis(2);
-
 /// A published checkpoint: its size and signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -46,9 +41,9 @@ pub struct LogCheck {
 pub struct Notary {
     signer: Signer,
     ledger: Arc<dyn Ledger>,
-    /// The last checkpoint signed for receipts, and when: reused by every
-    /// receipt of a leaf it holds, so that a group commit costs one signature.
-    for_receipts: tokio::sync::Mutex<Option<(Published, tokio::time::Instant)>>,
+    /// The last checkpoint signed for receipts: reused by every receipt of a
+    /// leaf it holds, so that a group commit costs one signature.
+    for_receipts: tokio::sync::Mutex<Option<Published>>,
     published: watch::Sender<Option<Published>>,
     health: watch::Sender<LogCheck>,
 }
@@ -130,20 +125,18 @@ impl Notary {
 
     /// A signed checkpoint of more than `index` leaves: the last one signed for
     /// receipts if it holds that leaf, else a new one of the log as it is.
-    /// Receipts wait up to [`RECEIPT_SIGNING_INTERVAL`] after the last
-    /// signature, so that one signature covers every leaf committed meanwhile.
+    /// One is signed at a time (the log synced, then signed): the receipts
+    /// that wait meanwhile are of leaves it holds, so one signature serves
+    /// every leaf committed while the one before was made, as a group commit.
     async fn checkpoint_holding(&self, index: u64) -> Option<Published> {
         let mut last = self.for_receipts.lock().await;
-        if let Some((last, at)) = last.as_ref() {
-            if last.size > index {
-                return Some(last.clone());
-            }
-            tokio::time::sleep_until(*at + RECEIPT_SIGNING_INTERVAL).await;
+        if let Some(last) = last.as_ref().filter(|last| last.size > index) {
+            return Some(last.clone());
         }
         let size = self.ledger.size();
         let note = self.sign(size).await.ok()?;
         let signed = Published { size, note };
-        *last = Some((signed.clone(), tokio::time::Instant::now()));
+        *last = Some(signed.clone());
         Some(signed)
     }
 
