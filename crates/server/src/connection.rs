@@ -93,9 +93,15 @@ impl Connection {
                 Ok(frame) => frame,
                 Err(err) => return self.protocol_error(err).await,
             } {
-                let command = match self.commands.accept(&frame, self.tracker.open().is_some()) {
-                    Ok(command) => command,
-                    Err(err) => return self.protocol_error(err).await,
+                // Upload commands are Ferry's clients': a client without the hello
+                // gets the legacy server's behaviour, every such byte ignored.
+                let open = self.tracker.open().is_some();
+                let command = match self.extended {
+                    true => match self.commands.accept(&frame, open) {
+                        Ok(command) => command,
+                        Err(err) => return self.protocol_error(err).await,
+                    },
+                    false => None,
                 };
                 let events = match self.tracker.accept(frame) {
                     Ok(events) => events,

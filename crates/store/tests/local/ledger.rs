@@ -169,11 +169,10 @@ async fn reordered_leaves_fail_the_check() {
     let problems = check_after(|bytes| {
         let all = frames(bytes);
         let ((a, len_a), (b, len_b)) = (all[1], all[2]);
-        assert_eq!(len_a, len_b, "stored leaves of equal sizes");
-        let first = bytes[a..a + len_a].to_vec();
-        let second = bytes[b..b + len_b].to_vec();
-        bytes[a..a + len_a].copy_from_slice(&second);
-        bytes[b..b + len_b].copy_from_slice(&first);
+        assert_eq!(a + len_a, b, "neighbours");
+        let mut swapped = bytes[b..b + len_b].to_vec();
+        swapped.extend_from_slice(&bytes[a..a + len_a]);
+        bytes[a..b + len_b].copy_from_slice(&swapped);
     })
     .await;
     assert!(
