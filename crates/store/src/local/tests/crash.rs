@@ -1,5 +1,6 @@
 //! A crash, or an I/O error, at every step of a commit, a rotation, a large item,
-//! a compaction, a removal, and recovery (see [`seam`](super::super::seam)).
+//! a compaction, a removal, recovery, legal holds and resumable uploads (see
+//! [`seam`](super::super::seam)).
 //!
 //! Each scenario sets a store up, then runs its part with the seam counting the
 //! steps. Then, for each step of that part: the same again, with the step failing
@@ -9,7 +10,9 @@
 //! reopened, checked, a power loss strikes, and it is reopened and checked again:
 //! every acknowledged item reads back whole, no deleted item is listed (and its
 //! data key stays destroyed, so no copy of it reads either), and every
-//! item listed is whole and one that was written. The store's log agrees: its
+//! item listed is whole and one that was written; an unfinished upload is at
+//! its last acknowledged offset (or at one an unacknowledged append reached),
+//! and a finished or cancelled one never comes back. The store's log agrees: its
 //! leaves read back as the tree in memory has them, every listed item's
 //! `stored` leaf is its own, and every deleted item's delete is logged.
 
@@ -24,7 +27,7 @@ use super::super::LocalStore;
 use super::super::faults::{Action, Faults};
 use super::super::seam::Step;
 use super::{content, open_logged as open, put, read, segment, tempdir};
-use crate::{ItemId, Ledger as _, ListQuery, Store, StoreError, stored_entry};
+use crate::{ItemId, Ledger as _, ListQuery, Store, StoreError, UploadId, stored_entry};
 use ferry_tlog::Event;
 
 /// What the store told the scenario.
@@ -42,6 +45,70 @@ struct Ledger {
     undecided: BTreeMap<ItemId, Vec<u8>>,
     /// Hold states acknowledged (and not changed by a failed call since).
     holds: BTreeMap<ItemId, bool>,
+    /// Resumable uploads opened.
+    uploads: Vec<Upload>,
+}
+
+/// What the store said of one upload.
+#[derive(Debug)]
+struct Upload {
+    id: UploadId,
+    whole: Vec<u8>,
+    /// The offset of the last append acknowledged.
+    acked: u64,
+    /// The offsets an append tried to reach (acknowledged or not).
+    tried: Vec<u64>,
+    /// Finished (its item is in `acked`), cancelled: gone for good.
+    gone: bool,
+}
+
+impl Ledger {
+    /// Opens an upload of `whole` and appends it in `cuts`, then finishes it
+    /// (or cancels it, if `cancel`).
+    async fn upload(&mut self, store: &LocalStore, whole: Vec<u8>, cuts: &[usize], cancel: bool) {
+        let item = crate::NewItem {
+            data_type: ferry_protocol::DataType::Text,
+            serialization: ferry_protocol::Serialization::Txt,
+            encrypted_in_transit: false,
+            peer: "127.0.0.1:1".into(),
+            name: None,
+        };
+        let Ok(info) = store.upload_create(item, Some(whole.len() as u64)).await else {
+            return;
+        };
+        let mut upload = Upload {
+            id: info.id,
+            whole,
+            acked: 0,
+            tried: vec![0],
+            gone: false,
+        };
+        for pair in cuts.windows(2) {
+            upload.tried.push(pair[1] as u64);
+            let appended = async {
+                let mut appender = store.upload_append(upload.id, pair[0] as u64).await?;
+                appender.write(&upload.whole[pair[0]..pair[1]]).await?;
+                appender.commit().await
+            };
+            match appended.await {
+                Ok(info) => upload.acked = info.offset,
+                Err(_) => break,
+            }
+        }
+        if cancel {
+            upload.gone = matches!(store.upload_cancel(upload.id).await, Ok(true));
+        } else if upload.acked == upload.whole.len() as u64 {
+            match store.upload_finish(upload.id).await {
+                Ok(meta) => {
+                    self.keys.insert(meta.id, meta.key_id);
+                    self.acked.insert(meta.id, upload.whole.clone());
+                    upload.gone = true;
+                }
+                Err(_) => self.unacked.push(upload.whole.clone()),
+            }
+        }
+        self.uploads.push(upload);
+    }
 }
 
 impl Ledger {
@@ -117,6 +184,9 @@ enum Scenario {
     /// Holds put and lifted, a delete refused by a hold, a delete after its
     /// release.
     Holds,
+    /// Resumable uploads: appends, a finish into an item, a cancel; and the
+    /// open that finds them.
+    Uploads,
 }
 
 impl Scenario {
@@ -178,6 +248,16 @@ impl Scenario {
                 Step::KeyDestroy,
                 Step::AppendWrite,
             ],
+            Scenario::Uploads => &[
+                Step::UploadWrite,
+                Step::UploadSync,
+                Step::UploadRename,
+                Step::UploadSyncDir,
+                Step::UploadRemove,
+                Step::PartWrite,
+                Step::RecordRename,
+                Step::KeyDestroy,
+            ],
             Scenario::Fresh => &[
                 Step::CreateDir,
                 Step::SyncNewDir,
@@ -222,6 +302,13 @@ impl Scenario {
             }
             Scenario::Commit | Scenario::Rotation | Scenario::Large => {
                 vec![ledger.put(store, content(1_000, 1)).await]
+            }
+            Scenario::Uploads => {
+                // One left half done, for the open to find.
+                ledger
+                    .upload(store, content(90_000, 60), &[0, 40_000], false)
+                    .await;
+                Vec::new()
             }
             Scenario::Compaction => {
                 let ids = Scenario::ten_small(store, ledger, 100).await;
@@ -300,6 +387,15 @@ impl Scenario {
             Scenario::Recovery => {}
             Scenario::Fresh => {
                 ledger.put(store, content(2_000, 40)).await;
+            }
+            Scenario::Uploads => {
+                let cuts = [0, 70_000, 70_001, 150_000];
+                ledger
+                    .upload(store, content(150_000, 61), &cuts, false)
+                    .await;
+                ledger
+                    .upload(store, content(30_000, 62), &[0, 30_000], true)
+                    .await;
             }
             Scenario::Holds => {
                 ledger.hold(store, ids[0], true).await;
@@ -404,6 +500,25 @@ async fn check(store: &LocalStore, ledger: &Ledger, what: &str) {
         );
     }
     check_log(store, ledger, what).await;
+    for upload in &ledger.uploads {
+        let info = store.upload_info(upload.id).await.unwrap();
+        match (upload.gone, info) {
+            (true, Some(_)) => panic!(
+                "{what}: finished or cancelled upload {} came back",
+                upload.id
+            ),
+            (false, Some(info)) => assert!(
+                info.offset >= upload.acked && upload.tried.contains(&info.offset),
+                "{what}: upload {} is at {}, acknowledged at {}",
+                upload.id,
+                info.offset,
+                upload.acked
+            ),
+            // A finish or cancel that failed may still have happened.
+            (false, None) => {}
+            (true, None) => {}
+        }
+    }
     for meta in store.list(&ListQuery::default()).await.unwrap().items {
         let data = read(store, meta.id)
             .await
@@ -524,4 +639,9 @@ async fn a_crash_or_an_error_at_any_step_of_a_first_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_or_an_error_at_any_step_of_a_hold() {
     every_step(Scenario::Holds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_or_an_error_at_any_step_of_an_upload() {
+    every_step(Scenario::Uploads).await;
 }
