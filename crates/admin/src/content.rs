@@ -24,7 +24,7 @@ use ferry_http::{ApiError, ApiSerialization, ErrorBody};
 use crate::Shared;
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
-use crate::log::{Caller, record_reads};
+use crate::log::{Caller, read_item};
 use crate::model::{ItemIdSchema, file_name};
 use crate::range::{RangeRequest, parse_range};
 
@@ -95,13 +95,7 @@ pub(crate) async fn get_content(
     Query(params): Query<ContentParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let meta = shared
-        .store
-        .get(id)
-        .await
-        .map_err(store_error)?
-        .ok_or(no_such_item(id))?;
-    record_reads(&shared, &caller, "content", [id]).await?;
+    let meta = read_item(&shared, &caller, id, "content").await?;
     if let Some(ContentView::Json) = params.view {
         return dictionary_as_json(&shared, meta).await;
     }

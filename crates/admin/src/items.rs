@@ -15,7 +15,7 @@ use ferry_http::{ApiDataType, ApiError, ApiSerialization, ErrorBody};
 use crate::Shared;
 use crate::error::{no_such_item, store_error};
 use crate::extract::ItemPath;
-use crate::log::{Caller, record_reads};
+use crate::log::{Caller, read_item, record_reads};
 use crate::model::{Item, ItemIdSchema};
 
 /// Items per page unless `limit` says otherwise.
@@ -154,13 +154,7 @@ pub(crate) async fn get_item(
     caller: Caller,
     ItemPath(id): ItemPath,
 ) -> Result<Json<Item>, ApiError> {
-    let meta = shared
-        .store
-        .get(id)
-        .await
-        .map_err(store_error)?
-        .ok_or(no_such_item(id))?;
-    record_reads(&shared, &caller, "metadata", [id]).await?;
+    let meta = read_item(&shared, &caller, id, "metadata").await?;
     Ok(Json(Item::new(meta, &shared.retention)))
 }
 

@@ -90,6 +90,24 @@ fn optional(value: Option<i64>, name: &str) -> Result<Option<u64>, ApiError> {
     value.map(|value| count(value, name)).transpose()
 }
 
+/// An item's metadata, for `caller`, who is recorded as having read its
+/// `what` (`content` or `metadata`); a 404 if there is no such item.
+pub(crate) async fn read_item(
+    shared: &Shared,
+    caller: &Caller,
+    id: ItemId,
+    what: &str,
+) -> Result<ferry_store::ItemMeta, ApiError> {
+    let meta = shared
+        .store
+        .get(id)
+        .await
+        .map_err(store_error)?
+        .ok_or(no_such_item(id))?;
+    record_reads(shared, caller, what, [id]).await?;
+    Ok(meta)
+}
+
 fn notary(shared: &Shared) -> Result<&Notary, ApiError> {
     shared
         .notary
@@ -245,17 +263,11 @@ pub(crate) async fn item_receipt(
     ItemPath(id): ItemPath,
 ) -> Result<Json<Receipt>, ApiError> {
     let notary = notary(&shared)?;
-    let meta = shared
-        .store
-        .get(id)
-        .await
-        .map_err(store_error)?
-        .ok_or(no_such_item(id))?;
+    let meta = read_item(&shared, &caller, id, "metadata").await?;
     let receipt = notary
         .receipt(&meta)
         .await
         .ok_or_else(|| ApiError::NotFound(format!("item {id} has no leaf in the log yet")))?;
-    record_reads(&shared, &caller, "metadata", [id]).await?;
     Ok(Json(receipt))
 }
 
