@@ -10,7 +10,9 @@
 //! be (a delete's, a read's) or before the next checkpoint is signed
 //! ([`Ledger::sync`]); so a crash can keep one without the other, and
 //! [`reconcile`] brings the two in line at open (a `stored` leaf says nothing
-//! its item's record does not: a lost one is written again, the same). `ledger/checkpoint` holds the last signed checkpoint the server saved
+//! its item's record does not: a lost one is written again, the same).
+//!
+//! `ledger/checkpoint` holds the last signed checkpoint the server saved
 //! (replaced whole: temporary file, fsync, rename, fsync of `ledger/`).
 //!
 //! In memory: the tree (about 36 bytes a leaf) and each leaf's place (16 bytes).
@@ -67,9 +69,8 @@ impl State {
 /// What reading the ledger's segments found.
 struct Scan {
     state: State,
-    /// Per item: the index of its `stored` leaf, and whether a later leaf says
-    /// it is gone (deleted, expired, aborted; `kept` says it is back).
-    items: HashMap<ItemId, (u64, bool)>,
+    /// What the leaves say of each item.
+    items: Known,
     problems: Vec<String>,
     /// The last segment, where the log ends in it, and where to cut a torn tail.
     last: Option<(u32, SegmentEnd, Option<u64>)>,
@@ -94,7 +95,9 @@ impl std::fmt::Debug for LocalLedger {
     }
 }
 
-/// The items the ledger knows of, for [`reconcile`].
+/// Per item the leaves name: the index of its `stored` leaf, and whether a
+/// later leaf says it is gone (deleted, expired, aborted; `kept` says it is
+/// back). For [`reconcile`].
 pub(crate) type Known = HashMap<ItemId, (u64, bool)>;
 
 impl LocalLedger {

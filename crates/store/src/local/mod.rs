@@ -59,10 +59,11 @@
 //!   A change of holds returns once the new `holds` file is durable (written to
 //!   `holds.new`, fsynced, renamed, the directory fsynced); a failed one changes
 //!   nothing (see [`holds`]).
-//! - With a log ([`LocalOptions::ledger`]), an item's `stored` leaf is durable
-//!   before its commit returns (its group commit runs beside the record's), a
-//!   delete's leaf before its key is destroyed, a hold's leaf after the change
-//!   (see [`ledger`]).
+//! - With a log ([`LocalOptions::ledger`]), an item's `stored` leaf is written
+//!   before its commit returns (beside the record's group commit) and durable
+//!   before any checkpoint holds it (a lost one is written again from its
+//!   record at the next open); a delete's leaf is durable before its key is
+//!   destroyed, a hold's after the change (see [`ledger`]).
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
 //!   update entries.
 //! - A commit or delete, once begun, runs to completion in a task of its own even
