@@ -26,7 +26,7 @@
 //! the admin token). No leaf holds an item's name or content: a deleted item's
 //! leaves say that it existed and its hash, never what it was.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// The first line of every leaf of this version.
 pub const LEAF_HEADER: &str = "ferry-leaf/v1";
@@ -173,7 +173,9 @@ impl Entry {
     /// are written as `-`, or with each such character as `?`: a leaf is
     /// always well formed.
     fn build(event: Event, id: &str, values: &[&str], time: &str) -> Self {
-        let mut text = format!("{LEAF_HEADER}\nevent {event}\n");
+        // One allocation: every item's `stored` leaf is built here.
+        let mut text = String::with_capacity(256);
+        let _ = write!(text, "{LEAF_HEADER}\nevent {event}\n");
         let keys = event.fields();
         debug_assert_eq!(keys.len(), values.len());
         let pairs = [("id", id)]
@@ -183,7 +185,7 @@ impl Entry {
         for (key, value) in pairs {
             text.push_str(key);
             text.push(' ');
-            text.push_str(&clean(value));
+            push_clean(&mut text, value);
             text.push('\n');
         }
         Self { event, text }
@@ -272,14 +274,14 @@ impl Entry {
 }
 
 /// `value`, well formed: non-empty, control characters as `?`.
-fn clean(value: &str) -> String {
+fn push_clean(text: &mut String, value: &str) {
     if value.is_empty() {
-        return "-".into();
+        text.push('-');
+    } else if value.chars().any(char::is_control) {
+        text.extend(value.chars().map(|c| if c.is_control() { '?' } else { c }));
+    } else {
+        text.push_str(value);
     }
-    value
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
