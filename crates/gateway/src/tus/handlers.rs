@@ -188,7 +188,7 @@ fn capabilities(state: &AppState) -> Response {
     path = "/uploads",
     tag = "uploads",
     params(
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
         ("Upload-Length" = Option<u64>, Header, description = "The whole size in bytes (or Upload-Defer-Length)"),
         ("Upload-Defer-Length" = Option<String>, Header, description = "1: the length comes with a later PATCH"),
         ("Upload-Metadata" = Option<String>, Header, description = "Comma-separated `key base64(value)` pairs: `filename` (the item's name), `encrypt` (`true`: Fernet on the TCP hop)"),
@@ -289,7 +289,7 @@ pub async fn post_upload(
     tag = "uploads",
     params(
         ("id" = String, Path, description = "The upload's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
     ),
     responses(
         (status = 200, description = "The upload (a finished one the server still remembers: offset = length, and the item)", headers(
@@ -378,8 +378,8 @@ async fn head(state: &AppState, id: &str) -> Result<Response, TusError> {
     tag = "uploads",
     params(
         ("id" = String, Path, description = "The upload's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
-        ("Upload-Offset" = u64, Header, description = "Where the body starts: the upload's committed offset"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
+        ("Upload-Offset" = Option<u64>, Header, description = "Required: where the body starts, the upload's committed offset (400 without)"),
         ("Upload-Length" = Option<u64>, Header, description = "The whole size, for an upload created with Upload-Defer-Length"),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64>` or `sha256 <base64>` of the body"),
     ),
@@ -486,7 +486,7 @@ pub async fn patch_upload(
     tag = "uploads",
     params(
         ("id" = String, Path, description = "The upload's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
     ),
     responses((status = 204, description = "Cancelled: its staged data removed"), TusErrors),
     security((), ("bearer" = [])),
