@@ -757,6 +757,29 @@ async fn completion_names_the_item_and_a_later_head_still_does() {
     assert_eq!(response.status(), 410);
     assert_eq!(server.admin().all_items().await.len(), 1);
     assert!(unfinished_uploads(&server).await.is_empty());
+
+    // The gateway counted it.
+    let metrics = gateway
+        .http
+        .get(format!("{}/metrics", gateway.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "ferry_gateway_tus_uploads_finished_total 1".to_owned(),
+        format!("ferry_gateway_tus_committed_bytes_total {}", file.len()),
+        r#"ferry_gateway_tus_requests_total{method="PATCH",status="204"} 3"#.to_owned(),
+        r#"ferry_gateway_tus_requests_total{method="PATCH",status="410"} 1"#.to_owned(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -513,6 +513,7 @@ async fn complete(
         return Ok(None);
     }
     let receipt = upstream.finish(&upload.id).await?;
+    metrics::counter!("ferry_gateway_tus_uploads_finished_total").increment(1);
     tracing::info!(upload = %upload.id, item = ?receipt.id, size = receipt.size, "tus upload finished");
     Ok(Some(receipt))
 }
