@@ -1068,3 +1068,52 @@ async fn x_http_method_override_turns_a_post_into_the_method_it_names() {
     assert_eq!(response.status(), 204);
     assert_eq!(tus.head(&location).await.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_patch_streams_through_with_the_gateways_memory_flat() {
+    const MIB: usize = 1024 * 1024;
+    const HALF: usize = 128;
+    let server = Server::start(&[]);
+    let gateway = Gateway::start(&server, &server.tcp(), &[]);
+    let tus = Tus::of(&gateway);
+    let chunk = Bytes::from(data(MIB, 10));
+    let location = tus.create((2 * HALF * MIB) as u64, "").await;
+    let half = || {
+        let chunk = chunk.clone();
+        reqwest::Body::wrap_stream(futures::stream::iter(
+            (0..HALF).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        ))
+    };
+    let mut digest = Sha256::new();
+    (0..HALF).for_each(|_| digest.update(&chunk));
+
+    // In appends of 8 MiB, then as one append checked against its SHA-256.
+    let response = tus.patch(&location, 0, half()).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(offset_of(&response), (HALF * MIB) as u64);
+    let response = tus
+        .request(Method::PATCH, &location)
+        .header("Upload-Offset", HALF * MIB)
+        .header("Content-Type", OFFSET_STREAM)
+        .header(
+            "Upload-Checksum",
+            format!("sha256 {}", BASE64.encode(digest.clone().finalize())),
+        )
+        .body(half())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let id = header(&response, "ferry-item-id").expect("the item");
+    (0..HALF).for_each(|_| digest.update(&chunk));
+    let (size, sha256) = server.admin().content_digest(&id).await;
+    assert_eq!(
+        (size, sha256),
+        ((2 * HALF * MIB) as u64, hex::encode(digest.finalize()))
+    );
+
+    // 256 MiB went through; the gateway never held a body (nor one append) whole.
+    let peak = gateway.running.peak_rss_kib() / 1024;
+    eprintln!("the gateway's peak RSS: {peak} MiB");
+    assert!(peak < 64, "the gateway's peak RSS was {peak} MiB");
+}
