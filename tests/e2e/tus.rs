@@ -1117,3 +1117,41 @@ async fn a_large_patch_streams_through_with_the_gateways_memory_flat() {
     eprintln!("the gateway's peak RSS: {peak} MiB");
     assert!(peak < 64, "the gateway's peak RSS was {peak} MiB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_survives_a_restart_of_the_server() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(&server.tcp()).await;
+    let gateway = Gateway::start(&server, &proxy.addr, &[]);
+    let tus = Tus::of(&gateway);
+    let file = data(300_000, 11);
+    let location = tus
+        .create(file.len() as u64, &metadata("restart.bin", false))
+        .await;
+    assert_eq!(
+        tus.patch(&location, 0, file[..120_000].to_vec())
+            .await
+            .status(),
+        204
+    );
+
+    // SIGKILL, and a new server on the same data (on a new port, behind the proxy).
+    let server = server.crash_and_restart(&[]);
+    proxy.set_upstream(&server.tcp());
+    proxy.drop_all().await;
+
+    // The gateway's pooled sessions died with the old server: it connects anew.
+    assert_eq!(tus.offset(&location).await, 120_000);
+    let response = tus
+        .patch(&location, 120_000, file[120_000..].to_vec())
+        .await;
+    assert_eq!(response.status(), 204);
+    let id = header(&response, "ferry-item-id").expect("the item");
+    let admin = server.admin();
+    assert!(
+        admin.content(&id).await == file,
+        "the item's content differs"
+    );
+    let item = admin.get_json(&format!("/api/items/{id}")).await;
+    assert_eq!(item["name"], "restart.bin");
+}

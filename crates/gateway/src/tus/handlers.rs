@@ -282,7 +282,9 @@ pub async fn post_upload(
     Ok(response)
 }
 
-/// The upload's committed offset and length.
+/// The upload's committed offset and length. A complete upload whose item is
+/// not stored yet (its finish was lost with a gateway or a connection) is
+/// stored now, and named.
 #[utoipa::path(
     head,
     path = "/uploads/{id}",
