@@ -1155,3 +1155,36 @@ async fn an_upload_survives_a_restart_of_the_server() {
     let item = admin.get_json(&format!("/api/items/{id}")).await;
     assert_eq!(item["name"], "restart.bin");
 }
+
+#[tokio::test]
+async fn head_stores_a_complete_upload_whose_finish_was_lost() {
+    let server = Server::start(&[]);
+    let gateway = Gateway::start(&server, &server.tcp(), &[]);
+    let file = data(100_000, 12);
+    // Every byte committed by a native client, which never asks finish.
+    let mut session =
+        ferry_client::Session::connect(&server.tcp(), ferry_client::Options::default())
+            .await
+            .unwrap();
+    let upload = session
+        .upload_open(
+            ferry_protocol::Meta::text(false),
+            Some(file.len() as u64),
+            Some("lost.bin"),
+        )
+        .await
+        .unwrap();
+    let state = session
+        .upload_append(&upload.id, 0, &file[..], file.len() as u64, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(state.offset, file.len() as u64);
+    assert!(server.admin().all_items().await.is_empty());
+
+    let head = Tus::of(&gateway)
+        .head(&format!("/uploads/{}", upload.id))
+        .await;
+    assert_eq!(head.status(), 200);
+    assert_eq!(offset_of(&head), file.len() as u64);
+    assert_stored(&server, &head, &file).await;
+}
