@@ -516,6 +516,22 @@ async fn checksums_keep_a_matching_chunk_and_discard_a_mismatched_one() {
         assert_eq!(response.status(), 400, "{checksum}");
     }
     assert_eq!(tus.offset(&other).await, 0);
+    // An empty body has a digest too.
+    for (digest_of, status) in [(&b"x"[..], 460), (&b""[..], 204)] {
+        let response = tus
+            .request(Method::PATCH, &other)
+            .header("Upload-Offset", 0)
+            .header("Content-Type", OFFSET_STREAM)
+            .header(
+                "Upload-Checksum",
+                format!("sha1 {}", BASE64.encode(sha1_digest(digest_of))),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+        assert_eq!(offset_of(&response), 0);
+    }
 }
 
 fn sha1_digest(bytes: &[u8]) -> Vec<u8> {
