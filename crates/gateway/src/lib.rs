@@ -13,6 +13,8 @@
 //!   [`GatewayConfig::dict_budget`].
 //! - The OpenAPI document ([`openapi`]) is at `/openapi.json`, its interactive page
 //!   (offline) at `/docs`, and `/healthz` answers without a token.
+//! - The upload page is at `/` (`page`: offline, on the tus endpoint), outside
+//!   the OpenAPI document.
 
 mod config;
 mod created;
@@ -22,6 +24,7 @@ mod error;
 mod file;
 mod openapi;
 mod ops;
+mod page;
 mod pool;
 mod upload;
 
@@ -78,9 +81,11 @@ pub fn app(config: GatewayConfig) -> Router {
     };
     let (router, doc) = split(routes(state.config.token.clone()));
     let rate_limit = state.config.rate_limit.clone();
+    let token_required = state.config.token.is_some();
     let router = router
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(page::routes(token_required))
         // The handlers read bodies themselves, with their own limits.
         .layer(DefaultBodyLimit::disable());
     ferry_http::finish(ferry_http::limited(router, rate_limit, "gateway"))
