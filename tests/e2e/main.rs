@@ -33,4 +33,5 @@ mod retention;
 mod schemathesis_admin;
 mod schemathesis_gateway;
 mod storage_keys;
+mod tus_clients;
 mod typescript_client;
