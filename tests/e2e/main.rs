@@ -35,3 +35,4 @@ mod schemathesis_gateway;
 mod storage_keys;
 mod tus_clients;
 mod typescript_client;
+mod upload_page;
