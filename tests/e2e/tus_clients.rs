@@ -159,11 +159,16 @@ async fn upload_through_trouble(client: Client, encrypt: bool) {
             uploader.still_running()?;
             match path.offset().await {
                 Some(offset) if offset >= mark => Ok(()),
-                seen => Err(format!("offset {seen:?}, waiting for {mark} to {trouble:?}")),
+                seen => Err(format!(
+                    "offset {seen:?}, waiting for {mark} to {trouble:?}"
+                )),
             }
         })
         .await;
-        eprintln!("{client:?}: {trouble:?} at {fraction} ({:?})", started.elapsed());
+        eprintln!(
+            "{client:?}: {trouble:?} at {fraction} ({:?})",
+            started.elapsed()
+        );
         path.suffer(trouble).await;
     }
 
@@ -318,7 +323,9 @@ impl Uploader {
             self.client
         );
         assert!(
-            printed.iter().any(|line| line.starts_with("upload-url http://")),
+            printed
+                .iter()
+                .any(|line| line.starts_with("upload-url http://")),
             "{printed:?}"
         );
         let last = printed.last().expect("a result line");

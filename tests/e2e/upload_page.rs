@@ -57,7 +57,11 @@ async fn the_upload_page_uploads_pauses_resumes_and_continues_after_a_reload() {
             .await
             .unwrap();
         tokio::time::sleep(STILL).await;
-        assert_eq!(offset(&gateway, &url).await, paused, "bytes went on while paused");
+        assert_eq!(
+            offset(&gateway, &url).await,
+            paused,
+            "bytes went on while paused"
+        );
         let still_shown = row
             .find(fantoccini::Locator::Css("[data-testid=progress]"))
             .await
@@ -73,7 +77,10 @@ async fn the_upload_page_uploads_pauses_resumes_and_continues_after_a_reload() {
         wait_for_offset(&gateway, &row, paused + 2 * CHUNK as u64).await;
         click(&row, "pause").await;
         let second = settled_offset(&gateway, &url).await;
-        assert!(second > paused && second < SIZE as u64, "{paused} then {second}");
+        assert!(
+            second > paused && second < SIZE as u64,
+            "{paused} then {second}"
+        );
 
         // After a reload, the same file chosen again continues the same upload.
         browser.refresh().await.unwrap();
@@ -89,7 +96,11 @@ async fn the_upload_page_uploads_pauses_resumes_and_continues_after_a_reload() {
             .await
             .expect("the upload finishes");
         assert!(done.is_displayed().await.unwrap());
-        assert_eq!(attr(&row, "data-url").await, url, "a second upload was created");
+        assert_eq!(
+            attr(&row, "data-url").await,
+            url,
+            "a second upload was created"
+        );
         let id = row
             .find(fantoccini::Locator::Css("[data-testid=item-id]"))
             .await
@@ -133,7 +144,10 @@ async fn the_upload_page_uploads_pauses_resumes_and_continues_after_a_reload() {
             .collect();
         assert!(urls.len() >= 2, "{urls:?}");
         for url in urls {
-            assert!(url.starts_with(&format!("{origin}/")), "{url} is not from {origin}");
+            assert!(
+                url.starts_with(&format!("{origin}/")),
+                "{url} is not from {origin}"
+            );
         }
     })
     .await;
@@ -182,7 +196,10 @@ async fn wait_for_offset(gateway: &Gateway, row: &Element, mark: u64) -> String 
     wait_until(PATIENCE, async || {
         let url = attr(row, "data-url").await;
         if url.is_empty() {
-            return Err(format!("no upload URL yet ({})", attr(row, "data-state").await));
+            return Err(format!(
+                "no upload URL yet ({})",
+                attr(row, "data-state").await
+            ));
         }
         match offset(gateway, &url).await {
             offset if offset >= mark => Ok(url),

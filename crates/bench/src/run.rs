@@ -728,7 +728,9 @@ impl Bench<'_> {
         let (file, _, _) = self.http_file(len, false).await?;
         progress(format!("gateway: tus upload {one} plain, {chunks}"));
         let whole = self.tus_upload(len, chunk, false).await?;
-        progress(format!("gateway: tus upload {one} plain, {chunks}, cut once halfway"));
+        progress(format!(
+            "gateway: tus upload {one} plain, {chunks}, cut once halfway"
+        ));
         let cut = self.tus_upload(len, chunk, true).await?;
         report.push(
             TUS,

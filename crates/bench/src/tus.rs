@@ -52,7 +52,9 @@ pub async fn upload(base: &str, len: u64, chunk: u64, cut: bool) -> Result<Uploa
             broken_patch(&client, &url, offset, size, half).await;
             offset = head(&client, &url).await?;
             if offset > middle {
-                bail!("after the cut the server kept offset {offset}, beyond the {middle} bytes sent");
+                bail!(
+                    "after the cut the server kept offset {offset}, beyond the {middle} bytes sent"
+                );
             }
             continue;
         }
