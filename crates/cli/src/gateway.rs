@@ -61,6 +61,12 @@ pub struct GatewayArgs {
     /// Proxies whose X-Forwarded-For names the client (comma-separated addresses).
     #[arg(long, env = "FERRY_GATEWAY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// Most bytes of a tus PATCH sent to the server as one append (what a cut request can lose).
+    #[arg(long, env = "FERRY_GATEWAY_TUS_CHUNK_BYTES")]
+    pub tus_chunk_bytes: Option<u64>,
+    /// An origin browsers may call the gateway from (CORS), e.g. `https://app.example`; repeat it, or comma-separate in the environment; `*` is any. None: no CORS.
+    #[arg(long = "cors-origin", env = "FERRY_GATEWAY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "FERRY_GATEWAY_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -87,6 +93,8 @@ pub struct GatewaySettings {
     pub rate_limit: u32,
     pub rate_limit_burst: u32,
     pub trusted_proxies: Vec<IpAddr>,
+    pub tus_chunk_bytes: u64,
+    pub cors_origins: Vec<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -111,6 +119,8 @@ impl Default for GatewaySettings {
             rate_limit: config.rate_limit.per_second,
             rate_limit_burst: config.rate_limit.burst,
             trusted_proxies: config.rate_limit.trusted_proxies,
+            tus_chunk_bytes: config.tus_chunk_bytes,
+            cors_origins: Vec::new(),
             tls_cert: None,
             tls_key: None,
         }
@@ -144,6 +154,15 @@ pub async fn start(
         .map(|Secret(token)| BearerToken::parse(token))
         .transpose()
         .context("invalid gateway token")?;
+    let cors_origins = settings
+        .cors_origins
+        .iter()
+        .map(|origin| {
+            axum::http::HeaderValue::try_from(origin.trim())
+                .with_context(|| format!("invalid CORS origin {origin:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(settings.tus_chunk_bytes > 0, "tus_chunk_bytes must be at least 1");
     let config = GatewayConfig {
         server: settings.server.clone(),
         fernet,
@@ -160,6 +179,8 @@ pub async fn start(
             burst: settings.rate_limit_burst,
             trusted_proxies: settings.trusted_proxies.clone(),
         },
+        tus_chunk_bytes: settings.tus_chunk_bytes,
+        cors_origins,
         metrics: crate::settings::prometheus(),
     };
     let tls = tls_files(

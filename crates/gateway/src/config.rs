@@ -19,6 +19,9 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 /// How long a `/dict` body waits for room in the memory budget before a 503.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(2);
 
+/// The most bytes of a tus `PATCH` sent as one native append, unless told otherwise.
+pub const DEFAULT_TUS_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Everything [`crate::app`] needs.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -37,7 +40,8 @@ pub struct GatewayConfig {
     /// The most bytes of `/dict` bodies held in memory at once, all requests
     /// together: a body that finds no room within [`BUDGET_WAIT`] is a 503 `busy`.
     pub dict_budget: usize,
-    /// The largest `/file` body accepted, in bytes (413 beyond); `None`: no limit.
+    /// The largest `/file` body and tus upload accepted, in bytes (413 beyond;
+    /// `Tus-Max-Size`); `None`: no limit.
     pub max_file_bytes: Option<u64>,
     /// `/dict`: the whole request. `/file`: the longest wait for the next body
     /// chunk, so that a big upload may take as long as it needs while it moves.
@@ -46,6 +50,12 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Requests per client address; off by default.
     pub rate_limit: ferry_http::RateLimit,
+    /// The most bytes of a tus `PATCH` body (without `Upload-Checksum`) sent
+    /// as one native append: a request cut mid-way loses at most this much.
+    pub tus_chunk_bytes: u64,
+    /// Origins allowed to call the gateway from a browser (CORS; `*` is any);
+    /// none: no CORS headers at all.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
     /// The process's Prometheus recorder, rendered at `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -53,7 +63,8 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     /// Server `127.0.0.1:6868`, no key, no token, admin API on port 6869, 64
     /// sessions, 16 MiB dictionaries, 128 MiB for all dictionary bodies together,
-    /// 64 GiB files, 60 s request and upstream timeouts.
+    /// 64 GiB files (and tus uploads), 60 s request and upstream timeouts, tus
+    /// appends of 8 MiB, no CORS.
     fn default() -> Self {
         GatewayConfig {
             server: format!("127.0.0.1:{}", ferry_protocol::DEFAULT_PORT),
@@ -67,6 +78,8 @@ impl Default for GatewayConfig {
             request_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(60),
             rate_limit: ferry_http::RateLimit::default(),
+            tus_chunk_bytes: DEFAULT_TUS_CHUNK_BYTES,
+            cors_origins: Vec::new(),
             metrics: None,
         }
     }

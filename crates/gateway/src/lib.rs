@@ -1,5 +1,7 @@
 //! The HTTP gateway: `POST /dict` and `POST /file` forwarded to the TCP server as a
-//! native client, over a bounded pool of persistent sessions.
+//! native client, over a bounded pool of persistent sessions, and tus 1.0.0
+//! resumable uploads at `/uploads` ([`tus`]) forwarded to the server's resumable
+//! uploads.
 //!
 //! - [`app`] builds the router from a [`GatewayConfig`]; `ferry_http::serve` runs
 //!   it on a bound listener, over HTTPS when given TLS files.
@@ -11,6 +13,8 @@
 //!   admin API.
 //! - `/dict` bodies held in memory together never exceed
 //!   [`GatewayConfig::dict_budget`].
+//! - With [`GatewayConfig::cors_origins`], browsers on those origins may call it
+//!   (CORS), with the tus headers allowed and exposed.
 //! - The OpenAPI document ([`openapi`]) is at `/openapi.json`, its interactive page
 //!   (offline) at `/docs`, and `/healthz` answers without a token.
 //! - The upload page is at `/` (`page`: offline, on the tus endpoint), outside
@@ -26,6 +30,7 @@ mod openapi;
 mod ops;
 mod page;
 mod pool;
+mod tus;
 mod upload;
 
 use std::sync::Arc;
@@ -40,8 +45,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::{
-    BUDGET_WAIT, DEFAULT_ADMIN_URL, DEFAULT_LISTEN, GatewayConfig, POOL_IDLE_TIMEOUT,
-    SHUTDOWN_DRAIN,
+    BUDGET_WAIT, DEFAULT_ADMIN_URL, DEFAULT_LISTEN, DEFAULT_TUS_CHUNK_BYTES, GatewayConfig,
+    POOL_IDLE_TIMEOUT, SHUTDOWN_DRAIN,
 };
 pub use created::Created;
 pub use openapi::openapi_json;
@@ -58,6 +63,8 @@ struct AppState {
     config: Arc<GatewayConfig>,
     pool: Pool,
     budget: DictBudget,
+    /// The tus uploads a request here is appending to.
+    appending: tus::Appending,
 }
 
 /// The gateway's router. Sessions to the server are opened on first use.
@@ -76,19 +83,30 @@ pub fn app(config: GatewayConfig) -> Router {
     );
     let state = AppState {
         budget: DictBudget::new(config.dict_budget),
+        appending: tus::Appending::default(),
         config: Arc::new(config),
         pool,
     };
     let (router, doc) = split(routes(state.config.token.clone()));
     let rate_limit = state.config.rate_limit.clone();
     let token_required = state.config.token.is_some();
+    let cors = tus::cors(&state.config.cors_origins);
     let router = router
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(page::routes(token_required))
         // The handlers read bodies themselves, with their own limits.
         .layer(DefaultBodyLimit::disable());
-    ferry_http::finish(ferry_http::limited(router, rate_limit, "gateway"))
+    let mut router = ferry_http::finish(ferry_http::limited(router, rate_limit, "gateway"));
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    // Outside the router: the method is rewritten before routing.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(tus::method_override)
+            .service(router),
+    )
 }
 
 /// The OpenAPI document of [`app`].
@@ -109,6 +127,16 @@ fn split(routes: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::op
     if let Some(utoipa::openapi::RefOr::T(body)) = file_body {
         body.required = Some(utoipa::openapi::Required::False);
     }
+    // A creation may carry no body (tus creation without creation-with-upload).
+    let creation_body = doc
+        .paths
+        .paths
+        .get_mut("/uploads")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut());
+    if let Some(utoipa::openapi::RefOr::T(body)) = creation_body {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
     ferry_http::document_rate_limits(&mut doc);
     (router, doc)
 }
@@ -119,7 +147,7 @@ fn routes(token: Option<ferry_http::BearerToken>) -> OpenApiRouter<AppState> {
         .routes(routes!(dict::post_dict))
         .routes(routes!(file::post_file))
         .routes(routes!(ops::metrics));
-    if let Some(token) = token {
+    if let Some(token) = token.clone() {
         transfers = transfers.route_layer(axum::middleware::from_fn_with_state(
             TokenGuard::new(token, REALM),
             ferry_http::require_token,
@@ -127,5 +155,6 @@ fn routes(token: Option<ferry_http::BearerToken>) -> OpenApiRouter<AppState> {
     }
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(transfers)
+        .merge(tus::routes(token))
         .routes(routes!(ferry_http::healthz))
 }

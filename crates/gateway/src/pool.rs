@@ -153,6 +153,15 @@ impl Lease {
         self.reused && is_dead_connection(err) && !self.session().sent_whole()
     }
 
+    /// Whether an upload command (never a transfer) that failed with `err` may
+    /// be run again on a new connection: the session came from the pool and was
+    /// dead. A command answered or not, running it again changes nothing
+    /// that matters (an `open` whose answer was lost leaves an empty upload,
+    /// which expires).
+    pub fn may_rerun_command(&self, err: &ClientError) -> bool {
+        self.reused && is_dead_connection(err)
+    }
+
     /// Replaces a session found dead with a fresh connection, keeping the slot, and
     /// drops the other idle sessions, which are as old.
     pub async fn reconnect(&mut self) -> Result<(), ApiError> {
