@@ -49,26 +49,14 @@ async fn the_upload_page_uploads_pauses_resumes_and_continues_after_a_reload() {
         let paused = settled_offset(&gateway, &url).await;
         assert!(paused < SIZE as u64, "the upload finished before its pause");
         assert_eq!(attr(&row, "data-state").await, "paused");
-        let shown = row
-            .find(fantoccini::Locator::Css("[data-testid=progress]"))
-            .await
-            .unwrap()
-            .prop("value")
-            .await
-            .unwrap();
+        let shown = attr(&row, "data-sent").await;
         tokio::time::sleep(STILL).await;
         assert_eq!(
             offset(&gateway, &url).await,
             paused,
             "bytes went on while paused"
         );
-        let still_shown = row
-            .find(fantoccini::Locator::Css("[data-testid=progress]"))
-            .await
-            .unwrap()
-            .prop("value")
-            .await
-            .unwrap();
+        let still_shown = attr(&row, "data-sent").await;
         assert_eq!(shown, still_shown, "the progress bar moved while paused");
         screenshot(browser, "upload-page-paused.png").await;
 

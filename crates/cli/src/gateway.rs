@@ -65,7 +65,11 @@ pub struct GatewayArgs {
     #[arg(long, env = "FERRY_GATEWAY_TUS_CHUNK_BYTES")]
     pub tus_chunk_bytes: Option<u64>,
     /// An origin browsers may call the gateway from (CORS), e.g. `https://app.example`; repeat it, or comma-separate in the environment; `*` is any. None: no CORS.
-    #[arg(long = "cors-origin", env = "FERRY_GATEWAY_CORS_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "cors-origin",
+        env = "FERRY_GATEWAY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
     pub cors_origins: Option<Vec<String>>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "FERRY_GATEWAY_TLS_CERT", requires = "tls_key")]
@@ -162,7 +166,10 @@ pub async fn start(
                 .with_context(|| format!("invalid CORS origin {origin:?}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    anyhow::ensure!(settings.tus_chunk_bytes > 0, "tus_chunk_bytes must be at least 1");
+    anyhow::ensure!(
+        settings.tus_chunk_bytes > 0,
+        "tus_chunk_bytes must be at least 1"
+    );
     let config = GatewayConfig {
         server: settings.server.clone(),
         fernet,

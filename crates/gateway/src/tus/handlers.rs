@@ -15,8 +15,8 @@ use std::time::Duration;
 use super::error::TusError;
 use super::headers::{
     Checksum, Metadata, TUS_CHECKSUM_ALGORITHM, TUS_EXTENSION, TUS_MAX_SIZE, TUS_VERSION,
-    UPLOAD_DEFER_LENGTH, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET, creation_length,
-    has_body, is_upload_bytes, number, progress, stored_item,
+    UPLOAD_DEFER_LENGTH, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET, creation_length, has_body,
+    is_upload_bytes, number, progress, stored_item,
 };
 use super::upstream::{Command, Upstream};
 use super::{CHECKSUM_ALGORITHMS, EXTENSIONS, VERSION};
@@ -37,31 +37,70 @@ pub enum TusErrors {
         description = "Missing or wrong bearer token (when the gateway has one)"
     )]
     Unauthorized(ErrorBody),
-    #[response(status = 404, description = "No such upload (never created, cancelled, expired, or finished before the server restarted)")]
+    #[response(
+        status = 404,
+        description = "No such upload (never created, cancelled, expired, or finished before the server restarted)"
+    )]
     NotFound(ErrorBody),
-    #[response(status = 408, description = "The body stopped arriving for longer than the request timeout")]
+    #[response(
+        status = 408,
+        description = "The body stopped arriving for longer than the request timeout"
+    )]
     RequestTimeout(ErrorBody),
-    #[response(status = 409, description = "`Upload-Offset` is not the upload's committed offset (sent in `Upload-Offset`)")]
+    #[response(
+        status = 409,
+        description = "`Upload-Offset` is not the upload's committed offset (sent in `Upload-Offset`)"
+    )]
     Conflict(ErrorBody),
-    #[response(status = 410, description = "The upload is finished: it is a stored item now")]
+    #[response(
+        status = 410,
+        description = "The upload is finished: it is a stored item now"
+    )]
     Gone(ErrorBody),
-    #[response(status = 412, description = "`Tus-Resumable` is missing or not 1.0.0 (`Tus-Version` says what is spoken)")]
+    #[response(
+        status = 412,
+        description = "`Tus-Resumable` is missing or not 1.0.0 (`Tus-Version` says what is spoken)"
+    )]
     PreconditionFailed(ErrorBody),
-    #[response(status = 413, description = "Larger than the upload's length or `Tus-Max-Size`")]
+    #[response(
+        status = 413,
+        description = "Larger than the upload's length or `Tus-Max-Size`"
+    )]
     TooLarge(ErrorBody),
-    #[response(status = 415, description = "The body is not `application/offset+octet-stream`")]
+    #[response(
+        status = 415,
+        description = "The body is not `application/offset+octet-stream`"
+    )]
     UnsupportedMediaType(ErrorBody),
-    #[response(status = 422, description = "Refused by the server (`upstream_refused`), or `encrypt` without a Fernet key on the gateway")]
+    #[response(
+        status = 422,
+        description = "Refused by the server (`upstream_refused`), or `encrypt` without a Fernet key on the gateway"
+    )]
     Unprocessable(ErrorBody),
-    #[response(status = 423, description = "Another request is appending to this upload")]
+    #[response(
+        status = 423,
+        description = "Another request is appending to this upload"
+    )]
     Locked(ErrorBody),
-    #[response(status = 460, description = "Checksum Mismatch: the body does not match `Upload-Checksum`; none of it was kept and the offset is unchanged")]
+    #[response(
+        status = 460,
+        description = "Checksum Mismatch: the body does not match `Upload-Checksum`; none of it was kept and the offset is unchanged"
+    )]
     ChecksumMismatch(ErrorBody),
-    #[response(status = 501, description = "The server behind the gateway takes no resumable uploads (a legacy server)")]
+    #[response(
+        status = 501,
+        description = "The server behind the gateway takes no resumable uploads (a legacy server)"
+    )]
     NotImplemented(ErrorBody),
-    #[response(status = 502, description = "The connection to the server failed during the request")]
+    #[response(
+        status = 502,
+        description = "The connection to the server failed during the request"
+    )]
     BadGateway(ErrorBody),
-    #[response(status = 503, description = "The server cannot be reached, is busy, or cannot store now")]
+    #[response(
+        status = 503,
+        description = "The server cannot be reached, is busy, or cannot store now"
+    )]
     Unavailable(ErrorBody),
     #[response(status = 504, description = "The server did not answer in time")]
     GatewayTimeout(ErrorBody),
@@ -71,13 +110,22 @@ pub enum TusErrors {
 #[derive(Debug, utoipa::IntoResponses)]
 #[allow(dead_code)] // describes responses; never built
 pub enum HeadErrors {
-    #[response(status = 401, description = "Missing or wrong bearer token (when the gateway has one)")]
+    #[response(
+        status = 401,
+        description = "Missing or wrong bearer token (when the gateway has one)"
+    )]
     Unauthorized,
-    #[response(status = 404, description = "No such upload (never created, cancelled, expired, or finished before the server restarted)")]
+    #[response(
+        status = 404,
+        description = "No such upload (never created, cancelled, expired, or finished before the server restarted)"
+    )]
     NotFound,
     #[response(status = 412, description = "`Tus-Resumable` is missing or not 1.0.0")]
     PreconditionFailed,
-    #[response(status = 501, description = "The server behind the gateway takes no resumable uploads")]
+    #[response(
+        status = 501,
+        description = "The server behind the gateway takes no resumable uploads"
+    )]
     NotImplemented,
     #[response(status = 502, description = "The connection to the server failed")]
     BadGateway,
@@ -387,9 +435,7 @@ pub async fn patch_upload(
         }
         match (upload.length, new_length) {
             (None, Some(length)) => {
-                upload = upstream
-                    .command(Command::Length(&id, length))
-                    .await?;
+                upload = upstream.command(Command::Length(&id, length)).await?;
             }
             (Some(current), Some(length)) if current != length => {
                 return Err(TusError::bad_header(format!(
@@ -443,9 +489,7 @@ pub async fn delete_upload(
 ) -> Result<Response, TusError> {
     check_id(&id)?;
     let mut upstream = Upstream::acquire(&state).await?;
-    let result = upstream
-        .command(Command::Cancel(&id))
-        .await;
+    let result = upstream.command(Command::Cancel(&id)).await;
     upstream.release();
     result?;
     tracing::info!(%id, "tus upload terminated");
@@ -525,9 +569,7 @@ fn cancel_later(state: AppState, id: String) {
             let Ok(mut upstream) = Upstream::acquire(&state).await else {
                 return;
             };
-            let result = upstream
-                .command(Command::Cancel(&id))
-                .await;
+            let result = upstream.command(Command::Cancel(&id)).await;
             upstream.release();
             match result {
                 Err(ClientError::Upload {

@@ -153,7 +153,10 @@ impl Metadata {
             ));
         }
         if upload.encrypted_in_transit {
-            pairs.push(format!("encrypt {}", general_purpose::STANDARD.encode("true")));
+            pairs.push(format!(
+                "encrypt {}",
+                general_purpose::STANDARD.encode("true")
+            ));
         }
         (!pairs.is_empty())
             .then(|| HeaderValue::try_from(pairs.join(",")).ok())
@@ -284,7 +287,11 @@ pub fn stored_item(headers: &mut HeaderMap, admin_url: &str, receipt: &Receipt) 
         headers.insert(ITEM_ID, id);
         headers.insert(ITEM_LOCATION, location);
     }
-    if let Some(sha256) = receipt.sha256.as_deref().and_then(|s| HeaderValue::try_from(s).ok()) {
+    if let Some(sha256) = receipt
+        .sha256
+        .as_deref()
+        .and_then(|s| HeaderValue::try_from(s).ok())
+    {
         headers.insert(ITEM_SHA256, sha256);
     }
 }
@@ -329,8 +336,14 @@ mod tests {
 
     #[test]
     fn a_creation_has_exactly_one_of_the_two_lengths() {
-        assert_eq!(creation_length(&headers(&[("upload-length", "12")])).unwrap(), Some(12));
-        assert_eq!(creation_length(&headers(&[("upload-defer-length", "1")])).unwrap(), None);
+        assert_eq!(
+            creation_length(&headers(&[("upload-length", "12")])).unwrap(),
+            Some(12)
+        );
+        assert_eq!(
+            creation_length(&headers(&[("upload-defer-length", "1")])).unwrap(),
+            None
+        );
         for bad in [
             &[][..],
             &[("upload-length", "-1")],
@@ -338,7 +351,11 @@ mod tests {
             &[("upload-defer-length", "2")],
             &[("upload-length", "5"), ("upload-defer-length", "1")],
         ] {
-            assert_eq!(creation_length(&headers(bad)).unwrap_err().status(), 400, "{bad:?}");
+            assert_eq!(
+                creation_length(&headers(bad)).unwrap_err().status(),
+                400,
+                "{bad:?}"
+            );
         }
     }
 
@@ -354,7 +371,12 @@ mod tests {
         let mut hasher = sha1.hasher();
         hasher.update(b"hello world");
         assert_eq!(hasher.finish(), sha1.digest);
-        for bad in ["md5 AAAA", "sha256 Kq5sNclPz7QV2+lfQIuc6R7oRu0=", "sha1", "sha1 ***"] {
+        for bad in [
+            "md5 AAAA",
+            "sha256 Kq5sNclPz7QV2+lfQIuc6R7oRu0=",
+            "sha1",
+            "sha1 ***",
+        ] {
             let err = Checksum::parse(&headers(&[("upload-checksum", bad)])).unwrap_err();
             assert_eq!(err.status(), 400, "{bad}");
         }
@@ -375,7 +397,10 @@ mod tests {
             "content-type",
             "Application/Offset+Octet-Stream; charset=x"
         )])));
-        assert!(!is_upload_bytes(&headers(&[("content-type", "application/octet-stream")])));
+        assert!(!is_upload_bytes(&headers(&[(
+            "content-type",
+            "application/octet-stream"
+        )])));
         assert!(!is_upload_bytes(&headers(&[])));
     }
 }

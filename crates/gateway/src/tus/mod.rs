@@ -72,11 +72,7 @@ pub fn routes(token: Option<ferry_http::BearerToken>) -> OpenApiRouter<AppState>
 
 /// The token check for every method but `OPTIONS`, which only tells what the
 /// gateway supports.
-async fn token_unless_options(
-    guard: State<TokenGuard>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn token_unless_options(guard: State<TokenGuard>, request: Request, next: Next) -> Response {
     if request.method() == Method::OPTIONS {
         return next.run(request).await;
     }
@@ -125,7 +121,9 @@ pub fn method_override(mut request: Request) -> Request {
         .headers()
         .get(METHOD_OVERRIDE)
         .and_then(|v| Method::from_bytes(v.as_bytes()).ok());
-    if let Some(method) = wanted.filter(|m| [Method::PATCH, Method::DELETE, Method::HEAD].contains(m)) {
+    if let Some(method) =
+        wanted.filter(|m| [Method::PATCH, Method::DELETE, Method::HEAD].contains(m))
+    {
         *request.method_mut() = method;
     }
     request
@@ -148,7 +146,11 @@ pub struct AppendingGuard {
 impl Appending {
     /// Marks `id`, or `None` when a request is appending to it already.
     pub fn start(&self, id: &str) -> Option<AppendingGuard> {
-        let fresh = self.ids.lock().expect("never poisoned").insert(id.to_owned());
+        let fresh = self
+            .ids
+            .lock()
+            .expect("never poisoned")
+            .insert(id.to_owned());
         fresh.then(|| AppendingGuard {
             ids: self.ids.clone(),
             id: id.to_owned(),

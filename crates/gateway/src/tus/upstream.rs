@@ -117,8 +117,7 @@ impl Upstream {
     ) -> Result<UploadState, TusError> {
         let config = &state.config;
         let activity = Activity::new();
-        let chunks: Chunks<'static> =
-            Box::pin(body.into_data_stream().map_err(io::Error::other));
+        let chunks: Chunks<'static> = Box::pin(body.into_data_stream().map_err(io::Error::other));
         let mut reader = StreamReader::new(Upload::new(
             chunks,
             room,
@@ -154,13 +153,25 @@ impl Upstream {
             let result = match &checksum {
                 None => {
                     let limit = config.tus_chunk_bytes.max(1);
-                    self.append(&current, &mut reader, limit, &activity, config.upstream_timeout)
-                        .await
+                    self.append(
+                        &current,
+                        &mut reader,
+                        limit,
+                        &activity,
+                        config.upstream_timeout,
+                    )
+                    .await
                 }
                 Some(checksum) => {
                     let mut checked = Checked::new(&mut reader, checksum);
                     let result = self
-                        .append(&current, &mut checked, u64::MAX, &activity, config.upstream_timeout)
+                        .append(
+                            &current,
+                            &mut checked,
+                            u64::MAX,
+                            &activity,
+                            config.upstream_timeout,
+                        )
                         .await;
                     if checked.mismatched {
                         self.broken = true;
@@ -301,7 +312,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for Checked<'_, R> {
 }
 
 fn mismatch() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "the body does not match Upload-Checksum")
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the body does not match Upload-Checksum",
+    )
 }
 
 #[cfg(test)]
@@ -323,7 +337,10 @@ mod tests {
         let mut checked = Checked::new(&b"abcdef"[..], &checksum);
         let mut out = Vec::new();
         checked.read_to_end(&mut out).await.unwrap();
-        assert_eq!((out.as_slice(), checked.mismatched), (&b"abcdef"[..], false));
+        assert_eq!(
+            (out.as_slice(), checked.mismatched),
+            (&b"abcdef"[..], false)
+        );
     }
 
     #[tokio::test]
