@@ -172,7 +172,7 @@ async fn upload_through_trouble(client: Client, encrypt: bool) {
         path.suffer(trouble).await;
     }
 
-    let result = uploader.finish(PATIENCE);
+    let result = uploader.finish(PATIENCE).await;
     eprintln!("{client:?}: done in {:?}: {result}", started.elapsed());
     let id = result["item_id"]
         .as_str()
@@ -301,22 +301,31 @@ impl Uploader {
         Ok(())
     }
 
-    /// Waits for the client's exit (a success) and returns its JSON line.
-    fn finish(mut self, within: Duration) -> Value {
-        let deadline = std::time::Instant::now() + within;
+    /// Waits for the client's exit (a success) and returns its JSON line. Async:
+    /// the proxies run on this test's runtime and must go on meanwhile.
+    async fn finish(mut self, within: Duration) -> Value {
         let mut printed = Vec::new();
-        loop {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => printed.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => assert!(
-                    std::time::Instant::now() < deadline,
-                    "{:?} did not finish within {within:?}; it printed {printed:?}",
+        let status = wait_until(within, async || {
+            printed.extend(self.lines.try_iter());
+            match self.child.try_wait().unwrap() {
+                Some(status) => Ok(status),
+                None => Err(format!(
+                    "{:?} is still running; it printed {printed:?}",
                     self.client
-                ),
+                )),
             }
-        }
-        let status = self.child.wait().unwrap();
+        })
+        .await;
+        // Its stdout is closed now: every line is in the channel.
+        let reader_done = async || match self.lines.try_recv() {
+            Ok(line) => {
+                printed.push(line);
+                Err("more lines".to_owned())
+            }
+            Err(mpsc::TryRecvError::Disconnected) => Ok(()),
+            Err(mpsc::TryRecvError::Empty) => Err("its output is still being read".to_owned()),
+        };
+        wait_until(Duration::from_secs(10), reader_done).await;
         assert!(
             status.success(),
             "{:?} failed ({status}); it printed {printed:?}",

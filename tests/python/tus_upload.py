@@ -1,8 +1,9 @@
 """Uploads one file to ferry-gateway's tus endpoint with tuspy (tusclient), in
-chunks, through whatever cuts the connection: tuspy retries a failed chunk
-itself; when a failure escapes it (the gateway is down, so even its HEAD
-fails), this script asks the server's offset again and goes on, with backoff,
-a bounded number of times. Driven by tests/e2e/tus_clients.rs.
+chunks, through whatever cuts the connection: on a failure (a cut PATCH, a
+gateway down, a server restarting) it asks the server's offset with tuspy's
+HEAD and goes on from there, with backoff, a bounded number of times (tuspy's
+own retries would retry a chunk without counting, and give up when its HEAD
+fails). Driven by tests/e2e/tus_clients.rs.
 
 Prints `upload-url URL` once the upload exists, then one JSON line:
 {"url": ..., "item_id": ..., "item_location": ..., "retries": N}.
@@ -45,8 +46,7 @@ def main() -> int:
                     args.file,
                     chunk_size=args.chunk_size,
                     metadata=metadata,
-                    retries=3,
-                    retry_delay=0,
+                    retries=0,
                     upload_checksum=args.checksum,
                 )
             if uploader.url is None:
