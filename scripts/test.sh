@@ -20,6 +20,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+if ! command -v openssl >/dev/null; then
+    step "installing openssl (Debian; the README's tus example digests a file with it)"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 if ! python3 -c "import schemathesis, openapi_python_client, tusclient" 2>/dev/null; then
     step "installing schemathesis, openapi-python-client and tuspy (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt

@@ -35,9 +35,14 @@ fn run(command: &mut Command) -> String {
 async fn a_generated_python_client_posts_a_dictionary_and_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let document = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi/gateway.json");
+    // tus bodies (application/offset+octet-stream) are raw bytes, as octet-stream.
+    let config =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/openapi_python_client.json");
     run(Command::new("openapi-python-client")
         .args(["generate", "--meta", "none", "--fail-on-warning", "--path"])
         .arg(&document)
+        .arg("--config")
+        .arg(&config)
         .arg("--output-path")
         .arg(dir.path().join(PACKAGE))
         .current_dir(dir.path()));

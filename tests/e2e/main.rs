@@ -33,6 +33,7 @@ mod retention;
 mod schemathesis_admin;
 mod schemathesis_gateway;
 mod storage_keys;
+mod tus;
 mod tus_clients;
 mod typescript_client;
 mod upload_page;

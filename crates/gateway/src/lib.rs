@@ -115,27 +115,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The router and its document. An empty body is an empty file (a legal, empty
-/// transfer), so `POST /file` documents its body as optional.
+/// transfer), so `POST /file` documents its body as optional, and so does a tus
+/// creation (`POST /uploads`), which needs none.
 fn split(routes: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = routes.split_for_parts();
-    let file_body = doc
-        .paths
-        .paths
-        .get_mut("/file")
-        .and_then(|item| item.post.as_mut())
-        .and_then(|operation| operation.request_body.as_mut());
-    if let Some(utoipa::openapi::RefOr::T(body)) = file_body {
-        body.required = Some(utoipa::openapi::Required::False);
-    }
-    // A creation may carry no body (tus creation without creation-with-upload).
-    let creation_body = doc
-        .paths
-        .paths
-        .get_mut("/uploads")
-        .and_then(|item| item.post.as_mut())
-        .and_then(|operation| operation.request_body.as_mut());
-    if let Some(utoipa::openapi::RefOr::T(body)) = creation_body {
-        body.required = Some(utoipa::openapi::Required::False);
+    for path in ["/file", "/uploads"] {
+        let body = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(utoipa::openapi::RefOr::T(body)) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
     }
     ferry_http::document_rate_limits(&mut doc);
     (router, doc)

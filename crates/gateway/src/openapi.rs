@@ -11,12 +11,17 @@ use utoipa::{Modify, OpenApi};
         title = "Ferry gateway",
         description = "Sends dictionaries and files to a Ferry (or legacy) TCP server over HTTP. \
             Every error has the body `{\"error\": {\"status\", \"code\", \"message\"}}`. \
-            When the gateway is configured with a token, `/dict` and `/file` need \
-            `Authorization: Bearer <token>`.",
+            When the gateway is configured with a token, `/dict`, `/file` and `/uploads` \
+            (every method but OPTIONS) need `Authorization: Bearer <token>`. \
+            `/uploads` is a tus 1.0.0 server (creation, creation-with-upload, \
+            creation-defer-length, termination, checksum, expiration): every request but \
+            OPTIONS needs `Tus-Resumable: 1.0.0`; when the last byte is committed, the \
+            response (and a later HEAD) names the stored item in `Ferry-Item-Id`, \
+            `Ferry-Item-Location` and `Ferry-Item-Sha256`.",
         license(name = "MIT"),
     ),
     modifiers(&BearerScheme),
-    tags((name = "transfers", description = "Send data to the Ferry server"), (name = "operations", description = "Health of the gateway itself")),
+    tags((name = "transfers", description = "Send data to the Ferry server"), (name = "uploads", description = "Resumable uploads (tus 1.0.0)"), (name = "operations", description = "Health of the gateway itself")),
 )]
 pub struct ApiDoc;
 

@@ -7,7 +7,10 @@ use ferry_http::ErrorBody;
 use crate::AppState;
 
 /// Prometheus metrics of the gateway: requests turned away by its rate limit
-/// (`ferry_http_rate_limited_total`). Needs the bearer token when the gateway
+/// (`ferry_http_rate_limited_total`), tus requests by method and status
+/// (`ferry_gateway_tus_requests_total`), bytes the server committed for them
+/// (`ferry_gateway_tus_committed_bytes_total`) and uploads they finished
+/// (`ferry_gateway_tus_uploads_finished_total`). Needs the bearer token when the gateway
 /// has one.
 #[utoipa::path(
     get,

@@ -188,7 +188,7 @@ fn capabilities(state: &AppState) -> Response {
     path = "/uploads",
     tag = "uploads",
     params(
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
         ("Upload-Length" = Option<u64>, Header, description = "The whole size in bytes (or Upload-Defer-Length)"),
         ("Upload-Defer-Length" = Option<String>, Header, description = "1: the length comes with a later PATCH"),
         ("Upload-Metadata" = Option<String>, Header, description = "Comma-separated `key base64(value)` pairs: `filename` (the item's name), `encrypt` (`true`: Fernet on the TCP hop)"),
@@ -282,14 +282,16 @@ pub async fn post_upload(
     Ok(response)
 }
 
-/// The upload's committed offset and length.
+/// The upload's committed offset and length. A complete upload whose item is
+/// not stored yet (its finish was lost with a gateway or a connection) is
+/// stored now, and named.
 #[utoipa::path(
     head,
     path = "/uploads/{id}",
     tag = "uploads",
     params(
         ("id" = String, Path, description = "The upload's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
     ),
     responses(
         (status = 200, description = "The upload (a finished one the server still remembers: offset = length, and the item)", headers(
@@ -378,8 +380,8 @@ async fn head(state: &AppState, id: &str) -> Result<Response, TusError> {
     tag = "uploads",
     params(
         ("id" = String, Path, description = "The upload's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
-        ("Upload-Offset" = u64, Header, description = "Where the body starts: the upload's committed offset"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
+        ("Upload-Offset" = Option<u64>, Header, description = "Required: where the body starts, the upload's committed offset (400 without)"),
         ("Upload-Length" = Option<u64>, Header, description = "The whole size, for an upload created with Upload-Defer-Length"),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64>` or `sha256 <base64>` of the body"),
     ),
@@ -453,9 +455,17 @@ pub async fn patch_upload(
                 None => over_max(max.unwrap_or(u64::MAX)),
             });
         }
-        let upload = upstream
+        let upload = match upstream
             .append_body(&state, upload, request.into_body(), room, checksum)
-            .await?;
+            .await
+        {
+            Ok(upload) => upload,
+            // Finished or cancelled by another request meanwhile.
+            Err(err) if err.status() == StatusCode::NOT_FOUND => {
+                return Err(gone_or_not_found(&mut upstream, &id).await);
+            }
+            Err(err) => return Err(err),
+        };
         let receipt = complete(&mut upstream, &upload).await?;
         Ok((upload, receipt))
     }
@@ -478,7 +488,7 @@ pub async fn patch_upload(
     tag = "uploads",
     params(
         ("id" = String, Path, description = "The upload's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = Option<String>, Header, description = "1.0.0: required by tus (missing or another version: 412)"),
     ),
     responses((status = 204, description = "Cancelled: its staged data removed"), TusErrors),
     security((), ("bearer" = [])),
@@ -505,6 +515,7 @@ async fn complete(
         return Ok(None);
     }
     let receipt = upstream.finish(&upload.id).await?;
+    metrics::counter!("ferry_gateway_tus_uploads_finished_total").increment(1);
     tracing::info!(upload = %upload.id, item = ?receipt.id, size = receipt.size, "tus upload finished");
     Ok(Some(receipt))
 }

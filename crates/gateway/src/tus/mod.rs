@@ -64,10 +64,29 @@ pub fn routes(token: Option<ferry_http::BearerToken>) -> OpenApiRouter<AppState>
     }
     uploads
         .layer(axum::middleware::from_fn(check_version))
+        .layer(axum::middleware::from_fn(count))
         .layer(SetResponseHeaderLayer::overriding(
             TUS_RESUMABLE,
             HeaderValue::from_static(VERSION),
         ))
+}
+
+/// Counts each tus request by method and status
+/// (`ferry_gateway_tus_requests_total`).
+async fn count(request: Request, next: Next) -> Response {
+    let method = match *request.method() {
+        Method::OPTIONS => "OPTIONS",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("ferry_gateway_tus_requests_total", "method" => method, "status" => status)
+        .increment(1);
+    response
 }
 
 /// The token check for every method but `OPTIONS`, which only tells what the

@@ -182,7 +182,11 @@ impl Upstream {
             };
             appends += 1;
             match result {
-                Ok(next) => current = next,
+                Ok(next) => {
+                    metrics::counter!("ferry_gateway_tus_committed_bytes_total")
+                        .increment(next.offset.saturating_sub(current.offset));
+                    current = next;
+                }
                 Err(err) => return Err(body_failure(&reader).unwrap_or_else(|| err.into())),
             }
             if checksum.is_some() {
