@@ -751,6 +751,16 @@ impl Bench<'_> {
         );
         report.push(
             TUS,
+            format!(
+                "(of which the last PATCH, {} KiB, answered once the item is stored)",
+                (len - 1) % chunk / 1024 + 1
+            ),
+            whole.last_patch.as_secs_f64(),
+            "s",
+            Target::None,
+        );
+        report.push(
+            TUS,
             "tus rate / POST /file rate",
             whole.rate.mb_per_sec() / file.mb_per_sec(),
             "×",

@@ -6,7 +6,8 @@
 //! Two figures: the rate of a whole upload (creation to the last `204`, which
 //! names the stored item), and what one cut connection costs: a `PATCH`
 //! broken off halfway through its chunk, a `HEAD` for the offset the server
-//! kept, and the upload resumed from there. The bytes re-sent are those sent
+//! kept (and empty `PATCH`es until the server lets go of the cut request),
+//! and the upload resumed from there. The bytes re-sent are those sent
 //! beyond the file's length; a tus server may keep part of a broken chunk or
 //! none of it, so the cost is at most that chunk.
 
@@ -18,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::{Body, Client, StatusCode, header};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const TUS_RESUMABLE: &str = "Tus-Resumable";
 const VERSION: &str = "1.0.0";
@@ -29,6 +30,8 @@ pub struct Upload {
     pub rate: Rate,
     /// Bytes sent beyond the file's length (0 without a cut).
     pub resent: u64,
+    /// The last `PATCH`, whose answer waits for the item to be stored.
+    pub last_patch: Duration,
 }
 
 /// Uploads `len` bytes of text in `chunk`-byte `PATCH`es; with `cut`, the
@@ -42,6 +45,7 @@ pub async fn upload(base: &str, len: u64, chunk: u64, cut: bool) -> Result<Uploa
     let mut offset = 0;
     let mut sent = 0u64;
     let mut item = None;
+    let mut last_patch = Duration::ZERO;
     let mut cut_at = cut.then_some(len / 2);
     while offset < len {
         let size = chunk.min(len - offset);
@@ -50,7 +54,7 @@ pub async fn upload(base: &str, len: u64, chunk: u64, cut: bool) -> Result<Uploa
             let half = size / 2;
             sent += half;
             broken_patch(&client, &url, offset, size, half).await;
-            offset = head(&client, &url).await?;
+            offset = released(&client, &url).await?;
             if offset > middle {
                 bail!(
                     "after the cut the server kept offset {offset}, beyond the {middle} bytes sent"
@@ -58,6 +62,7 @@ pub async fn upload(base: &str, len: u64, chunk: u64, cut: bool) -> Result<Uploa
             }
             continue;
         }
+        let patch_started = Instant::now();
         let response = client
             .patch(&url)
             .header(TUS_RESUMABLE, VERSION)
@@ -79,6 +84,7 @@ pub async fn upload(base: &str, len: u64, chunk: u64, cut: bool) -> Result<Uploa
             bail!("PATCH of {size} bytes at {offset} answered Upload-Offset {next}");
         }
         offset = next;
+        last_patch = patch_started.elapsed();
         if let Some(id) = response.headers().get("Ferry-Item-Id") {
             item = Some(id.clone());
         }
@@ -90,6 +96,7 @@ pub async fn upload(base: &str, len: u64, chunk: u64, cut: bool) -> Result<Uploa
     Ok(Upload {
         rate: Rate::new(len, elapsed),
         resent: sent - len,
+        last_patch,
     })
 }
 
@@ -142,6 +149,38 @@ async fn broken_patch(client: &Client, url: &str, offset: u64, size: u64, half: 
     // possible too if the server answers before reading the rest: either way,
     // the HEAD that follows says what was kept.
     drop(outcome);
+}
+
+/// The committed offset once the server has let go of the cut request: until
+/// it notices the cut, the upload is still being appended to, and a `PATCH`
+/// is `423 Locked`. An empty `PATCH` asks, so that no byte of the chunk is
+/// sent to be refused (a client that sent the chunk at once would send it
+/// again after each 423).
+async fn released(client: &Client, url: &str) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let offset = head(client, url).await?;
+        let response = client
+            .patch(url)
+            .header(TUS_RESUMABLE, VERSION)
+            .header("Upload-Offset", offset)
+            .header(header::CONTENT_TYPE, "application/offset+octet-stream")
+            .header(header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .context("an empty PATCH")?;
+        match response.status() {
+            StatusCode::NO_CONTENT => return header_u64(response.headers(), "Upload-Offset"),
+            // Still appending, or it committed more since the HEAD.
+            StatusCode::LOCKED | StatusCode::CONFLICT if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            status => {
+                let text = response.text().await.unwrap_or_default();
+                bail!("an empty PATCH after the cut answered {status}: {text}");
+            }
+        }
+    }
 }
 
 /// `HEAD` of the upload: the committed offset.
