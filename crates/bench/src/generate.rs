@@ -100,7 +100,7 @@ mod tests {
             let streamed: Vec<Bytes> = text_stream(len).try_collect().await.unwrap();
             assert_eq!(streamed.concat(), read);
             // Any cut into pieces gives the same text back.
-            for cut in [0, 1, len / 3, len] {
+            for cut in [0, 1, len / 3, len].into_iter().filter(|cut| *cut <= len) {
                 let mut pieces: Vec<Bytes> = text_stream_at(0, cut).try_collect().await.unwrap();
                 pieces.extend(
                     text_stream_at(cut, len - cut)
