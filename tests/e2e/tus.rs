@@ -516,6 +516,22 @@ async fn checksums_keep_a_matching_chunk_and_discard_a_mismatched_one() {
         assert_eq!(response.status(), 400, "{checksum}");
     }
     assert_eq!(tus.offset(&other).await, 0);
+    // An empty body has a digest too.
+    for (digest_of, status) in [(&b"x"[..], 460), (&b""[..], 204)] {
+        let response = tus
+            .request(Method::PATCH, &other)
+            .header("Upload-Offset", 0)
+            .header("Content-Type", OFFSET_STREAM)
+            .header(
+                "Upload-Checksum",
+                format!("sha1 {}", BASE64.encode(sha1_digest(digest_of))),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+        assert_eq!(offset_of(&response), 0);
+    }
 }
 
 fn sha1_digest(bytes: &[u8]) -> Vec<u8> {
@@ -1187,4 +1203,37 @@ async fn head_stores_a_complete_upload_whose_finish_was_lost() {
     assert_eq!(head.status(), 200);
     assert_eq!(offset_of(&head), file.len() as u64);
     assert_stored(&server, &head, &file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_body_that_stops_arriving_is_408_and_keeps_its_committed_appends() {
+    let server = Server::start(&[]);
+    let gateway = Gateway::start(
+        &server,
+        &server.tcp(),
+        &["--request-timeout", "1", "--tus-chunk-bytes", "65536"],
+    );
+    let tus = Tus::of(&gateway);
+    let file = data(100_000, 13);
+    let location = tus.create(file.len() as u64, "").await;
+    let (sender, body) = controlled_body();
+    sender
+        .unbounded_send(Ok(Bytes::copy_from_slice(&file[..80_000])))
+        .unwrap();
+    // The body stalls (the sender is kept, never used again).
+    let response = tus.patch(&location, 0, body).await;
+    assert_eq!(response.status(), 408);
+    drop(sender);
+    let offset = wait_until(Duration::from_secs(10), async || {
+        let response = tus.head(&location).await;
+        match response.status().as_u16() {
+            200 => Ok(offset_of(&response)),
+            other => Err(format!("HEAD {other}")),
+        }
+    })
+    .await;
+    assert_eq!(offset, 65_536);
+    let response = tus.patch(&location, offset, file[65_536..].to_vec()).await;
+    assert_eq!(response.status(), 204);
+    assert_stored(&server, &response, &file).await;
 }

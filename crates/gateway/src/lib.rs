@@ -1,6 +1,6 @@
 //! The HTTP gateway: `POST /dict` and `POST /file` forwarded to the TCP server as a
 //! native client, over a bounded pool of persistent sessions, and tus 1.0.0
-//! resumable uploads at `/uploads` ([`tus`]) forwarded to the server's resumable
+//! resumable uploads at `/uploads` (the `tus` module) forwarded to the server's resumable
 //! uploads.
 //!
 //! - [`app`] builds the router from a [`GatewayConfig`]; `ferry_http::serve` runs

@@ -11,10 +11,13 @@
 //! in `Ferry-Item-Id` and `Ferry-Item-Location`, on that response and on a
 //! later `HEAD` (the server answers a repeated `finish` with the same item).
 //!
-//! Two requests appending to one upload at once never interleave: on one
+//! Two requests appending to one upload at once never corrupt it: on one
 //! gateway the second is answered 423 at once ([`Appending`]); across
-//! gateways each native append is exclusive on the server (`busy`, 423) and
-//! must start at the committed offset (409).
+//! gateways each native append is exclusive on the server (`busy`, 423 once
+//! [`upstream`]'s short wait is over) and must start at the committed offset
+//! (409). (Across gateways, a request that names the offset committed between
+//! two appends of a long PATCH may append there; the long PATCH then ends 409.
+//! Every byte still lands at the offset its request named.)
 
 mod error;
 mod handlers;

@@ -132,18 +132,21 @@ impl Upstream {
                 .cloned()
                 .map(|failure| TusError::Api(failure.into()))
         };
-        let mut appends = 0u64;
         loop {
             let more = match reader.fill_buf().await {
                 Ok(buffered) => !buffered.is_empty(),
                 Err(err) => {
                     return Err(body_failure(&reader).unwrap_or_else(|| {
-                        TusError::bad_header(format!("the body could not be read: {err}"))
+                        TusError::Api(ferry_http::ApiError::BadRequest {
+                            code: "body_unreadable",
+                            message: format!("the body could not be read: {err}"),
+                        })
                     }));
                 }
             };
             if !more {
-                if let Some(checksum) = checksum.filter(|_| appends == 0)
+                // With a checksum the body is one append, so here it was empty.
+                if let Some(checksum) = &checksum
                     && checksum.hasher().finish() != checksum.digest
                 {
                     return Err(TusError::checksum_mismatch(current.offset));
@@ -180,7 +183,6 @@ impl Upstream {
                     result
                 }
             };
-            appends += 1;
             match result {
                 Ok(next) => {
                     metrics::counter!("ferry_gateway_tus_committed_bytes_total")

@@ -9,3 +9,4 @@ mod file;
 mod openapi;
 mod pool;
 mod tls;
+mod tus;
