@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Ferry on a fresh machine: installs what they need
-# (rustfmt and clippy, Debian's Chromium and ChromeDriver, schemathesis and the
-# OpenAPI client generator from PyPI, the TypeScript client's packages from npm),
+# (rustfmt and clippy, Debian's Chromium and ChromeDriver, schemathesis, the
+# OpenAPI client generator and tuspy from PyPI, the TypeScript client's packages
+# and tus-js-client from npm),
 # checks formatting, builds every target with clippy's lints, then runs the
 # whole suite with cargo-nextest. Benchmarks are
 # separate: scripts/bench.sh.
@@ -25,8 +26,8 @@ if ! command -v openssl >/dev/null; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
-if ! python3 -c "import schemathesis, openapi_python_client" 2>/dev/null; then
-    step "installing schemathesis and openapi-python-client (PyPI)"
+if ! python3 -c "import schemathesis, openapi_python_client, tusclient" 2>/dev/null; then
+    step "installing schemathesis, openapi-python-client and tuspy (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
@@ -42,6 +43,8 @@ cargo fmt --all --check
 
 step "installing the TypeScript client's packages (npm, tests/typescript/package-lock.json)"
 (cd tests/typescript && npm ci --no-audit --no-fund --silent)
+step "installing tus-js-client for Node (npm, tests/tus-node/package-lock.json)"
+(cd tests/tus-node && npm ci --no-audit --no-fund --silent)
 
 # The lints and the tests share one build: clippy-driver compiles the workspace's own
 # crates (every target) in rustc's place, with their warnings denied, as

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long the page may take for anything it has to show.
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 /// Checkpoints every 100 ms, so that inclusion proofs come at once.
 const FAST: [&str; 2] = ["--checkpoint-interval-ms", "100"];
 
@@ -118,7 +118,7 @@ impl Drop for Driver {
 
 /// Runs `steps` in a fresh headless Chromium (with a downloads directory); if
 /// they panic, keeps a screenshot as `target/artifacts/<failure>` first.
-async fn in_browser(failure: &str, steps: impl AsyncFnOnce(&Client, &Path)) {
+pub(crate) async fn in_browser(failure: &str, steps: impl AsyncFnOnce(&Client, &Path)) {
     let driver = Driver::start().await;
     let scratch = tempfile::tempdir().unwrap();
     let (profile, downloads) = (
@@ -159,13 +159,13 @@ async fn sign_in(browser: &Client, server: &Server) {
 }
 
 /// `target/artifacts/`, created.
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-async fn screenshot(browser: &Client, name: &str) {
+pub(crate) async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.expect("screenshot");
     let path = artifacts().join(name);
     std::fs::write(&path, png).unwrap();
@@ -173,7 +173,7 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 /// Waits for the first element matching `css`.
-async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(PATIENCE)

@@ -34,4 +34,6 @@ mod schemathesis_admin;
 mod schemathesis_gateway;
 mod storage_keys;
 mod tus;
+mod tus_clients;
 mod typescript_client;
+mod upload_page;

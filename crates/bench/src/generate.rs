@@ -62,15 +62,26 @@ impl AsyncRead for TextReader {
 /// A stream of exactly `len` bytes of text in chunks of at most 1 MiB (shared,
 /// not copied), as an HTTP body.
 pub fn text_stream(len: u64) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures::stream::unfold(len, |remaining| async move {
+    text_stream_at(0, len)
+}
+
+/// The `len` bytes of [`text_stream`]'s text that start at `offset`: a part
+/// of the same file, for a client that sends it in pieces.
+pub fn text_stream_at(
+    offset: u64,
+    len: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures::stream::unfold((offset, len), |(at, remaining)| async move {
         if remaining == 0 {
             return None;
         }
         let block = BLOCK.clone();
-        let n = block
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        Some((Ok(block.slice(..n)), remaining - n as u64))
+        let start = (at % block.len() as u64) as usize;
+        let n = (block.len() - start).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        Some((
+            Ok(block.slice(start..start + n)),
+            (at + n as u64, remaining - n as u64),
+        ))
     })
 }
 
@@ -88,6 +99,17 @@ mod tests {
             assert_eq!(read.len() as u64, len);
             let streamed: Vec<Bytes> = text_stream(len).try_collect().await.unwrap();
             assert_eq!(streamed.concat(), read);
+            // Any cut into pieces gives the same text back.
+            for cut in [0, 1, len / 3, len].into_iter().filter(|cut| *cut <= len) {
+                let mut pieces: Vec<Bytes> = text_stream_at(0, cut).try_collect().await.unwrap();
+                pieces.extend(
+                    text_stream_at(cut, len - cut)
+                        .try_collect::<Vec<Bytes>>()
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(pieces.concat(), read, "cut at {cut} of {len}");
+            }
         }
     }
 }

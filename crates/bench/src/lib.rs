@@ -18,6 +18,7 @@ pub mod rate;
 pub mod report;
 mod run;
 pub mod tcp;
+pub mod tus;
 
 pub use rate::Rate;
 pub use report::{Figure, Report, Target};

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 enum Part {
     Tcp,
     Gateway,
+    /// The gateway's tus uploads (`/uploads`) against `POST /file`.
+    Tus,
 }
 
 /// Benchmarks ferry-server and ferry-gateway (started on port 0 in a fresh directory).
@@ -20,7 +22,8 @@ struct Args {
     /// Smaller sizes, for a smoke test (64 MiB transfers, seconds of dictionaries).
     #[arg(long)]
     quick: bool,
-    /// Only the TCP server's figures or only the gateway's (the limits are always measured).
+    /// Only the TCP server's figures, the gateway's, or the gateway's tus uploads
+    /// (the limits are always measured).
     #[arg(long, value_enum)]
     only: Option<Part>,
     /// Scratch directory, on the disk to measure (created, and removed if left empty).
@@ -55,6 +58,7 @@ async fn main() -> Result<()> {
             None => Only::All,
             Some(Part::Tcp) => Only::Tcp,
             Some(Part::Gateway) => Only::Gateway,
+            Some(Part::Tus) => Only::Tus,
         },
     };
     let report = run(&plan).await?;

@@ -5,7 +5,7 @@
 use crate::machine::Machine;
 use crate::procs::{Gateway, Server};
 use crate::report::{Report, Target, number};
-use crate::{Rate, compare, http, limits, tcp};
+use crate::{Rate, compare, http, limits, tcp, tus};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct Sizes {
     pub http_dict: Duration,
     /// Concurrent sessions (TCP) or HTTP workers for the many-connection figures.
     pub connections: usize,
+    /// Each tus `PATCH` of the tus uploads (of `transfer_bytes`).
+    pub tus_chunk: u64,
 }
 
 impl Sizes {
@@ -53,6 +55,7 @@ impl Sizes {
             dict_multi: Duration::from_secs(5),
             http_dict: Duration::from_secs(5),
             connections: 64,
+            tus_chunk: 8 * MIB,
         }
     }
 
@@ -71,6 +74,7 @@ impl Sizes {
             dict_multi: Duration::from_secs(2),
             http_dict: Duration::from_secs(2),
             connections: 64,
+            tus_chunk: 8 * MIB,
         }
     }
 
@@ -89,6 +93,7 @@ impl Sizes {
             dict_multi: Duration::from_millis(300),
             http_dict: Duration::from_millis(300),
             connections: 8,
+            tus_chunk: 256 * 1024,
         }
     }
 }
@@ -101,6 +106,8 @@ pub enum Only {
     Tcp,
     /// The gateway's figures, with the direct TCP figures they are compared to.
     Gateway,
+    /// The gateway's tus uploads, with the `POST /file` they are compared to.
+    Tus,
 }
 
 /// Where the binaries are, where to work, and how much to move.
@@ -118,6 +125,7 @@ pub struct Plan {
 const LIMITS: &str = "Limits";
 const TCP: &str = "TCP server";
 const GATEWAY: &str = "Gateway";
+const TUS: &str = "Gateway, tus";
 const RUN: &str = "Whole run";
 
 /// A gateway rate limit (per client address) far above what the benchmark sends:
@@ -173,7 +181,10 @@ fn size(bytes: u64) -> String {
 impl Bench<'_> {
     async fn all(&mut self) -> Result<Report> {
         let sizes = self.plan.sizes.clone();
-        let (tcp_on, gateway_on) = (self.plan.only != Only::Gateway, self.plan.only != Only::Tcp);
+        let only = self.plan.only;
+        let tcp_on = matches!(only, Only::All | Only::Tcp);
+        let gateway_on = matches!(only, Only::All | Only::Gateway);
+        let tus_on = matches!(only, Only::All | Only::Tus);
         let mut report = Report {
             machine: Machine::detect(),
             mode: sizes.name.to_owned(),
@@ -561,6 +572,10 @@ impl Bench<'_> {
             }
         }
 
+        if tus_on {
+            self.tus_figures(&sizes, &mut report).await?;
+        }
+
         let (peak, phase) = &self.server_peak;
         report.push(
             RUN,
@@ -569,7 +584,7 @@ impl Bench<'_> {
             "MiB",
             Target::None,
         );
-        if gateway_on {
+        if gateway_on || tus_on {
             report.push(
                 RUN,
                 "gateway peak RSS, highest of every gateway started",
@@ -696,6 +711,93 @@ impl Bench<'_> {
         self.gateway_peak = self.gateway_peak.max(gateway_peak);
         let server_peak = self.retire(server).await?;
         Ok((rate?, gateway_peak, server_peak))
+    }
+}
+
+impl Bench<'_> {
+    /// A tus upload against `POST /file` of the same text, both on fresh
+    /// processes, one after the other; then the cost of one cut connection.
+    async fn tus_figures(&mut self, sizes: &Sizes, report: &mut Report) -> Result<()> {
+        let (len, chunk) = (sizes.transfer_bytes, sizes.tus_chunk);
+        let one = size(len);
+        let chunks = match chunk.is_multiple_of(MIB) {
+            true => format!("{} MiB chunks", chunk / MIB),
+            false => format!("{} KiB chunks", chunk / 1024),
+        };
+        progress(format!("gateway: POST /file {one} plain, for comparison"));
+        let (file, _, _) = self.http_file(len, false).await?;
+        progress(format!("gateway: tus upload {one} plain, {chunks}"));
+        let whole = self.tus_upload(len, chunk, false).await?;
+        progress(format!(
+            "gateway: tus upload {one} plain, {chunks}, cut once halfway"
+        ));
+        let cut = self.tus_upload(len, chunk, true).await?;
+        report.push(
+            TUS,
+            format!("tus upload {one}, plain, {chunks} (POST, then PATCH after PATCH)"),
+            whole.rate.mb_per_sec(),
+            "MB/s",
+            Target::AtLeast {
+                value: 0.8 * file.mb_per_sec(),
+                why: format!("0.8 of POST /file {}", number(file.mb_per_sec())),
+            },
+        );
+        report.push(
+            TUS,
+            format!("vs. POST /file {one} streamed, plain, just before"),
+            file.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        report.push(
+            TUS,
+            format!(
+                "(of which the last PATCH, {} KiB, answered once the item is stored)",
+                (len - 1) % chunk / 1024 + 1
+            ),
+            whole.last_patch.as_secs_f64(),
+            "s",
+            Target::None,
+        );
+        report.push(
+            TUS,
+            "tus rate / POST /file rate",
+            whole.rate.mb_per_sec() / file.mb_per_sec(),
+            "×",
+            Target::AtLeast {
+                value: 0.8,
+                why: "fixed".into(),
+            },
+        );
+        report.push(
+            TUS,
+            format!("bytes re-sent after a PATCH cut halfway through its chunk ({chunks})"),
+            cut.resent as f64 / 1024.0,
+            "KiB",
+            Target::Below {
+                value: chunk as f64 / 1024.0,
+                why: "the unacknowledged chunk".into(),
+            },
+        );
+        report.push(
+            TUS,
+            "(that upload's rate, cut, HEAD and resume included)",
+            cut.rate.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        Ok(())
+    }
+
+    /// One tus upload on a fresh server and gateway.
+    async fn tus_upload(&mut self, len: u64, chunk: u64, cut: bool) -> Result<tus::Upload> {
+        self.phase = "tus upload";
+        let server = self.server().await?;
+        let gateway = Gateway::start(&self.plan.bin_dir, &server).await?;
+        let upload = tus::upload(&gateway.url(), len, chunk, cut).await;
+        self.gateway_peak = self.gateway_peak.max(gateway.process.stop().await?);
+        self.retire(server).await?;
+        upload
     }
 }
 

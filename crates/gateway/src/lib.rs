@@ -17,6 +17,8 @@
 //!   (CORS), with the tus headers allowed and exposed.
 //! - The OpenAPI document ([`openapi`]) is at `/openapi.json`, its interactive page
 //!   (offline) at `/docs`, and `/healthz` answers without a token.
+//! - The upload page is at `/` (`page`: offline, on the tus endpoint), outside
+//!   the OpenAPI document.
 
 mod config;
 mod created;
@@ -26,6 +28,7 @@ mod error;
 mod file;
 mod openapi;
 mod ops;
+mod page;
 mod pool;
 mod tus;
 mod upload;
@@ -86,10 +89,12 @@ pub fn app(config: GatewayConfig) -> Router {
     };
     let (router, doc) = split(routes(state.config.token.clone()));
     let rate_limit = state.config.rate_limit.clone();
+    let token_required = state.config.token.is_some();
     let cors = tus::cors(&state.config.cors_origins);
     let router = router
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(page::routes(token_required))
         // The handlers read bodies themselves, with their own limits.
         .layer(DefaultBodyLimit::disable());
     let mut router = ferry_http::finish(ferry_http::limited(router, rate_limit, "gateway"));

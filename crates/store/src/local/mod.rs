@@ -358,6 +358,9 @@ impl LocalStore {
                 recover::recover(&paths, &keys, &seam, options.allow_missing_keys)?;
             let mut key_use = std::mem::take(&mut recovered.key_use);
             let (uploads, upload_keys) = Uploads::load(&paths.uploads, options.upload_ttl, &seam)?;
+            // The pieces name their keys as records do: kept, and never handed
+            // out again as fresh ones.
+            key_use.named.extend(upload_keys.iter().copied());
             key_use.kept.extend(upload_keys);
             let keep_everything = !recovered.missing_keys.is_empty();
             if keep_everything {

@@ -221,3 +221,30 @@ async fn cancelled_and_expired_uploads_are_removed_with_their_keys() {
     let store = open_with(dir.path(), &key, Duration::from_secs(60)).await;
     assert!(store.uploads().await.unwrap().is_empty());
 }
+
+/// The keys of an unfinished upload's pieces are in use after a reopen: none
+/// is handed out again (to a later piece or to the finished item, whose key
+/// the finish would then destroy with the upload's).
+#[tokio::test]
+async fn an_upload_finished_after_a_reopen_is_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let whole = content(400_000, 8);
+    let store = open_with(dir.path(), &key, Duration::from_secs(3600)).await;
+    let upload = store
+        .upload_create(text("127.0.0.1:9", "r"), Some(whole.len() as u64))
+        .await
+        .unwrap();
+    for (from, to) in [(0, 100_000), (100_000, 200_000), (200_000, 300_000)] {
+        append(&store, upload.id, from, &whole[from as usize..to]).await;
+    }
+    drop(store);
+
+    let store = open_with(dir.path(), &key, Duration::from_secs(3600)).await;
+    append(&store, upload.id, 300_000, &whole[300_000..]).await;
+    let meta = store.upload_finish(upload.id).await.unwrap();
+    assert_eq!(read(&*store, &meta, None).await.unwrap(), whole);
+    drop(store);
+    let store = open_with(dir.path(), &key, Duration::from_secs(3600)).await;
+    assert_eq!(read(&*store, &meta, None).await.unwrap(), whole);
+}
