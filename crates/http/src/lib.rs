@@ -21,6 +21,7 @@ pub mod extract;
 mod health;
 mod kinds;
 mod metrics_text;
+mod page;
 mod rate;
 mod serve;
 mod token;
@@ -34,6 +35,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail, log_failures, method_not_allow
 pub use health::{__path_healthz, Health, healthz};
 pub use kinds::{ApiDataType, ApiSerialization};
 pub use metrics_text::{PROMETHEUS_TEXT, metrics_response};
+pub use page::page_asset;
 pub use rate::{
     AddressBuckets, DEFAULT_BURST, RateLimit, RateLimiter, document_rate_limits, limit_rate,
     limited, spawn_forgetting,
