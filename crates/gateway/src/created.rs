@@ -33,15 +33,22 @@ pub struct Created {
     pub receipt: Option<serde_json::Value>,
 }
 
+/// Where the admin API serves item `id`: `Location` of a 201, and
+/// `Ferry-Item-Location` of a finished tus upload.
+pub fn item_location(admin_url: &str, id: &str) -> Option<HeaderValue> {
+    HeaderValue::try_from(format!(
+        "{}/api/items/{id}",
+        admin_url.trim_end_matches('/')
+    ))
+    .ok()
+}
+
 /// The 201 response for a transfer the server accepted.
 pub fn created(admin_url: &str, meta: Meta, receipt: Receipt) -> Response {
-    let location = receipt.id.as_deref().and_then(|id| {
-        HeaderValue::try_from(format!(
-            "{}/api/items/{id}",
-            admin_url.trim_end_matches('/')
-        ))
-        .ok()
-    });
+    let location = receipt
+        .id
+        .as_deref()
+        .and_then(|id| item_location(admin_url, id));
     let body = Created {
         id: receipt.id,
         data_type: meta.data_type().into(),

@@ -282,8 +282,8 @@ pub fn stored_item(headers: &mut HeaderMap, admin_url: &str, receipt: &Receipt) 
     let Some(id) = receipt.id.as_deref() else {
         return;
     };
-    let location = format!("{}/api/items/{id}", admin_url.trim_end_matches('/'));
-    if let (Ok(id), Ok(location)) = (HeaderValue::try_from(id), HeaderValue::try_from(location)) {
+    let location = crate::created::item_location(admin_url, id);
+    if let (Ok(id), Some(location)) = (HeaderValue::try_from(id), location) {
         headers.insert(ITEM_ID, id);
         headers.insert(ITEM_LOCATION, location);
     }
