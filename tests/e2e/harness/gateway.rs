@@ -13,7 +13,7 @@ use ferry_protocol::{Decoder, Frame, Meta};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::harness::{Running, Server, bin};
 
@@ -138,7 +138,38 @@ pub struct Proxy {
     open: Arc<tokio::sync::watch::Sender<usize>>,
     /// Where new connections go.
     upstream: Arc<Mutex<String>>,
+    /// A cut armed to happen in the middle of a client's bytes.
+    tripwire: Arc<Tripwire>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// A cut of every connection, armed to happen when the clients have sent a
+/// number of bytes more: in the middle of what they send, never between two
+/// requests.
+#[derive(Debug, Default)]
+struct Tripwire {
+    /// The bytes left before the cut, and who waits for it.
+    armed: Mutex<Option<(u64, oneshot::Sender<()>)>>,
+}
+
+impl Tripwire {
+    /// Whether `n` more client bytes trip the wire; the waiter is then told and
+    /// the wire disarmed.
+    fn trips(&self, n: usize) -> bool {
+        let mut armed = self.armed.lock().unwrap();
+        match armed.as_mut() {
+            Some((left, _)) if *left > n as u64 => {
+                *left -= n as u64;
+                false
+            }
+            Some(_) => {
+                let (_, waiter) = armed.take().unwrap();
+                let _ = waiter.send(());
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Proxy {
@@ -160,8 +191,9 @@ impl Proxy {
         let (generation, _) = watch::channel(0u64);
         let open = Arc::new(watch::channel(0usize).0);
         let upstream = Arc::new(Mutex::new(upstream.to_owned()));
+        let tripwire = Arc::new(Tripwire::default());
         let (all, generations, counted) = (recorded.clone(), generation.clone(), open.clone());
-        let target = upstream.clone();
+        let (target, wire) = (upstream.clone(), tripwire.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let record = Arc::new(Mutex::new(Vec::new()));
@@ -170,10 +202,14 @@ impl Proxy {
                 let upstream = target.lock().unwrap().clone();
                 let counted = counted.clone();
                 counted.send_modify(|n| *n += 1);
+                let cut = Cut {
+                    wire: wire.clone(),
+                    all: generations.clone(),
+                };
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
                         tokio::select! {
-                            () = relay(client, server, record, rate) => {}
+                            () = relay(client, server, record, rate, cut) => {}
                             _ = dropped.changed() => {}
                         }
                     }
@@ -188,6 +224,7 @@ impl Proxy {
             generation,
             open,
             upstream,
+            tripwire,
             accept,
         }
     }
@@ -201,6 +238,18 @@ impl Proxy {
     /// returns once they are closed.
     pub async fn drop_all(&self) {
         self.close_all();
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
+    }
+
+    /// Closes every connection open when the clients have sent `bytes` more
+    /// (the byte that crosses the mark is not forwarded), and returns once they
+    /// are closed. Unlike [`Proxy::drop_all`], it cannot miss a request in
+    /// flight by landing between two.
+    pub async fn cut_after(&self, bytes: u64) {
+        let (waiter, tripped) = oneshot::channel();
+        *self.tripwire.armed.lock().unwrap() = Some((bytes, waiter));
+        tripped.await.expect("the proxy is up");
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|n| *n == 0).await;
     }
@@ -232,10 +281,24 @@ impl Drop for Proxy {
     }
 }
 
+/// How a connection's relay cuts them all when the tripwire trips.
+struct Cut {
+    wire: Arc<Tripwire>,
+    /// Bumped to close every connection.
+    all: watch::Sender<u64>,
+}
+
 /// Copies both ways; client bytes are recorded before they are forwarded, so a
 /// transfer the server answered is wholly recorded. With a `rate`, client bytes
-/// are forwarded at most that many a second.
-async fn relay(client: TcpStream, server: TcpStream, record: Recording, rate: Option<u64>) {
+/// are forwarded at most that many a second. Client bytes that trip the wire
+/// are not forwarded: every connection is closed instead.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    record: Recording,
+    rate: Option<u64>,
+    cut: Cut,
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = async move {
@@ -244,6 +307,10 @@ async fn relay(client: TcpStream, server: TcpStream, record: Recording, rate: Op
             match client_read.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if cut.wire.trips(n) {
+                        cut.all.send_modify(|g| *g += 1);
+                        break;
+                    }
                     record.lock().unwrap().extend_from_slice(&buf[..n]);
                     if let Some(rate) = rate {
                         let pause = std::time::Duration::from_secs_f64(n as f64 / rate as f64);
