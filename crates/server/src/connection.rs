@@ -157,7 +157,10 @@ impl Connection {
                 self.transfer = Some(match self.armed.take() {
                     Some(armed) => Receiving::Append(Append::begin(&self.shared, armed, meta)),
                     None => {
-                        Receiving::Item(Transfer::begin(&self.shared, self.peer, meta, name).await)
+                        let receipt = self.extended;
+                        let transfer =
+                            Transfer::begin(&self.shared, self.peer, meta, name, receipt).await;
+                        Receiving::Item(transfer)
                     }
                 });
             }

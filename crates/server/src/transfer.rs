@@ -29,6 +29,8 @@ enum Sink {
 pub(crate) struct Transfer {
     meta: Meta,
     name: Option<String>,
+    /// Whether the sender gets a receipt (see [`ItemWriter::sync_leaf_at_commit`]).
+    receipt: bool,
     started: Instant,
     received: u64,
     state: Result<Sink, TransferError>,
@@ -45,26 +47,28 @@ impl std::fmt::Debug for Transfer {
 }
 
 impl Transfer {
-    /// Starts a transfer, or a refused one when its meta is not acceptable here.
+    /// Starts a transfer, or a refused one when its meta is not acceptable
+    /// here; `receipt`: the sender is to get the stored item's receipt.
     pub(crate) async fn begin(
         shared: &Shared,
         peer: SocketAddr,
         meta: Meta,
         name: Option<String>,
+        receipt: bool,
     ) -> Transfer {
         let state = match refusal(shared, meta) {
             Some(reason) => Err(TransferError::Refused(reason)),
-            None if meta.data_type() == DataType::Text => shared
-                .store
-                .begin(new_item(meta, peer, name.clone()))
-                .await
-                .map(Sink::Text)
-                .map_err(TransferError::from),
+            None if meta.data_type() == DataType::Text => {
+                begin_item(shared, new_item(meta, peer, name.clone()), receipt)
+                    .await
+                    .map(Sink::Text)
+            }
             None => Ok(Sink::Dictionary(DictBuffer::default())),
         };
         Transfer {
             meta,
             name,
+            receipt,
             started: Instant::now(),
             received: 0,
             state,
@@ -117,7 +121,8 @@ impl Transfer {
                 Err(err) => Err(err.into()),
             },
             Ok(Sink::Dictionary(buffer)) => {
-                store_dictionary(shared, peer, self.meta, self.name, buffer).await
+                let item = new_item(self.meta, peer, self.name);
+                store_dictionary(shared, item, self.receipt, buffer).await
             }
         };
         let outcome = result
@@ -179,17 +184,29 @@ pub(crate) fn new_item(meta: Meta, peer: SocketAddr, name: Option<String>) -> Ne
     }
 }
 
+/// A writer of `item`, whose leaf is durable at commit if a `receipt` follows.
+async fn begin_item(
+    shared: &Shared,
+    item: NewItem,
+    receipt: bool,
+) -> Result<Box<dyn ItemWriter>, TransferError> {
+    let mut writer = shared.store.begin(item).await?;
+    if receipt {
+        writer.sync_leaf_at_commit();
+    }
+    Ok(writer)
+}
+
 /// Decodes (validates) a whole dictionary, stores its bytes as they arrived, then
 /// writes its outputs.
 async fn store_dictionary(
     shared: &Shared,
-    peer: SocketAddr,
-    meta: Meta,
-    name: Option<String>,
+    item: NewItem,
+    receipt: bool,
     mut buffer: DictBuffer,
 ) -> Result<ItemMeta, TransferError> {
-    let json = decode(shared, meta.serialization(), &mut buffer).await?;
-    let mut writer = shared.store.begin(new_item(meta, peer, name)).await?;
+    let json = decode(shared, item.serialization, &mut buffer).await?;
+    let mut writer = begin_item(shared, item, receipt).await?;
     writer.write(buffer.bytes()).await?;
     let item = writer.commit().await?;
     let content = Content::Dictionary {

@@ -3,8 +3,9 @@
 //! that it moves with the items.
 //!
 //! The store appends a `stored` leaf for every item it commits (written before
-//! the commit returns, durable before any checkpoint holds it, and written
-//! again from the item's record at the next open if a crash lost it), a
+//! the commit returns, durable then too if asked, durable before any
+//! checkpoint holds it in any case, and written again from the item's record
+//! at the next open if a crash lost it), a
 //! `deleted` or `expired` leaf before every delete (durable), and
 //! `hold` / `release` leaves after legal hold changes; its users append others
 //! (the admin API's `read` leaves). Leaves are never changed or removed. At

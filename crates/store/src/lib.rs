@@ -205,4 +205,11 @@ pub trait ItemWriter: Send {
 
     /// Seals the item and returns once it is durable (fsynced) and listed.
     async fn commit(self: Box<Self>) -> Result<ItemMeta, StoreError>;
+
+    /// Asks that the item's `stored` leaf, if the store keeps a log, be durable
+    /// when [`commit`](Self::commit) returns, not only with the log's next
+    /// sync: for a sender about to get a receipt, whose checkpoint may hold
+    /// durable leaves only. The leaf's sync then runs beside the record's
+    /// instead of after it. Stores without a log ignore it.
+    fn sync_leaf_at_commit(&mut self) {}
 }

@@ -6,9 +6,12 @@
 //!
 //! An item's `stored` leaf is written beside its record (the record's group
 //! commit and the leaf's write run at the same time, see
-//! [`writer`](super::writer)), and made durable with the next leaf that must
-//! be (a delete's, a read's) or before the next checkpoint is signed
-//! ([`Ledger::sync`]); so a crash can keep one without the other, and
+//! [`writer`](super::writer)). It is synced in its own group when its sender
+//! gets a receipt ([`ItemWriter::sync_leaf_at_commit`](crate::ItemWriter)),
+//! else made durable with the next leaf that must be (a delete's, a read's)
+//! or before the next checkpoint is signed ([`Ledger::sync`], which returns
+//! at once when nothing unsynced was appended); so a crash can keep one
+//! without the other, and
 //! [`reconcile`] brings the two in line at open (a `stored` leaf says nothing
 //! its item's record does not: a lost one is written again, the same).
 //!

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -102,6 +102,9 @@ pub(crate) struct Log {
     current: Arc<AtomicU32>,
     /// Where the log ends in the segments before it.
     ends: Ends,
+    /// Whether every frame written is durable (no unsynced append since the
+    /// last sync): [`Log::sync`] then has nothing to do.
+    all_durable: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -143,8 +146,10 @@ impl Log {
         let (requests, incoming) = mpsc::channel();
         let number = Arc::new(AtomicU32::new(current));
         let ends = Arc::new(Mutex::new(ends));
+        let all_durable = Arc::new(AtomicBool::new(true));
         let committer = Committer {
             ends: ends.clone(),
+            all_durable: all_durable.clone(),
             dir,
             number: current,
             current: number.clone(),
@@ -166,6 +171,7 @@ impl Log {
             requests: Some(requests),
             current: number,
             ends,
+            all_durable,
             thread: Some(thread),
         })
     }
@@ -204,8 +210,13 @@ impl Log {
         self.request(frames, false).await
     }
 
-    /// Returns once every frame appended before it is durable.
+    /// Returns once every frame appended before it is durable: at once when
+    /// each was appended synced (or synced since), without waiting behind the
+    /// groups being committed.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        if self.all_durable.load(Ordering::Acquire) {
+            return Ok(());
+        }
         self.request(Vec::new(), true).await.map(drop)
     }
 
@@ -247,6 +258,8 @@ struct Committer {
     number: u32,
     current: Arc<AtomicU32>,
     ends: Ends,
+    /// Set after each group, before anyone is told of it: `synced == len`.
+    all_durable: Arc<AtomicBool>,
     file: File,
     /// The end of the log in the current segment.
     len: u64,
@@ -290,7 +303,10 @@ impl Committer {
                 bytes += next.len();
                 group.push(next);
             }
-            match self.commit(&mut group, &mut buffer) {
+            let committed = self.commit(&mut group, &mut buffer);
+            self.all_durable
+                .store(self.synced >= self.len, Ordering::Release);
+            match committed {
                 Ok(positions) => {
                     if let (Some(tell), Some(first)) = (&mut self.on_durable, positions.first()) {
                         tell(first.segment, first.offset, &buffer);

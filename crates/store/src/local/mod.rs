@@ -60,8 +60,9 @@
 //!   `holds.new`, fsynced, renamed, the directory fsynced); a failed one changes
 //!   nothing (see [`holds`]).
 //! - With a log ([`LocalOptions::ledger`]), an item's `stored` leaf is written
-//!   before its commit returns (beside the record's group commit) and durable
-//!   before any checkpoint holds it (a lost one is written again from its
+//!   before its commit returns (beside the record's group commit; durable
+//!   then too if its sender gets a receipt) and durable before any checkpoint
+//!   holds it (a lost one is written again from its
 //!   record at the next open); a delete's leaf is durable before its key is
 //!   destroyed, a hold's after the change (see [`ledger`]).
 //! - No lock is held across I/O: the index is a `RwLock` taken only to look up or

@@ -32,6 +32,8 @@ pub(crate) struct LocalWriter {
     received_at: OffsetDateTime,
     size: u64,
     state: State,
+    /// Whether the item's leaf is made durable with its record.
+    sync_leaf: bool,
 }
 
 impl std::fmt::Debug for LocalWriter {
@@ -63,6 +65,7 @@ impl LocalWriter {
             received_at,
             size: 0,
             state: State::Inline(Vec::new()),
+            sync_leaf: false,
         }
     }
 
@@ -75,6 +78,7 @@ impl LocalWriter {
             received_at,
             size,
             state,
+            sync_leaf,
         } = *self;
         let meta_of =
             move |sha256, key_id| ItemMeta::new(id, item, received_at, size, sha256, key_id);
@@ -95,8 +99,10 @@ impl LocalWriter {
                 _gate = Some(shared.append_gate.read().await);
                 // The record and its leaf, each in a group commit of its own,
                 // at the same time.
-                let (at, leaf) =
-                    tokio::join!(shared.log.append(vec![frame]), append_leaf(&shared, &meta));
+                let (at, leaf) = tokio::join!(
+                    shared.log.append(vec![frame]),
+                    append_leaf(&shared, &meta, sync_leaf)
+                );
                 let at = match at {
                     Ok(at) => at,
                     Err(err) => {
@@ -117,7 +123,7 @@ impl LocalWriter {
             }
             State::Spilled(spill) => {
                 let meta = spill.commit(meta_of).await?;
-                let leaf = append_leaf(&shared, &meta).await;
+                let leaf = append_leaf(&shared, &meta, sync_leaf).await;
                 let (meta, failed) = with_leaf(meta, leaf);
                 leaf_failed = failed;
                 (meta, Location::File)
@@ -179,12 +185,24 @@ impl ItemWriter for LocalWriter {
         // even if the caller stops waiting, so the index never lags the disk.
         tokio::spawn(self.seal_and_store()).await.map_err(joined)?
     }
+
+    fn sync_leaf_at_commit(&mut self) {
+        self.sync_leaf = true;
+    }
 }
 
-/// Appends an item's `stored` leaf, if the store keeps a log.
-async fn append_leaf(shared: &Shared, meta: &ItemMeta) -> Option<Result<u64, StoreError>> {
+/// Appends an item's `stored` leaf, if the store keeps a log; durable if `sync`.
+async fn append_leaf(
+    shared: &Shared,
+    meta: &ItemMeta,
+    sync: bool,
+) -> Option<Result<u64, StoreError>> {
     let ledger = shared.ledger.as_ref()?;
-    Some(ledger.append_stored(&crate::stored_entry(meta)).await)
+    let entry = crate::stored_entry(meta);
+    Some(match sync {
+        true => ledger.append_all(vec![entry]).await,
+        false => ledger.append_stored(&entry).await,
+    })
 }
 
 /// After a record that failed: says in the log that its `stored` leaf's item

@@ -5,6 +5,7 @@ mod crash;
 mod findings;
 mod holds;
 mod keys;
+mod leaf_sync;
 mod prepared;
 
 use std::path::{Path, PathBuf};
