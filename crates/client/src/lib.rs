@@ -10,6 +10,7 @@
 //! whose committed offsets are durable, continued from any later session.
 
 mod error;
+mod packets;
 mod pieces;
 mod session;
 mod upload;

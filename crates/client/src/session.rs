@@ -1,10 +1,11 @@
 //! A client session: connect, send transfers, read each reply, end.
 
-use crate::{ClientError, Pieces};
-use bytes::BytesMut;
+use crate::ClientError;
+use crate::packets::{self, Encrypt};
 use ferry_codec::Dict;
 use ferry_crypto::FernetKey;
 use ferry_protocol::{END, EXT_HELLO, Meta, Reply, ReplyParse, Serialization, encode, parse_reply};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -58,7 +59,6 @@ pub struct Receipt {
 pub struct Session {
     pub(crate) stream: TcpStream,
     pub(crate) options: Options,
-    out: BytesMut,
     pub(crate) replies: Vec<u8>,
     /// Whether every packet of the last transfer was written (its reply may
     /// still be missing): the server may have stored it.
@@ -83,7 +83,6 @@ impl Session {
         let mut session = Session {
             stream,
             options,
-            out: BytesMut::with_capacity(70_000),
             replies: Vec::new(),
             sent_whole: false,
             uploads_answered: false,
@@ -153,7 +152,7 @@ impl Session {
         name: Option<&str>,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Receipt, ClientError> {
-        self.key_for(meta)?;
+        self.encryption_for(meta)?;
         self.sent_whole = false;
         if let (true, Some(name)) = (self.options.extensions, name) {
             self.stream.write_all(&encode::name_nibbles(name)).await?;
@@ -163,38 +162,33 @@ impl Session {
         self.read_reply(sent).await
     }
 
-    /// The key a transfer of `meta` is encrypted with, if it is encrypted.
-    fn key_for(&self, meta: Meta) -> Result<Option<Arc<FernetKey>>, ClientError> {
+    /// How a transfer of `meta` is encrypted, if it is.
+    fn encryption_for(&self, meta: Meta) -> Result<Option<Encrypt>, ClientError> {
         match (meta.encrypted(), &self.options.fernet) {
             (true, None) => Err(ClientError::NoKey),
-            (true, Some(key)) => Ok(Some(key.clone())),
+            (true, Some(key)) => Ok(Some(packets::fernet(key.clone()))),
             (false, _) => Ok(None),
         }
     }
 
     /// Writes `reader` as one transfer, 48,000 plaintext bytes a packet
-    /// (Fernet-encrypted when `meta` says so), calling `progress` with the
-    /// plaintext bytes sent so far; returns how many were sent.
+    /// (Fernet-encrypted when `meta` says so, on every core: see [`packets`]),
+    /// calling `progress` with the plaintext bytes sent so far; returns how many
+    /// were sent.
     pub(crate) async fn write_transfer<R: AsyncRead + Unpin>(
         &mut self,
         meta: Meta,
         reader: R,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64, ClientError> {
-        let fernet = self.key_for(meta)?;
-        let mut pieces = Pieces::new(reader);
-        let mut first = true;
+        let encrypt = self.encryption_for(meta)?;
+        let packets = packets::packets(reader, meta, encrypt);
+        let mut packets = std::pin::pin!(packets);
         let mut sent = 0u64;
-        while let Some((piece, last)) = pieces.next_piece().await? {
-            self.out.clear();
-            let packet_meta = first.then_some(meta);
-            match &fernet {
-                Some(key) => encode::packet(&mut self.out, packet_meta, last, &key.encrypt(&piece)),
-                None => encode::packet(&mut self.out, packet_meta, last, &piece),
-            }
-            self.stream.write_all(&self.out).await?;
-            first = false;
-            sent += piece.len() as u64;
+        while let Some(packet) = packets.next().await {
+            let packet = packet?;
+            self.stream.write_all(&packet.bytes).await?;
+            sent += packet.plaintext as u64;
             progress(sent);
         }
         Ok(sent)
