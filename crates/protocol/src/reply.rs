@@ -22,8 +22,11 @@ impl Reply {
 
 /// The extended reply: one line of JSON ending in `\n`. Its first byte, `{`, tells it
 /// apart from a legacy reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExtendedReply {
+///
+/// `R` is the receipt's type: a reader keeps it as JSON; the server writes its
+/// receipt type directly, without building a JSON tree first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendedReply<R = serde_json::Value> {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -37,10 +40,24 @@ pub struct ExtendedReply {
     /// server keeps a log. Kept as JSON here, so that a receipt a reader cannot
     /// parse never makes the reply unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<serde_json::Value>,
+    pub receipt: Option<R>,
 }
 
-impl ExtendedReply {
+// Not derived: a derived `Default` would ask the receipt's type for one too.
+impl<R> Default for ExtendedReply<R> {
+    fn default() -> Self {
+        ExtendedReply {
+            ok: false,
+            id: None,
+            size: None,
+            sha256: None,
+            error: None,
+            receipt: None,
+        }
+    }
+}
+
+impl<R: Serialize> ExtendedReply<R> {
     /// The bytes on the wire: compact JSON and a newline.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut line = serde_json::to_vec(self).expect("a reply always serializes");

@@ -19,6 +19,7 @@ use ferry_protocol::{
     Decoder, ExtendedReply, ProtocolError, Reply, TransferEvent, TransferTracker, UploadCommands,
 };
 use ferry_store::ItemMeta;
+use ferry_tlog::Receipt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -223,7 +224,7 @@ impl Connection {
             (false, Ok(_)) => Reply::Ok.to_bytes(),
             (false, Err(err)) => Reply::Error(err.reply().to_owned()).to_bytes(),
             (true, Ok(item)) => stored_reply(&self.shared, &item).await.to_bytes(),
-            (true, Err(err)) => ExtendedReply {
+            (true, Err(err)) => ExtendedReply::<Receipt> {
                 ok: false,
                 error: Some(err.reply().to_owned()),
                 ..ExtendedReply::default()
@@ -268,18 +269,17 @@ impl Connection {
 
 /// The extended reply naming a stored item, with its signed receipt when the
 /// server keeps a log.
-pub(crate) async fn stored_reply(shared: &Shared, item: &ItemMeta) -> ExtendedReply {
+pub(crate) async fn stored_reply(shared: &Shared, item: &ItemMeta) -> ExtendedReply<Receipt> {
     let receipt = match &shared.notary {
         Some(notary) => notary.receipt(item).await,
         None => None,
-    }
-    .and_then(|receipt| serde_json::to_value(receipt).ok());
+    };
     ExtendedReply {
         ok: true,
         id: Some(item.id.to_string()),
         size: Some(item.size),
-        receipt,
         sha256: Some(item.sha256.clone()),
-        ..ExtendedReply::default()
+        error: None,
+        receipt,
     }
 }

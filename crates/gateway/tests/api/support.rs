@@ -151,7 +151,7 @@ async fn serve_connection(
                         log.lock().unwrap().transfers.push(transfer);
                         let reply = match &answer {
                             Answer::Stall | Answer::Deaf => continue,
-                            Answer::Extended if hello => ExtendedReply {
+                            Answer::Extended if hello => ExtendedReply::<serde_json::Value> {
                                 ok: true,
                                 id: Some(FAKE_ID.into()),
                                 size: Some(size),
