@@ -37,6 +37,9 @@ struct Args {
     json: PathBuf,
 }
 
+#[global_allocator]
+static ALLOCATOR: ferry_bins::Allocator = ferry_bins::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();

@@ -4,6 +4,12 @@
 //! the real binaries (the benchmark, the end-to-end tests) finds them from its
 //! own path, so both always look in the same place and run the binaries of the
 //! profile they were built with.
+//!
+//! [`Allocator`] is the allocator the binaries run with.
+
+mod allocator;
+
+pub use allocator::{Allocator, LARGE};
 
 use std::path::PathBuf;
 

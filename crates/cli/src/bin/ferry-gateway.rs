@@ -11,6 +11,9 @@ struct Cli {
     args: GatewayArgs,
 }
 
+#[global_allocator]
+static ALLOCATOR: ferry_bins::Allocator = ferry_bins::Allocator;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ferry_cli::logging::init();

@@ -22,6 +22,9 @@ enum Command {
     LogKey,
 }
 
+#[global_allocator]
+static ALLOCATOR: ferry_bins::Allocator = ferry_bins::Allocator;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ferry_cli::logging::init();

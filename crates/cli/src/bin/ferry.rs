@@ -52,6 +52,9 @@ enum Command {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: ferry_bins::Allocator = ferry_bins::Allocator;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     ferry_cli::logging::init();
