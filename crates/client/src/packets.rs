@@ -5,7 +5,9 @@
 //! Pieces are independent Fernet tokens, so nothing but their order ties them
 //! together: [`StreamExt::buffered`] keeps up to [`encrypt_ahead`] of them in
 //! flight and yields them in the order they were read, whichever finishes
-//! first. Memory stays at a few pieces per core whatever the transfer's size.
+//! first. Memory stays at a few pieces per core whatever the transfer's size,
+//! and the blocking pool runs at most two encryptions per core whatever the
+//! number of transfers ([`encrypting`]).
 
 use crate::Pieces;
 use bytes::BytesMut;
@@ -13,8 +15,9 @@ use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, encode};
 use futures::{Stream, StreamExt};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use tokio::io::AsyncRead;
+use tokio::sync::Semaphore;
 
 /// One packet ready for the socket.
 #[derive(Debug)]
@@ -32,10 +35,23 @@ pub(crate) fn fernet(key: Arc<FernetKey>) -> Encrypt {
     Arc::new(move |piece| key.encrypt(piece))
 }
 
-/// Pieces encrypted at once per transfer: two per core, so that a core never
-/// waits for the next piece to be read while the socket is busy.
+/// Pieces read ahead per transfer: two per core (at most 16), so that a core
+/// never waits for the next piece to be read while the socket is busy.
 fn encrypt_ahead() -> usize {
-    std::thread::available_parallelism().map_or(2, |cores| cores.get()) * 2
+    (cores() * 2).min(16)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+/// Pieces being encrypted at once in this process, whatever the number of
+/// transfers (a gateway runs many): two per core. A piece waiting for its turn
+/// holds only its plaintext.
+fn encrypting() -> Arc<Semaphore> {
+    static TURNS: LazyLock<Arc<Semaphore>> =
+        LazyLock::new(|| Arc::new(Semaphore::new(cores() * 2)));
+    TURNS.clone()
 }
 
 /// The packets of one transfer of `reader` described by `meta`, each piece's
@@ -67,9 +83,16 @@ pub(crate) fn packets<R: AsyncRead + Unpin>(
                     None => packet(meta, last, &piece),
                     Some(encrypt) if first && last => packet(meta, last, &encrypt(&piece)),
                     Some(encrypt) => {
-                        tokio::task::spawn_blocking(move || packet(meta, last, &encrypt(&piece)))
+                        let turn = encrypting()
+                            .acquire_owned()
                             .await
-                            .map_err(io::Error::other)?
+                            .map_err(io::Error::other)?;
+                        tokio::task::spawn_blocking(move || {
+                            let _turn = turn;
+                            packet(meta, last, &encrypt(&piece))
+                        })
+                        .await
+                        .map_err(io::Error::other)?
                     }
                 };
                 Ok(Packet { bytes, plaintext })
@@ -136,6 +159,26 @@ mod tests {
             most <= encrypt_ahead(),
             "{most} pieces were encrypted at once"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_transfers_together_encrypt_at_most_two_pieces_per_core() {
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (r, m) = (running.clone(), most.clone());
+        let slow: Encrypt = Arc::new(move |piece| {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            r.fetch_sub(1, Ordering::SeqCst);
+            tag(piece)
+        });
+        let data = numbered(12);
+        let transfers = (0..6).map(|_| collect(&data, Some(slow.clone())));
+        for sent in futures::future::join_all(transfers).await {
+            assert_eq!(sent.len(), 12);
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= cores() * 2, "{most} pieces were encrypted at once");
     }
 
     /// The payload of the `i`th packet of a transfer: after the operation byte,
