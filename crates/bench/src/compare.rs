@@ -238,3 +238,54 @@ pub async fn python_dicts(addr: &str, count: u64) -> Result<Rate> {
         _ => bail!("too few dictionaries to time"),
     }
 }
+
+/// A server that answers `OK` to every transfer at once, storing nothing: the
+/// Python client's own rate against it is the most any server could give one
+/// connection of it. Serves until dropped; every connection on a task of its own.
+#[derive(Debug)]
+pub struct AnsweringStub {
+    pub addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AnsweringStub {
+    pub async fn start() -> Result<AnsweringStub> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer_every_transfer(stream));
+            }
+        });
+        Ok(AnsweringStub { addr, task })
+    }
+}
+
+impl Drop for AnsweringStub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads legacy packets and writes `OK` after each final one, until the END byte,
+/// the peer's close, or bytes that are not the protocol.
+async fn answer_every_transfer(mut stream: tokio::net::TcpStream) {
+    use ferry_protocol::{Decoder, Frame};
+    use tokio::io::AsyncReadExt;
+    let mut buf = bytes::BytesMut::with_capacity(1 << 16);
+    loop {
+        match Decoder.decode(&mut buf) {
+            Ok(Some(Frame::Packet(packet))) if packet.final_ => {
+                if stream.write_all(b"OK").await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Frame::Packet(_) | Frame::Unassigned(_))) => {}
+            Ok(None) => match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            Ok(Some(Frame::End)) | Err(_) => return,
+        }
+    }
+}

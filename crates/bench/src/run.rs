@@ -424,6 +424,26 @@ impl Bench<'_> {
                 sizes.python_dicts
             ));
             let python = self.python_dicts(sizes.python_dicts).await?;
+            let stub = compare::AnsweringStub::start().await?;
+            let python_alone = compare::python_dicts(&stub.addr, sizes.python_dicts).await?;
+            drop(stub);
+            report.push(
+                LIMITS,
+                "legacy-style Python client alone, 1 connection, against a server that answers OK at once",
+                python_alone.per_sec(),
+                "dicts/s",
+                Target::None,
+            );
+            report.push(
+                LIMITS,
+                format!(
+                    "1 connection's best: the Python client alone plus one synced {}-byte overwrite per dictionary",
+                    limits::FRAME_WRITE
+                ),
+                1.0 / (1.0 / python_alone.per_sec() + 1.0 / sync.overwrite_frame.per_sec()),
+                "dicts/s",
+                Target::None,
+            );
             report.push(
                 TCP,
                 "small JSON dicts, 1 connection, legacy-style Python client",

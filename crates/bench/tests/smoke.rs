@@ -39,6 +39,8 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
         "re-sent after a PATCH cut",
         "peak RSS",
         "legacy-style Python client",
+        "against a server that answers OK at once",
+        "1 connection's best",
         "overwrite of prepared space",
         "ceiling",
     ] {
