@@ -238,8 +238,7 @@ impl Proxy {
     /// returns once they are closed.
     pub async fn drop_all(&self) {
         self.close_all();
-        let mut open = self.open.subscribe();
-        let _ = open.wait_for(|n| *n == 0).await;
+        self.all_closed().await;
     }
 
     /// Closes every connection open when the clients have sent `bytes` more
@@ -250,6 +249,11 @@ impl Proxy {
         let (waiter, tripped) = oneshot::channel();
         *self.tripwire.armed.lock().unwrap() = Some((bytes, waiter));
         tripped.await.expect("the proxy is up");
+        self.all_closed().await;
+    }
+
+    /// Returns once no connection is open.
+    async fn all_closed(&self) {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|n| *n == 0).await;
     }

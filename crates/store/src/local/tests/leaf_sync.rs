@@ -1,11 +1,9 @@
 //! An item's `stored` leaf, durable at commit when its sender gets a receipt
 //! ([`ItemWriter::sync_leaf_at_commit`]), and only written otherwise.
 
-use ferry_protocol::{DataType, Serialization};
-
 use super::super::log::segment_path;
-use super::{Fixture, content, log_end, open_logged};
-use crate::{ItemWriter, Ledger, NewItem, Store};
+use super::{Fixture, content, log_end, open_logged, text_item};
+use crate::{ItemWriter, Ledger, Store};
 
 /// Commits one small item, its leaf synced at commit if `sync_leaf`; then a
 /// power loss. Returns where the ledger's log ended before the commit, after
@@ -18,14 +16,7 @@ async fn commit_then_power_loss(sync_leaf: bool) -> (u64, u64, u64) {
     let ledger = store.shared.ledger.clone().unwrap();
     let segment = segment_path(&fixture.dir.path().join("ledger"), 0);
     let before = log_end(&segment);
-    let item = NewItem {
-        data_type: DataType::Text,
-        serialization: Serialization::Txt,
-        encrypted_in_transit: false,
-        peer: "10.0.0.1:1".into(),
-        name: None,
-    };
-    let mut writer: Box<dyn ItemWriter> = store.begin(item).await.unwrap();
+    let mut writer: Box<dyn ItemWriter> = store.begin(text_item()).await.unwrap();
     if sync_leaf {
         writer.sync_leaf_at_commit();
     }

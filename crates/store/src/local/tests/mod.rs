@@ -76,16 +76,20 @@ pub(super) fn content(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// Writes `data` as one item and commits.
-pub(super) async fn put(store: &LocalStore, data: &[u8]) -> Result<ItemMeta, StoreError> {
-    let item = NewItem {
+/// A text item from a test peer.
+pub(super) fn text_item() -> NewItem {
+    NewItem {
         data_type: DataType::Text,
         serialization: Serialization::Txt,
         encrypted_in_transit: false,
         peer: "10.0.0.1:1".into(),
         name: None,
-    };
-    let mut writer = store.begin(item).await?;
+    }
+}
+
+/// Writes `data` as one item and commits.
+pub(super) async fn put(store: &LocalStore, data: &[u8]) -> Result<ItemMeta, StoreError> {
+    let mut writer = store.begin(text_item()).await?;
     for packet in data.chunks(64 << 10) {
         writer.write(packet).await?;
     }
