@@ -26,8 +26,8 @@ if ! command -v openssl >/dev/null; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
-if ! python3 -c "import schemathesis, openapi_python_client, tusclient" 2>/dev/null; then
-    step "installing schemathesis, openapi-python-client and tuspy (PyPI)"
+if ! python3 -c "import schemathesis, openapi_python_client, tusclient, moto.server" 2>/dev/null; then
+    step "installing schemathesis, openapi-python-client, tuspy and moto's S3 server (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 

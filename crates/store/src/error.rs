@@ -106,6 +106,19 @@ pub enum StoreError {
         source: io::Error,
     },
 
+    /// A request to the object storage failed.
+    #[error("{context}: {source}")]
+    Remote {
+        /// What was being done.
+        context: String,
+        /// The object storage client's error.
+        source: object_store::Error,
+    },
+
+    /// Something this store cannot do.
+    #[error("{0}")]
+    Unsupported(&'static str),
+
     /// Another process has this store directory open.
     #[error("store directory {} is in use by another process", .0.display())]
     Locked(PathBuf),
@@ -159,6 +172,14 @@ impl StoreError {
         StoreError::Unavailable("the item's earlier write failed".into())
     }
 
+    /// Builds a [`StoreError::Remote`].
+    pub(crate) fn remote(context: impl Into<String>, source: object_store::Error) -> StoreError {
+        StoreError::Remote {
+            context: context.into(),
+            source,
+        }
+    }
+
     /// Builds an [`StoreError::Integrity`].
     pub(crate) fn integrity(id: ItemId, reason: impl Into<String>) -> StoreError {
         StoreError::Integrity {
@@ -166,4 +187,9 @@ impl StoreError {
             reason: reason.into(),
         }
     }
+}
+
+/// Maps a failed blocking task.
+pub(crate) fn joined(err: tokio::task::JoinError) -> StoreError {
+    StoreError::Unavailable(format!("a storage task failed: {err}"))
 }

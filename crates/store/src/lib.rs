@@ -19,6 +19,10 @@
 //! format, and [`sweep_expired`] deletes the expired items that are not held,
 //! through the trait alone, so it works on every store.
 
+mod chunks;
+// Used by the S3 store (coming) and later by the local store.
+#[allow(dead_code)]
+mod catalog;
 mod error;
 mod id;
 mod ledger;
@@ -26,6 +30,7 @@ mod local;
 mod meta;
 mod notary;
 mod retention;
+mod s3;
 mod upload;
 
 use std::ops::Range;
@@ -34,12 +39,14 @@ use ferry_protocol::{DataType, Serialization};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub(crate) use error::joined;
 pub use id::ItemId;
 pub use ledger::{Cause, Ledger, Rescan, local_actor, now, rfc3339, stored_entry};
 pub use local::{LocalOptions, LocalStore};
 pub use meta::ItemMeta;
 pub use notary::{LogCheck, Notary, Published};
 pub use retention::{Retention, RetentionError, Swept, sweep_expired};
+pub use s3::{S3Location, S3Options, S3Store};
 pub use upload::{UploadAppender, UploadId, UploadInfo};
 
 /// What the receiver knows about an item when it begins.
@@ -191,6 +198,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The number of listed items.
     async fn count(&self) -> usize;
+
+    /// Takes in, now, what other servers sharing the store committed (a store
+    /// shared by several servers otherwise does so at its next poll). A store
+    /// of one server has nothing to take in.
+    async fn refresh(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Receives one item's plaintext, packet by packet.

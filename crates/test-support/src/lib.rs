@@ -3,6 +3,8 @@
 //! Replies are read the way the legacy client reads them: once, up to 4,096
 //! bytes, with a deadline; nothing sleeps.
 
+pub mod moto;
+
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

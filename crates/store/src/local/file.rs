@@ -257,7 +257,4 @@ impl Drop for Spill {
     }
 }
 
-/// Maps a failed blocking task.
-pub(crate) fn joined(err: tokio::task::JoinError) -> StoreError {
-    StoreError::Unavailable(format!("a storage task failed: {err}"))
-}
+pub(crate) use crate::error::joined;

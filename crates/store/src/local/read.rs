@@ -1,26 +1,24 @@
 //! Reading items back: a [`RecordReader`] over the item's file (or its window of a
-//! log segment), opened and read on blocking threads, one chunk at a time.
+//! log segment), opened on a blocking thread and read as a
+//! [`content_stream`](crate::chunks::content_stream).
 //!
 //! Opening authenticates the metadata and checks that the record is the item's own
 //! (same id and size as the index entry); every chunk is authenticated before it
-//! is yielded. Only the chunks a range needs are read and decrypted, and at most
-//! one chunk is held at a time, so memory stays flat whatever the item's size.
+//! is yielded.
 
 use std::fs::File;
 use std::io::ErrorKind;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use ferry_crypto::{CHUNK_SIZE, CryptoError, RecordReader};
-use futures::StreamExt;
+use ferry_crypto::RecordReader;
 
 use super::Shared;
 use super::file::joined;
 use super::index::{Entry, Location};
-use super::keys::KeyStore;
 use super::log::segment_path;
+use crate::chunks::{check_own, content_stream, open_record};
 use crate::{ContentStream, ItemId, ItemMeta, StoreError};
 
 /// Opens item `id` for reading the plaintext bytes `range` (all by default).
@@ -46,14 +44,7 @@ pub(crate) async fn open(
         // Deleted since the lookup.
         return Ok(None);
     };
-    let state = Chunks {
-        reader: Some(reader),
-        path,
-        id,
-        next: start,
-        end,
-    };
-    let stream = futures::stream::unfold(state, Chunks::next).boxed();
+    let stream = content_stream(reader, path.display().to_string(), id, start, end);
     Ok(Some((meta, stream)))
 }
 
@@ -112,105 +103,10 @@ fn open_entry(
             .len(),
         Location::Log { .. } => len,
     };
-    let (reader, meta) = open_record(&shared.keys, file, base, len, id, &path)?;
-    if meta.id != id || meta.size != entry.meta.size || meta.sha256 != entry.meta.sha256 {
-        return Err(StoreError::integrity(
-            id,
-            format!(
-                "{} holds the record of another item ({})",
-                path.display(),
-                meta.id
-            ),
-        ));
-    }
+    let origin = path.display().to_string();
+    let (reader, meta) = open_record(&*shared.keys, file, base, len, id, &origin)?;
+    check_own(&entry.meta, &meta, &origin)?;
     Ok(Some((reader, path)))
-}
-
-/// Opens a sealed record and parses its metadata. `id` names the item in errors.
-pub(crate) fn open_record<R: std::io::Read + std::io::Seek>(
-    keys: &KeyStore,
-    source: R,
-    base: u64,
-    len: u64,
-    id: ItemId,
-    path: &Path,
-) -> Result<(RecordReader<R>, ItemMeta), StoreError> {
-    let reader =
-        RecordReader::open(keys, source, base, len).map_err(|err| crypto_error(id, path, err))?;
-    let meta = ItemMeta::from_record_bytes(reader.metadata()).map_err(|err| {
-        StoreError::integrity(
-            id,
-            format!(
-                "{}: authenticated metadata is not item metadata: {err}",
-                path.display()
-            ),
-        )
-    })?;
-    Ok((reader, meta))
-}
-
-/// Names the item and the reason in a record error.
-fn crypto_error(id: ItemId, path: &Path, err: CryptoError) -> StoreError {
-    match err {
-        CryptoError::Io(err) if err.kind() == ErrorKind::UnexpectedEof => {
-            StoreError::integrity(id, format!("{}: record is truncated", path.display()))
-        }
-        CryptoError::Io(err) => StoreError::io("reading", path, err),
-        other => StoreError::integrity(id, format!("{}: {other}", path.display())),
-    }
-}
-
-/// The state of a content stream.
-struct Chunks {
-    reader: Option<RecordReader<File>>,
-    path: PathBuf,
-    id: ItemId,
-    next: u64,
-    end: u64,
-}
-
-impl Chunks {
-    /// Reads, authenticates and trims the next chunk of the range.
-    async fn next(mut self) -> Option<(Result<Bytes, StoreError>, Chunks)> {
-        if self.next >= self.end {
-            return None;
-        }
-        let mut reader = self.reader.take()?;
-        let chunk = CHUNK_SIZE as u64;
-        let index = self.next / chunk;
-        let chunk_start = index * chunk;
-        let stop = self.end.min(chunk_start + chunk);
-        let (lo, hi) = (
-            (self.next - chunk_start) as usize,
-            (stop - chunk_start) as usize,
-        );
-        let id = self.id;
-        let read = tokio::task::spawn_blocking(move || {
-            let result = reader.read_chunk(index);
-            (reader, result)
-        })
-        .await;
-        let result = match read {
-            Ok((reader, Ok(plain))) if plain.len() >= hi => {
-                self.reader = Some(reader);
-                self.next = stop;
-                Ok(Bytes::from(plain).slice(lo..hi))
-            }
-            Ok((_, Ok(plain))) => Err(StoreError::integrity(
-                id,
-                format!(
-                    "chunk {index} holds {} bytes, expected at least {hi}",
-                    plain.len()
-                ),
-            )),
-            Ok((_, Err(err))) => Err(crypto_error(id, &self.path, err)),
-            Err(err) => Err(joined(err)),
-        };
-        if result.is_err() {
-            self.next = self.end;
-        }
-        Some((result, self))
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,373 @@
+//! A persistent catalog of listed items, on disk and not in memory: each item's
+//! metadata and an opaque location chosen by the store, the items' legal holds,
+//! and a cursor saying how far the catalog has applied its source (a bucket
+//! listing, a log), so that a reopened catalog resumes from there.
+//!
+//! It is one [redb](https://docs.rs/redb) file, `catalog.redb`, in the directory
+//! given to [`Catalog::open`]. The source is the truth: [`Catalog::apply`] commits
+//! a batch of changes and the cursor together, atomically but without waiting for
+//! the disk, so that after a crash the catalog is an earlier state with that
+//! state's cursor, and the source is replayed from it. A commit is made durable
+//! at least every [`SYNC_EVERY`], and by [`Catalog::flush`] or a clean close.
+//!
+//! Memory stays small whatever the number of items: redb's page cache is capped
+//! at [`CACHE_BYTES`]. `cargo run --release -p ferry-store --example
+//! catalog_bench` measures it with five million items.
+
+mod codec;
+mod span;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io;
+use std::ops::Bound;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::{ItemId, ItemMeta, ListQuery, Page, StoreError};
+use codec::Fields;
+use span::Skew;
+
+/// Entries by id (the ULID's 16 bytes as a big-endian number, so in id order).
+const ITEMS: TableDefinition<u128, &[u8]> = TableDefinition::new("items");
+/// The ids on legal hold, whether or not they have an entry.
+const HOLDS: TableDefinition<u128, ()> = TableDefinition::new("holds");
+/// `"cursor"`: how far the source is applied.
+const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
+/// `"low"` and `"high"`: the [`Skew`] of every entry ever put.
+const SKEW: TableDefinition<&str, i64> = TableDefinition::new("skew");
+
+const FILE_NAME: &str = "catalog.redb";
+/// redb's page cache. Listings read a few pages; more cache mostly holds pages
+/// written by inserts, which are not read again.
+pub(crate) const CACHE_BYTES: usize = 32 << 20;
+/// The longest an applied change waits to be made durable (while changes come).
+pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// One listed item: its metadata, and where the store keeps it (a few dozen
+/// opaque bytes, chosen by the store).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CatalogEntry {
+    pub meta: ItemMeta,
+    pub location: Vec<u8>,
+}
+
+/// One change to the catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Change {
+    /// Lists an item, or replaces its entry. `meta.held` is ignored: holds are
+    /// [`Change::Hold`]s.
+    Put(CatalogEntry),
+    /// Unlists an item (no error if it is not listed). Its hold, if any, stays.
+    Remove(ItemId),
+    /// Puts an id on legal hold (`true`) or lifts its hold. Holds are kept apart
+    /// from entries: a hold may come before its item, and outlives its removal.
+    Hold(ItemId, bool),
+}
+
+/// A persistent catalog of listed items (see the [module](self)). Shared by
+/// threads: reads run beside each other and beside a write; writes take turns.
+/// Every call blocks on the disk: call it from a blocking task.
+pub(crate) struct Catalog {
+    db: redb::Database,
+    /// The catalog's directory, for errors (never shown to clients).
+    dir: PathBuf,
+    /// When a commit was last made durable.
+    synced: Mutex<Instant>,
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Catalog")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Opens the catalog in directory `dir`, creating the directory (mode 0700)
+    /// and its file (mode 0600) if missing. [`StoreError::Locked`] if it is open
+    /// already, here or in another process.
+    pub(crate) fn open(dir: &Path) -> Result<Catalog, StoreError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StoreError::io("creating the catalog directory", dir, e))?;
+        let path = dir.join(FILE_NAME);
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| StoreError::io("creating the catalog", &path, e))?;
+        let fail = |context| move |e: redb::DatabaseError| failure(context, dir, e.into());
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(fail("opening the catalog"))?;
+        let catalog = Catalog {
+            db,
+            dir: dir.to_owned(),
+            synced: Mutex::new(Instant::now()),
+        };
+        // Every table exists from here on, so that reads need not ask.
+        let txn = catalog.write(Durability::Immediate)?;
+        catalog.tables(&txn, |_| Ok(()))?;
+        txn.commit().map_err(catalog.fail("creating the catalog"))?;
+        Ok(catalog)
+    }
+
+    /// Applies `changes` in order and sets the cursor to `cursor`, all in one
+    /// transaction. Not durable at once (see the [module](self)), but a crash
+    /// leaves the catalog at some earlier state with its own cursor.
+    pub(crate) fn apply(&self, changes: Vec<Change>, cursor: u64) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        let durable = synced.elapsed() >= SYNC_EVERY;
+        let txn = self.write(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
+        self.tables(&txn, |tables| {
+            let old = read_skew(&tables.skew)?;
+            let mut skew = old;
+            for change in changes {
+                match change {
+                    Change::Put(entry) => {
+                        let of = Skew::of(&entry.meta);
+                        skew = Some(skew.map_or(of, |s| s.widen(of)));
+                        tables
+                            .items
+                            .insert(key(entry.meta.id), codec::encode(&entry).as_slice())?;
+                    }
+                    Change::Remove(id) => {
+                        tables.items.remove(key(id))?;
+                    }
+                    Change::Hold(id, true) => {
+                        tables.holds.insert(key(id), ())?;
+                    }
+                    Change::Hold(id, false) => {
+                        tables.holds.remove(key(id))?;
+                    }
+                }
+            }
+            if let Some(skew) = skew.filter(|s| Some(*s) != old) {
+                tables.skew.insert("low", skew.low)?;
+                tables.skew.insert("high", skew.high)?;
+            }
+            tables.state.insert("cursor", cursor)?;
+            Ok(())
+        })?;
+        txn.commit()
+            .map_err(self.fail("committing to the catalog"))?;
+        if durable {
+            *synced = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Makes everything applied durable.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write(Durability::Immediate)?
+            .commit()
+            .map_err(self.fail("syncing the catalog"))?;
+        *synced = Instant::now();
+        Ok(())
+    }
+
+    /// The cursor of the last [`apply`](Self::apply); `None` before the first.
+    pub(crate) fn cursor(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE).map_err(self.fail(READING))?;
+        let cursor = state.get("cursor").map_err(self.fail(READING))?;
+        Ok(cursor.map(|c| c.value()))
+    }
+
+    /// Item `id`'s entry, with `meta.held` from its hold; `None` if not listed.
+    pub(crate) fn get(&self, id: ItemId) -> Result<Option<CatalogEntry>, StoreError> {
+        let txn = self.read()?;
+        let items = txn.open_table(ITEMS).map_err(self.fail(READING))?;
+        let Some(bytes) = items.get(key(id)).map_err(self.fail(READING))? else {
+            return Ok(None);
+        };
+        let held = self.held(&txn, id)?;
+        let fields = self.fields(id, bytes.value())?;
+        Ok(Some(fields.to_entry(id, held)))
+    }
+
+    /// Whether id `id` is on legal hold.
+    pub(crate) fn is_held(&self, id: ItemId) -> Result<bool, StoreError> {
+        self.held(&self.read()?, id)
+    }
+
+    /// The number of listed items.
+    pub(crate) fn len(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let items = txn.open_table(ITEMS).map_err(self.fail(READING))?;
+        items.len().map_err(self.fail(READING))
+    }
+
+    /// The items matching `query`, newest first, as
+    /// [`Store::list`](crate::Store::list) answers. A listing with `since` or
+    /// `until` reads only the ids that can be in that time range (see [`span`]);
+    /// other filters are tested on each entry in turn.
+    pub(crate) fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let txn = self.read()?;
+        let items = txn.open_table(ITEMS).map_err(self.fail(READING))?;
+        let (mut lower, mut upper) = (Bound::Unbounded, Bound::Unbounded);
+        if query.since.is_some() || query.until.is_some() {
+            let skew = txn.open_table(SKEW).map_err(self.fail(READING))?;
+            if let Some(skew) = read_skew(&skew).map_err(self.fail(READING))? {
+                match skew.keys(query.since, query.until) {
+                    Some(keys) => (lower, upper) = keys,
+                    None => return Ok(Page::default()),
+                }
+            }
+        }
+        if let Some(before) = query.before {
+            let before = key(before);
+            if !matches!(upper, Bound::Excluded(k) if k <= before) {
+                upper = Bound::Excluded(before);
+            }
+        }
+        if matches!((lower, upper), (Bound::Included(l), Bound::Excluded(u)) if l >= u) {
+            return Ok(Page::default());
+        }
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            query.limit
+        };
+        let mut page = Page::default();
+        let range = items
+            .range::<u128>((lower, upper))
+            .map_err(self.fail(READING))?;
+        for row in range.rev() {
+            let (k, v) = row.map_err(self.fail(READING))?;
+            let id = ItemId::from_bytes(k.value().to_be_bytes());
+            let fields = self.fields(id, v.value())?;
+            if !matches(&fields, query) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.next = page.items.last().map(|last| last.id);
+                break;
+            }
+            let held = self.held(&txn, id)?;
+            page.items.push(fields.to_meta(id, held));
+        }
+        Ok(page)
+    }
+
+    fn held(&self, txn: &redb::ReadTransaction, id: ItemId) -> Result<bool, StoreError> {
+        let holds = txn.open_table(HOLDS).map_err(self.fail(READING))?;
+        let held = holds.get(key(id)).map_err(self.fail(READING))?;
+        Ok(held.is_some())
+    }
+
+    fn fields<'a>(&self, id: ItemId, bytes: &'a [u8]) -> Result<Fields<'a>, StoreError> {
+        Fields::read(bytes).ok_or_else(|| {
+            let damaged = io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the entry of item {id} cannot be read"),
+            );
+            StoreError::io(READING, &self.dir, damaged)
+        })
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db.begin_read().map_err(self.fail(READING))
+    }
+
+    fn write(&self, durability: Durability) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(self.fail("writing to the catalog"))?;
+        txn.set_durability(durability)
+            .map_err(self.fail("writing to the catalog"))?;
+        Ok(txn)
+    }
+
+    /// Runs `f` on the tables of `txn`; an error leaves them to be dropped with
+    /// the uncommitted transaction.
+    fn tables(
+        &self,
+        txn: &redb::WriteTransaction,
+        f: impl FnOnce(&mut Tables<'_>) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let run = || -> Result<(), redb::Error> {
+            f(&mut Tables {
+                items: txn.open_table(ITEMS)?,
+                holds: txn.open_table(HOLDS)?,
+                state: txn.open_table(STATE)?,
+                skew: txn.open_table(SKEW)?,
+            })
+        };
+        run().map_err(|e| failure("writing to the catalog", &self.dir, e))
+    }
+
+    fn fail<E: Into<redb::Error>>(&self, context: &'static str) -> impl FnOnce(E) -> StoreError {
+        let dir = self.dir.clone();
+        move |e| failure(context, &dir, e.into())
+    }
+}
+
+const READING: &str = "reading the catalog";
+
+/// The tables of a write transaction.
+struct Tables<'txn> {
+    items: redb::Table<'txn, u128, &'static [u8]>,
+    holds: redb::Table<'txn, u128, ()>,
+    state: redb::Table<'txn, &'static str, u64>,
+    skew: redb::Table<'txn, &'static str, i64>,
+}
+
+/// The key of item `id`.
+fn key(id: ItemId) -> u128 {
+    u128::from_be_bytes(id.to_bytes())
+}
+
+fn read_skew(table: &impl ReadableTable<&'static str, i64>) -> Result<Option<Skew>, redb::Error> {
+    let (Some(low), Some(high)) = (table.get("low")?, table.get("high")?) else {
+        return Ok(None);
+    };
+    Ok(Some(Skew {
+        low: low.value(),
+        high: high.value(),
+    }))
+}
+
+/// Whether an entry passes every filter of `query` (all but `before`).
+fn matches(fields: &Fields<'_>, query: &ListQuery) -> bool {
+    query.data_type.is_none_or(|t| fields.data_type == t)
+        && query
+            .serialization
+            .is_none_or(|s| fields.serialization == s)
+        && query.since.is_none_or(|t| fields.received_at >= t)
+        && query.until.is_none_or(|t| fields.received_at < t)
+        && query
+            .source
+            .as_deref()
+            .is_none_or(|source| crate::meta::peer_is_from(fields.peer, source))
+}
+
+/// A redb error as a [`StoreError`]: the catalog's directory is in the error for
+/// the log, and kept from clients as every [`StoreError::Io`] is.
+fn failure(context: &'static str, dir: &Path, err: redb::Error) -> StoreError {
+    match err {
+        redb::Error::DatabaseAlreadyOpen => StoreError::Locked(dir.to_owned()),
+        redb::Error::Io(source) => StoreError::io(context, dir, source),
+        other => StoreError::io(context, dir, io::Error::other(other.to_string())),
+    }
+}

@@ -1,0 +1,276 @@
+//! The commit log in the bucket, and this server's view built from it.
+//!
+//! Every change to the store (an item stored, deleted, held or released) is an
+//! entry of an object `log/<seq>`, sequence numbers counting up from 1 without
+//! gaps. An object is only ever created with a conditional PUT
+//! (`If-None-Match: *`, [`PutMode::Create`]): of two servers that try to write
+//! the same sequence number, one wins and the other reads the winner's object,
+//! then tries the next number. So no server overwrites another's entries, and
+//! every server applies the same entries in the same order: their views agree,
+//! each as of the last object it read. A server reads new objects every poll
+//! interval (see [`S3Options`](super::S3Options)) and before each of its own
+//! writes that lost a race.
+//!
+//! Applying an entry never fails the log: a record that does not authenticate,
+//! or a damaged object, is reported and left where it is, never deleted.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use ferry_crypto::{CryptoError, Keyring, RecordReader};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use tokio::sync::broadcast;
+
+use super::batch::{self, Change, Read};
+use super::view::{Entry, Location, View};
+use crate::{ItemId, ItemMeta, StoreError};
+
+/// Log objects fetched at once while catching up.
+const READ_AHEAD: usize = 8;
+
+/// The records the log holds that the keyring cannot open, by key id.
+pub(crate) type MissingKeys = BTreeMap<String, usize>;
+
+/// The commit log and the view it builds.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    pub objects: Arc<dyn ObjectStore>,
+    root: Path,
+    pub keyring: Keyring,
+    view: RwLock<View>,
+    /// The sequence number of the next object to read (or write). Held while
+    /// reading or writing the log, so that objects are applied in order.
+    next: tokio::sync::Mutex<u64>,
+    events: broadcast::Sender<ItemMeta>,
+}
+
+impl Journal {
+    pub(crate) fn new(
+        objects: Arc<dyn ObjectStore>,
+        root: Path,
+        keyring: Keyring,
+        events: broadcast::Sender<ItemMeta>,
+    ) -> Journal {
+        Journal {
+            objects,
+            root,
+            keyring,
+            view: RwLock::default(),
+            next: tokio::sync::Mutex::new(1),
+            events,
+        }
+    }
+
+    pub(crate) fn events(&self) -> &broadcast::Sender<ItemMeta> {
+        &self.events
+    }
+
+    pub(crate) fn view(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn view_mut(&self) -> RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The object of a large item.
+    pub(crate) fn item_path(&self, id: ItemId) -> Path {
+        self.root.clone().join("items").join(format!("{id}.rec"))
+    }
+
+    /// The log object `seq`.
+    pub(crate) fn log_path(&self, seq: u64) -> Path {
+        self.root.clone().join("log").join(format!("{seq:020}"))
+    }
+
+    /// Reads and applies the log objects written since the last one read;
+    /// returns the records found that the keyring cannot open.
+    pub(crate) async fn catch_up(&self) -> Result<MissingKeys, StoreError> {
+        let mut next = self.next.lock().await;
+        self.read_new(&mut next).await
+    }
+
+    async fn read_new(&self, next: &mut u64) -> Result<MissingKeys, StoreError> {
+        let dir = self.root.clone().join("log");
+        let listing = match *next {
+            1 => self.objects.list(Some(&dir)),
+            n => self
+                .objects
+                .list_with_offset(Some(&dir), &self.log_path(n - 1)),
+        };
+        let objects = self.objects.clone();
+        let mut fetched = listing
+            .map_err(|err| StoreError::remote("listing the commit log", err))
+            .try_filter_map(|meta| {
+                let seq = meta
+                    .location
+                    .filename()
+                    .and_then(|name| name.parse::<u64>().ok());
+                if seq.is_none() {
+                    tracing::warn!(object = %meta.location, "not a commit-log object: skipped");
+                }
+                futures::future::ready(Ok(seq.map(|seq| (seq, meta.location))))
+            })
+            .map_ok(|(seq, path)| {
+                let objects = objects.clone();
+                async move {
+                    let bytes = fetch(&*objects, &path).await?;
+                    Ok((seq, bytes))
+                }
+            })
+            .try_buffered(READ_AHEAD);
+        let mut missing = MissingKeys::new();
+        while let Some((seq, bytes)) = fetched.try_next().await? {
+            if seq < *next {
+                continue;
+            }
+            if seq > *next && *next > 1 {
+                tracing::warn!(
+                    expected = *next,
+                    found = seq,
+                    "the commit log skips objects: reading on"
+                );
+            }
+            self.apply(seq, &bytes, &mut missing);
+            *next = seq + 1;
+        }
+        Ok(missing)
+    }
+
+    /// Writes `changes` as the next log object, and applies it; returns its
+    /// sequence number. Once it returns, the object storage holds the object.
+    pub(crate) async fn commit(&self, changes: &[Change]) -> Result<u64, StoreError> {
+        let object = Bytes::from(batch::encode(changes));
+        let mut next = self.next.lock().await;
+        loop {
+            let seq = *next;
+            let path = self.log_path(seq);
+            let put = self
+                .objects
+                .put_opts(
+                    &path,
+                    PutPayload::from(object.clone()),
+                    PutMode::Create.into(),
+                )
+                .await;
+            match put {
+                Ok(_) => {
+                    self.apply(seq, &object, &mut MissingKeys::new());
+                    *next = seq + 1;
+                    return Ok(seq);
+                }
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => {
+                    // Another server (or an earlier try of ours whose answer
+                    // was lost) wrote `seq` first: read it, then try the next.
+                    metrics::counter!("ferry_s3_log_races_total").increment(1);
+                    let theirs = fetch(&*self.objects, &path).await?;
+                    self.apply(seq, &theirs, &mut MissingKeys::new());
+                    *next = seq + 1;
+                    self.read_new(&mut next).await?;
+                }
+                Err(err) => return Err(StoreError::remote("writing to the commit log", err)),
+            }
+        }
+    }
+
+    /// Applies the log object `seq` to the view.
+    fn apply(&self, seq: u64, object: &[u8], missing: &mut MissingKeys) {
+        let reads = match batch::decode(object) {
+            Ok(reads) => reads,
+            Err(why) => {
+                metrics::counter!("ferry_s3_log_damaged_total").increment(1);
+                tracing::error!(seq, %why, "a commit-log object cannot be read: its changes are left out, and the object is kept");
+                return;
+            }
+        };
+        let mut listed = Vec::new();
+        let mut view = self.view_mut();
+        for read in reads {
+            match read {
+                Read::Record(range) => {
+                    let (base, len) = (range.start as u64, range.len() as u64);
+                    let location = Location::Batch { seq, base, len };
+                    if let Some(meta) =
+                        self.record_meta(Cursor::new(object), base, len, seq, missing)
+                    {
+                        listed.push(meta.clone());
+                        view.insert(Entry { meta, location });
+                    }
+                }
+                Read::Large { record_len, meta } => {
+                    let sealed = &object[meta];
+                    let len = sealed.len() as u64;
+                    if let Some(meta) = self.record_meta(Cursor::new(sealed), 0, len, seq, missing)
+                    {
+                        listed.push(meta.clone());
+                        let location = Location::Object { len: record_len };
+                        view.insert(Entry { meta, location });
+                    }
+                }
+                Read::Tombstone(id) if view.is_held(id) => {
+                    tracing::info!(%id, seq, "a delete of an item on legal hold is not applied");
+                }
+                Read::Tombstone(id) => {
+                    view.remove(id);
+                }
+                Read::Hold(id, held) => {
+                    view.set_held(id, held);
+                }
+            }
+        }
+        drop(view);
+        for meta in listed {
+            let _ = self.events.send(meta);
+        }
+    }
+
+    /// The metadata of the record at `base..base + len` of `source`, or `None`
+    /// (reported) if it cannot be read.
+    fn record_meta(
+        &self,
+        source: Cursor<&[u8]>,
+        base: u64,
+        len: u64,
+        seq: u64,
+        missing: &mut MissingKeys,
+    ) -> Option<ItemMeta> {
+        let reader = match RecordReader::open(&self.keyring, source, base, len) {
+            Ok(reader) => reader,
+            Err(CryptoError::UnknownKey(key_id)) => {
+                *missing.entry(key_id).or_default() += 1;
+                return None;
+            }
+            Err(err) => {
+                metrics::counter!("ferry_s3_log_damaged_total").increment(1);
+                tracing::error!(seq, base, %err, "a record of the commit log does not authenticate: left out, and kept");
+                return None;
+            }
+        };
+        match ItemMeta::from_record_bytes(reader.metadata()) {
+            Ok(meta) => Some(meta),
+            Err(err) => {
+                tracing::error!(seq, base, %err, "a record of the commit log holds no item metadata: left out, and kept");
+                None
+            }
+        }
+    }
+}
+
+/// The whole object at `path`.
+async fn fetch(objects: &dyn ObjectStore, path: &Path) -> Result<Bytes, StoreError> {
+    let context = || format!("reading commit-log object {path}");
+    let got = objects
+        .get(path)
+        .await
+        .map_err(|err| StoreError::remote(context(), err))?;
+    got.bytes()
+        .await
+        .map_err(|err| StoreError::remote(context(), err))
+}

@@ -1,0 +1,356 @@
+//! [`S3Store`]: the store in an S3-compatible bucket, shared by any number of
+//! servers.
+//!
+//! ```text
+//! s3://BUCKET/PREFIX/
+//!   log/<seq>        the commit log: one object per group commit, numbered
+//!                    from 1 without gaps, each created with If-None-Match: *
+//!                    (see [`journal`] and [`batch`])
+//!   items/<id>.rec   one sealed record per large item, uploaded in parts
+//! ```
+//!
+//! Guarantees, as on the local store:
+//! - An item is listed only once the object storage has acknowledged its
+//!   record: a small item's with its group's log object, a large item's object
+//!   (its multipart upload completed) before the log entry that lists it.
+//! - Items are sealed with AES-256-GCM by Ferry, with the keyring's current
+//!   storage key, before they leave the process; the bucket's own encryption
+//!   is never relied on. Reads authenticate every chunk and check that the
+//!   record is the item's own.
+//! - A writer dropped without commit, or a failed upload, aborts its multipart
+//!   upload: nothing partial is listed or left behind.
+//! - No server overwrites another's objects: log objects are only created
+//!   conditionally, and item objects are named by ids unique to their writer.
+//! - Every server applies the same log in the same order. An item committed by
+//!   one server is listed by the others once they read its log object: within
+//!   [`S3Options::poll_interval`] plus one listing and one GET.
+//! - Nothing the store cannot read is destroyed: a record sealed with a key not
+//!   given makes the open fail ([`StoreError::MissingKeys`]) unless
+//!   [`S3Options::allow_missing_keys`] is set; a record or log object that does
+//!   not authenticate is reported and kept.
+//! - A delete is a tombstone in the log, then the removal of a large item's
+//!   object. A held item's tombstone is not applied (by any server), so a hold
+//!   set on one server and a delete on another resolve the same everywhere.
+
+mod batch;
+mod commit;
+mod journal;
+mod read;
+mod view;
+mod writer;
+
+use std::ops::Range;
+use std::str::FromStr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ferry_crypto::Keyring;
+use ferry_tlog::Actor;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use self::batch::Change;
+use self::commit::Committer;
+use self::journal::Journal;
+use self::view::Location;
+use self::writer::S3Writer;
+use crate::{
+    Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
+    StoreError, UploadAppender, UploadId, UploadInfo,
+};
+
+/// Committed items buffered for slow subscribers.
+const EVENT_BUFFER: usize = 4096;
+
+/// Where an S3 store is: `s3://BUCKET[/PREFIX]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket's name.
+    pub bucket: String,
+    /// The key prefix of every object of the store, without slashes around it;
+    /// empty for the whole bucket.
+    pub prefix: String,
+}
+
+impl FromStr for S3Location {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<S3Location, String> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{text:?} is not an s3://BUCKET[/PREFIX] address"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{text:?} names no bucket (s3://BUCKET[/PREFIX])"));
+        }
+        Ok(S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.prefix.as_str() {
+            "" => write!(f, "s3://{}", self.bucket),
+            prefix => write!(f, "s3://{}/{prefix}", self.bucket),
+        }
+    }
+}
+
+/// Settings of an [`S3Store`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Options {
+    /// Largest item accepted, in bytes; writing past it is [`StoreError::TooLarge`].
+    pub max_item_size: Option<u64>,
+    /// Items of at most this many bytes go into the commit log whole; larger
+    /// ones into objects of their own.
+    pub inline_max: usize,
+    /// How long the committer waits after the first change of a group for
+    /// more. Zero (the default) still groups everything that arrives while
+    /// the previous log object is being written.
+    pub batch_window: Duration,
+    /// At most this many bytes of changes in one log object.
+    pub batch_max: usize,
+    /// The part size of large items' uploads (at least 5 MiB, as S3 requires).
+    pub part_size: usize,
+    /// Parts of one item uploaded at once.
+    pub upload_concurrency: usize,
+    /// How often the store reads the log objects other servers wrote.
+    pub poll_interval: Duration,
+    /// Open even if some records were sealed with storage keys that are not in
+    /// the keyring: serve what the keyring reads.
+    pub allow_missing_keys: bool,
+}
+
+impl Default for S3Options {
+    fn default() -> S3Options {
+        S3Options {
+            max_item_size: None,
+            inline_max: 256 << 10,
+            batch_window: Duration::ZERO,
+            batch_max: 8 << 20,
+            // 80 sealed chunks: 5,244,160 bytes, just over S3's 5 MiB minimum.
+            part_size: 80 * (ferry_crypto::CHUNK_SIZE + 16),
+            upload_concurrency: 4,
+            poll_interval: Duration::from_millis(200),
+            allow_missing_keys: false,
+        }
+    }
+}
+
+/// What every writer and reader share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    journal: Arc<Journal>,
+    committer: Committer,
+    options: S3Options,
+}
+
+/// The store in an S3-compatible bucket. See the [module docs](self).
+#[derive(Debug)]
+pub struct S3Store {
+    shared: Arc<Shared>,
+}
+
+impl S3Store {
+    /// Opens the store at `location`, with the endpoint, region and
+    /// credentials of the standard `AWS_*` variables (`AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP`, ...): reads the whole commit log, then follows it.
+    ///
+    /// # Errors
+    /// [`StoreError::Remote`] if the bucket cannot be read;
+    /// [`StoreError::MissingKeys`] as on the local store.
+    pub async fn open(
+        location: &S3Location,
+        keyring: Keyring,
+        options: S3Options,
+    ) -> Result<Arc<S3Store>, StoreError> {
+        let objects = AmazonS3Builder::from_env()
+            .with_bucket_name(&location.bucket)
+            .build()
+            .map_err(|err| StoreError::remote("configuring the S3 client", err))?;
+        S3Store::open_on(Arc::new(objects), location, keyring, options).await
+    }
+
+    /// [`S3Store::open`] on any object store (tests give it an in-memory one).
+    pub async fn open_on(
+        objects: Arc<dyn ObjectStore>,
+        location: &S3Location,
+        keyring: Keyring,
+        options: S3Options,
+    ) -> Result<Arc<S3Store>, StoreError> {
+        let root = Path::from(location.prefix.as_str());
+        let events = broadcast::channel(EVENT_BUFFER).0;
+        let journal = Arc::new(Journal::new(objects, root, keyring, events));
+        let missing = journal.catch_up().await?;
+        if !missing.is_empty() {
+            let records = missing.values().sum();
+            let key_ids: Vec<String> = missing.into_keys().collect();
+            if !options.allow_missing_keys {
+                return Err(StoreError::MissingKeys { key_ids, records });
+            }
+            tracing::warn!(records, key_ids = %key_ids.join(", "), "starting without the storage keys of some records, as told: they are not listed, and kept as they are");
+        }
+        let committer = Committer::start(journal.clone(), options.batch_window, options.batch_max);
+        tokio::spawn(follow(Arc::downgrade(&journal), options.poll_interval));
+        let shared = Arc::new(Shared {
+            journal,
+            committer,
+            options,
+        });
+        tracing::info!(store = %location, items = shared.journal.view().len(), "S3 store open");
+        Ok(Arc::new(S3Store { shared }))
+    }
+}
+
+/// Reads the log objects other servers write, every `interval`, for as long
+/// as the store is open.
+async fn follow(journal: Weak<Journal>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(journal) = journal.upgrade() else {
+            return;
+        };
+        if let Err(err) = journal.catch_up().await {
+            tracing::warn!(%err, "cannot read the commit log; trying again");
+        }
+    }
+}
+
+const NO_UPLOADS: &str =
+    "resumable uploads are not available on the S3 store yet; send the item in one transfer";
+
+#[async_trait::async_trait]
+impl Store for S3Store {
+    async fn begin(&self, item: NewItem) -> Result<Box<dyn ItemWriter>, StoreError> {
+        Ok(Box::new(S3Writer::new(self.shared.clone(), item)))
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        Ok(self.shared.journal.view().list(query))
+    }
+
+    async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
+        Ok(self.shared.journal.view().get(id).map(|entry| entry.meta))
+    }
+
+    async fn open(
+        &self,
+        id: ItemId,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError> {
+        read::open(&self.shared, id, range).await
+    }
+
+    async fn delete_as(&self, id: ItemId, _cause: &Cause) -> Result<bool, StoreError> {
+        tokio::spawn(delete(self.shared.clone(), id))
+            .await
+            .map_err(crate::joined)?
+    }
+
+    async fn set_hold_as(
+        &self,
+        id: ItemId,
+        held: bool,
+        _by: &Actor,
+    ) -> Result<Option<ItemMeta>, StoreError> {
+        let journal = &self.shared.journal;
+        if journal.view().get(id).is_none() {
+            return Ok(None);
+        }
+        self.shared.committer.commit(Change::Hold(id, held)).await?;
+        Ok(journal.view().get(id).map(|entry| entry.meta))
+    }
+
+    fn ledger(&self) -> Option<Arc<dyn Ledger>> {
+        None
+    }
+
+    async fn upload_create(
+        &self,
+        _item: NewItem,
+        _length: Option<u64>,
+    ) -> Result<UploadInfo, StoreError> {
+        Err(StoreError::Unsupported(NO_UPLOADS))
+    }
+
+    async fn upload_info(&self, _id: UploadId) -> Result<Option<UploadInfo>, StoreError> {
+        Ok(None)
+    }
+
+    async fn upload_set_length(
+        &self,
+        _id: UploadId,
+        _length: u64,
+    ) -> Result<UploadInfo, StoreError> {
+        Err(StoreError::NotFound)
+    }
+
+    async fn upload_append(
+        &self,
+        _id: UploadId,
+        _offset: u64,
+    ) -> Result<Box<dyn UploadAppender>, StoreError> {
+        Err(StoreError::NotFound)
+    }
+
+    async fn upload_finish(&self, _id: UploadId) -> Result<ItemMeta, StoreError> {
+        Err(StoreError::NotFound)
+    }
+
+    async fn upload_cancel(&self, _id: UploadId) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn uploads(&self) -> Result<Vec<UploadInfo>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn expire_uploads(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ItemMeta> {
+        self.shared.journal.events().subscribe()
+    }
+
+    async fn count(&self) -> usize {
+        self.shared.journal.view().len()
+    }
+
+    async fn refresh(&self) -> Result<(), StoreError> {
+        self.shared.journal.catch_up().await.map(drop)
+    }
+}
+
+/// Deletes an item (see [`Store::delete`]): its tombstone in the log, then a
+/// large item's object.
+async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
+    let journal = &shared.journal;
+    let Some(entry) = journal.view().get(id) else {
+        return Ok(false);
+    };
+    if entry.meta.held {
+        return Err(StoreError::Held(id));
+    }
+    shared.committer.commit(Change::Tombstone(id)).await?;
+    if journal.view().is_held(id) {
+        // Held by another server before the tombstone: not applied anywhere.
+        return Err(StoreError::Held(id));
+    }
+    if let Location::Object { .. } = entry.location
+        && let Err(err) = journal.objects.delete(&journal.item_path(id)).await
+    {
+        // Unlisted everywhere already; the object is only space until a sweep.
+        tracing::warn!(%id, %err, "cannot remove a deleted item's object");
+    }
+    Ok(true)
+}

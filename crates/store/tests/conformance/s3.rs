@@ -1,0 +1,133 @@
+//! What only a store shared by several servers has: every server sees every
+//! other's items and deletes, and none overwrites another's objects.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_crypto::{Keyring, StorageKey};
+use ferry_store::{ListQuery, S3Options, Store, StoreError};
+
+use crate::backends::S3;
+use crate::suite::{content, dict, put, read, text};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_on_one_bucket_see_each_others_items_and_deletes() {
+    let s3 = S3::new();
+    let a = s3.open_s3(S3Options::default()).await;
+    let b = s3.open_s3(S3Options::default()).await;
+    let small = put(&*a, dict("10.0.0.1:1"), b"{\"from\": \"a\"}").await;
+    let large_data = content(6 << 20, 5);
+    let large = put(&*a, text("10.0.0.1:1", "l.txt"), &large_data).await;
+    b.refresh().await.unwrap();
+    assert_eq!(b.get(small.id).await.unwrap(), Some(small.clone()));
+    assert_eq!(read(&*b, large.id, None).await.unwrap(), large_data);
+
+    assert!(b.delete(large.id).await.unwrap());
+    a.refresh().await.unwrap();
+    assert!(a.get(large.id).await.unwrap().is_none());
+    assert!(a.open(large.id, None).await.unwrap().is_none());
+    assert_eq!(a.count().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_is_listed_on_another_server_within_its_poll() {
+    let s3 = S3::new();
+    let poll = Duration::from_millis(200);
+    let options = S3Options {
+        poll_interval: poll,
+        ..S3Options::default()
+    };
+    let a = s3.open_s3(options.clone()).await;
+    let b = s3.open_s3(options).await;
+    let mut events = b.subscribe();
+    let committed = Instant::now();
+    let meta = put(&*a, dict("10.0.0.1:1"), b"{}").await;
+    let seen = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("not listed on the other server within 5 s")
+        .unwrap();
+    assert_eq!(seen.id, meta.id);
+    let lag = committed.elapsed();
+    assert!(lag < Duration::from_secs(2), "{lag:?}");
+}
+
+/// Two servers commit at once, many times: each log object is created once,
+/// so no entry of either is lost, and every server lists all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_servers_never_overwrite_each_others_log_objects() {
+    let s3 = S3::new();
+    let servers = [
+        s3.open_s3(S3Options::default()).await,
+        s3.open_s3(S3Options::default()).await,
+    ];
+    let tasks: Vec<_> = (0..16u8)
+        .map(|t| {
+            let store = servers[usize::from(t % 2)].clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..6u8 {
+                    ids.push(
+                        put(&*store, dict("10.0.0.1:1"), &content(40, t ^ i))
+                            .await
+                            .id,
+                    );
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.unwrap());
+    }
+    let third = s3.open_s3(S3Options::default()).await;
+    for store in servers.iter().chain([&third]) {
+        store.refresh().await.unwrap();
+        assert_eq!(store.count().await, ids.len());
+        for id in &ids {
+            assert!(store.get(*id).await.unwrap().is_some());
+        }
+    }
+    let listed: Vec<_> = third.list(&ListQuery::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 96);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_storage_key_refuses_to_open() {
+    let s3 = S3::new();
+    let store = s3.open_s3(S3Options::default()).await;
+    put(&*store, dict("10.0.0.1:1"), b"{}").await;
+    let other = Keyring::new(StorageKey::generate(), vec![]);
+    let location = "s3://ferry-conformance/store".parse().unwrap();
+    let err = ferry_store::S3Store::open_on(s3.bucket(), &location, other, S3Options::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StoreError::MissingKeys { records: 1, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_large_object_fails_its_integrity_check() {
+    use object_store::{ObjectStoreExt, PutPayload};
+    let s3 = S3::new();
+    let store: Arc<dyn Store> = s3.open_s3(S3Options::default()).await;
+    let data = content(1 << 20, 6);
+    let meta = put(&*store, text("10.0.0.1:1", "t.txt"), &data).await;
+    let objects = s3.bucket();
+    let path = object_store::path::Path::from(format!("store/items/{}.rec", meta.id));
+    let mut bytes = objects
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    bytes[200_000] ^= 1;
+    objects.put(&path, PutPayload::from(bytes)).await.unwrap();
+    let err = read(&*store, meta.id, None).await.err().unwrap();
+    assert!(matches!(err, StoreError::Integrity { .. }), "{err}");
+}
