@@ -5,6 +5,7 @@ until its standard input closes (the test that started it ended, however it
 ended), and exits.
 """
 
+import logging
 import os
 import sys
 
@@ -12,6 +13,8 @@ from moto.server import ThreadedMotoServer
 
 
 def main() -> None:
+    # One line per request would drown the test's own output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     print(server.get_host_and_port()[1], flush=True)

@@ -6,7 +6,9 @@ use ferry_admin::AdminState;
 use ferry_crypto::{CryptoError, FernetKey, Keyring, StorageKey};
 use ferry_http::{BearerToken, ServeOptions};
 use ferry_server::{EncryptionPolicy, ExportConfig, Outputs, ServerConfig, Shared};
-use ferry_store::{LocalOptions, LocalStore, Notary, Retention, Store, StoreError};
+use ferry_store::{
+    LocalOptions, LocalStore, Notary, Retention, S3Location, S3Options, S3Store, Store, StoreError,
+};
 use ferry_tlog::Signer;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -54,6 +56,18 @@ pub struct ServerArgs {
     /// Where items, keys and the admin token live.
     #[arg(long, env = "FERRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep items in an S3-compatible bucket, s3://BUCKET[/PREFIX], shared with other servers (endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP); default: the local store in DATA_DIR/store.
+    #[arg(long, env = "FERRY_STORE")]
+    pub store: Option<String>,
+    /// S3 store: milliseconds a group commit waits for more items after the first (0: only what arrives while the previous group is written).
+    #[arg(long, env = "FERRY_S3_BATCH_WINDOW_MS")]
+    pub s3_batch_window_ms: Option<u64>,
+    /// S3 store: milliseconds between two reads of what other servers committed.
+    #[arg(long, env = "FERRY_S3_POLL_INTERVAL_MS")]
+    pub s3_poll_interval_ms: Option<u64>,
+    /// S3 store: parts of one large item uploaded at once.
+    #[arg(long, env = "FERRY_S3_UPLOAD_CONCURRENCY")]
+    pub s3_upload_concurrency: Option<usize>,
     /// Fernet key file shared with clients (created, mode 0600, when absent).
     #[arg(long, env = "FERRY_FERNET_KEY")]
     pub fernet_key: Option<PathBuf>,
@@ -171,6 +185,11 @@ pub struct ServerSettings {
     pub admin_tls_cert: Option<PathBuf>,
     pub admin_tls_key: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// `s3://BUCKET[/PREFIX]`, or `None` for the local store.
+    pub store: Option<String>,
+    pub s3_batch_window_ms: u64,
+    pub s3_poll_interval_ms: u64,
+    pub s3_upload_concurrency: usize,
     pub fernet_key: Option<PathBuf>,
     pub storage_key: Option<PathBuf>,
     pub old_storage_keys: Vec<PathBuf>,
@@ -211,6 +230,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         let config = ServerConfig::default();
         let store = LocalOptions::default();
+        let s3 = S3Options::default();
         let admin_limit = ferry_http::RateLimit::default();
         ServerSettings {
             listen: ferry_server::DEFAULT_LISTEN,
@@ -220,6 +240,10 @@ impl Default for ServerSettings {
             admin_tls_cert: None,
             admin_tls_key: None,
             data_dir: PathBuf::from("ferry-data"),
+            store: None,
+            s3_batch_window_ms: s3.batch_window.as_millis() as u64,
+            s3_poll_interval_ms: s3.poll_interval.as_millis() as u64,
+            s3_upload_concurrency: s3.upload_concurrency,
             fernet_key: None,
             storage_key: None,
             old_storage_keys: Vec::new(),
@@ -282,8 +306,12 @@ impl ServerSettings {
     }
 }
 
-/// Opens the local store in `DATA_DIR/store` with `keys`.
+/// Opens the store: the S3 store `--store` names, or the local store in
+/// `DATA_DIR/store`, with `keys`.
 async fn open_store(settings: &ServerSettings, keys: &Keys) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(store) = &settings.store {
+        return open_s3_store(settings, keys, store).await;
+    }
     let options = LocalOptions {
         max_item_size: settings.max_item_bytes,
         allow_missing_keys: settings.allow_missing_keys,
@@ -301,6 +329,45 @@ async fn open_store(settings: &ServerSettings, keys: &Keys) -> anyhow::Result<Ar
             "cannot open the store: a server is running on it (stop it, or ask it with POST /api/log/verify)",
         ),
         Err(err) => Err(err).context("cannot open the store"),
+    }
+}
+
+/// Opens the S3 store at `location` with `keys`.
+async fn open_s3_store(
+    settings: &ServerSettings,
+    keys: &Keys,
+    location: &str,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let location: S3Location = location
+        .parse()
+        .map_err(|why: String| anyhow::anyhow!("--store: {why}"))?;
+    anyhow::ensure!(
+        settings.s3_poll_interval_ms > 0 && settings.s3_upload_concurrency > 0,
+        "s3_poll_interval_ms and s3_upload_concurrency must be at least 1"
+    );
+    let options = S3Options {
+        max_item_size: settings.max_item_bytes,
+        allow_missing_keys: settings.allow_missing_keys,
+        batch_window: Duration::from_millis(settings.s3_batch_window_ms),
+        poll_interval: Duration::from_millis(settings.s3_poll_interval_ms),
+        upload_concurrency: settings.s3_upload_concurrency,
+        ..S3Options::default()
+    };
+    if settings.tlog {
+        tracing::warn!(
+            "the S3 store keeps no tamper-evident log yet: items stored on it get no receipt"
+        );
+    }
+    match S3Store::open(&location, keys.keyring.clone(), options).await {
+        Ok(store) => Ok(store),
+        Err(StoreError::MissingKeys { key_ids, records }) => {
+            anyhow::bail!(keys.missing(Path::new(&location.to_string()), &key_ids, records))
+        }
+        Err(err) => Err(err).with_context(|| {
+            format!(
+                "cannot open the S3 store {location}: check that the bucket exists and AWS_ENDPOINT_URL, AWS_REGION and the credentials"
+            )
+        }),
     }
 }
 
