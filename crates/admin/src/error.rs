@@ -29,6 +29,12 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
         StoreError::NoLog => {
             ApiError::NotFound("this server keeps no log (it was started with --tlog false)".into())
         }
+        StoreError::Unsupported(message) => ApiError::Failure {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code: "not_implemented",
+            message,
+            cause: message.to_owned(),
+        },
         other => ApiError::internal(other),
     }
 }

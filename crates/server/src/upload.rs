@@ -250,7 +250,7 @@ pub(crate) fn failure(err: StoreError) -> UploadReply {
         StoreError::UploadLength(_) => UploadErrorCode::Length,
         StoreError::UploadIncomplete { .. } => UploadErrorCode::Incomplete,
         StoreError::NotFound => return not_found(),
-        StoreError::Unavailable(_) => UploadErrorCode::Unavailable,
+        StoreError::Unavailable(_) | StoreError::Unsupported(_) => UploadErrorCode::Unavailable,
         _ => {
             tracing::error!(error = %err, "the store failed an upload command");
             return UploadReply::failure(UploadErrorCode::Unavailable, FAILED_REPLY);

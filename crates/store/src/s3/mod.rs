@@ -209,6 +209,19 @@ impl S3Store {
     }
 }
 
+impl Shared {
+    /// The entry of item `id`; if it is not listed, reads the commit log
+    /// first (it may have been committed on another server since the last
+    /// poll).
+    async fn entry(&self, id: ItemId) -> Result<Option<view::Entry>, StoreError> {
+        if let Some(entry) = self.journal.view().get(id) {
+            return Ok(Some(entry));
+        }
+        self.journal.catch_up().await?;
+        Ok(self.journal.view().get(id))
+    }
+}
+
 /// Reads the log objects other servers write, every `interval`, for as long
 /// as the store is open.
 async fn follow(journal: Weak<Journal>, interval: Duration) {
@@ -239,7 +252,7 @@ impl Store for S3Store {
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
-        Ok(self.shared.journal.view().get(id).map(|entry| entry.meta))
+        Ok(self.shared.entry(id).await?.map(|entry| entry.meta))
     }
 
     async fn open(
@@ -263,7 +276,7 @@ impl Store for S3Store {
         _by: &Actor,
     ) -> Result<Option<ItemMeta>, StoreError> {
         let journal = &self.shared.journal;
-        if journal.view().get(id).is_none() {
+        if self.shared.entry(id).await?.is_none() {
             return Ok(None);
         }
         self.shared.committer.commit(Change::Hold(id, held)).await?;
@@ -335,7 +348,7 @@ impl Store for S3Store {
 /// large item's object.
 async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     let journal = &shared.journal;
-    let Some(entry) = journal.view().get(id) else {
+    let Some(entry) = shared.entry(id).await? else {
         return Ok(false);
     };
     if entry.meta.held {

@@ -30,7 +30,7 @@ pub(crate) async fn open(
     range: Option<Range<u64>>,
 ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError> {
     let journal = &shared.journal;
-    let Some(entry) = journal.view().get(id) else {
+    let Some(entry) = shared.entry(id).await? else {
         return Ok(None);
     };
     let size = entry.meta.size;

@@ -131,3 +131,20 @@ async fn a_tampered_large_object_fails_its_integrity_check() {
     let err = read(&*store, meta.id, None).await.err().unwrap();
     assert!(matches!(err, StoreError::Integrity { .. }), "{err}");
 }
+
+/// A server asked for an id it does not list reads the commit log first: an
+/// item committed elsewhere a moment ago is found without waiting for a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_from_another_server_is_found_by_id_at_once() {
+    let s3 = S3::new();
+    let a = s3.open_s3(S3Options::default()).await;
+    let never_polls = S3Options {
+        poll_interval: Duration::from_secs(3600),
+        ..S3Options::default()
+    };
+    let b = s3.open_s3(never_polls).await;
+    let meta = put(&*a, dict("10.0.0.1:1"), b"{\"now\": 1}").await;
+    assert_eq!(b.get(meta.id).await.unwrap(), Some(meta.clone()));
+    assert_eq!(read(&*b, meta.id, None).await.unwrap(), b"{\"now\": 1}");
+    assert!(b.delete(meta.id).await.unwrap());
+}
