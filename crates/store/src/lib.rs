@@ -20,9 +20,11 @@
 //! through the trait alone, so it works on every store.
 
 mod chunks;
-// Used by the S3 store (coming) and later by the local store.
+// Used by the S3 store (coming) and later by the local store. Public, hidden,
+// only for its benchmark (`examples/catalog_bench.rs`): not part of the API.
 #[allow(dead_code)]
-mod catalog;
+#[doc(hidden)]
+pub mod catalog;
 mod error;
 mod id;
 mod ledger;
