@@ -327,3 +327,76 @@ fn every_ferry_variable_in_compose_is_one_the_service_binary_accepts() {
     }
     assert!(checked >= 8, "only {checked} FERRY_ variables checked");
 }
+
+/// `deploy/s3/docker-compose.yml` with its `<<: *server` merges applied.
+fn s3_compose() -> Value {
+    let path = root().join("deploy/s3/docker-compose.yml");
+    let text = std::fs::read_to_string(&path).expect("deploy/s3/docker-compose.yml");
+    let mut yaml: serde_norway::Value = serde_norway::from_str(&text).expect("valid YAML");
+    yaml.apply_merge().expect("its merge keys apply");
+    serde_json::to_value(yaml).expect("plain data")
+}
+
+#[test]
+fn the_s3_compose_file_runs_three_servers_on_one_bucket_behind_haproxy() {
+    let compose = s3_compose();
+    let accepted = accepted_env("ferry-server");
+    let mut stores = BTreeSet::new();
+    for name in ["server1", "server2", "server3"] {
+        let server = service(&compose, name);
+        assert_eq!(program(server), "ferry-server");
+        let env = environment(server);
+        for (key, _) in env.iter().filter(|(k, _)| k.starts_with("FERRY_")) {
+            assert!(
+                accepted.contains(key),
+                "{name}: ferry-server does not read {key}"
+            );
+        }
+        let value = |key: &str| {
+            env.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{name} sets no {key}"))
+        };
+        stores.insert(value("FERRY_STORE"));
+        assert!(value("AWS_ENDPOINT_URL").starts_with("http://minio:"));
+        // The keys every server must share come from the same secrets.
+        for key in ["FERRY_STORAGE_KEY", "FERRY_FERNET_KEY"] {
+            let secret = value(key);
+            let secret = secret.strip_prefix("/run/secrets/").expect("a secret");
+            assert!(
+                entries(&server["secrets"], "source")
+                    .iter()
+                    .any(|s| s == secret)
+            );
+            assert!(
+                compose["secrets"][secret]["file"].is_string(),
+                "{secret} has no file"
+            );
+        }
+    }
+    assert_eq!(
+        stores.len(),
+        1,
+        "the servers are on different stores: {stores:?}"
+    );
+    let store = stores.pop_first().unwrap();
+    let bucket = store
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("s3://BUCKET/PREFIX");
+    let makes_bucket = compose["services"]["bucket"]["entrypoint"].to_string();
+    assert!(makes_bucket.contains(&format!("mc mb --ignore-existing local/{bucket}")));
+
+    let gateway = service(&compose, "gateway");
+    assert_eq!(program(gateway), "ferry-gateway");
+    assert!(environment(gateway).contains(&("FERRY_SERVER".to_owned(), "haproxy:6868".to_owned())));
+    let haproxy = std::fs::read_to_string(root().join("deploy/s3/haproxy.cfg")).unwrap();
+    assert!(haproxy.contains("mode tcp"));
+    for name in ["server1", "server2", "server3"] {
+        assert!(
+            haproxy.contains(&format!("server {name} {name}:6868")),
+            "haproxy.cfg does not balance over {name}"
+        );
+    }
+}
