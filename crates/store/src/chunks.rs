@@ -6,6 +6,7 @@
 //! is held at a time, so memory stays flat whatever the item's size.
 
 use std::io::{ErrorKind, Read, Seek};
+use std::ops::Range;
 
 use bytes::Bytes;
 use ferry_crypto::{CHUNK_SIZE, CryptoError, RecordReader};
@@ -33,6 +34,17 @@ where
         end,
     };
     futures::stream::unfold(state, Chunks::next).boxed()
+}
+
+/// The bytes `range` (all by default) of an item of `size` bytes, its end
+/// clamped to the size; [`StoreError::InvalidRange`] if it does not start in
+/// the item.
+pub(crate) fn clamp_range(range: Option<Range<u64>>, size: u64) -> Result<(u64, u64), StoreError> {
+    let Range { start, end } = range.unwrap_or(0..size);
+    if start > end || start > size {
+        return Err(StoreError::InvalidRange { start, end, size });
+    }
+    Ok((start, end.min(size)))
 }
 
 /// Opens a sealed record and parses its metadata. `id` names the item, and

@@ -99,6 +99,17 @@ pub(crate) fn peer_is_from(peer: &str, source: &str) -> bool {
     bare(ip) == bare(source) || (source.len() > ip.len() && peer.starts_with(source))
 }
 
+/// The bytes of a SHA-256 written as 64 lowercase hex digits (the only form
+/// [`ItemMeta`] holds), so that they encode back to the same text.
+pub(crate) fn digest_bytes(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use ferry_protocol::{DataType, Serialization};
 use time::{OffsetDateTime, UtcOffset};
 
 use super::CatalogEntry;
+use crate::meta::digest_bytes;
 use crate::{ItemId, ItemMeta};
 
 const VERSION: u8 = 1;
@@ -189,17 +190,6 @@ fn serialization_of(code: u8) -> Serialization {
         2 => Serialization::Json,
         _ => Serialization::Xml,
     }
-}
-
-/// The bytes of a SHA-256 written as 64 lowercase hex digits, so that they
-/// encode back to the same text.
-fn digest_bytes(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text, &mut bytes).ok()?;
-    Some(bytes)
 }
 
 fn zigzag(n: i64) -> u64 {

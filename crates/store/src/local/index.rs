@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use super::frame::HEADER_LEN;
 use super::keys::KeyRef;
+use crate::meta::digest_bytes;
 use crate::{ItemId, ItemMeta, ListQuery, Page};
 
 /// Where an item's sealed record is.
@@ -284,17 +285,6 @@ impl Stored {
                 Stored::Whole(e) => e.meta.is_from(source),
             })
     }
-}
-
-/// The bytes of a SHA-256 written as 64 lowercase hex digits (the only form
-/// [`ItemMeta`] holds), so that they encode back to the same text.
-fn digest_bytes(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text, &mut bytes).ok()?;
-    Some(bytes)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::Shared;
 use super::file::joined;
 use super::index::{Entry, Location};
 use super::log::segment_path;
-use crate::chunks::{check_own, content_stream, open_record};
+use crate::chunks::{check_own, clamp_range, content_stream, open_record};
 use crate::{ContentStream, ItemId, ItemMeta, StoreError};
 
 /// Opens item `id` for reading the plaintext bytes `range` (all by default).
@@ -30,12 +30,7 @@ pub(crate) async fn open(
     let Some(entry) = shared.entry(id) else {
         return Ok(None);
     };
-    let size = entry.meta.size;
-    let Range { start, end } = range.unwrap_or(0..size);
-    if start > end || start > size {
-        return Err(StoreError::InvalidRange { start, end, size });
-    }
-    let end = end.min(size);
+    let (start, end) = clamp_range(range, entry.meta.size)?;
     let meta = entry.meta.clone();
     let Some((reader, path)) = tokio::task::spawn_blocking(move || open_listed(&shared, entry))
         .await

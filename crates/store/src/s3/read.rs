@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 
 use super::Shared;
 use super::view::Location;
-use crate::chunks::{check_own, content_stream, open_record};
+use crate::chunks::{check_own, clamp_range, content_stream, open_record};
 use crate::{ContentStream, ItemId, ItemMeta, StoreError, joined};
 
 /// Bytes fetched at once while streaming a large item.
@@ -33,12 +33,7 @@ pub(crate) async fn open(
     let Some(entry) = shared.entry(id).await? else {
         return Ok(None);
     };
-    let size = entry.meta.size;
-    let Range { start, end } = range.unwrap_or(0..size);
-    if start > end || start > size {
-        return Err(StoreError::InvalidRange { start, end, size });
-    }
-    let end = end.min(size);
+    let (start, end) = clamp_range(range, entry.meta.size)?;
     let gone = || journal.view().get(id).is_none();
     let stream = match entry.location {
         Location::Batch { seq, base, len } => {

@@ -4,6 +4,9 @@
 //! its backends. `s3` adds what only a store shared by several servers has.
 
 mod backends;
+#[path = "../local/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
 mod s3;
 mod suite;
 

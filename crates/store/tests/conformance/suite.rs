@@ -4,47 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::{DataType, Serialization};
-use ferry_store::{ItemMeta, ListQuery, NewItem, Store, StoreError};
+use ferry_store::{ItemMeta, ListQuery, Store, StoreError};
 use futures::TryStreamExt;
-use sha2::{Digest, Sha256};
 
 use crate::backends::Backend;
-
-pub fn dict(peer: &str) -> NewItem {
-    NewItem {
-        data_type: DataType::Dictionary,
-        serialization: Serialization::Json,
-        encrypted_in_transit: false,
-        peer: peer.into(),
-        name: None,
-    }
-}
-
-pub fn text(peer: &str, name: &str) -> NewItem {
-    NewItem {
-        data_type: DataType::Text,
-        serialization: Serialization::Txt,
-        encrypted_in_transit: true,
-        peer: peer.into(),
-        name: Some(name.into()),
-    }
-}
-
-/// Deterministic content of `len` bytes.
-pub fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
-        .collect()
-}
-
-/// Writes `data` in packets of 48,000 bytes and commits.
-pub async fn put(store: &dyn Store, item: NewItem, data: &[u8]) -> ItemMeta {
-    let mut writer = store.begin(item).await.unwrap();
-    for packet in data.chunks(48_000) {
-        writer.write(packet).await.unwrap();
-    }
-    writer.commit().await.unwrap()
-}
+pub use crate::helpers::{content, dict, put, sha256_hex, text};
 
 /// Reads an item (or a range of it) whole.
 pub async fn read(
@@ -55,10 +19,6 @@ pub async fn read(
     let (_, stream) = store.open(id, range).await?.expect("item exists");
     let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
     Ok(chunks.concat())
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 async fn check_ranges(store: &dyn Store, meta: &ItemMeta, data: &[u8]) {
