@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of Ferry on a fresh machine: installs what they need
-# (rustfmt and clippy, Debian's Chromium and ChromeDriver, schemathesis, the
+# (rustfmt and clippy, Debian's Chromium, ChromeDriver and HAProxy, schemathesis, the
 # OpenAPI client generator and tuspy from PyPI, the TypeScript client's packages
 # and tus-js-client from npm),
 # checks formatting, builds every target with clippy's lints, then runs the
@@ -24,6 +24,12 @@ if ! command -v openssl >/dev/null; then
     step "installing openssl (Debian; the README's tus example digests a file with it)"
     sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
+if ! command -v haproxy >/dev/null; then
+    step "installing haproxy (Debian; the S3 cluster suite puts it in front of three servers)"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
 fi
 
 if ! python3 -c "import schemathesis, openapi_python_client, tusclient, moto.server" 2>/dev/null; then

@@ -30,6 +30,7 @@ mod readme;
 mod receipts;
 mod resume;
 mod retention;
+mod s3_cluster;
 mod schemathesis_admin;
 mod schemathesis_gateway;
 mod storage_keys;
