@@ -33,6 +33,7 @@ mod meta;
 mod notary;
 mod retention;
 mod s3;
+mod seal;
 mod upload;
 
 use std::ops::Range;

@@ -5,18 +5,14 @@
 use std::mem;
 use std::sync::Arc;
 
-use ferry_crypto::{CHUNK_SIZE, Sealer, StorageKey};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::Shared;
 use super::file::{Spill, joined};
 use super::frame::{self, HEADER_LEN, Kind, Unsealed};
 use super::index::{Entry, Location};
+use crate::seal::seal_small_item;
 use crate::{ItemId, ItemMeta, ItemWriter, NewItem, StoreError};
-
-/// Inline items larger than this are sealed on a blocking thread.
-const SEAL_INLINE_ON_RUNTIME: usize = 64 << 10;
 
 enum State {
     Inline(Vec<u8>),
@@ -87,13 +83,9 @@ impl LocalWriter {
         let (meta, location) = match state {
             State::Inline(plaintext) => {
                 let key = shared.keys.allocate().await?;
-                let (meta, frame) = if plaintext.len() > SEAL_INLINE_ON_RUNTIME {
-                    tokio::task::spawn_blocking(move || seal_inline(&key, &plaintext, meta_of))
-                        .await
-                        .map_err(joined)?
-                } else {
-                    seal_inline(&key, &plaintext, meta_of)
-                };
+                let (meta, frame) =
+                    seal_small_item(key, plaintext, meta_of, frame::start()).await?;
+                let frame = Unsealed::new(Kind::Record, frame);
                 let len = (frame.len() - HEADER_LEN) as u64;
                 // Until published: no reclaim pass may run between the two.
                 _gate = Some(shared.append_gate.read().await);
@@ -231,21 +223,4 @@ fn with_leaf(
         Some(Err(err)) => (meta, Some(err)),
         None => (meta, None),
     }
-}
-
-/// Seals a whole small item with its data key into a log frame (whose header
-/// the log writes).
-fn seal_inline(
-    key: &StorageKey,
-    plaintext: &[u8],
-    meta_of: impl FnOnce([u8; 32], String) -> ItemMeta,
-) -> (ItemMeta, Unsealed) {
-    let meta = meta_of(Sha256::digest(plaintext).into(), key.id().to_owned());
-    let metadata = meta.to_record_bytes();
-    let mut frame = frame::start();
-    frame.reserve(plaintext.len() + (plaintext.len() / CHUNK_SIZE + 1) * 16 + metadata.len() + 128);
-    let mut sealer = Sealer::new(key);
-    sealer.push(plaintext, &mut frame);
-    sealer.finish(&metadata, &mut frame);
-    (meta, Unsealed::new(Kind::Record, frame))
 }

@@ -7,13 +7,14 @@
 use std::mem;
 use std::sync::Arc;
 
-use ferry_crypto::{CHUNK_SIZE, Sealer, StorageKey};
+use ferry_crypto::Sealer;
 use object_store::{ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::Shared;
 use super::batch::Change;
+use crate::seal::{seal_small_item, seal_whole};
 use crate::{ItemId, ItemMeta, ItemWriter, NewItem, StoreError, joined};
 
 /// A large item on its way to its object.
@@ -134,10 +135,7 @@ impl S3Writer {
         let key = self.shared.journal.keyring.current().clone();
         let change = match state {
             State::Inline(plaintext) => {
-                let (_, sealed) =
-                    tokio::task::spawn_blocking(move || seal_whole(&key, &plaintext, meta_of))
-                        .await
-                        .map_err(joined)?;
+                let (_, sealed) = seal_small_item(key, plaintext, meta_of, Vec::new()).await?;
                 Change::Record(sealed)
             }
             State::Upload(mut upload) => {
@@ -154,7 +152,7 @@ impl S3Writer {
                 multipart.finish().await.map_err(|err| {
                     StoreError::remote("finishing the upload of a large item", err)
                 })?;
-                let (_, sealed_meta) = seal_whole(&key, &[], |_, _| meta);
+                let (_, sealed_meta) = seal_whole(&key, &[], |_, _| meta, Vec::new());
                 Change::Large {
                     record_len,
                     sealed_meta,
@@ -231,22 +229,4 @@ impl ItemWriter for S3Writer {
         // stops waiting.
         tokio::spawn(self.store()).await.map_err(joined)?
     }
-}
-
-/// Seals a whole item (`plaintext` may be empty: a large item's listing); its
-/// metadata and the record.
-pub(crate) fn seal_whole(
-    key: &StorageKey,
-    plaintext: &[u8],
-    meta_of: impl FnOnce([u8; 32], String) -> ItemMeta,
-) -> (ItemMeta, Vec<u8>) {
-    let meta = meta_of(Sha256::digest(plaintext).into(), key.id().to_owned());
-    let metadata = meta.to_record_bytes();
-    let mut out = Vec::with_capacity(
-        plaintext.len() + (plaintext.len() / CHUNK_SIZE + 1) * 16 + metadata.len() + 128,
-    );
-    let mut sealer = Sealer::new(key);
-    sealer.push(plaintext, &mut out);
-    sealer.finish(&metadata, &mut out);
-    (meta, out)
 }
