@@ -7,8 +7,8 @@
 //! makes a transfer wait or fail with `ERROR`, never acknowledge what is not
 //! then listed.
 
-use crate::harness::gateway::{Gateway, TOKEN};
-use crate::harness::{Admin, Running, Sent, Server, bin, python_script, text_file, wait_until};
+use crate::harness::gateway::Gateway;
+use crate::harness::{Admin, Sent, Server, python_script, text_file, wait_until};
 use ferry_test_support::moto::Moto;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -138,27 +138,8 @@ impl Cluster {
 
     /// `ferry-gateway` forwarding to HAProxy, with the shared Fernet key.
     fn gateway(&self) -> Gateway {
-        let key = self.fernet_key();
         let admin = self.servers[0].admin_url();
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--server",
-            &self.haproxy.addr,
-            "--fernet-key",
-            key.to_str().unwrap(),
-            "--admin-url",
-            &admin,
-            "--token",
-            TOKEN,
-        ];
-        let running = Running::start(&bin("ferry-gateway"), &args, &[], &["gateway"]);
-        let url = format!("http://{}", running.addr("gateway"));
-        Gateway {
-            running,
-            url,
-            http: crate::harness::http(),
-        }
+        Gateway::start_keyed(&self.fernet_key(), &admin, &self.haproxy.addr, &[])
     }
 }
 
@@ -201,11 +182,7 @@ fn legacy_client_watched(
         let at = Instant::now();
         let line: Value = serde_json::from_str(&line.unwrap()).unwrap();
         let transfer = Heard {
-            sent: Sent {
-                reply: line["reply"].as_str().unwrap().to_owned(),
-                size: line["size"].as_u64().unwrap(),
-                sha256: line["sha256"].as_str().unwrap().to_owned(),
-            },
+            sent: Sent::from_line(&line),
             at,
         };
         watch(&transfer);

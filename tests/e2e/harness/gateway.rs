@@ -5,6 +5,7 @@
 //! be pointed at a new upstream (a restarted server) and can slow its clients'
 //! bytes down (a slow link).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -59,8 +60,12 @@ impl Gateway {
     /// A gateway forwarding to `tcp` (the server itself, or a proxy in front of it)
     /// with the server's Fernet key and admin URL.
     pub fn start(server: &Server, tcp: &str, extra: &[&str]) -> Gateway {
-        let key = server.fernet_key_file();
-        let admin = server.admin_url();
+        Gateway::start_keyed(&server.fernet_key_file(), &server.admin_url(), tcp, extra)
+    }
+
+    /// A gateway forwarding to `tcp` with the Fernet key file `key` and the
+    /// admin API at `admin` (servers that share a key file, say).
+    pub fn start_keyed(key: &Path, admin: &str, tcp: &str, extra: &[&str]) -> Gateway {
         let mut args = vec![
             "--listen",
             "127.0.0.1:0",
@@ -69,7 +74,7 @@ impl Gateway {
             "--fernet-key",
             key.to_str().unwrap(),
             "--admin-url",
-            &admin,
+            admin,
             "--token",
             TOKEN,
         ];

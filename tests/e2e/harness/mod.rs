@@ -415,6 +415,17 @@ pub struct Sent {
     pub sha256: String,
 }
 
+impl Sent {
+    /// A transfer as the Python legacy-style client reports it, one JSON line.
+    pub fn from_line(line: &serde_json::Value) -> Sent {
+        Sent {
+            reply: line["reply"].as_str().unwrap().to_owned(),
+            size: line["size"].as_u64().unwrap(),
+            sha256: line["sha256"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
 /// Runs a Python script (`command`, its arguments given) with `plan` on its stdin;
 /// panics unless it succeeds; returns the JSON lines it printed.
 pub fn python_lines(mut command: Command, plan: &serde_json::Value) -> Vec<serde_json::Value> {
@@ -475,12 +486,8 @@ pub fn python_transfers(
         command.arg("--key").arg(key);
     }
     python_lines(command, plan)
-        .into_iter()
-        .map(|line| Sent {
-            reply: line["reply"].as_str().unwrap().to_owned(),
-            size: line["size"].as_u64().unwrap(),
-            sha256: line["sha256"].as_str().unwrap().to_owned(),
-        })
+        .iter()
+        .map(Sent::from_line)
         .collect()
 }
 
