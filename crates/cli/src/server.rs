@@ -351,6 +351,12 @@ async fn open_s3_store(
         batch_window: Duration::from_millis(settings.s3_batch_window_ms),
         poll_interval: Duration::from_millis(settings.s3_poll_interval_ms),
         upload_concurrency: settings.s3_upload_concurrency,
+        view_dir: Some(
+            settings
+                .data_dir
+                .join("s3-view")
+                .join(location.view_dir_name()),
+        ),
         ..S3Options::default()
     };
     if settings.tlog {

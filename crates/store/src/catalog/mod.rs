@@ -21,6 +21,7 @@ mod span;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io;
@@ -46,6 +47,8 @@ const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
 const SKEW: TableDefinition<&str, i64> = TableDefinition::new("skew");
 
 const FILE_NAME: &str = "catalog.redb";
+/// The [`STATE`] names of the counts of [`Change::Unreadable`], before the key id.
+const UNREADABLE: &str = "unreadable:";
 /// redb's page cache. Listings read a few pages; more cache mostly holds pages
 /// written by inserts, which are not read again.
 pub(crate) const CACHE_BYTES: usize = 32 << 20;
@@ -71,6 +74,10 @@ pub enum Change {
     /// Puts an id on legal hold (`true`) or lifts its hold. Holds are kept apart
     /// from entries: a hold may come before its item, and outlives its removal.
     Hold(ItemId, bool),
+    /// Notes a record of the source left unlisted because it is sealed with the
+    /// storage key of this id, which the store was not given (see
+    /// [`Catalog::unreadable`]).
+    Unreadable(String),
 }
 
 /// A persistent catalog of listed items (see the [module](self)). Shared by
@@ -160,6 +167,11 @@ impl Catalog {
                     Change::Hold(id, false) => {
                         tables.holds.remove(key(id))?;
                     }
+                    Change::Unreadable(key_id) => {
+                        let name = format!("{UNREADABLE}{key_id}");
+                        let count = tables.state.get(name.as_str())?.map_or(0, |c| c.value());
+                        tables.state.insert(name.as_str(), count + 1)?;
+                    }
                 }
             }
             if let Some(skew) = skew.filter(|s| Some(*s) != old) {
@@ -185,6 +197,43 @@ impl Catalog {
             .map_err(self.fail("syncing the catalog"))?;
         *synced = Instant::now();
         Ok(())
+    }
+
+    /// Empties the catalog: entries, holds, notes and cursor, at once and
+    /// durably. For a store that finds its catalog does not match its source
+    /// and rebuilds it from the start.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        let txn = self.write(Durability::Immediate)?;
+        self.tables(&txn, |tables| {
+            tables.items.retain(|_, _| false)?;
+            tables.holds.retain(|_, _| false)?;
+            tables.state.retain(|_, _| false)?;
+            tables.skew.retain(|_, _| false)?;
+            Ok(())
+        })?;
+        txn.commit().map_err(self.fail("clearing the catalog"))?;
+        *synced = Instant::now();
+        Ok(())
+    }
+
+    /// The records left unlisted for want of their storage key
+    /// ([`Change::Unreadable`]), counted by key id.
+    pub fn unreadable(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE).map_err(self.fail(READING))?;
+        let mut counts = BTreeMap::new();
+        let notes = state
+            .range::<&str>(UNREADABLE..)
+            .map_err(self.fail(READING))?;
+        for row in notes {
+            let (name, count) = row.map_err(self.fail(READING))?;
+            let Some(key_id) = name.value().strip_prefix(UNREADABLE) else {
+                break;
+            };
+            counts.insert(key_id.to_owned(), count.value());
+        }
+        Ok(counts)
     }
 
     /// The cursor of the last [`apply`](Self::apply); `None` before the first.

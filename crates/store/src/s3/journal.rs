@@ -13,10 +13,15 @@
 //!
 //! Applying an entry never fails the log: a record that does not authenticate,
 //! or a damaged object, is reported and left where it is, never deleted.
+//!
+//! The view is kept on the server's disk with the number of the last object
+//! applied (see [`View`]), so a restart reads only the objects written since.
+//! A view whose last object is not in the bucket (the bucket emptied or
+//! replaced) is rebuilt from the first, and so is one that left records out for
+//! want of a storage key the server has now been given.
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry_crypto::{CryptoError, Keyring, RecordReader};
@@ -26,14 +31,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use tokio::sync::broadcast;
 
 use super::batch::{self, Change, Read};
-use super::view::{Entry, Location, View};
+use super::view::{Changes, Entry, Location, View};
 use crate::{ItemId, ItemMeta, StoreError};
 
 /// Log objects fetched at once while catching up.
 const READ_AHEAD: usize = 8;
-
-/// The records the log holds that the keyring cannot open, by key id.
-pub(crate) type MissingKeys = BTreeMap<String, usize>;
 
 /// The commit log and the view it builds.
 #[derive(Debug)]
@@ -41,7 +43,7 @@ pub(crate) struct Journal {
     pub objects: Arc<dyn ObjectStore>,
     root: Path,
     pub keyring: Keyring,
-    view: RwLock<View>,
+    view: View,
     /// The sequence number of the next object to read (or write). Held while
     /// reading or writing the log, so that objects are applied in order.
     next: tokio::sync::Mutex<u64>,
@@ -49,32 +51,63 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    pub(crate) fn new(
+    /// The journal of the log under `root`, resuming `view` where it stopped
+    /// (or rebuilding it: see the [module](self)). Reads no log object yet.
+    pub(crate) async fn open(
         objects: Arc<dyn ObjectStore>,
         root: Path,
         keyring: Keyring,
         events: broadcast::Sender<ItemMeta>,
-    ) -> Journal {
-        Journal {
+        view: View,
+    ) -> Result<Journal, StoreError> {
+        let mut journal = Journal {
             objects,
             root,
             keyring,
-            view: RwLock::default(),
+            view,
             next: tokio::sync::Mutex::new(1),
             events,
+        };
+        let view = journal.view.clone();
+        let unreadable = blocking(move || view.unreadable()).await?;
+        if let Some(key_id) = unreadable
+            .keys()
+            .find(|k| journal.keyring.find(k).is_some())
+        {
+            tracing::info!(%key_id, "the storage key of records the view left out is given now: rebuilding the view from the whole commit log");
+            journal.clear().await?;
         }
+        let view = journal.view.clone();
+        let cursor = blocking(move || view.cursor()).await?;
+        if cursor > 0 {
+            match journal.objects.head(&journal.log_path(cursor)).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => {
+                    tracing::warn!(
+                        cursor,
+                        "the view's last commit-log object is not in the bucket (emptied or replaced?): rebuilding the view from the whole commit log"
+                    );
+                    journal.clear().await?;
+                }
+                Err(err) => return Err(StoreError::remote("reading the commit log", err)),
+            }
+        }
+        let view = journal.view.clone();
+        *journal.next.get_mut() = blocking(move || view.cursor()).await? + 1;
+        Ok(journal)
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let view = self.view.clone();
+        blocking(move || view.clear()).await
     }
 
     pub(crate) fn events(&self) -> &broadcast::Sender<ItemMeta> {
         &self.events
     }
 
-    pub(crate) fn view(&self) -> RwLockReadGuard<'_, View> {
-        self.view.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn view_mut(&self) -> RwLockWriteGuard<'_, View> {
-        self.view.write().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn view(&self) -> &View {
+        &self.view
     }
 
     /// The object of a large item.
@@ -87,14 +120,13 @@ impl Journal {
         self.root.clone().join("log").join(format!("{seq:020}"))
     }
 
-    /// Reads and applies the log objects written since the last one read;
-    /// returns the records found that the keyring cannot open.
-    pub(crate) async fn catch_up(&self) -> Result<MissingKeys, StoreError> {
+    /// Reads and applies the log objects written since the last one read.
+    pub(crate) async fn catch_up(&self) -> Result<(), StoreError> {
         let mut next = self.next.lock().await;
         self.read_new(&mut next).await
     }
 
-    async fn read_new(&self, next: &mut u64) -> Result<MissingKeys, StoreError> {
+    async fn read_new(&self, next: &mut u64) -> Result<(), StoreError> {
         let dir = self.root.clone().join("log");
         let listing = match *next {
             1 => self.objects.list(Some(&dir)),
@@ -123,7 +155,6 @@ impl Journal {
                 }
             })
             .try_buffered(READ_AHEAD);
-        let mut missing = MissingKeys::new();
         while let Some((seq, bytes)) = fetched.try_next().await? {
             if seq < *next {
                 continue;
@@ -135,10 +166,10 @@ impl Journal {
                     "the commit log skips objects: reading on"
                 );
             }
-            self.apply(seq, &bytes, &mut missing);
+            self.apply(seq, &bytes).await?;
             *next = seq + 1;
         }
-        Ok(missing)
+        Ok(())
     }
 
     /// Writes `changes` as the next log object, and applies it; returns its
@@ -159,8 +190,14 @@ impl Journal {
                 .await;
             match put {
                 Ok(_) => {
-                    self.apply(seq, &object, &mut MissingKeys::new());
-                    *next = seq + 1;
+                    if let Err(err) = self.apply(seq, &object).await {
+                        // Committed all the same: the object is in the bucket,
+                        // and is read again (first as a lost race) until the
+                        // view takes it.
+                        tracing::error!(seq, %err, "cannot apply a commit-log object to the view; it is read again");
+                    } else {
+                        *next = seq + 1;
+                    }
                     return Ok(seq);
                 }
                 Err(
@@ -171,7 +208,7 @@ impl Journal {
                     // was lost) wrote `seq` first: read it, then try the next.
                     metrics::counter!("ferry_s3_log_races_total").increment(1);
                     let theirs = fetch(&*self.objects, &path).await?;
-                    self.apply(seq, &theirs, &mut MissingKeys::new());
+                    self.apply(seq, &theirs).await?;
                     *next = seq + 1;
                     self.read_new(&mut next).await?;
                 }
@@ -181,54 +218,53 @@ impl Journal {
     }
 
     /// Applies the log object `seq` to the view.
-    fn apply(&self, seq: u64, object: &[u8], missing: &mut MissingKeys) {
+    async fn apply(&self, seq: u64, object: &[u8]) -> Result<(), StoreError> {
         let reads = match batch::decode(object) {
             Ok(reads) => reads,
             Err(why) => {
                 metrics::counter!("ferry_s3_log_damaged_total").increment(1);
                 tracing::error!(seq, %why, "a commit-log object cannot be read: its changes are left out, and the object is kept");
-                return;
+                Vec::new()
             }
         };
         let mut listed = Vec::new();
-        let mut view = self.view_mut();
+        let mut changes = Changes::default();
         for read in reads {
             match read {
                 Read::Record(range) => {
                     let (base, len) = (range.start as u64, range.len() as u64);
                     let location = Location::Batch { seq, base, len };
-                    if let Some(meta) =
-                        self.record_meta(Cursor::new(object), base, len, seq, missing)
-                    {
+                    let source = Cursor::new(object);
+                    if let Some(meta) = self.record_meta(source, base, len, seq, &mut changes) {
                         listed.push(meta.clone());
-                        view.insert(Entry { meta, location });
+                        changes.insert(Entry { meta, location });
                     }
                 }
                 Read::Large { record_len, meta } => {
                     let sealed = &object[meta];
-                    let len = sealed.len() as u64;
-                    if let Some(meta) = self.record_meta(Cursor::new(sealed), 0, len, seq, missing)
-                    {
+                    let (source, len) = (Cursor::new(sealed), sealed.len() as u64);
+                    if let Some(meta) = self.record_meta(source, 0, len, seq, &mut changes) {
                         listed.push(meta.clone());
                         let location = Location::Object { len: record_len };
-                        view.insert(Entry { meta, location });
+                        changes.insert(Entry { meta, location });
                     }
                 }
-                Read::Tombstone(id) if view.is_held(id) => {
-                    tracing::info!(%id, seq, "a delete of an item on legal hold is not applied");
-                }
                 Read::Tombstone(id) => {
-                    view.remove(id);
+                    if !changes.remove(&self.view, id)? {
+                        tracing::info!(%id, seq, "a delete of an item on legal hold is not applied");
+                    }
                 }
                 Read::Hold(id, held) => {
-                    view.set_held(id, held);
+                    changes.set_held(&self.view, id, held)?;
                 }
             }
         }
-        drop(view);
+        let view = self.view.clone();
+        blocking(move || view.apply(changes, seq)).await?;
         for meta in listed {
             let _ = self.events.send(meta);
         }
+        Ok(())
     }
 
     /// The metadata of the record at `base..base + len` of `source`, or `None`
@@ -239,12 +275,12 @@ impl Journal {
         base: u64,
         len: u64,
         seq: u64,
-        missing: &mut MissingKeys,
+        changes: &mut Changes,
     ) -> Option<ItemMeta> {
         let reader = match RecordReader::open(&self.keyring, source, base, len) {
             Ok(reader) => reader,
             Err(CryptoError::UnknownKey(key_id)) => {
-                *missing.entry(key_id).or_default() += 1;
+                changes.unreadable(key_id);
                 return None;
             }
             Err(err) => {
@@ -273,4 +309,13 @@ async fn fetch(objects: &dyn ObjectStore, path: &Path) -> Result<Bytes, StoreErr
     got.bytes()
         .await
         .map_err(|err| StoreError::remote(context(), err))
+}
+
+/// Runs `work` (on the view's catalog, which blocks on the disk) on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(crate::joined)?
 }

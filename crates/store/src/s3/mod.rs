@@ -40,6 +40,7 @@ mod view;
 mod writer;
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -54,8 +55,8 @@ use tokio::sync::broadcast;
 
 use self::batch::Change;
 use self::commit::Committer;
-use self::journal::Journal;
-use self::view::Location;
+use self::journal::{Journal, blocking};
+use self::view::{Location, View};
 use self::writer::S3Writer;
 use crate::{
     Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
@@ -93,6 +94,26 @@ impl FromStr for S3Location {
     }
 }
 
+impl S3Location {
+    /// A directory name for this location's view on a server: readable, and
+    /// distinct for every location (`BUCKET[_PREFIX]-HASH`).
+    pub fn view_dir_name(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let readable: String = match self.prefix.as_str() {
+            "" => self.bucket.clone(),
+            prefix => format!("{}_{prefix}", self.bucket),
+        }
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+        let digest = Sha256::digest(self.to_string().as_bytes());
+        format!("{readable}-{}", hex::encode(&digest[..4]))
+    }
+}
+
 impl std::fmt::Display for S3Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.prefix.as_str() {
@@ -125,6 +146,11 @@ pub struct S3Options {
     /// Open even if some records were sealed with storage keys that are not in
     /// the keyring: serve what the keyring reads.
     pub allow_missing_keys: bool,
+    /// Where this server keeps its view of the bucket (its catalog of items),
+    /// so that a restart reads only the commit log written since. One
+    /// directory per server and store. `None`: a temporary directory, and the
+    /// whole log read at every open.
+    pub view_dir: Option<PathBuf>,
 }
 
 impl Default for S3Options {
@@ -139,6 +165,7 @@ impl Default for S3Options {
             upload_concurrency: 4,
             poll_interval: Duration::from_millis(200),
             allow_missing_keys: false,
+            view_dir: None,
         }
     }
 }
@@ -187,10 +214,14 @@ impl S3Store {
     ) -> Result<Arc<S3Store>, StoreError> {
         let root = Path::from(location.prefix.as_str());
         let events = broadcast::channel(EVENT_BUFFER).0;
-        let journal = Arc::new(Journal::new(objects, root, keyring, events));
-        let missing = journal.catch_up().await?;
+        let view = View::open(options.view_dir.as_deref())?;
+        let journal = Journal::open(objects, root, keyring, events, view).await?;
+        let journal = Arc::new(journal);
+        journal.catch_up().await?;
+        let view = journal.view().clone();
+        let missing = blocking(move || view.unreadable()).await?;
         if !missing.is_empty() {
-            let records = missing.values().sum();
+            let records = missing.values().sum::<u64>() as usize;
             let key_ids: Vec<String> = missing.into_keys().collect();
             if !options.allow_missing_keys {
                 return Err(StoreError::MissingKeys { key_ids, records });
@@ -204,7 +235,8 @@ impl S3Store {
             committer,
             options,
         });
-        tracing::info!(store = %location, items = shared.journal.view().len(), "S3 store open");
+        let items = shared.journal.view().len()?;
+        tracing::info!(store = %location, items, "S3 store open");
         Ok(Arc::new(S3Store { shared }))
     }
 }
@@ -214,11 +246,11 @@ impl Shared {
     /// first (it may have been committed on another server since the last
     /// poll).
     async fn entry(&self, id: ItemId) -> Result<Option<view::Entry>, StoreError> {
-        if let Some(entry) = self.journal.view().get(id) {
+        if let Some(entry) = self.journal.view().get(id)? {
             return Ok(Some(entry));
         }
         self.journal.catch_up().await?;
-        Ok(self.journal.view().get(id))
+        self.journal.view().get(id)
     }
 }
 
@@ -248,7 +280,8 @@ impl Store for S3Store {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        Ok(self.shared.journal.view().list(query))
+        let (view, query) = (self.shared.journal.view().clone(), query.clone());
+        blocking(move || view.list(&query)).await
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
@@ -280,7 +313,7 @@ impl Store for S3Store {
             return Ok(None);
         }
         self.shared.committer.commit(Change::Hold(id, held)).await?;
-        Ok(journal.view().get(id).map(|entry| entry.meta))
+        Ok(journal.view().get(id)?.map(|entry| entry.meta))
     }
 
     fn ledger(&self) -> Option<Arc<dyn Ledger>> {
@@ -336,11 +369,17 @@ impl Store for S3Store {
     }
 
     async fn count(&self) -> usize {
-        self.shared.journal.view().len()
+        match self.shared.journal.view().len() {
+            Ok(count) => count,
+            Err(err) => {
+                tracing::warn!(%err, "cannot count the items of the view");
+                0
+            }
+        }
     }
 
     async fn refresh(&self) -> Result<(), StoreError> {
-        self.shared.journal.catch_up().await.map(drop)
+        self.shared.journal.catch_up().await
     }
 }
 
@@ -355,7 +394,7 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
         return Err(StoreError::Held(id));
     }
     shared.committer.commit(Change::Tombstone(id)).await?;
-    if journal.view().is_held(id) {
+    if journal.view().is_held(id)? {
         // Held by another server before the tombstone: not applied anywhere.
         return Err(StoreError::Held(id));
     }
@@ -366,4 +405,21 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
         tracing::warn!(%id, %err, "cannot remove a deleted item's object");
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_location_has_its_own_readable_view_directory() {
+        let name = |text: &str| text.parse::<S3Location>().unwrap().view_dir_name();
+        let whole = name("s3://ferry-items");
+        let nested = name("s3://ferry-items/a/b");
+        assert!(whole.starts_with("ferry-items-"), "{whole}");
+        assert!(nested.starts_with("ferry-items_a_b-"), "{nested}");
+        assert_ne!(nested, name("s3://ferry-items/a_b"));
+        assert_eq!(whole, name("s3://ferry-items/"));
+        assert!(!name("s3://b/../x").contains('/'));
+    }
 }

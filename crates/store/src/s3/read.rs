@@ -34,7 +34,7 @@ pub(crate) async fn open(
         return Ok(None);
     };
     let (start, end) = clamp_range(range, entry.meta.size)?;
-    let gone = || journal.view().get(id).is_none();
+    let gone = || matches!(journal.view().get(id), Ok(None));
     let stream = match entry.location {
         Location::Batch { seq, base, len } => {
             let origin = format!("commit-log object {seq}");

@@ -171,7 +171,7 @@ impl S3Writer {
         self.shared
             .journal
             .view()
-            .get(id)
+            .get(id)?
             .map(|entry| entry.meta)
             .ok_or_else(|| StoreError::Unavailable("the item was deleted as it was stored".into()))
     }

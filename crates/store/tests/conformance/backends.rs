@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ferry_crypto::{Keyring, StorageKey};
-use ferry_store::{LocalOptions, LocalStore, S3Location, S3Options, S3Store, Store};
+use ferry_store::{LocalOptions, LocalStore, S3Location, S3Options, S3Store, Store, StoreError};
 use ferry_test_support::moto::Moto;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
@@ -82,9 +82,37 @@ impl S3 {
     }
 
     pub async fn open_s3(&self, options: S3Options) -> Arc<S3Store> {
-        S3Store::open_on(self.bucket(), &self.location, keyring(&self.key), options)
-            .await
-            .unwrap()
+        self.open_keyed(keyring(&self.key), options).await.unwrap()
+    }
+
+    /// Opens a store with `keyring`. A view directory that a store just dropped
+    /// still holds (its tasks end a moment later) is waited for.
+    pub async fn open_keyed(
+        &self,
+        keyring: Keyring,
+        options: S3Options,
+    ) -> Result<Arc<S3Store>, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let opened = S3Store::open_on(
+                self.bucket(),
+                &self.location,
+                keyring.clone(),
+                options.clone(),
+            )
+            .await;
+            match opened {
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    /// The store's storage key.
+    pub fn key(&self) -> &StorageKey {
+        &self.key
     }
 }
 

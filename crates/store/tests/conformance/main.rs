@@ -9,6 +9,7 @@ mod backends;
 mod helpers;
 mod s3;
 mod suite;
+mod view;
 
 /// Runs each test of the suite on each backend: `local::NAME` and `s3::NAME`.
 macro_rules! on_every_store {
