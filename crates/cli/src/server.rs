@@ -68,6 +68,12 @@ pub struct ServerArgs {
     /// S3 store: parts of one large item uploaded at once.
     #[arg(long, env = "FERRY_S3_UPLOAD_CONCURRENCY")]
     pub s3_upload_concurrency: Option<usize>,
+    /// S3 store: seconds between two compactions of the commit log (the space of deleted items comes back).
+    #[arg(long, env = "FERRY_S3_COMPACT_INTERVAL_SECS")]
+    pub s3_compact_interval_secs: Option<u64>,
+    /// S3 store: seconds the log objects a compaction copied are kept after it (longer than any server lags behind).
+    #[arg(long, env = "FERRY_S3_COMPACT_GRACE_SECS")]
+    pub s3_compact_grace_secs: Option<u64>,
     /// Fernet key file shared with clients (created, mode 0600, when absent).
     #[arg(long, env = "FERRY_FERNET_KEY")]
     pub fernet_key: Option<PathBuf>,
@@ -190,6 +196,8 @@ pub struct ServerSettings {
     pub s3_batch_window_ms: u64,
     pub s3_poll_interval_ms: u64,
     pub s3_upload_concurrency: usize,
+    pub s3_compact_interval_secs: u64,
+    pub s3_compact_grace_secs: u64,
     pub fernet_key: Option<PathBuf>,
     pub storage_key: Option<PathBuf>,
     pub old_storage_keys: Vec<PathBuf>,
@@ -244,6 +252,8 @@ impl Default for ServerSettings {
             s3_batch_window_ms: s3.batch_window.as_millis() as u64,
             s3_poll_interval_ms: s3.poll_interval.as_millis() as u64,
             s3_upload_concurrency: s3.upload_concurrency,
+            s3_compact_interval_secs: s3.compact_interval.as_secs(),
+            s3_compact_grace_secs: s3.compact_grace.as_secs(),
             fernet_key: None,
             storage_key: None,
             old_storage_keys: Vec::new(),
@@ -342,8 +352,10 @@ async fn open_s3_store(
         .parse()
         .map_err(|why: String| anyhow::anyhow!("--store: {why}"))?;
     anyhow::ensure!(
-        settings.s3_poll_interval_ms > 0 && settings.s3_upload_concurrency > 0,
-        "s3_poll_interval_ms and s3_upload_concurrency must be at least 1"
+        settings.s3_poll_interval_ms > 0
+            && settings.s3_upload_concurrency > 0
+            && settings.s3_compact_interval_secs > 0,
+        "s3_poll_interval_ms, s3_upload_concurrency and s3_compact_interval_secs must be at least 1"
     );
     let options = S3Options {
         max_item_size: settings.max_item_bytes,
@@ -351,6 +363,8 @@ async fn open_s3_store(
         batch_window: Duration::from_millis(settings.s3_batch_window_ms),
         poll_interval: Duration::from_millis(settings.s3_poll_interval_ms),
         upload_concurrency: settings.s3_upload_concurrency,
+        compact_interval: Duration::from_secs(settings.s3_compact_interval_secs),
+        compact_grace: Duration::from_secs(settings.s3_compact_grace_secs),
         view_dir: Some(
             settings
                 .data_dir

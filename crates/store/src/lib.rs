@@ -49,7 +49,7 @@ pub use local::{LocalOptions, LocalStore};
 pub use meta::ItemMeta;
 pub use notary::{LogCheck, Notary, Published};
 pub use retention::{Retention, RetentionError, Swept, sweep_expired};
-pub use s3::{S3Location, S3Options, S3Store};
+pub use s3::{Compaction, S3Location, S3Options, S3Store};
 pub use upload::{UploadAppender, UploadId, UploadInfo};
 
 /// What the receiver knows about an item when it begins.

@@ -78,6 +78,9 @@ pub enum Change {
     /// storage key of this id, which the store was not given (see
     /// [`Catalog::unreadable`]).
     Unreadable(String),
+    /// Sets a number of the store's own, read back by [`Catalog::number`].
+    /// Names are the store's; they do not start with `unreadable:` or `cursor`.
+    SetNumber(&'static str, u64),
 }
 
 /// A persistent catalog of listed items (see the [module](self)). Shared by
@@ -167,6 +170,9 @@ impl Catalog {
                     Change::Hold(id, false) => {
                         tables.holds.remove(key(id))?;
                     }
+                    Change::SetNumber(name, value) => {
+                        tables.state.insert(name, value)?;
+                    }
                     Change::Unreadable(key_id) => {
                         let name = format!("{UNREADABLE}{key_id}");
                         let count = tables.state.get(name.as_str())?.map_or(0, |c| c.value());
@@ -234,6 +240,37 @@ impl Catalog {
             counts.insert(key_id.to_owned(), count.value());
         }
         Ok(counts)
+    }
+
+    /// A number set by [`Change::SetNumber`]; `None` if never set.
+    pub fn number(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE).map_err(self.fail(READING))?;
+        let value = state.get(name).map_err(self.fail(READING))?;
+        Ok(value.map(|v| v.value()))
+    }
+
+    /// Up to `limit` entries in id order, from the first after `after` (from
+    /// the first of all with `None`): a page of a walk through every entry.
+    pub fn entries(
+        &self,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<CatalogEntry>, StoreError> {
+        let txn = self.read()?;
+        let items = txn.open_table(ITEMS).map_err(self.fail(READING))?;
+        let lower = after.map_or(Bound::Unbounded, |id| Bound::Excluded(key(id)));
+        let rows = items
+            .range::<u128>((lower, Bound::Unbounded))
+            .map_err(self.fail(READING))?;
+        let mut page = Vec::new();
+        for row in rows.take(limit) {
+            let (k, v) = row.map_err(self.fail(READING))?;
+            let id = ItemId::from_bytes(k.value().to_be_bytes());
+            let held = self.held(&txn, id)?;
+            page.push(self.fields(id, v.value())?.to_entry(id, held));
+        }
+        Ok(page)
     }
 
     /// The cursor of the last [`apply`](Self::apply); `None` before the first.

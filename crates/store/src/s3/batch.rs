@@ -12,6 +12,13 @@
 //! | 3, tombstone | the 16-byte id of a deleted item |
 //! | 4, hold | the 16-byte id of an item put on legal hold |
 //! | 5, release | the 16-byte id of an item whose hold is lifted |
+//! | 6, moved record | as 1: a listed small item's record, copied by compaction |
+//! | 7, moved large | as 2: a listed large item's entry, copied by compaction |
+//! | 8, compacted | `through` (u64 BE), then the time of the copy (i64 BE, ms since the epoch) |
+//!
+//! A *compacted* entry closes a compaction (see [`compact`](super::compact)):
+//! every entry of the objects up to `log/<through>` that still matters (listed
+//! items and their holds) is copied into later objects, so those objects can go.
 //!
 //! An object is written whole by one PUT, so it is never torn; the CRC catches
 //! an object damaged at rest, and every record authenticates itself.
@@ -40,6 +47,16 @@ pub(crate) enum Change {
     Tombstone(ItemId),
     /// The item's legal hold is set (`true`) or lifted.
     Hold(ItemId, bool),
+    /// A listed small item's record, copied from an older object.
+    MovedRecord(Vec<u8>),
+    /// A listed large item's entry, copied from an older object.
+    MovedLarge {
+        record_len: u64,
+        sealed_meta: Vec<u8>,
+    },
+    /// Every entry that matters of the objects up to `log/<through>` is
+    /// copied into later ones, at `at_ms` (ms since the Unix epoch).
+    Compacted { through: u64, at_ms: i64 },
 }
 
 impl std::fmt::Debug for Change {
@@ -49,6 +66,9 @@ impl std::fmt::Debug for Change {
             Change::Large { record_len, .. } => write!(f, "Large({record_len} bytes)"),
             Change::Tombstone(id) => write!(f, "Tombstone({id})"),
             Change::Hold(id, held) => write!(f, "Hold({id}, {held})"),
+            Change::MovedRecord(sealed) => write!(f, "MovedRecord({} bytes)", sealed.len()),
+            Change::MovedLarge { record_len, .. } => write!(f, "MovedLarge({record_len} bytes)"),
+            Change::Compacted { through, at_ms } => write!(f, "Compacted({through} at {at_ms})"),
         }
     }
 }
@@ -58,20 +78,34 @@ impl Change {
     pub(crate) fn encoded_len(&self) -> usize {
         ENTRY_HEADER
             + match self {
-                Change::Record(sealed) => sealed.len(),
-                Change::Large { sealed_meta, .. } => 8 + sealed_meta.len(),
-                Change::Tombstone(_) | Change::Hold(..) => 16,
+                Change::Record(sealed) | Change::MovedRecord(sealed) => sealed.len(),
+                Change::Large { sealed_meta, .. } | Change::MovedLarge { sealed_meta, .. } => {
+                    8 + sealed_meta.len()
+                }
+                Change::Tombstone(_) | Change::Hold(..) | Change::Compacted { .. } => 16,
             }
     }
 }
 
 /// A change read back: its kind and where its payload is in the object.
+/// `moved`: copied by compaction, not newly stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Read {
-    Record(Range<usize>),
-    Large { record_len: u64, meta: Range<usize> },
+    Record {
+        record: Range<usize>,
+        moved: bool,
+    },
+    Large {
+        record_len: u64,
+        meta: Range<usize>,
+        moved: bool,
+    },
     Tombstone(ItemId),
     Hold(ItemId, bool),
+    Compacted {
+        through: u64,
+        at_ms: i64,
+    },
 }
 
 /// The object of `changes`.
@@ -81,22 +115,30 @@ pub(crate) fn encode(changes: &[Change]) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     for change in changes {
-        let (kind, payload_len) = match change {
-            Change::Record(sealed) => (1, sealed.len()),
-            Change::Large { sealed_meta, .. } => (2, 8 + sealed_meta.len()),
-            Change::Tombstone(_) => (3, 16),
-            Change::Hold(_, true) => (4, 16),
-            Change::Hold(_, false) => (5, 16),
+        let kind = match change {
+            Change::Record(_) => 1,
+            Change::Large { .. } => 2,
+            Change::Tombstone(_) => 3,
+            Change::Hold(_, true) => 4,
+            Change::Hold(_, false) => 5,
+            Change::MovedRecord(_) => 6,
+            Change::MovedLarge { .. } => 7,
+            Change::Compacted { .. } => 8,
         };
         out.push(kind);
+        let payload_len = change.encoded_len() - ENTRY_HEADER;
         out.extend_from_slice(
             &u32::try_from(payload_len)
                 .expect("entries are small")
                 .to_be_bytes(),
         );
         match change {
-            Change::Record(sealed) => out.extend_from_slice(sealed),
+            Change::Record(sealed) | Change::MovedRecord(sealed) => out.extend_from_slice(sealed),
             Change::Large {
+                record_len,
+                sealed_meta,
+            }
+            | Change::MovedLarge {
                 record_len,
                 sealed_meta,
             } => {
@@ -104,6 +146,10 @@ pub(crate) fn encode(changes: &[Change]) -> Vec<u8> {
                 out.extend_from_slice(sealed_meta);
             }
             Change::Tombstone(id) | Change::Hold(id, _) => out.extend_from_slice(&id.to_bytes()),
+            Change::Compacted { through, at_ms } => {
+                out.extend_from_slice(&through.to_be_bytes());
+                out.extend_from_slice(&at_ms.to_be_bytes());
+            }
         }
     }
     let crc = crc32fast::hash(&out);
@@ -146,20 +192,29 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Read>, String> {
                 .map_err(|_| format!("an entry of kind {kind} is not 16 bytes"))?;
             Ok(ItemId::from_bytes(bytes))
         };
+        let number = |at: usize| -> [u8; 8] {
+            bytes[payload.start + at..payload.start + at + 8]
+                .try_into()
+                .expect("8 bytes")
+        };
         reads.push(match kind {
-            1 => Read::Record(payload.clone()),
-            2 if len >= 8 => Read::Large {
-                record_len: u64::from_be_bytes(
-                    bytes[payload.start..payload.start + 8]
-                        .try_into()
-                        .expect("8 bytes"),
-                ),
+            1 | 6 => Read::Record {
+                record: payload.clone(),
+                moved: kind == 6,
+            },
+            2 | 7 if len >= 8 => Read::Large {
+                record_len: u64::from_be_bytes(number(0)),
                 meta: payload.start + 8..payload.end,
+                moved: kind == 7,
             },
             3 => Read::Tombstone(id()?),
             4 => Read::Hold(id()?, true),
             5 => Read::Hold(id()?, false),
-            _ => return Err(format!("unknown entry kind {kind}")),
+            8 if len == 16 => Read::Compacted {
+                through: u64::from_be_bytes(number(0)),
+                at_ms: i64::from_be_bytes(number(8)),
+            },
+            _ => return Err(format!("unknown entry kind {kind} (of {len} bytes)")),
         });
         at = payload.end;
     }
@@ -180,6 +235,15 @@ mod tests {
             Change::Tombstone(ItemId::new()),
             Change::Hold(ItemId::new(), true),
             Change::Hold(ItemId::new(), false),
+            Change::MovedRecord(b"moved record".to_vec()),
+            Change::MovedLarge {
+                record_len: 7,
+                sealed_meta: b"moved meta".to_vec(),
+            },
+            Change::Compacted {
+                through: 41,
+                at_ms: -3,
+            },
         ]
     }
 
@@ -193,21 +257,42 @@ mod tests {
         );
         let reads = decode(&object).unwrap();
         assert_eq!(reads.len(), changes.len());
-        let Read::Record(record) = &reads[0] else {
-            panic!("{:?}", reads[0])
-        };
-        assert_eq!(&object[record.clone()], b"sealed record");
-        let Read::Large { record_len, meta } = &reads[1] else {
-            panic!("{:?}", reads[1])
-        };
-        assert_eq!(
-            (*record_len, &object[meta.clone()]),
-            (5 << 30, &b"sealed meta"[..])
-        );
-        for (read, change) in reads[2..].iter().zip(&changes[2..]) {
+        for (read, change) in reads.iter().zip(&changes) {
             match (read, change) {
+                (
+                    Read::Record { record, moved },
+                    Change::Record(sealed) | Change::MovedRecord(sealed),
+                ) => {
+                    assert_eq!(&object[record.clone()], sealed);
+                    assert_eq!(*moved, matches!(change, Change::MovedRecord(_)));
+                }
+                (
+                    Read::Large {
+                        record_len,
+                        meta,
+                        moved,
+                    },
+                    Change::Large {
+                        record_len: len,
+                        sealed_meta,
+                    }
+                    | Change::MovedLarge {
+                        record_len: len,
+                        sealed_meta,
+                    },
+                ) => {
+                    assert_eq!((record_len, &object[meta.clone()]), (len, &sealed_meta[..]));
+                    assert_eq!(*moved, matches!(change, Change::MovedLarge { .. }));
+                }
                 (Read::Tombstone(a), Change::Tombstone(b)) => assert_eq!(a, b),
                 (Read::Hold(a, x), Change::Hold(b, y)) => assert_eq!((a, x), (b, y)),
+                (
+                    Read::Compacted { through, at_ms },
+                    Change::Compacted {
+                        through: t,
+                        at_ms: a,
+                    },
+                ) => assert_eq!((through, at_ms), (t, a)),
                 other => panic!("{other:?}"),
             }
         }

@@ -37,6 +37,15 @@ use crate::{ItemId, ItemMeta, StoreError};
 /// Log objects fetched at once while catching up.
 const READ_AHEAD: usize = 8;
 
+/// A listed item's entry copied by a compaction: the item, where it was when
+/// copied, and the changes that restate it (its record or entry, and its hold).
+#[derive(Debug)]
+pub(crate) struct Move {
+    pub id: ItemId,
+    pub from: Location,
+    pub changes: Vec<Change>,
+}
+
 /// The commit log and the view it builds.
 #[derive(Debug)]
 pub(crate) struct Journal {
@@ -126,16 +135,72 @@ impl Journal {
         self.read_new(&mut next).await
     }
 
+    /// Reads and applies the log objects from `*next` on. If some of them
+    /// are gone (a compaction removed them while this server was away), the
+    /// view is rebuilt from the objects there are.
     async fn read_new(&self, next: &mut u64) -> Result<(), StoreError> {
-        let dir = self.root.clone().join("log");
-        let listing = match *next {
-            1 => self.objects.list(Some(&dir)),
-            n => self
-                .objects
-                .list_with_offset(Some(&dir), &self.log_path(n - 1)),
-        };
+        if self.read_from(next).await? {
+            return Ok(());
+        }
+        tracing::warn!(
+            from = *next,
+            "commit-log objects this server had not read are compacted away: rebuilding its view from the log"
+        );
+        metrics::counter!("ferry_s3_view_rebuilds_total").increment(1);
+        self.clear().await?;
+        *next = 1;
+        if self.read_from(next).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the commit log changed while it was read; try again".into(),
+            ))
+        }
+    }
+
+    /// Reads and applies the log objects from `*next` on; `false` if one is
+    /// missing (see [`read_new`](Self::read_new)).
+    async fn read_from(&self, next: &mut u64) -> Result<bool, StoreError> {
         let objects = self.objects.clone();
-        let mut fetched = listing
+        let mut fetched = self
+            .list_log(*next - 1)
+            .map_ok(|(seq, _)| {
+                let objects = objects.clone();
+                let path = self.log_path(seq);
+                async move {
+                    match fetch(&*objects, &path).await {
+                        Ok(bytes) => Ok((seq, Some(bytes))),
+                        Err(Missing::Gone) => Ok((seq, None)),
+                        Err(Missing::Failed(err)) => Err(err),
+                    }
+                }
+            })
+            .try_buffered(READ_AHEAD);
+        while let Some((seq, bytes)) = fetched.try_next().await? {
+            if seq < *next {
+                continue;
+            }
+            let Some(bytes) = bytes.filter(|_| seq == *next || *next == 1) else {
+                return Ok(false);
+            };
+            self.apply(seq, &bytes).await?;
+            *next = seq + 1;
+        }
+        Ok(true)
+    }
+
+    /// The log objects after `after` (all from 0), oldest first: their
+    /// sequence numbers and sizes. Other objects under `log/` are skipped.
+    pub(crate) fn list_log(
+        &self,
+        after: u64,
+    ) -> impl futures::Stream<Item = Result<(u64, u64), StoreError>> + Send + 'static {
+        let dir = self.root.clone().join("log");
+        let listing = match after {
+            0 => self.objects.list(Some(&dir)),
+            n => self.objects.list_with_offset(Some(&dir), &self.log_path(n)),
+        };
+        listing
             .map_err(|err| StoreError::remote("listing the commit log", err))
             .try_filter_map(|meta| {
                 let seq = meta
@@ -145,31 +210,8 @@ impl Journal {
                 if seq.is_none() {
                     tracing::warn!(object = %meta.location, "not a commit-log object: skipped");
                 }
-                futures::future::ready(Ok(seq.map(|seq| (seq, meta.location))))
+                futures::future::ready(Ok(seq.map(|seq| (seq, meta.size))))
             })
-            .map_ok(|(seq, path)| {
-                let objects = objects.clone();
-                async move {
-                    let bytes = fetch(&*objects, &path).await?;
-                    Ok((seq, bytes))
-                }
-            })
-            .try_buffered(READ_AHEAD);
-        while let Some((seq, bytes)) = fetched.try_next().await? {
-            if seq < *next {
-                continue;
-            }
-            if seq > *next && *next > 1 {
-                tracing::warn!(
-                    expected = *next,
-                    found = seq,
-                    "the commit log skips objects: reading on"
-                );
-            }
-            self.apply(seq, &bytes).await?;
-            *next = seq + 1;
-        }
-        Ok(())
     }
 
     /// Writes `changes` as the next log object, and applies it; returns its
@@ -178,74 +220,137 @@ impl Journal {
         let object = Bytes::from(batch::encode(changes));
         let mut next = self.next.lock().await;
         loop {
-            let seq = *next;
-            let path = self.log_path(seq);
-            let put = self
-                .objects
-                .put_opts(
-                    &path,
-                    PutPayload::from(object.clone()),
-                    PutMode::Create.into(),
-                )
-                .await;
-            match put {
-                Ok(_) => {
-                    if let Err(err) = self.apply(seq, &object).await {
-                        // Committed all the same: the object is in the bucket,
-                        // and is read again (first as a lost race) until the
-                        // view takes it.
-                        tracing::error!(seq, %err, "cannot apply a commit-log object to the view; it is read again");
-                    } else {
-                        *next = seq + 1;
-                    }
-                    return Ok(seq);
-                }
-                Err(
-                    object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ) => {
-                    // Another server (or an earlier try of ours whose answer
-                    // was lost) wrote `seq` first: read it, then try the next.
-                    metrics::counter!("ferry_s3_log_races_total").increment(1);
-                    let theirs = fetch(&*self.objects, &path).await?;
-                    self.apply(seq, &theirs).await?;
-                    *next = seq + 1;
-                    self.read_new(&mut next).await?;
-                }
-                Err(err) => return Err(StoreError::remote("writing to the commit log", err)),
+            if let Some(seq) = self.try_commit(&mut next, object.clone()).await? {
+                return Ok(seq);
             }
+        }
+    }
+
+    /// Writes the copies of `moves` that are still listed where they were, and
+    /// then `closing`, as the next log object (see
+    /// [`compact`](super::compact)); returns its sequence number and how many
+    /// moves it holds. Which moves still hold is decided again before each
+    /// try, on the view as of the object before it, so that no server ever
+    /// reads a copy of an item deleted or moved meanwhile.
+    pub(crate) async fn commit_moves(
+        &self,
+        moves: &[Move],
+        closing: Option<Change>,
+    ) -> Result<(u64, usize), StoreError> {
+        let mut next = self.next.lock().await;
+        loop {
+            let view = self.view.clone();
+            let at: Vec<_> = moves.iter().map(|m| (m.id, m.from)).collect();
+            let still = blocking(move || view.still_at(&at)).await?;
+            let kept: Vec<&Move> = moves
+                .iter()
+                .zip(still)
+                .filter_map(|(m, still)| still.then_some(m))
+                .collect();
+            let changes: Vec<Change> = kept
+                .iter()
+                .flat_map(|m| m.changes.iter().cloned())
+                .chain(closing.clone())
+                .collect();
+            let object = Bytes::from(batch::encode(&changes));
+            if let Some(seq) = self.try_commit(&mut next, object).await? {
+                return Ok((seq, kept.len()));
+            }
+        }
+    }
+
+    /// Tries to create `object` as log object `*next`, then applies it;
+    /// `None` if another server wrote that number first (its object is
+    /// applied, and the log read on, before the caller tries again).
+    async fn try_commit(&self, next: &mut u64, object: Bytes) -> Result<Option<u64>, StoreError> {
+        let seq = *next;
+        let path = self.log_path(seq);
+        let put = self
+            .objects
+            .put_opts(
+                &path,
+                PutPayload::from(object.clone()),
+                PutMode::Create.into(),
+            )
+            .await;
+        match put {
+            Ok(_) => {
+                if let Err(err) = self.apply(seq, &object).await {
+                    // Committed all the same: the object is in the bucket,
+                    // and is read again (first as a lost race) until the
+                    // view takes it.
+                    tracing::error!(seq, %err, "cannot apply a commit-log object to the view; it is read again");
+                } else {
+                    *next = seq + 1;
+                }
+                Ok(Some(seq))
+            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                // Another server (or an earlier try of ours whose answer
+                // was lost) wrote `seq` first: read it, then try the next.
+                metrics::counter!("ferry_s3_log_races_total").increment(1);
+                let theirs = fetch(&*self.objects, &path)
+                    .await
+                    .map_err(Missing::into_error)?;
+                self.apply(seq, &theirs).await?;
+                *next = seq + 1;
+                self.read_new(next).await?;
+                Ok(None)
+            }
+            Err(err) => Err(StoreError::remote("writing to the commit log", err)),
         }
     }
 
     /// Applies the log object `seq` to the view.
     async fn apply(&self, seq: u64, object: &[u8]) -> Result<(), StoreError> {
         let reads = match batch::decode(object) {
-            Ok(reads) => reads,
+            Ok(reads) => Some(reads),
             Err(why) => {
                 metrics::counter!("ferry_s3_log_damaged_total").increment(1);
                 tracing::error!(seq, %why, "a commit-log object cannot be read: its changes are left out, and the object is kept");
-                Vec::new()
+                None
             }
         };
         let mut listed = Vec::new();
         let mut changes = Changes::default();
+        let Some(reads) = reads else {
+            changes.left_out(&self.view, seq)?;
+            let view = self.view.clone();
+            return blocking(move || view.apply(changes, seq)).await;
+        };
         for read in reads {
             match read {
-                Read::Record(range) => {
-                    let (base, len) = (range.start as u64, range.len() as u64);
+                Read::Record { record, moved } => {
+                    let (base, len) = (record.start as u64, record.len() as u64);
                     let location = Location::Batch { seq, base, len };
                     let source = Cursor::new(object);
-                    if let Some(meta) = self.record_meta(source, base, len, seq, &mut changes) {
-                        listed.push(meta.clone());
+                    if let Some(meta) = self.record_meta(source, base, len, seq, &mut changes)? {
+                        if !moved {
+                            listed.push(meta.clone());
+                        }
                         changes.insert(Entry { meta, location });
                     }
                 }
-                Read::Large { record_len, meta } => {
+                Read::Large {
+                    record_len,
+                    meta,
+                    moved,
+                } => {
+                    let location = Location::Object {
+                        len: record_len,
+                        seq,
+                        meta_base: meta.start as u64,
+                        meta_len: meta.len() as u64,
+                    };
                     let sealed = &object[meta];
                     let (source, len) = (Cursor::new(sealed), sealed.len() as u64);
-                    if let Some(meta) = self.record_meta(source, 0, len, seq, &mut changes) {
-                        listed.push(meta.clone());
-                        let location = Location::Object { len: record_len };
+                    if let Some(meta) = self.record_meta(source, 0, len, seq, &mut changes)? {
+                        if !moved {
+                            listed.push(meta.clone());
+                        }
                         changes.insert(Entry { meta, location });
                     }
                 }
@@ -256,6 +361,9 @@ impl Journal {
                 }
                 Read::Hold(id, held) => {
                     changes.set_held(&self.view, id, held)?;
+                }
+                Read::Compacted { through, at_ms } => {
+                    changes.compacted(&self.view, through, at_ms)?;
                 }
             }
         }
@@ -276,39 +384,56 @@ impl Journal {
         len: u64,
         seq: u64,
         changes: &mut Changes,
-    ) -> Option<ItemMeta> {
-        let reader = match RecordReader::open(&self.keyring, source, base, len) {
-            Ok(reader) => reader,
+    ) -> Result<Option<ItemMeta>, StoreError> {
+        let opened = match RecordReader::open(&self.keyring, source, base, len) {
+            Ok(reader) => ItemMeta::from_record_bytes(reader.metadata()).map_err(|err| {
+                tracing::error!(seq, base, %err, "a record of the commit log holds no item metadata: left out, and kept");
+            }),
             Err(CryptoError::UnknownKey(key_id)) => {
                 changes.unreadable(key_id);
-                return None;
+                Err(())
             }
             Err(err) => {
                 metrics::counter!("ferry_s3_log_damaged_total").increment(1);
                 tracing::error!(seq, base, %err, "a record of the commit log does not authenticate: left out, and kept");
-                return None;
+                Err(())
             }
         };
-        match ItemMeta::from_record_bytes(reader.metadata()) {
-            Ok(meta) => Some(meta),
-            Err(err) => {
-                tracing::error!(seq, base, %err, "a record of the commit log holds no item metadata: left out, and kept");
-                None
+        match opened {
+            Ok(meta) => Ok(Some(meta)),
+            Err(()) => {
+                changes.left_out(&self.view, seq)?;
+                Ok(None)
             }
         }
     }
 }
 
+/// Why a log object could not be read.
+pub(crate) enum Missing {
+    /// It is not in the bucket (any more).
+    Gone,
+    Failed(StoreError),
+}
+
+impl Missing {
+    pub(crate) fn into_error(self) -> StoreError {
+        match self {
+            Missing::Gone => StoreError::Unavailable("a commit-log object is missing".into()),
+            Missing::Failed(err) => err,
+        }
+    }
+}
+
 /// The whole object at `path`.
-async fn fetch(objects: &dyn ObjectStore, path: &Path) -> Result<Bytes, StoreError> {
+pub(crate) async fn fetch(objects: &dyn ObjectStore, path: &Path) -> Result<Bytes, Missing> {
     let context = || format!("reading commit-log object {path}");
-    let got = objects
-        .get(path)
-        .await
-        .map_err(|err| StoreError::remote(context(), err))?;
-    got.bytes()
-        .await
-        .map_err(|err| StoreError::remote(context(), err))
+    let failed = |err| match err {
+        object_store::Error::NotFound { .. } => Missing::Gone,
+        err => Missing::Failed(StoreError::remote(context(), err)),
+    };
+    let got = objects.get(path).await.map_err(failed)?;
+    got.bytes().await.map_err(failed)
 }
 
 /// Runs `work` (on the view's catalog, which blocks on the disk) on a blocking thread.

@@ -34,6 +34,7 @@
 
 mod batch;
 mod commit;
+mod compact;
 mod journal;
 mod read;
 mod view;
@@ -52,6 +53,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
+
+pub use self::compact::Compaction;
 
 use self::batch::Change;
 use self::commit::Committer;
@@ -151,6 +154,11 @@ pub struct S3Options {
     /// directory per server and store. `None`: a temporary directory, and the
     /// whole log read at every open.
     pub view_dir: Option<PathBuf>,
+    /// How often the store compacts the commit log (see [`S3Store::compact`]).
+    pub compact_interval: Duration,
+    /// How long log objects a compaction copied are kept after it: longer
+    /// than any server lags behind the log while running, or reads one item.
+    pub compact_grace: Duration,
 }
 
 impl Default for S3Options {
@@ -166,6 +174,8 @@ impl Default for S3Options {
             poll_interval: Duration::from_millis(200),
             allow_missing_keys: false,
             view_dir: None,
+            compact_interval: Duration::from_secs(600),
+            compact_grace: Duration::from_secs(600),
         }
     }
 }
@@ -235,9 +245,23 @@ impl S3Store {
             committer,
             options,
         });
+        tokio::spawn(compact_every(Arc::downgrade(&shared)));
         let items = shared.journal.view().len()?;
         tracing::info!(store = %location, items, "S3 store open");
         Ok(Arc::new(S3Store { shared }))
+    }
+}
+
+impl S3Store {
+    /// Compacts the commit log now (see [`compact`](self::compact)): removes
+    /// the log objects an earlier compaction copied at least
+    /// [`S3Options::compact_grace`] ago, then copies what still matters of
+    /// the objects since, if at least half their bytes are garbage (or if
+    /// `force`). The store does it by itself every
+    /// [`S3Options::compact_interval`].
+    pub async fn compact(&self, force: bool) -> Result<Compaction, StoreError> {
+        let grace = self.shared.options.compact_grace;
+        compact::compact(&self.shared, grace, force).await
     }
 }
 
@@ -266,6 +290,26 @@ async fn follow(journal: Weak<Journal>, interval: Duration) {
         };
         if let Err(err) = journal.catch_up().await {
             tracing::warn!(%err, "cannot read the commit log; trying again");
+        }
+    }
+}
+
+/// Compacts the commit log every [`S3Options::compact_interval`], for as long
+/// as the store is open.
+async fn compact_every(shared: Weak<Shared>) {
+    let Some(interval) = shared.upgrade().map(|s| s.options.compact_interval) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let grace = shared.options.compact_grace;
+        if let Err(err) = compact::compact(&shared, grace, false).await {
+            tracing::warn!(%err, "cannot compact the commit log; trying again later");
         }
     }
 }

@@ -30,29 +30,50 @@ pub(crate) async fn open(
     range: Option<Range<u64>>,
 ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError> {
     let journal = &shared.journal;
-    let Some(entry) = shared.entry(id).await? else {
+    let Some(mut entry) = shared.entry(id).await? else {
         return Ok(None);
     };
     let (start, end) = clamp_range(range, entry.meta.size)?;
     let gone = || matches!(journal.view().get(id), Ok(None));
     let stream = match entry.location {
-        Location::Batch { seq, base, len } => {
-            let origin = format!("commit-log object {seq}");
-            let bytes = match journal
-                .objects
-                .get_range(&journal.log_path(seq), base..base + len)
-                .await
-            {
-                Ok(bytes) => bytes,
-                Err(object_store::Error::NotFound { .. }) if gone() => return Ok(None),
-                Err(err) => return Err(StoreError::remote(format!("reading {origin}"), err)),
+        Location::Batch { .. } => {
+            let mut moved_once = false;
+            let (bytes, seq) = loop {
+                let Location::Batch { seq, base, len } = entry.location else {
+                    return Err(StoreError::Unavailable(
+                        "the item changed as it was read; try again".into(),
+                    ));
+                };
+                let path = journal.log_path(seq);
+                match journal.objects.get_range(&path, base..base + len).await {
+                    Ok(bytes) => break (bytes, seq),
+                    Err(object_store::Error::NotFound { .. }) if !moved_once => {
+                        // Compacted into a later log object since this
+                        // server last read the log: read on, and look again.
+                        moved_once = true;
+                        journal.catch_up().await?;
+                        let Some(now) = journal.view().get(id)? else {
+                            return Ok(None);
+                        };
+                        entry = now;
+                    }
+                    Err(object_store::Error::NotFound { .. }) if gone() => return Ok(None),
+                    Err(err) => {
+                        return Err(StoreError::remote(
+                            format!("reading commit-log object {seq}"),
+                            err,
+                        ));
+                    }
+                }
             };
+            let origin = format!("commit-log object {seq}");
+            let len = bytes.len() as u64;
             let (reader, meta) =
                 open_record(&journal.keyring, Cursor::new(bytes), 0, len, id, &origin)?;
             check_own(&entry.meta, &meta, &origin)?;
             content_stream(reader, origin, id, start, end)
         }
-        Location::Object { len } => {
+        Location::Object { len, .. } => {
             let origin = format!("the object of item {id}");
             let source = RangeSource::new(journal.objects.clone(), journal.item_path(id), len);
             let keyring = journal.keyring.clone();

@@ -19,27 +19,40 @@ use crate::{ItemId, ItemMeta, ListQuery, Page, StoreError};
 pub(crate) enum Location {
     /// Bytes `base..base + len` of the commit-log object `log/<seq>`.
     Batch { seq: u64, base: u64, len: u64 },
-    /// Its own object, `items/<id>.rec`, of `len` bytes.
-    Object { len: u64 },
+    /// Its own object, `items/<id>.rec`, of `len` bytes; listed by the entry
+    /// of log object `seq` whose sealed metadata is at `meta_base..+meta_len`.
+    Object {
+        len: u64,
+        seq: u64,
+        meta_base: u64,
+        meta_len: u64,
+    },
 }
 
 const BATCH: u8 = 1;
 const OBJECT: u8 = 2;
 
 impl Location {
-    fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(25);
+    /// The log object that lists the item.
+    pub(crate) fn seq(&self) -> u64 {
         match *self {
-            Location::Batch { seq, base, len } => {
-                bytes.push(BATCH);
-                for n in [seq, base, len] {
-                    bytes.extend_from_slice(&n.to_le_bytes());
-                }
-            }
-            Location::Object { len } => {
-                bytes.push(OBJECT);
-                bytes.extend_from_slice(&len.to_le_bytes());
-            }
+            Location::Batch { seq, .. } | Location::Object { seq, .. } => seq,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let (tag, numbers) = match *self {
+            Location::Batch { seq, base, len } => (BATCH, vec![seq, base, len]),
+            Location::Object {
+                len,
+                seq,
+                meta_base,
+                meta_len,
+            } => (OBJECT, vec![len, seq, meta_base, meta_len]),
+        };
+        let mut bytes = vec![tag];
+        for n in numbers {
+            bytes.extend_from_slice(&n.to_le_bytes());
         }
         bytes
     }
@@ -55,8 +68,11 @@ impl Location {
                 base: numbers.next()?,
                 len: numbers.next()?,
             }),
-            (OBJECT, 8) => Some(Location::Object {
+            (OBJECT, 32) => Some(Location::Object {
                 len: numbers.next()?,
+                seq: numbers.next()?,
+                meta_base: numbers.next()?,
+                meta_len: numbers.next()?,
             }),
             _ => None,
         }
@@ -69,6 +85,26 @@ pub(crate) struct Entry {
     pub meta: ItemMeta,
     pub location: Location,
 }
+
+impl Entry {
+    fn read(CatalogEntry { meta, location }: CatalogEntry) -> Result<Entry, StoreError> {
+        let id = meta.id;
+        let location = Location::decode(&location).ok_or_else(|| {
+            let damaged = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the location of item {id} cannot be read"),
+            );
+            StoreError::io("reading the S3 store's view", Path::new("catalog"), damaged)
+        })?;
+        Ok(Entry { meta, location })
+    }
+}
+
+/// The catalog's numbers for the last compaction applied.
+const COMPACTED_THROUGH: &str = "compacted_through";
+const COMPACTED_AT_MS: &str = "compacted_at_ms";
+/// The catalog's number for [`View::first_left_out`].
+const FIRST_LEFT_OUT: &str = "first_left_out";
 
 /// The listed items and the held ones (see the [module](self)). Clones share
 /// one catalog.
@@ -122,17 +158,42 @@ impl View {
 
     /// The item's entry, its metadata marked held or not.
     pub(crate) fn get(&self, id: ItemId) -> Result<Option<Entry>, StoreError> {
-        let Some(CatalogEntry { meta, location }) = self.catalog.get(id)? else {
-            return Ok(None);
-        };
-        let location = Location::decode(&location).ok_or_else(|| {
-            let damaged = std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("the location of item {id} cannot be read"),
-            );
-            StoreError::io("reading the S3 store's view", Path::new("catalog"), damaged)
-        })?;
-        Ok(Some(Entry { meta, location }))
+        self.catalog.get(id)?.map(Entry::read).transpose()
+    }
+
+    /// Up to `limit` entries in id order after `after` (see [`Catalog::entries`]).
+    pub(crate) fn entries(
+        &self,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let page = self.catalog.entries(after, limit)?;
+        page.into_iter().map(Entry::read).collect()
+    }
+
+    /// Which of `entries` are still listed where they were.
+    pub(crate) fn still_at(&self, entries: &[(ItemId, Location)]) -> Result<Vec<bool>, StoreError> {
+        entries
+            .iter()
+            .map(|(id, location)| {
+                Ok(self
+                    .get(*id)?
+                    .is_some_and(|entry| entry.location == *location))
+            })
+            .collect()
+    }
+
+    /// The first log object holding something the view left out, if any.
+    pub(crate) fn first_left_out(&self) -> Result<Option<u64>, StoreError> {
+        self.catalog.number(FIRST_LEFT_OUT)
+    }
+
+    /// The last compaction applied: the log objects it copied (up to and with
+    /// this sequence number) and when (ms since the epoch).
+    pub(crate) fn compacted(&self) -> Result<Option<(u64, i64)>, StoreError> {
+        let through = self.catalog.number(COMPACTED_THROUGH)?;
+        let at_ms = self.catalog.number(COMPACTED_AT_MS)?;
+        Ok(through.zip(at_ms).map(|(t, at)| (t, at as i64)))
     }
 
     pub(crate) fn is_held(&self, id: ItemId) -> Result<bool, StoreError> {
@@ -159,6 +220,10 @@ pub(crate) struct Changes {
     listed: std::collections::HashMap<ItemId, bool>,
     /// Ids held (`true`) or released by these changes.
     held: std::collections::HashMap<ItemId, bool>,
+    /// The compaction these changes note.
+    compacted: Option<(u64, i64)>,
+    /// Whether these changes note the first object with something left out.
+    left_out: bool,
 }
 
 impl Changes {
@@ -199,9 +264,44 @@ impl Changes {
         Ok(listed)
     }
 
+    /// Notes a compaction of the log objects up to `through`, done at `at_ms`,
+    /// unless one reached as far before.
+    pub(crate) fn compacted(
+        &mut self,
+        view: &View,
+        through: u64,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self
+            .compacted
+            .or(view.compacted()?)
+            .is_some_and(|(t, _)| t >= through)
+        {
+            return Ok(());
+        }
+        self.compacted = Some((through, at_ms));
+        self.changes
+            .push(Change::SetNumber(COMPACTED_THROUGH, through));
+        self.changes
+            .push(Change::SetNumber(COMPACTED_AT_MS, at_ms as u64));
+        Ok(())
+    }
+
     /// Notes a record left unlisted: sealed with storage key `key_id`, not given.
     pub(crate) fn unreadable(&mut self, key_id: String) {
         self.changes.push(Change::Unreadable(key_id));
+    }
+
+    /// Notes that log object `seq` holds something the view left out (a record
+    /// it cannot read, or the whole object): compaction never removes it, nor
+    /// any object after it.
+    pub(crate) fn left_out(&mut self, view: &View, seq: u64) -> Result<(), StoreError> {
+        if self.left_out || view.first_left_out()?.is_some() {
+            return Ok(());
+        }
+        self.left_out = true;
+        self.changes.push(Change::SetNumber(FIRST_LEFT_OUT, seq));
+        Ok(())
     }
 
     fn is_held(&self, view: &View, id: ItemId) -> Result<bool, StoreError> {
@@ -224,7 +324,12 @@ mod tests {
                 base: 40,
                 len: u64::MAX,
             },
-            Location::Object { len: 0 },
+            Location::Object {
+                len: 0,
+                seq: 1,
+                meta_base: 2,
+                meta_len: 3,
+            },
         ] {
             assert_eq!(Location::decode(&location.encode()), Some(location));
         }

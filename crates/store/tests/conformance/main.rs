@@ -4,6 +4,7 @@
 //! its backends. `s3` adds what only a store shared by several servers has.
 
 mod backends;
+mod compact;
 #[path = "../local/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;

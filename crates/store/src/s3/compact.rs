@@ -1,0 +1,267 @@
+//! Compaction of an S3 store's commit log: the space of deleted items comes
+//! back, and a new server reads only what still matters.
+//!
+//! A small item's record lives in the log object of its group commit, beside
+//! others; deleting it leaves its bytes there. A compaction, run by any server
+//! (several at once are safe), does two things:
+//!
+//! 1. **Copy.** When at least half the bytes of the log objects since the last
+//!    compaction belong to nothing listed, every entry of those objects that
+//!    still matters (a listed item's record or large-item entry, and its hold)
+//!    is copied into new log objects, as *moved* entries, and the last of them
+//!    ends with a *compacted* entry naming the last object copied. Which items
+//!    still hold where they were is decided again before each PUT, on the view
+//!    as of the object before it (see [`Journal::commit_moves`]): an item
+//!    deleted or moved meanwhile is never copied, so replaying the log from
+//!    any object on gives the same items as the whole log.
+//! 2. **Remove.** Once a *compacted* entry is older than the grace period, the
+//!    objects it covers are deleted, oldest first, so the log is always a
+//!    suffix. A server that reads an item where it was finds it moved (it reads
+//!    the log and looks again); one whose next object is gone rebuilds its view
+//!    from the objects there are.
+//!
+//! Nothing the store cannot read is removed: no object from the first one
+//! holding a record the view left out (damaged, or sealed with a key not given)
+//! is ever copied over or deleted.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use time::OffsetDateTime;
+
+use super::Shared;
+use super::batch::Change;
+use super::journal::{Journal, Missing, Move, blocking, fetch};
+use super::view::{Entry, Location};
+use crate::StoreError;
+
+/// Entries read from the view at a time.
+const PAGE: usize = 1000;
+/// Below this many bytes of log since the last compaction, copying is not worth it.
+const MIN_LOG_BYTES: u64 = 1 << 20;
+/// Log objects kept fetched while copying from them.
+const CACHE_BYTES: usize = 64 << 20;
+
+/// What one compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Listed items whose entries were copied into new log objects.
+    pub copied: usize,
+    /// The last log object copied, if the copy ran.
+    pub copied_through: Option<u64>,
+    /// Log objects deleted, and their bytes.
+    pub removed_objects: usize,
+    pub removed_bytes: u64,
+}
+
+/// Runs one compaction (see the [module](self)): removes what an earlier one
+/// copied at least `grace` ago, then copies if enough of the log is garbage
+/// (or whatever there is to copy, if `force`).
+pub(crate) async fn compact(
+    shared: &Shared,
+    grace: Duration,
+    force: bool,
+) -> Result<Compaction, StoreError> {
+    let journal = &shared.journal;
+    journal.catch_up().await?;
+    let mut done = Compaction::default();
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let view = journal.view().clone();
+    let compacted = blocking(move || view.compacted()).await?;
+    if let Some((through, at_ms)) = compacted
+        && now_ms >= at_ms.saturating_add(grace.as_millis() as i64)
+    {
+        (done.removed_objects, done.removed_bytes) = remove_through(journal, through).await?;
+    }
+
+    let view = journal.view().clone();
+    let (cursor, first_left_out) =
+        blocking(move || Ok((view.cursor()?, view.first_left_out()?))).await?;
+    let through = match first_left_out {
+        Some(left_out) => cursor.min(left_out.saturating_sub(1)),
+        None => cursor,
+    };
+    let after = compacted.map_or(0, |(t, _)| t);
+    if through <= after {
+        return Ok(done);
+    }
+    if !force {
+        let log = log_bytes(journal, after, through).await?;
+        let live = live_bytes(journal, through).await?;
+        if log < MIN_LOG_BYTES || live.saturating_mul(2) > log {
+            return Ok(done);
+        }
+    }
+    done.copied = copy_through(shared, through, now_ms).await?;
+    done.copied_through = Some(through);
+    tracing::info!(
+        through,
+        copied = done.copied,
+        "commit log compacted: the copied objects go after the grace period"
+    );
+    Ok(done)
+}
+
+/// Copies every listed item's entry that is in a log object up to `through`
+/// into new log objects, the last one closed by a *compacted* entry.
+async fn copy_through(shared: &Shared, through: u64, now_ms: i64) -> Result<usize, StoreError> {
+    let journal = &shared.journal;
+    let mut objects = Objects::default();
+    let (mut moves, mut bytes, mut copied) = (Vec::new(), 0, 0);
+    let mut after = None;
+    loop {
+        let view = journal.view().clone();
+        let page = blocking(move || view.entries(after, PAGE)).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.meta.id);
+        for entry in page.into_iter().filter(|e| e.location.seq() <= through) {
+            let Some(change) = objects.copy(journal, &entry).await? else {
+                continue;
+            };
+            let mut changes = vec![change];
+            if entry.meta.held {
+                changes.push(Change::Hold(entry.meta.id, true));
+            }
+            bytes += changes.iter().map(Change::encoded_len).sum::<usize>();
+            moves.push(Move {
+                id: entry.meta.id,
+                from: entry.location,
+                changes,
+            });
+            if bytes >= shared.options.batch_max {
+                copied += journal.commit_moves(&moves, None).await?.1;
+                (moves, bytes) = (Vec::new(), 0);
+            }
+        }
+    }
+    let closing = Change::Compacted {
+        through,
+        at_ms: now_ms,
+    };
+    copied += journal.commit_moves(&moves, Some(closing)).await?.1;
+    Ok(copied)
+}
+
+/// The log objects being copied from, fetched once each.
+#[derive(Default)]
+struct Objects {
+    fetched: HashMap<u64, Bytes>,
+    bytes: usize,
+}
+
+impl Objects {
+    /// The moved entry that restates `entry`; `None` if its log object is
+    /// gone (another compaction moved it, and removed the object).
+    async fn copy(
+        &mut self,
+        journal: &Journal,
+        entry: &Entry,
+    ) -> Result<Option<Change>, StoreError> {
+        let seq = entry.location.seq();
+        if !self.fetched.contains_key(&seq) {
+            let object = match fetch(&*journal.objects, &journal.log_path(seq)).await {
+                Ok(object) => object,
+                Err(Missing::Gone) => return Ok(None),
+                Err(Missing::Failed(err)) => return Err(err),
+            };
+            if self.bytes + object.len() > CACHE_BYTES {
+                self.fetched.clear();
+                self.bytes = 0;
+            }
+            self.bytes += object.len();
+            self.fetched.insert(seq, object);
+        }
+        let object = &self.fetched[&seq];
+        let slice = |base: u64, len: u64| {
+            let range = base as usize..(base + len) as usize;
+            object.get(range).map(<[u8]>::to_vec).ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "commit-log object {seq} is shorter than its entries"
+                ))
+            })
+        };
+        Ok(Some(match entry.location {
+            Location::Batch { base, len, .. } => Change::MovedRecord(slice(base, len)?),
+            Location::Object {
+                len,
+                meta_base,
+                meta_len,
+                ..
+            } => Change::MovedLarge {
+                record_len: len,
+                sealed_meta: slice(meta_base, meta_len)?,
+            },
+        }))
+    }
+}
+
+/// The bytes of the log objects after `after`, up to `through`.
+async fn log_bytes(journal: &Journal, after: u64, through: u64) -> Result<u64, StoreError> {
+    let mut total = 0;
+    let mut listing = journal.list_log(after);
+    while let Some((seq, size)) = listing.try_next().await? {
+        if seq > through {
+            break;
+        }
+        total += size;
+    }
+    Ok(total)
+}
+
+/// The bytes of the listed items' entries in log objects up to `through`.
+async fn live_bytes(journal: &Journal, through: u64) -> Result<u64, StoreError> {
+    let view = journal.view().clone();
+    blocking(move || {
+        let (mut live, mut after) = (0, None);
+        loop {
+            let page = view.entries(after, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(live);
+            };
+            after = Some(last.meta.id);
+            for entry in page.iter().filter(|e| e.location.seq() <= through) {
+                live += match entry.location {
+                    Location::Batch { len, .. } => len,
+                    Location::Object { meta_len, .. } => meta_len,
+                };
+            }
+        }
+    })
+    .await
+}
+
+/// Deletes the log objects up to `through`, oldest first; returns how many
+/// and their bytes.
+async fn remove_through(journal: &Journal, through: u64) -> Result<(usize, u64), StoreError> {
+    let (mut count, mut bytes) = (0, 0);
+    let mut listing = journal.list_log(0);
+    while let Some((seq, size)) = listing.try_next().await? {
+        if seq > through {
+            break;
+        }
+        match journal.objects.delete(&journal.log_path(seq)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(err) => {
+                return Err(StoreError::remote(
+                    "removing a compacted commit-log object",
+                    err,
+                ));
+            }
+        }
+        count += 1;
+        bytes += size;
+    }
+    if count > 0 {
+        metrics::counter!("ferry_s3_log_objects_removed_total").increment(count as u64);
+        tracing::info!(
+            through,
+            objects = count,
+            bytes,
+            "compacted commit-log objects removed"
+        );
+    }
+    Ok((count, bytes))
+}
