@@ -144,6 +144,11 @@ pub struct S3Options {
     pub part_size: usize,
     /// Parts of one item uploaded at once.
     pub upload_concurrency: usize,
+    /// Bytes all large items' uploads together may hold in memory: each holds
+    /// its part being filled and the parts in flight (`(upload_concurrency +
+    /// 1) * part_size`, 25 MiB by default); beyond that many uploads, a large
+    /// item waits for one to end before its upload starts.
+    pub upload_memory: usize,
     /// How often the store reads the log objects other servers wrote.
     pub poll_interval: Duration,
     /// Open even if some records were sealed with storage keys that are not in
@@ -171,6 +176,7 @@ impl Default for S3Options {
             // 80 sealed chunks: 5,244,160 bytes, just over S3's 5 MiB minimum.
             part_size: 80 * (ferry_crypto::CHUNK_SIZE + 16),
             upload_concurrency: 4,
+            upload_memory: 256 << 20,
             poll_interval: Duration::from_millis(200),
             allow_missing_keys: false,
             view_dir: None,
@@ -186,6 +192,9 @@ pub(crate) struct Shared {
     journal: Arc<Journal>,
     committer: Committer,
     options: S3Options,
+    /// One permit per large item's upload that fits in
+    /// [`S3Options::upload_memory`].
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The store in an S3-compatible bucket. See the [module docs](self).
@@ -240,10 +249,13 @@ impl S3Store {
         }
         let committer = Committer::start(journal.clone(), options.batch_window, options.batch_max);
         tokio::spawn(follow(Arc::downgrade(&journal), options.poll_interval));
+        let per_upload = (options.upload_concurrency + 1) * options.part_size;
+        let uploads = (options.upload_memory / per_upload.max(1)).max(1);
         let shared = Arc::new(Shared {
             journal,
             committer,
             options,
+            uploads: Arc::new(tokio::sync::Semaphore::new(uploads)),
         });
         tokio::spawn(compact_every(Arc::downgrade(&shared)));
         let items = shared.journal.view().len()?;

@@ -25,6 +25,8 @@ struct Upload {
     sealed: Vec<u8>,
     record_len: u64,
     multipart: WriteMultipart,
+    /// This upload's share of [`S3Options::upload_memory`](super::S3Options::upload_memory).
+    _memory: tokio::sync::OwnedSemaphorePermit,
 }
 
 enum State {
@@ -88,9 +90,21 @@ impl S3Writer {
     }
 }
 
-/// Starts the multipart upload of item `id`'s object.
+/// Starts the multipart upload of item `id`'s object, once it fits in memory.
 async fn start_upload(shared: Arc<Shared>, id: ItemId) -> Result<Box<Upload>, StoreError> {
     {
+        let memory = match shared.uploads.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                metrics::counter!("ferry_s3_upload_waits_total").increment(1);
+                shared
+                    .uploads
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the store is closing".into()))?
+            }
+        };
         let path = shared.journal.item_path(id);
         let upload = shared
             .journal
@@ -104,6 +118,7 @@ async fn start_upload(shared: Arc<Shared>, id: ItemId) -> Result<Box<Upload>, St
             sealed: Vec::new(),
             record_len: 0,
             multipart: WriteMultipart::new_with_chunk_size(upload, shared.options.part_size),
+            _memory: memory,
         }))
     }
 }
@@ -145,6 +160,7 @@ impl S3Writer {
                 let Upload {
                     mut multipart,
                     record_len,
+                    _memory: memory,
                     ..
                 } = *upload;
                 multipart.write(&tail);
@@ -152,6 +168,7 @@ impl S3Writer {
                 multipart.finish().await.map_err(|err| {
                     StoreError::remote("finishing the upload of a large item", err)
                 })?;
+                drop(memory);
                 let (_, sealed_meta) = seal_whole(&key, &[], |_, _| meta, Vec::new());
                 Change::Large {
                     record_len,

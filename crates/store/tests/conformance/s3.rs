@@ -148,3 +148,34 @@ async fn an_item_from_another_server_is_found_by_id_at_once() {
     assert_eq!(read(&*b, meta.id, None).await.unwrap(), b"{\"now\": 1}");
     assert!(b.delete(meta.id).await.unwrap());
 }
+
+/// Large items' uploads hold their parts in memory: beyond
+/// `upload_memory`, the next one waits for one to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beyond_their_memory_wait_for_one_to_end() {
+    let s3 = S3::new();
+    let one_at_a_time = S3Options {
+        upload_memory: 1,
+        ..S3Options::default()
+    };
+    let store = s3.open_s3(one_at_a_time).await;
+    let (first_data, second_data) = (content(1 << 20, 1), content(1 << 20, 2));
+    let mut first = store.begin(text("10.0.0.1:1", "1.txt")).await.unwrap();
+    first.write(&first_data).await.unwrap();
+    let mut second = store.begin(text("10.0.0.1:2", "2.txt")).await.unwrap();
+    {
+        let mut waiting = std::pin::pin!(second.write(&second_data));
+        // Without the bound it would start its upload and buffer its 1 MiB at
+        // once; with it, it waits as long as the first upload runs.
+        let waited = tokio::time::timeout(Duration::from_millis(500), &mut waiting).await;
+        assert!(
+            waited.is_err(),
+            "the second upload started beside the first"
+        );
+        let first = first.commit().await.unwrap();
+        waiting.await.unwrap();
+        assert_eq!(read(&*store, first.id, None).await.unwrap(), first_data);
+    }
+    let second = second.commit().await.unwrap();
+    assert_eq!(read(&*store, second.id, None).await.unwrap(), second_data);
+}
