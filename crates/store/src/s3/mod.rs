@@ -144,10 +144,10 @@ pub struct S3Options {
     pub part_size: usize,
     /// Parts of one item uploaded at once.
     pub upload_concurrency: usize,
-    /// Bytes all large items' uploads together may hold in memory: each holds
-    /// its part being filled and the parts in flight (`(upload_concurrency +
-    /// 1) * part_size`, 25 MiB by default); beyond that many uploads, a large
-    /// item waits for one to end before its upload starts.
+    /// Bytes all large items' uploads together may hold in memory. Each holds
+    /// the part it fills and those in flight, `upload_concurrency + 1` parts
+    /// (25 MiB by default); beyond that many uploads, a large item waits for
+    /// one to end before its upload starts.
     pub upload_memory: usize,
     /// How often the store reads the log objects other servers wrote.
     pub poll_interval: Duration,
