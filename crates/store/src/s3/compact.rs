@@ -20,9 +20,15 @@
 //!    the log and looks again); one whose next object is gone rebuilds its view
 //!    from the objects there are.
 //!
+//! 3. **Sweep.** A large item's object that no entry lists, older than
+//!    [`S3Options::orphan_age`](super::S3Options::orphan_age) (an upload whose
+//!    listing failed, or a delete whose removal of the object failed), is
+//!    deleted.
+//!
 //! Nothing the store cannot read is removed: no object from the first one
 //! holding a record the view left out (damaged, or sealed with a key not given)
-//! is ever copied over or deleted.
+//! is ever copied over or deleted, and no large object is swept while the view
+//! leaves anything out.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,7 +42,7 @@ use super::Shared;
 use super::batch::Change;
 use super::journal::{Journal, Missing, Move, blocking, fetch};
 use super::view::{Entry, Location};
-use crate::StoreError;
+use crate::{ItemId, StoreError};
 
 /// Entries read from the view at a time.
 const PAGE: usize = 1000;
@@ -55,6 +61,8 @@ pub struct Compaction {
     /// Log objects deleted, and their bytes.
     pub removed_objects: usize,
     pub removed_bytes: u64,
+    /// Large items' objects deleted because nothing lists them.
+    pub swept_objects: usize,
 }
 
 /// Runs one compaction (see the [module](self)): removes what an earlier one
@@ -80,6 +88,9 @@ pub(crate) async fn compact(
     let view = journal.view().clone();
     let (cursor, first_left_out) =
         blocking(move || Ok((view.cursor()?, view.first_left_out()?))).await?;
+    if first_left_out.is_none() {
+        done.swept_objects = sweep(journal, shared.options.orphan_age, now_ms).await?;
+    }
     let through = match first_left_out {
         Some(left_out) => cursor.min(left_out.saturating_sub(1)),
         None => cursor,
@@ -264,4 +275,40 @@ async fn remove_through(journal: &Journal, through: u64) -> Result<(usize, u64),
         );
     }
     Ok((count, bytes))
+}
+
+/// Deletes the large items' objects that nothing lists and that are older than
+/// `age`; returns how many.
+async fn sweep(journal: &Journal, age: Duration, now_ms: i64) -> Result<usize, StoreError> {
+    let before_ms = now_ms.saturating_sub(age.as_millis() as i64);
+    let dir = journal.item_dir();
+    let mut listing = journal.objects.list(Some(&dir));
+    let mut swept = 0;
+    while let Some(object) = listing
+        .try_next()
+        .await
+        .map_err(|err| StoreError::remote("listing large items' objects", err))?
+    {
+        if object.last_modified.timestamp_millis() >= before_ms {
+            continue;
+        }
+        let Some(id) = object
+            .location
+            .filename()
+            .and_then(|name| name.strip_suffix(".rec"))
+            .and_then(|id| id.parse::<ItemId>().ok())
+        else {
+            continue;
+        };
+        let view = journal.view().clone();
+        if blocking(move || view.get(id)).await?.is_some() {
+            continue;
+        }
+        match journal.objects.delete(&object.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => swept += 1,
+            Err(err) => return Err(StoreError::remote("removing an unlisted object", err)),
+        }
+        tracing::info!(%id, "an object no entry lists is removed");
+    }
+    Ok(swept)
 }

@@ -119,9 +119,14 @@ impl Journal {
         &self.view
     }
 
+    /// Where large items' objects are.
+    pub(crate) fn item_dir(&self) -> Path {
+        self.root.clone().join("items")
+    }
+
     /// The object of a large item.
     pub(crate) fn item_path(&self, id: ItemId) -> Path {
-        self.root.clone().join("items").join(format!("{id}.rec"))
+        self.item_dir().join(format!("{id}.rec"))
     }
 
     /// The log object `seq`.

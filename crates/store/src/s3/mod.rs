@@ -164,6 +164,9 @@ pub struct S3Options {
     /// How long log objects a compaction copied are kept after it: longer
     /// than any server lags behind the log while running, or reads one item.
     pub compact_grace: Duration,
+    /// How old a large item's object that nothing lists must be before a
+    /// compaction deletes it: far longer than any upload takes to be listed.
+    pub orphan_age: Duration,
 }
 
 impl Default for S3Options {
@@ -182,6 +185,7 @@ impl Default for S3Options {
             view_dir: None,
             compact_interval: Duration::from_secs(600),
             compact_grace: Duration::from_secs(600),
+            orphan_age: Duration::from_secs(24 * 3600),
         }
     }
 }

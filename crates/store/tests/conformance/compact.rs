@@ -185,3 +185,28 @@ async fn what_a_server_cannot_read_is_never_compacted_away() {
         b"{\"old key\": 1}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_nothing_lists_are_swept_and_listed_ones_kept() {
+    use object_store::{ObjectStoreExt, PutPayload};
+    let s3 = S3::new();
+    let store = s3
+        .open_s3(S3Options {
+            orphan_age: Duration::ZERO,
+            ..told()
+        })
+        .await;
+    let large = content(1 << 20, 3);
+    let listed = put(&*store, text("10.0.0.1:1", "kept.txt"), &large).await;
+    let orphan = object_store::path::Path::from(format!("store/items/{}.rec", ItemId::new()));
+    let bucket = s3.bucket();
+    bucket
+        .put(&orphan, PutPayload::from_static(b"an upload never listed"))
+        .await
+        .unwrap();
+
+    let done = store.compact(false).await.unwrap();
+    assert_eq!(done.swept_objects, 1, "{done:?}");
+    assert!(bucket.head(&orphan).await.is_err());
+    assert_eq!(read(&*store, listed.id, None).await.unwrap(), large);
+}
