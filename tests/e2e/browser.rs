@@ -182,6 +182,18 @@ pub(crate) async fn wait_for(browser: &Client, css: &str) -> fantoccini::element
         .unwrap_or_else(|err| panic!("{css} did not appear: {err}"))
 }
 
+/// Waits until the list shows exactly `count` rows.
+async fn wait_for_rows(browser: &Client, count: usize) {
+    wait_until(PATIENCE, async || {
+        let rows = browser.find_all(Locator::Css(".item-row")).await.unwrap();
+        match rows.len() {
+            n if n == count => Ok(()),
+            n => Err(format!("{n} rows listed, not {count}")),
+        }
+    })
+    .await
+}
+
 /// Polls `dir` until `name` is there, complete, with `expected` bytes.
 async fn wait_for_download(dir: &Path, name: &str, expected: &[u8]) {
     let path = dir.join(name);
@@ -257,6 +269,25 @@ async fn use_the_page(
     assert!(live_row.text().await.unwrap().contains("live.txt"));
     let rows = browser.find_all(Locator::Css(".item-row")).await.unwrap();
     assert_eq!(rows.len(), seeded.ids.len() + 1, "each item listed once");
+    // The name filter keeps the one file whose name has "LIVE" in it, any case.
+    wait_for(browser, "#filter-name")
+        .await
+        .send_keys("LIVE")
+        .await
+        .unwrap();
+    wait_for(browser, "#apply-filters")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_rows(browser, 1).await;
+    wait_for(browser, &format!(".item-row[data-id=\"{live}\"]")).await;
+    wait_for(browser, "#clear-filters")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_rows(browser, seeded.ids.len() + 1).await;
     // The held dictionary shows its badge and its expiry; nothing else is held.
     let (dict_id, _) = &seeded.dict;
     let held_row = wait_for(

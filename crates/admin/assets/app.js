@@ -51,6 +51,7 @@ function filterQuery() {
   add("data_type", $("filter-type").value);
   add("serialization", $("filter-format").value);
   add("source", $("filter-source").value.trim());
+  add("name", $("filter-name").value.trim());
   add("since", toRfc3339($("filter-since").value));
   add("until", toRfc3339($("filter-until").value));
   return params;
@@ -181,6 +182,7 @@ function matchesFilters(item) {
   if (f.get("data_type") && f.get("data_type") !== item.data_type) return false;
   if (f.get("serialization") && f.get("serialization") !== item.serialization) return false;
   if (f.get("source") && !item.peer.startsWith(f.get("source"))) return false;
+  if (f.get("name") && !(item.name || "").toLowerCase().includes(f.get("name").toLowerCase())) return false;
   const at = Date.parse(item.received_at);
   if (f.get("since") && at < Date.parse(f.get("since"))) return false;
   if (f.get("until") && at >= Date.parse(f.get("until"))) return false;

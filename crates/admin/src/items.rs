@@ -42,6 +42,8 @@ pub struct ListParams {
     #[serde(default, deserialize_with = "instant")]
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
+    /// Only items whose file name contains this text, ignoring case.
+    name: Option<String>,
     /// The `next` cursor of the previous page.
     #[param(value_type = Option<ItemIdSchema>)]
     cursor: Option<String>,
@@ -94,6 +96,7 @@ impl ListParams {
             source: self.source.clone().filter(|s| !s.is_empty()),
             since: self.since,
             until: self.until,
+            name: self.name.clone().filter(|n| !n.is_empty()),
             before,
             limit,
         })

@@ -81,6 +81,8 @@ pub struct ListQuery {
     pub since: Option<OffsetDateTime>,
     /// Only items received strictly before this instant.
     pub until: Option<OffsetDateTime>,
+    /// Only items whose file name contains this text, ignoring case.
+    pub name: Option<String>,
     /// Cursor: only items strictly older than this id (from [`Page::next`]).
     pub before: Option<ItemId>,
     /// At most this many items; 0 means no limit.

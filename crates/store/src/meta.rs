@@ -88,6 +88,12 @@ impl ItemMeta {
     }
 }
 
+/// Whether a file name `name` has `wanted` in it, ignoring case (an item
+/// without a name has none).
+pub(crate) fn name_has(name: Option<&str>, wanted: &str) -> bool {
+    name.is_some_and(|name| name.to_lowercase().contains(&wanted.to_lowercase()))
+}
+
 /// Whether `peer` (`"ip:port"`) is `source`: its IP, or a prefix of `"ip:port"`
 /// that covers the whole IP.
 pub(crate) fn peer_is_from(peer: &str, source: &str) -> bool {

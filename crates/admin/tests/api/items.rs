@@ -117,7 +117,7 @@ async fn each_filter_selects_only_matching_items() {
             DataType::Text,
             Serialization::Txt,
             "10.0.0.1:5000",
-            None,
+            Some("Minutes-2026.txt"),
             b"hello",
         )
         .await;
@@ -164,6 +164,11 @@ async fn each_filter_selects_only_matching_items() {
         listed("/api/items?source=10.0.0.2").await,
         [xml.id.to_string(), json.id.to_string()]
     );
+    assert_eq!(
+        listed("/api/items?name=minutes").await,
+        [text.id.to_string()]
+    );
+    assert_eq!(listed("/api/items?name=agenda").await, Vec::<String>::new());
     assert_eq!(
         listed("/api/items?data_type=dictionary&serialization=json").await,
         [json.id.to_string()]

@@ -450,6 +450,10 @@ fn matches(fields: &Fields<'_>, query: &ListQuery) -> bool {
             .source
             .as_deref()
             .is_none_or(|source| crate::meta::peer_is_from(fields.peer, source))
+        && query
+            .name
+            .as_deref()
+            .is_none_or(|wanted| crate::meta::name_has(fields.name, wanted))
 }
 
 /// A redb error as a [`StoreError`]: the catalog's directory is in the error for

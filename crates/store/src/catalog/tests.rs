@@ -193,6 +193,7 @@ fn listings_are_newest_first_and_honour_every_filter() {
             until: Some(t(189)),
             before: Some(all[170].id),
             limit: 3,
+            name: None,
         },
         ListQuery {
             until: Some(OffsetDateTime::UNIX_EPOCH),

@@ -284,6 +284,13 @@ impl Stored {
                 Stored::Packed(p) => crate::meta::peer_is_from(&p.peer.to_string(), source),
                 Stored::Whole(e) => e.meta.is_from(source),
             })
+            && query.name.as_deref().is_none_or(|wanted| {
+                let name = match self {
+                    Stored::Packed(p) => p.name.as_deref(),
+                    Stored::Whole(e) => e.meta.name.as_deref(),
+                };
+                crate::meta::name_has(name, wanted)
+            })
     }
 }
 

@@ -99,7 +99,8 @@ pub async fn listing_is_newest_first_filtered_and_paged(backend: &dyn Backend) {
     let mut metas = Vec::new();
     for i in 0..12u8 {
         let item = if i % 3 == 0 {
-            text(&format!("10.0.0.{}:7000", i % 2 + 1), "t.txt")
+            let name = if i == 3 { "Report-March.TXT" } else { "t.txt" };
+            text(&format!("10.0.0.{}:7000", i % 2 + 1), name)
         } else {
             dict(&format!("10.0.0.{}:7000", i % 2 + 1))
         };
@@ -117,6 +118,17 @@ pub async fn listing_is_newest_first_filtered_and_paged(backend: &dyn Backend) {
     let listed = store.list(&texts).await.unwrap().items;
     assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|m| m.data_type == DataType::Text));
+
+    let named = ListQuery {
+        name: Some("march".into()),
+        ..ListQuery::default()
+    };
+    let listed = store.list(&named).await.unwrap().items;
+    assert_eq!(
+        listed,
+        vec![metas[3].clone()],
+        "a name is matched in part, ignoring case"
+    );
 
     let from_one = ListQuery {
         source: Some("10.0.0.1".into()),
