@@ -17,9 +17,11 @@ pub mod procs;
 pub mod rate;
 pub mod report;
 mod run;
+pub mod s3;
 pub mod tcp;
 pub mod tus;
 
 pub use rate::Rate;
 pub use report::{Figure, Report, Target};
 pub use run::{Only, Plan, Sizes, run};
+pub use s3::S3Endpoint;

@@ -22,11 +22,13 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `program` with `args`, logging to `log`, and waits until it has
-    /// announced every listener named in `expect`.
+    /// Starts `program` with `args` and the environment variables `env` added
+    /// to the bench's own, logging to `log`, and waits until it has announced
+    /// every listener named in `expect`.
     pub async fn start(
         program: &Path,
         args: &[&str],
+        env: &[(String, String)],
         log: &Path,
         expect: &[&str],
     ) -> Result<Process> {
@@ -34,6 +36,7 @@ impl Process {
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -125,6 +128,17 @@ impl Server {
 
     /// [`Server::start`] with `extra` flags.
     pub async fn start_with(bin_dir: &Path, dir: PathBuf, extra: &[&str]) -> Result<Server> {
+        Server::start_env(bin_dir, dir, extra, &[]).await
+    }
+
+    /// [`Server::start_with`] with the environment variables `env` added (the
+    /// S3 store's `AWS_*` settings).
+    pub async fn start_env(
+        bin_dir: &Path,
+        dir: PathBuf,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Server> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let data = dir.join("data");
         let data = data.to_str().context("non-UTF-8 work dir")?;
@@ -140,6 +154,7 @@ impl Server {
         let process = Process::start(
             &bin_dir.join("ferry-server"),
             &args,
+            env,
             &dir.join("server.log"),
             &["tcp", "admin"],
         )
@@ -161,6 +176,14 @@ impl Server {
 
     pub fn fernet_key(&self) -> Result<FernetKey> {
         FernetKey::load(&self.fernet_key_file()).context("loading the server's Fernet key")
+    }
+
+    /// The admin API's bearer token, which the server generated into its data directory.
+    pub fn admin_token(&self) -> Result<String> {
+        let path = self.dir.join("data").join("admin.token");
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(token.trim().to_owned())
     }
 
     pub fn dir(&self) -> &Path {
@@ -203,8 +226,14 @@ impl Gateway {
         ];
         args.extend_from_slice(extra);
         let log = server.dir().join("gateway.log");
-        let process =
-            Process::start(&bin_dir.join("ferry-gateway"), &args, &log, &["gateway"]).await?;
+        let process = Process::start(
+            &bin_dir.join("ferry-gateway"),
+            &args,
+            &[],
+            &log,
+            &["gateway"],
+        )
+        .await?;
         Ok(Gateway { process })
     }
 

@@ -21,6 +21,7 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
         work_dir: work_dir.clone(),
         sizes: Sizes::tiny(),
         only: Only::All,
+        s3: None,
     };
     let report = run(&plan).await.expect("the bench runs");
 
