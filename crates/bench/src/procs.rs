@@ -103,6 +103,57 @@ impl Process {
     }
 }
 
+/// A process's peak RSS read every [`RssTrace::EVERY`] while something ran.
+#[derive(Debug, Clone, Default)]
+pub struct RssTrace {
+    /// Time since the start, and the peak RSS (bytes) then.
+    pub samples: Vec<(Duration, u64)>,
+    pub elapsed: Duration,
+}
+
+impl RssTrace {
+    pub const EVERY: Duration = Duration::from_millis(50);
+
+    /// Runs `work` while reading `process`'s peak RSS.
+    pub async fn during<T>(process: &Process, work: impl Future<Output = T>) -> (T, RssTrace) {
+        let started = std::time::Instant::now();
+        let mut trace = RssTrace::default();
+        let mut ticks = tokio::time::interval(RssTrace::EVERY);
+        let mut work = std::pin::pin!(work);
+        let output = loop {
+            tokio::select! {
+                output = &mut work => break output,
+                _ = ticks.tick() => trace.samples.push((started.elapsed(), process.peak_rss())),
+            }
+        };
+        trace.elapsed = started.elapsed();
+        trace.samples.push((trace.elapsed, process.peak_rss()));
+        (output, trace)
+    }
+
+    /// The peak RSS once `fraction` of the time had passed (the first sample's
+    /// if none was read that early).
+    pub fn peak_by(&self, fraction: f64) -> u64 {
+        let by = self.elapsed.mul_f64(fraction);
+        self.samples
+            .iter()
+            .take_while(|(at, _)| *at <= by)
+            .map(|(_, peak)| *peak)
+            .max()
+            .or(self.samples.first().map(|(_, peak)| *peak))
+            .unwrap_or(0)
+    }
+
+    /// The peak RSS at the end.
+    pub fn peak(&self) -> u64 {
+        self.samples
+            .iter()
+            .map(|(_, peak)| *peak)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// `VmHWM` of a process, in bytes; 0 if unreadable.
 pub fn peak_rss_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
