@@ -62,7 +62,8 @@ impl S3Endpoint {
 #[derive(Debug)]
 pub struct S3Server {
     pub endpoint: S3Endpoint,
-    _moto: Option<Moto>,
+    /// Moto's server, stopped on drop; `None` for the user's server.
+    moto: Option<Moto>,
 }
 
 impl S3Server {
@@ -91,7 +92,7 @@ impl S3Server {
                     env,
                     prefix: "bench".to_owned(),
                 },
-                _moto: Some(moto),
+                moto: Some(moto),
             })
         })
         .await?
@@ -101,13 +102,13 @@ impl S3Server {
     pub fn external(endpoint: S3Endpoint) -> S3Server {
         S3Server {
             endpoint,
-            _moto: None,
+            moto: None,
         }
     }
 
     /// Whether this is moto's server, started by the bench.
     pub fn is_moto(&self) -> bool {
-        self._moto.is_some()
+        self.moto.is_some()
     }
 }
 

@@ -76,6 +76,19 @@ impl Bench<'_> {
     }
 
     async fn s3_phases(&mut self, sizes: &Sizes, report: &mut Report, s3: &OnS3) -> Result<()> {
+        self.s3_dict_figures(sizes, report, s3).await?;
+        self.s3_transfer_figures(sizes, report, s3).await?;
+        self.s3_visibility_figures(sizes, report, s3).await
+    }
+
+    /// The S3 server's sequential small PUTs, then small dictionaries over
+    /// many connections to a server on S3.
+    async fn s3_dict_figures(
+        &mut self,
+        sizes: &Sizes,
+        report: &mut Report,
+        s3: &OnS3,
+    ) -> Result<()> {
         let n = sizes.connections;
         let secs = sizes.s3_puts.as_secs_f64();
         progress(format!(
@@ -119,7 +132,17 @@ impl Bench<'_> {
                 why: "fixed".into(),
             },
         );
+        Ok(())
+    }
 
+    /// A plain multipart upload, then the same bytes sent to a server on S3,
+    /// with that server's RSS.
+    async fn s3_transfer_figures(
+        &mut self,
+        sizes: &Sizes,
+        report: &mut Report,
+        s3: &OnS3,
+    ) -> Result<()> {
         let len = sizes.transfer_bytes;
         let one = size(len);
         let options = S3Options::default();
@@ -185,6 +208,17 @@ impl Bench<'_> {
                 ),
             },
         );
+        Ok(())
+    }
+
+    /// How soon a second server on the bucket lists what the first stored.
+    async fn s3_visibility_figures(
+        &mut self,
+        sizes: &Sizes,
+        report: &mut Report,
+        s3: &OnS3,
+    ) -> Result<()> {
+        let options = S3Options::default();
         let count = sizes.visibility_items;
         let poll = options.poll_interval.as_millis();
         progress(format!(
