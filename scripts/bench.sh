@@ -2,7 +2,8 @@
 # The benchmark: builds the release binaries, then runs ferry-bench, which starts
 # ferry-server and ferry-gateway on port 0 in target/bench-work (removed after),
 # prints a Markdown table on stdout and writes target/bench/results.json.
-# Options are ferry-bench's: --quick, --only tcp|gateway, --work-dir DIR, --json FILE.
+# Options are ferry-bench's: --quick, --only tcp|gateway|tus|s3, --s3-bucket NAME (with the AWS_*
+# variables: measure the S3 store on that server instead of moto's), --work-dir DIR, --json FILE.
 # See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

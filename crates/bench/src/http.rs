@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// A client builder. reqwest is built without a TLS crypto provider of its own
 /// (the workspace's rustls uses ring alone): ring is made the process's first.
-fn builder() -> reqwest::ClientBuilder {
+pub(crate) fn builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()
 }

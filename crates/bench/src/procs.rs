@@ -22,11 +22,13 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `program` with `args`, logging to `log`, and waits until it has
-    /// announced every listener named in `expect`.
+    /// Starts `program` with `args` and the environment variables `env` added
+    /// to the bench's own, logging to `log`, and waits until it has announced
+    /// every listener named in `expect`.
     pub async fn start(
         program: &Path,
         args: &[&str],
+        env: &[(String, String)],
         log: &Path,
         expect: &[&str],
     ) -> Result<Process> {
@@ -34,6 +36,7 @@ impl Process {
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -100,6 +103,57 @@ impl Process {
     }
 }
 
+/// A process's peak RSS read every [`RssTrace::EVERY`] while something ran.
+#[derive(Debug, Clone, Default)]
+pub struct RssTrace {
+    /// Time since the start, and the peak RSS (bytes) then.
+    pub samples: Vec<(Duration, u64)>,
+    pub elapsed: Duration,
+}
+
+impl RssTrace {
+    pub const EVERY: Duration = Duration::from_millis(50);
+
+    /// Runs `work` while reading `process`'s peak RSS.
+    pub async fn during<T>(process: &Process, work: impl Future<Output = T>) -> (T, RssTrace) {
+        let started = std::time::Instant::now();
+        let mut trace = RssTrace::default();
+        let mut ticks = tokio::time::interval(RssTrace::EVERY);
+        let mut work = std::pin::pin!(work);
+        let output = loop {
+            tokio::select! {
+                output = &mut work => break output,
+                _ = ticks.tick() => trace.samples.push((started.elapsed(), process.peak_rss())),
+            }
+        };
+        trace.elapsed = started.elapsed();
+        trace.samples.push((trace.elapsed, process.peak_rss()));
+        (output, trace)
+    }
+
+    /// The peak RSS once `fraction` of the time had passed (the first sample's
+    /// if none was read that early).
+    pub fn peak_by(&self, fraction: f64) -> u64 {
+        let by = self.elapsed.mul_f64(fraction);
+        self.samples
+            .iter()
+            .take_while(|(at, _)| *at <= by)
+            .map(|(_, peak)| *peak)
+            .max()
+            .or(self.samples.first().map(|(_, peak)| *peak))
+            .unwrap_or(0)
+    }
+
+    /// The peak RSS at the end.
+    pub fn peak(&self) -> u64 {
+        self.samples
+            .iter()
+            .map(|(_, peak)| *peak)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// `VmHWM` of a process, in bytes; 0 if unreadable.
 pub fn peak_rss_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -125,6 +179,17 @@ impl Server {
 
     /// [`Server::start`] with `extra` flags.
     pub async fn start_with(bin_dir: &Path, dir: PathBuf, extra: &[&str]) -> Result<Server> {
+        Server::start_env(bin_dir, dir, extra, &[]).await
+    }
+
+    /// [`Server::start_with`] with the environment variables `env` added (the
+    /// S3 store's `AWS_*` settings).
+    pub async fn start_env(
+        bin_dir: &Path,
+        dir: PathBuf,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Server> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let data = dir.join("data");
         let data = data.to_str().context("non-UTF-8 work dir")?;
@@ -140,6 +205,7 @@ impl Server {
         let process = Process::start(
             &bin_dir.join("ferry-server"),
             &args,
+            env,
             &dir.join("server.log"),
             &["tcp", "admin"],
         )
@@ -161,6 +227,14 @@ impl Server {
 
     pub fn fernet_key(&self) -> Result<FernetKey> {
         FernetKey::load(&self.fernet_key_file()).context("loading the server's Fernet key")
+    }
+
+    /// The admin API's bearer token, which the server generated into its data directory.
+    pub fn admin_token(&self) -> Result<String> {
+        let path = self.dir.join("data").join("admin.token");
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(token.trim().to_owned())
     }
 
     pub fn dir(&self) -> &Path {
@@ -203,8 +277,14 @@ impl Gateway {
         ];
         args.extend_from_slice(extra);
         let log = server.dir().join("gateway.log");
-        let process =
-            Process::start(&bin_dir.join("ferry-gateway"), &args, &log, &["gateway"]).await?;
+        let process = Process::start(
+            &bin_dir.join("ferry-gateway"),
+            &args,
+            &[],
+            &log,
+            &["gateway"],
+        )
+        .await?;
         Ok(Gateway { process })
     }
 

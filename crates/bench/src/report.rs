@@ -45,7 +45,10 @@ impl Figure {
 }
 
 pub(crate) fn number(value: f64) -> String {
-    if value >= 100.0 {
+    if value < 10.0 {
+        // Ratios: 0.83 is not 0.8.
+        format!("{value:.2}")
+    } else if value >= 100.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.1}")

@@ -5,11 +5,14 @@
 use crate::machine::Machine;
 use crate::procs::{Gateway, Server};
 use crate::report::{Report, Target, number};
+use crate::s3::S3Endpoint;
 use crate::{Rate, compare, http, limits, tcp, tus};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod s3_figures;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -37,6 +40,10 @@ pub struct Sizes {
     pub connections: usize,
     /// Each tus `PATCH` of the tus uploads (of `transfer_bytes`).
     pub tus_chunk: u64,
+    /// How long the S3 server's sequential small PUTs are measured.
+    pub s3_puts: Duration,
+    /// Small items sent to one server, each timed until another lists it.
+    pub visibility_items: u64,
 }
 
 impl Sizes {
@@ -56,6 +63,8 @@ impl Sizes {
             http_dict: Duration::from_secs(5),
             connections: 64,
             tus_chunk: 8 * MIB,
+            s3_puts: Duration::from_secs(5),
+            visibility_items: 200,
         }
     }
 
@@ -75,6 +84,8 @@ impl Sizes {
             http_dict: Duration::from_secs(2),
             connections: 64,
             tus_chunk: 8 * MIB,
+            s3_puts: Duration::from_secs(2),
+            visibility_items: 50,
         }
     }
 
@@ -94,6 +105,8 @@ impl Sizes {
             http_dict: Duration::from_millis(300),
             connections: 8,
             tus_chunk: 256 * 1024,
+            s3_puts: Duration::from_millis(300),
+            visibility_items: 5,
         }
     }
 }
@@ -108,6 +121,8 @@ pub enum Only {
     Gateway,
     /// The gateway's tus uploads, with the `POST /file` they are compared to.
     Tus,
+    /// The S3 store, with the S3 server's own rates they are compared to.
+    S3,
 }
 
 /// Where the binaries are, where to work, and how much to move.
@@ -120,6 +135,9 @@ pub struct Plan {
     pub work_dir: PathBuf,
     pub sizes: Sizes,
     pub only: Only,
+    /// The S3 server and bucket of the S3 figures; `None`: moto's server,
+    /// started for the run and stopped after.
+    pub s3: Option<S3Endpoint>,
 }
 
 const LIMITS: &str = "Limits";
@@ -185,6 +203,7 @@ impl Bench<'_> {
         let tcp_on = matches!(only, Only::All | Only::Tcp);
         let gateway_on = matches!(only, Only::All | Only::Gateway);
         let tus_on = matches!(only, Only::All | Only::Tus);
+        let s3_on = matches!(only, Only::All | Only::S3);
         let mut report = Report {
             machine: Machine::detect(),
             mode: sizes.name.to_owned(),
@@ -594,6 +613,10 @@ impl Bench<'_> {
 
         if tus_on {
             self.tus_figures(&sizes, &mut report).await?;
+        }
+
+        if s3_on {
+            self.s3_figures(&sizes, &mut report).await?;
         }
 
         let (peak, phase) = &self.server_peak;

@@ -21,7 +21,7 @@ pub fn small_dict(seq: u64) -> Dict {
     }
 }
 
-fn options(fernet: Option<Arc<FernetKey>>) -> Options {
+pub(crate) fn options(fernet: Option<Arc<FernetKey>>) -> Options {
     Options {
         fernet,
         reply_timeout: Duration::from_secs(600),

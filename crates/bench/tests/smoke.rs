@@ -1,5 +1,6 @@
 //! The whole benchmark with tiny sizes against the debug binaries, so the bench
-//! code keeps working. Needs `cargo build --bins` first (as scripts/test.sh does).
+//! code keeps working. Needs `cargo build --bins` first (as scripts/test.sh does),
+//! and python3 with moto for the S3 part (moto's server, started and stopped by the run).
 
 use ferry_bench::{Only, Plan, Sizes, run};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
         work_dir: work_dir.clone(),
         sizes: Sizes::tiny(),
         only: Only::All,
+        s3: None,
     };
     let report = run(&plan).await.expect("the bench runs");
 
@@ -43,6 +45,9 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
         "1 connection's best",
         "overwrite of prepared space",
         "ceiling",
+        "S3 store",
+        "plain multipart upload",
+        "another on the bucket lists the item",
     ] {
         assert!(
             markdown.contains(expected),
