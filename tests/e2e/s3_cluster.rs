@@ -5,7 +5,8 @@
 //! and reads back identical, on every server; a server killed mid-stream loses
 //! nothing it acknowledged; an object storage that stops answering for a while
 //! makes a transfer wait or fail with `ERROR`, never acknowledge what is not
-//! then listed.
+//! then listed. Servers compacting the commit log at once, every second, give
+//! back the space of deleted items and keep listing the rest identically.
 
 use crate::harness::gateway::Gateway;
 use crate::harness::{Admin, Sent, Server, python_script, text_file, wait_until};
@@ -99,12 +100,17 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A cluster whose servers also get `extra` arguments.
+    fn start_with(extra: &[&str]) -> Cluster {
         let moto = Moto::start();
         moto.create_bucket(BUCKET);
         let shared = tempfile::tempdir().unwrap();
         let storage_key = shared.path().join("storage.key");
         let fernet_key = shared.path().join("fernet.key");
-        let args = [
+        let mut args = vec![
             "--store",
             STORE,
             "--storage-key",
@@ -112,6 +118,7 @@ impl Cluster {
             "--fernet-key",
             fernet_key.to_str().unwrap(),
         ];
+        args.extend_from_slice(extra);
         let env = moto.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         // One at a time: the first server creates both keys (before it announces
@@ -557,4 +564,107 @@ async fn a_stopped_object_storage_delays_or_fails_a_transfer_but_never_acknowled
     .unwrap();
     acknowledged.extend(after.into_iter().map(|sent| (sent.size, sent.sha256)));
     listed_everywhere(&admins, &acknowledged).await;
+}
+
+/// The commit-log objects all servers removed, from their `/metrics`.
+async fn log_objects_removed(admins: &[Admin]) -> u64 {
+    let mut removed = 0;
+    for admin in admins {
+        let metrics = admin.metrics().await;
+        removed += metrics
+            .lines()
+            .filter(|line| line.starts_with("ferry_s3_log_objects_removed_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64;
+    }
+    removed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_compacting_at_once_give_back_deleted_space_and_keep_the_rest() {
+    let cluster = Cluster::start_with(&[
+        "--s3-compact-interval-secs",
+        "1",
+        "--s3-compact-grace-secs",
+        "1",
+    ]);
+    let key = cluster.fernet_key();
+    // 48 dictionaries of about 30 kB: more than a MiB of commit log, so
+    // compaction is worth it once most of them are deleted.
+    let plan: Vec<Value> = (0..48)
+        .map(|n| {
+            let format = ["json", "pickle", "xml"][n % 3];
+            json!({
+                "kind": "dict",
+                "format": format,
+                "encrypt": n % 2 == 0,
+                "content": {"n": n, "padding": "compaction ".repeat(3000)},
+            })
+        })
+        .collect();
+    let sent = legacy_client_ok(&cluster.haproxy.addr, &key, "one", &Value::Array(plan));
+    let expected: Vec<(u64, String)> = sent.into_iter().map(|s| (s.size, s.sha256)).collect();
+    let admins: Vec<Admin> = cluster.servers.iter().map(Server::admin).collect();
+    let ids = listed_everywhere(&admins, &expected).await;
+
+    // Three of every four deleted, through every server in turn.
+    let (mut kept, mut deleted) = (Vec::new(), Vec::new());
+    for (n, (size, sha)) in expected.iter().enumerate() {
+        if n % 4 == 0 {
+            kept.push((*size, sha.clone()));
+        } else {
+            let admin = &admins[n % admins.len()];
+            assert_eq!(
+                admin.delete(&ids[sha]).await,
+                204,
+                "delete {sha} on server {n}"
+            );
+            deleted.push(ids[sha].clone());
+        }
+    }
+    wait_until(
+        Duration::from_secs(60),
+        async || match log_objects_removed(&admins).await {
+            0 => Err("no commit-log object removed yet".to_owned()),
+            n => Ok(n),
+        },
+    )
+    .await;
+
+    // Every server, and one started now, lists exactly what was kept.
+    let late = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--store",
+            STORE,
+            "--storage-key",
+            cluster.shared.path().join("storage.key").to_str().unwrap(),
+            "--fernet-key",
+            key.to_str().unwrap(),
+        ],
+        &cluster
+            .moto
+            .env()
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+        Stdio::inherit(),
+    );
+    let mut everyone = admins;
+    everyone.push(late.admin());
+    listed_everywhere(&everyone, &kept).await;
+    for (n, admin) in everyone.iter().enumerate() {
+        let listed: Vec<String> = admin
+            .all_items()
+            .await
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            listed.len(),
+            kept.len(),
+            "server {n} lists only what was kept"
+        );
+        assert!(deleted.iter().all(|id| !listed.contains(id)), "server {n}");
+    }
 }
