@@ -45,7 +45,7 @@ const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
 /// `"low"` and `"high"`: the [`Skew`] of every entry ever put.
 const SKEW: TableDefinition<&str, i64> = TableDefinition::new("skew");
 
-const FILE_NAME: &str = "catalog.redb";
+pub(crate) const FILE_NAME: &str = "catalog.redb";
 /// redb's page cache. Listings read a few pages; more cache mostly holds pages
 /// written by inserts, which are not read again.
 pub(crate) const CACHE_BYTES: usize = 32 << 20;
@@ -271,6 +271,27 @@ impl Catalog {
             page.items.push(fields.to_meta(id, held));
         }
         Ok(page)
+    }
+
+    /// Every entry whose location `keep` accepts, as (id, location), in id
+    /// order. Reads the whole catalog: for rare passes (a compaction), not for
+    /// requests.
+    pub fn locations(
+        &self,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<(ItemId, Vec<u8>)>, StoreError> {
+        let txn = self.read()?;
+        let items = txn.open_table(ITEMS).map_err(self.fail(READING))?;
+        let mut found = Vec::new();
+        for row in items.iter().map_err(self.fail(READING))? {
+            let (k, v) = row.map_err(self.fail(READING))?;
+            let id = ItemId::from_bytes(k.value().to_be_bytes());
+            let fields = self.fields(id, v.value())?;
+            if keep(fields.location()) {
+                found.push((id, fields.location().to_vec()));
+            }
+        }
+        Ok(found)
     }
 
     fn held(&self, txn: &redb::ReadTransaction, id: ItemId) -> Result<bool, StoreError> {

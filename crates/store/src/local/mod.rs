@@ -88,6 +88,7 @@ mod holds;
 mod index;
 mod keys;
 mod ledger;
+mod listing;
 mod log;
 mod maintain;
 mod read;
@@ -102,7 +103,7 @@ mod writer;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ferry_crypto::Keyring;
 use tokio::sync::broadcast;
@@ -110,9 +111,10 @@ use tokio::sync::broadcast;
 use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::holds::Holds;
-use self::index::{Entry, Index, Location};
+use self::index::{Entry, Location};
 use self::keys::{KeyRef, KeyStore};
 use self::ledger::{LocalLedger, reconcile};
+use self::listing::Listing;
 use self::log::Log;
 use self::maintain::maintain_log;
 use self::reclaim::Segments;
@@ -149,12 +151,12 @@ async fn catch_up(
     for batch in plan.chunks(CATCH_UP_BATCH) {
         let entries = batch.iter().map(|(_, entry)| entry.clone()).collect();
         let first = ledger.append_all(entries).await?;
-        let mut index = shared.index_mut();
-        for (offset, (id, _)) in batch.iter().enumerate() {
-            if let Some(id) = id {
-                index.set_log_index(*id, first + offset as u64);
-            }
-        }
+        let updates: Vec<(ItemId, u64)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(offset, (id, _))| Some(((*id)?, first + offset as u64)))
+            .collect();
+        shared.listing.set_log_index(&updates)?;
     }
     Ok(())
 }
@@ -242,7 +244,8 @@ pub(crate) struct Shared {
     /// The data keys, and the storage keys that wrap them.
     pub keys: Arc<KeyStore>,
     pub options: LocalOptions,
-    index: RwLock<Index>,
+    /// The listed items (see [`listing`]).
+    pub listing: Listing,
     pub log: Log,
     /// Held (shared) by every append from before it is written until the index
     /// and `segments` know of it; held exclusively while a reclaim pass decides.
@@ -270,31 +273,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn index(&self) -> RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn segments(&self) -> MutexGuard<'_, Segments> {
         self.segments.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Lists a committed item and tells subscribers. A logged item's caller holds
     /// the append gate.
-    pub(crate) fn publish(&self, entry: Entry) {
+    pub(crate) fn publish(&self, entry: Entry) -> Result<(), StoreError> {
         let meta = entry.meta.clone();
-        if let Some((segment, bytes)) = entry.location.log_frame() {
+        let frame = entry.location.log_frame();
+        self.listing.insert(entry)?;
+        if let Some((segment, bytes)) = frame {
             self.segments().listed(segment, bytes);
         }
-        self.index_mut().insert(entry);
         let _ = self.events.send(meta);
+        Ok(())
     }
 
-    pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
-        self.index().get(id)
+    pub(crate) fn entry(&self, id: ItemId) -> Result<Option<Entry>, StoreError> {
+        self.listing.get(id)
     }
 
     /// Fills in whether the item is on hold.
@@ -391,11 +388,12 @@ impl LocalStore {
             } else {
                 (None, Vec::new())
             };
+            let listing = Listing::rebuild(&paths.root, &mut recovered.index)?;
             let shared = Shared {
                 paths,
                 keys,
                 options,
-                index: RwLock::new(recovered.index),
+                listing,
                 log,
                 append_gate: tokio::sync::RwLock::new(()),
                 segments: Mutex::new(recovered.segments),
@@ -448,7 +446,7 @@ impl Store for LocalStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let mut page = self.shared.index().list(query);
+        let mut page = self.shared.listing.list(query)?;
         page.items
             .iter_mut()
             .for_each(|meta| self.shared.mark(meta));
@@ -456,7 +454,7 @@ impl Store for LocalStore {
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
-        let meta = self.shared.index().get(id).map(|e| e.meta);
+        let meta = self.shared.listing.get(id)?.map(|e| e.meta);
         Ok(meta.map(|meta| self.shared.marked(meta)))
     }
 
@@ -543,7 +541,13 @@ impl Store for LocalStore {
     }
 
     async fn count(&self) -> usize {
-        self.shared.index().len()
+        match self.shared.listing.len() {
+            Ok(len) => usize::try_from(len).unwrap_or(usize::MAX),
+            Err(err) => {
+                tracing::error!(%err, "cannot count the listed items");
+                0
+            }
+        }
     }
 }
 
@@ -551,7 +555,7 @@ impl Store for LocalStore {
 async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, StoreError> {
     // Refused if held; and no hold changes until this delete is done.
     let _unheld = shared.holds.unheld(id).await?;
-    if shared.entry(id).is_none() {
+    if shared.entry(id)?.is_none() {
         return Ok(false);
     }
     // The log says so first; if the delete then does not happen, it says that too.
@@ -562,7 +566,7 @@ async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, S
     }
     let result = delete_logged(&shared, id).await;
     if let (Some(ledger), Err(_)) = (&shared.ledger, &result)
-        && shared.entry(id).is_some()
+        && shared.entry(id).is_ok_and(|e| e.is_some())
     {
         let kept = ferry_tlog::Entry::kept(&id.to_string(), &crate::now());
         if let Err(err) = ledger.append_all(vec![kept]).await {
@@ -577,14 +581,14 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
     // A logged item is unlisted and its tombstone appended under the append gate,
     // so that no compaction copies it in between: a copy the index does not know
     // of would come back after a restart.
-    let gate = match shared.entry(id) {
+    let gate = match shared.entry(id)? {
         None => return Ok(false),
         Some(entry) if entry.location.log_frame().is_some() => {
             Some(shared.append_gate.read().await)
         }
         Some(_) => None,
     };
-    let Some(entry) = shared.index_mut().remove(id) else {
+    let Some(entry) = shared.listing.remove(id)? else {
         return Ok(false);
     };
     // Crypto-shredding: the data key goes first, durably. Once its zeros are
@@ -597,7 +601,7 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
             .map_err(joined)?;
         if let Err((written, err)) = destroyed {
             if !written {
-                shared.index_mut().insert(entry);
+                shared.listing.insert(entry)?;
             }
             return Err(err);
         }
@@ -630,7 +634,7 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
         }
     };
     if !gone && data_key.is_none() {
-        shared.index_mut().insert(entry);
+        shared.listing.insert(entry)?;
     }
     drop(gate);
     if let Some(segment) = maintain {
@@ -646,7 +650,8 @@ async fn set_hold(
     held: bool,
     by: Actor,
 ) -> Result<Option<ItemMeta>, StoreError> {
-    let listed = |id: ItemId| shared.index().location(id).is_some();
+    // A catalog that cannot be read keeps holds rather than dropping them.
+    let listed = |id: ItemId| !matches!(shared.listing.location(id), Ok(None));
     let found = shared
         .holds
         .set(id, held, &shared.seam, listed, shared.keep_everything)
@@ -655,8 +660,8 @@ async fn set_hold(
         let entry = ferry_tlog::Entry::hold(&id.to_string(), held, &by, &crate::now());
         ledger.append_all(vec![entry]).await?;
     }
-    Ok(found
-        .then(|| shared.entry(id))
-        .flatten()
-        .map(|entry| shared.marked(entry.meta)))
+    if !found {
+        return Ok(None);
+    }
+    Ok(shared.entry(id)?.map(|entry| shared.marked(entry.meta)))
 }

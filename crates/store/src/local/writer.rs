@@ -127,7 +127,7 @@ impl LocalWriter {
         shared.publish(Entry {
             meta: meta.clone(),
             location,
-        });
+        })?;
         match leaf_failed {
             None => Ok(meta),
             Some(err) => Err(err),
