@@ -1,6 +1,8 @@
-//! The in-memory index: every listed item, ordered by id, with where its sealed
-//! record lives. It is rebuilt from disk on open (see [`recover`](super::recover))
-//! and only ever holds committed items.
+//! An in-memory index: listed items, ordered by id, with where their sealed
+//! records live. Recovery builds it from what it reads (see
+//! [`recover`](super::recover)): every record when the catalog is rebuilt, or
+//! the log from the catalog's cursor; the store then lists from the catalog
+//! (see [`listing`](super::listing)), not from memory.
 //!
 //! Every listed item stays in memory, so entries are kept packed (about a third
 //! of an [`ItemMeta`] with its strings): the digest as bytes, the peer as a socket
@@ -83,13 +85,6 @@ impl Index {
             },
             Stored::Whole(entry) => KeyRef::parse(&entry.meta.key_id),
         })
-    }
-
-    /// The segment and frame length of every item listed from the log.
-    pub(crate) fn logged_segments(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.items
-            .values()
-            .filter_map(|stored| stored.location().log_frame())
     }
 
     /// The ids of the listed items, oldest first.
@@ -210,13 +205,6 @@ impl Stored {
                 },
                 location: packed.location,
             },
-        }
-    }
-
-    fn location(&self) -> Location {
-        match self {
-            Stored::Packed(p) => p.location,
-            Stored::Whole(e) => e.location,
         }
     }
 }

@@ -15,11 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::index::{Entry, Index, Location};
-use crate::catalog::{Catalog, CatalogEntry, Change};
+use crate::catalog::{Catalog, CatalogEntry, Change, Tallied};
 use crate::{ItemId, ListQuery, Page, StoreError};
 
 /// The catalog's directory in the store's.
 pub(crate) const DIR: &str = "catalog";
+
+/// The tally group of the items in files of their own (not a segment number:
+/// segments never reach it).
+pub(crate) const FILES: u32 = u32::MAX;
 
 /// Entries put with one apply while the catalog is rebuilt.
 const REBUILD_BATCH: usize = 50_000;
@@ -62,17 +66,19 @@ pub(crate) struct Listing {
     /// Held by every change that depends on what is listed (read, then
     /// written), so that it sees no other change in between.
     changing: Mutex<()>,
-    /// The cursor of the catalog (see [`checkpoint`](super::checkpoint)).
+    /// The catalog's cursor (see [`resume`](super::resume)).
     cursor: AtomicU64,
 }
 
 impl Listing {
     /// Opens the catalog in `root`'s [`DIR`].
     pub(crate) fn open(root: &Path) -> Result<Listing, StoreError> {
+        let catalog = Catalog::open_tallied(&root.join(DIR), Some(tally))?;
+        let cursor = catalog.cursor()?.unwrap_or(0);
         Ok(Listing {
-            catalog: Catalog::open(&root.join(DIR))?,
+            catalog,
             changing: Mutex::new(()),
-            cursor: AtomicU64::new(0),
+            cursor: AtomicU64::new(cursor),
         })
     }
 
@@ -98,6 +104,58 @@ impl Listing {
         Ok(listing)
     }
 
+    /// Puts what a replay from the cursor listed (`index`, emptied) and unlists
+    /// what it unlisted.
+    pub(crate) fn apply_replay(
+        &self,
+        index: &mut Index,
+        removed: &[ItemId],
+    ) -> Result<(), StoreError> {
+        let mut batch: Vec<Change> = removed.iter().map(|id| Change::Remove(*id)).collect();
+        for entry in index.drain() {
+            batch.push(put(entry));
+            if batch.len() >= REBUILD_BATCH {
+                self.apply(std::mem::take(&mut batch))?;
+            }
+        }
+        self.apply(batch)
+    }
+
+    /// Makes everything applied durable.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.catalog.flush()
+    }
+
+    /// The catalog's cursor, as last applied; `None` before the first apply.
+    pub(crate) fn cursor(&self) -> Result<Option<u64>, StoreError> {
+        self.catalog.cursor()
+    }
+
+    /// The value `name` last set.
+    pub(crate) fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.catalog.value(name)
+    }
+
+    /// The items listed from each segment and their frame bytes:
+    /// (segment, items, bytes).
+    pub(crate) fn tallies(&self) -> Result<Vec<(u32, u64, u64)>, StoreError> {
+        self.catalog.tallies()
+    }
+
+    /// Sets value `name` to `value` and the cursor to `cursor`, which every
+    /// later apply records too (see [`resume`](super::resume)).
+    pub(crate) fn checkpoint(
+        &self,
+        cursor: u64,
+        name: &'static str,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let _changing = self.changing();
+        self.catalog.apply(vec![Change::Set(name, value)], cursor)?;
+        self.cursor.store(cursor, Ordering::Release);
+        Ok(())
+    }
+
     /// Lists `entry` (replacing the entry of its id, if listed).
     pub(crate) fn insert(&self, entry: Entry) -> Result<(), StoreError> {
         self.apply(vec![put(entry)])
@@ -110,7 +168,7 @@ impl Listing {
             return Ok(None);
         };
         self.catalog
-            .apply(vec![Change::Remove(id)], self.cursor())?;
+            .apply(vec![Change::Remove(id)], self.applied_to())?;
         Ok(Some(old))
     }
 
@@ -133,18 +191,18 @@ impl Listing {
                 _ => moved.push(false),
             }
         }
-        self.catalog.apply(changes, self.cursor())?;
+        self.catalog.apply(changes, self.applied_to())?;
         Ok(moved)
     }
 
     /// Applies `changes` with cursor `cursor`.
     pub(crate) fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         let _changing = self.changing();
-        self.catalog.apply(changes, self.cursor())
+        self.catalog.apply(changes, self.applied_to())
     }
 
     /// The cursor that every apply records: how far the log is applied for sure.
-    fn cursor(&self) -> u64 {
+    fn applied_to(&self) -> u64 {
         self.cursor.load(Ordering::Acquire)
     }
 
@@ -173,16 +231,33 @@ impl Listing {
         Ok(page)
     }
 
-    /// The items listed from log segment `segment`, with their locations. Reads
-    /// the whole catalog.
+    /// The items listed from log segment `segment`, with their locations.
     pub(crate) fn in_segment(&self, segment: u32) -> Result<Vec<(ItemId, Location)>, StoreError> {
-        let found = self.catalog.locations(
-            |bytes| matches!(decode(bytes), Some(Location::Log { segment: s, .. }) if s == segment),
-        )?;
-        Ok(found
-            .into_iter()
-            .filter_map(|(id, bytes)| Some((id, decode(&bytes)?)))
-            .collect())
+        self.placed(segment, 0)
+    }
+
+    /// The items listed from log segment `segment` at offset `from` or after,
+    /// with their locations, in log order.
+    pub(crate) fn placed(
+        &self,
+        segment: u32,
+        from: u64,
+    ) -> Result<Vec<(ItemId, Location)>, StoreError> {
+        let mut found = Vec::new();
+        for (_, id) in self.catalog.placed(segment, from)? {
+            if let Some(at) = self.location(id)? {
+                found.push((id, at));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The items listed from files of their own. Reads the whole catalog.
+    pub(crate) fn in_files(&self) -> Result<Vec<ItemId>, StoreError> {
+        let found = self
+            .catalog
+            .locations(|bytes| decode(bytes) == Some(Location::File))?;
+        Ok(found.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Where item `id` is, if listed.
@@ -200,7 +275,7 @@ impl Listing {
                 changes.push(put(entry));
             }
         }
-        self.catalog.apply(changes, self.cursor())
+        self.catalog.apply(changes, self.applied_to())
     }
 
     fn entry(&self, found: CatalogEntry) -> Result<Entry, StoreError> {
@@ -213,6 +288,22 @@ impl Listing {
             ))
         })?;
         Ok(Entry { meta, location })
+    }
+}
+
+/// The segment and frame bytes a location counts for, in the catalog's tallies.
+fn tally(location: &[u8]) -> Option<Tallied> {
+    match decode(location)? {
+        at @ Location::Log { segment, base, .. } => Some(Tallied {
+            group: segment,
+            amount: at.log_frame()?.1,
+            place: Some(base),
+        }),
+        Location::File => Some(Tallied {
+            group: FILES,
+            amount: 0,
+            place: None,
+        }),
     }
 }
 
