@@ -66,6 +66,8 @@ pub(crate) struct Listing {
     /// Held by every change that depends on what is listed (read, then
     /// written), so that it sees no other change in between.
     changing: Mutex<()>,
+    /// Entries to put, queued by [`insert`](Self::insert).
+    queue: Mutex<Queue>,
     /// The catalog's cursor (see [`resume`](super::resume)).
     cursor: AtomicU64,
 }
@@ -78,6 +80,7 @@ impl Listing {
         Ok(Listing {
             catalog,
             changing: Mutex::new(()),
+            queue: Mutex::default(),
             cursor: AtomicU64::new(cursor),
         })
     }
@@ -156,9 +159,53 @@ impl Listing {
         Ok(())
     }
 
-    /// Lists `entry` (replacing the entry of its id, if listed).
+    /// Lists `entry` (replacing the entry of its id, if listed). Entries
+    /// listed at the same time (a group commit's) are put with one apply: each
+    /// caller queues its own, and whichever takes the catalog next applies
+    /// every one queued.
     pub(crate) fn insert(&self, entry: Entry) -> Result<(), StoreError> {
-        self.apply(vec![put(entry)])
+        let ticket = {
+            let mut queue = self.queue();
+            queue.pending.push(put(entry));
+            queue.issued += 1;
+            queue.issued
+        };
+        drop(self.changing());
+        let queue = self.queue();
+        match queue
+            .failed
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&ticket))
+        {
+            Some((_, _, err)) => Err(StoreError::Unavailable(err.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies every entry queued by [`insert`](Self::insert); the caller holds
+    /// `changing`.
+    fn drain(&self) {
+        let (batch, first, last) = {
+            let mut queue = self.queue();
+            if queue.pending.is_empty() {
+                return;
+            }
+            let batch = std::mem::take(&mut queue.pending);
+            (batch, queue.applied + 1, queue.issued)
+        };
+        let result = self.catalog.apply(batch, self.applied_to());
+        let mut queue = self.queue();
+        queue.applied = last;
+        if let Err(err) = result {
+            queue
+                .failed
+                .retain(|(_, old, _)| *old + FAILED_KEPT >= last);
+            queue.failed.push((first, last, err.to_string()));
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Unlists item `id`; returns its entry, `None` if it was not listed.
@@ -206,8 +253,11 @@ impl Listing {
         self.cursor.load(Ordering::Acquire)
     }
 
+    /// Takes the catalog for a change, once every queued entry is applied.
     fn changing(&self) -> MutexGuard<'_, ()> {
-        self.changing.lock().unwrap_or_else(PoisonError::into_inner)
+        let changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.drain();
+        changing
     }
 
     /// Item `id`'s entry, if listed (`held` is always false: holds are the
@@ -306,6 +356,21 @@ fn tally(location: &[u8]) -> Option<Tallied> {
         }),
     }
 }
+
+/// Entries queued to be put (see [`Listing::insert`]), by ticket.
+#[derive(Debug, Default)]
+struct Queue {
+    pending: Vec<Change>,
+    /// Tickets handed out; `pending` holds `applied + 1..=issued`.
+    issued: u64,
+    applied: u64,
+    /// Tickets whose apply failed (first, last, why), recent ones only.
+    failed: Vec<(u64, u64, String)>,
+}
+
+/// Tickets of a failed apply are kept this long (in tickets issued since):
+/// far longer than any caller waits to look.
+const FAILED_KEPT: u64 = 1 << 20;
 
 /// The change that lists `entry`.
 pub(crate) fn put(entry: Entry) -> Change {
