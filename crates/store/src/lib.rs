@@ -20,9 +20,8 @@
 //! through the trait alone, so it works on every store.
 
 mod chunks;
-// Used by the S3 store (coming) and later by the local store. Public, hidden,
-// only for its benchmark (`examples/catalog_bench.rs`): not part of the API.
-#[allow(dead_code)]
+// The local store's listing (see `local::listing`). Public, hidden, only for
+// its benchmark (`examples/catalog_bench.rs`): not part of the API.
 #[doc(hidden)]
 pub mod catalog;
 mod error;

@@ -83,6 +83,7 @@ impl ItemMeta {
 
     /// Whether the item came from `source`: the peer's IP, or a prefix of
     /// `"ip:port"` that covers the whole IP.
+    #[cfg(test)]
     pub(crate) fn is_from(&self, source: &str) -> bool {
         peer_is_from(&self.peer, source)
     }

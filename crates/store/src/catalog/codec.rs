@@ -144,6 +144,11 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// The entry's location.
+    pub(super) fn location(&self) -> &'a [u8] {
+        self.location
+    }
+
     /// The whole entry of item `id`, on hold if `held`.
     pub(super) fn to_entry(&self, id: ItemId, held: bool) -> CatalogEntry {
         CatalogEntry {

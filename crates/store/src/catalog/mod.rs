@@ -45,8 +45,30 @@ const HOLDS: TableDefinition<u128, ()> = TableDefinition::new("holds");
 const STATE: TableDefinition<&str, u64> = TableDefinition::new("state");
 /// `"low"` and `"high"`: the [`Skew`] of every entry ever put.
 const SKEW: TableDefinition<&str, i64> = TableDefinition::new("skew");
+/// Per tally group (see [`Tally`]): the entries in it and the sum of their
+/// amounts, kept with the entries in every transaction.
+const TALLIES: TableDefinition<u32, (u64, u64)> = TableDefinition::new("tallies");
+/// Values the source keeps beside its cursor ([`Change::Set`]).
+const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
 
-const FILE_NAME: &str = "catalog.redb";
+/// Entries by their place in a tally group: (group, place) to id.
+const PLACES: TableDefinition<(u32, u64), u128> = TableDefinition::new("places");
+
+/// Where an entry's location counts: in which group, with what amount, at which
+/// place in it (say, a log segment, the bytes of the record there, and its
+/// offset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tallied {
+    pub group: u32,
+    pub amount: u64,
+    /// Unique in its group, if given.
+    pub place: Option<u64>,
+}
+
+/// Where an entry's location counts; `None` for nowhere.
+pub type Tally = fn(&[u8]) -> Option<Tallied>;
+
+pub(crate) const FILE_NAME: &str = "catalog.redb";
 /// The [`STATE`] names of the counts of [`Change::Unreadable`], before the key id.
 const UNREADABLE: &str = "unreadable:";
 /// redb's page cache. Listings read a few pages; more cache mostly holds pages
@@ -81,6 +103,9 @@ pub enum Change {
     /// Sets a number of the store's own, read back by [`Catalog::number`].
     /// Names are the store's; they do not start with `unreadable:` or `cursor`.
     SetNumber(&'static str, u64),
+    /// Sets the value `name` (see [`Catalog::value`]), with the changes it
+    /// comes with.
+    Set(&'static str, Vec<u8>),
 }
 
 /// A persistent catalog of listed items (see the [module](self)). Shared by
@@ -92,6 +117,7 @@ pub struct Catalog {
     dir: PathBuf,
     /// When a commit was last made durable.
     synced: Mutex<Instant>,
+    tally: Option<Tally>,
 }
 
 impl fmt::Debug for Catalog {
@@ -107,6 +133,12 @@ impl Catalog {
     /// and its file (mode 0600) if missing. [`StoreError::Locked`] if it is open
     /// already, here or in another process.
     pub fn open(dir: &Path) -> Result<Catalog, StoreError> {
+        Catalog::open_tallied(dir, None)
+    }
+
+    /// [`Catalog::open`], keeping [`tallies`](Self::tallies) of the entries'
+    /// locations by `tally`. A catalog must always be opened with the same one.
+    pub fn open_tallied(dir: &Path, tally: Option<Tally>) -> Result<Catalog, StoreError> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -130,6 +162,7 @@ impl Catalog {
             db,
             dir: dir.to_owned(),
             synced: Mutex::new(Instant::now()),
+            tally,
         };
         // Every table exists from here on, so that reads need not ask.
         let txn = catalog.write(Durability::Immediate)?;
@@ -152,17 +185,49 @@ impl Catalog {
         self.tables(&txn, |tables| {
             let old = read_skew(&tables.skew)?;
             let mut skew = old;
+            let mut deltas = std::collections::BTreeMap::<u32, (i64, i64)>::new();
+            let count = |deltas: &mut std::collections::BTreeMap<u32, (i64, i64)>,
+                         places: &mut redb::Table<'_, (u32, u64), u128>,
+                         id: u128,
+                         location: &[u8],
+                         sign: i64|
+             -> Result<(), redb::Error> {
+                if let Some(t) = self.tally.and_then(|tally| tally(location)) {
+                    let delta = deltas.entry(t.group).or_default();
+                    delta.0 += sign;
+                    delta.1 += sign * t.amount as i64;
+                    match (t.place, sign > 0) {
+                        (Some(place), true) => drop(places.insert((t.group, place), id)?),
+                        (Some(place), false) => drop(places.remove((t.group, place))?),
+                        (None, _) => {}
+                    }
+                }
+                Ok(())
+            };
             for change in changes {
                 match change {
                     Change::Put(entry) => {
                         let of = Skew::of(&entry.meta);
                         skew = Some(skew.map_or(of, |s| s.widen(of)));
-                        tables
+                        let id = key(entry.meta.id);
+                        let old = tables
                             .items
-                            .insert(key(entry.meta.id), codec::encode(&entry).as_slice())?;
+                            .insert(id, codec::encode(&entry).as_slice())?
+                            .map(|o| o.value().to_vec());
+                        if let Some(fields) = old.as_deref().and_then(Fields::read) {
+                            count(&mut deltas, &mut tables.places, id, fields.location(), -1)?;
+                        }
+                        count(&mut deltas, &mut tables.places, id, &entry.location, 1)?;
                     }
                     Change::Remove(id) => {
-                        tables.items.remove(key(id))?;
+                        let id = key(id);
+                        let old = tables.items.remove(id)?.map(|o| o.value().to_vec());
+                        if let Some(fields) = old.as_deref().and_then(Fields::read) {
+                            count(&mut deltas, &mut tables.places, id, fields.location(), -1)?;
+                        }
+                    }
+                    Change::Set(name, value) => {
+                        tables.values.insert(name, value.as_slice())?;
                     }
                     Change::Hold(id, true) => {
                         tables.holds.insert(key(id), ())?;
@@ -178,6 +243,19 @@ impl Catalog {
                         let count = tables.state.get(name.as_str())?.map_or(0, |c| c.value());
                         tables.state.insert(name.as_str(), count + 1)?;
                     }
+                }
+            }
+            for (group, (entries, amount)) in deltas {
+                let (was_entries, was_amount) =
+                    tables.tallies.get(group)?.map_or((0, 0), |v| v.value());
+                let now = (
+                    was_entries.saturating_add_signed(entries),
+                    was_amount.saturating_add_signed(amount),
+                );
+                if now.0 == 0 {
+                    tables.tallies.remove(group)?;
+                } else {
+                    tables.tallies.insert(group, now)?;
                 }
             }
             if let Some(skew) = skew.filter(|s| Some(*s) != old) {
@@ -205,7 +283,7 @@ impl Catalog {
         Ok(())
     }
 
-    /// Empties the catalog: entries, holds, notes and cursor, at once and
+    /// Empties the catalog: entries, holds, tallies, notes, values and cursor, at once and
     /// durably. For a store that finds its catalog does not match its source
     /// and rebuilds it from the start.
     pub fn clear(&self) -> Result<(), StoreError> {
@@ -216,6 +294,9 @@ impl Catalog {
             tables.holds.retain(|_, _| false)?;
             tables.state.retain(|_, _| false)?;
             tables.skew.retain(|_, _| false)?;
+            tables.tallies.retain(|_, _| false)?;
+            tables.places.retain(|_, _| false)?;
+            tables.values.retain(|_, _| false)?;
             Ok(())
         })?;
         txn.commit().map_err(self.fail("clearing the catalog"))?;
@@ -279,6 +360,42 @@ impl Catalog {
         let state = txn.open_table(STATE).map_err(self.fail(READING))?;
         let cursor = state.get("cursor").map_err(self.fail(READING))?;
         Ok(cursor.map(|c| c.value()))
+    }
+
+    /// Every tally group with entries: (group, entries, sum of their amounts).
+    pub fn tallies(&self) -> Result<Vec<(u32, u64, u64)>, StoreError> {
+        let txn = self.read()?;
+        let tallies = txn.open_table(TALLIES).map_err(self.fail(READING))?;
+        let mut all = Vec::new();
+        for row in tallies.iter().map_err(self.fail(READING))? {
+            let (group, counts) = row.map_err(self.fail(READING))?;
+            let (entries, amount) = counts.value();
+            all.push((group.value(), entries, amount));
+        }
+        Ok(all)
+    }
+
+    /// The ids placed in tally group `group` at `from` or after, by place.
+    pub fn placed(&self, group: u32, from: u64) -> Result<Vec<(u64, ItemId)>, StoreError> {
+        let txn = self.read()?;
+        let places = txn.open_table(PLACES).map_err(self.fail(READING))?;
+        let mut found = Vec::new();
+        let range = places
+            .range((group, from)..=(group, u64::MAX))
+            .map_err(self.fail(READING))?;
+        for row in range {
+            let (at, id) = row.map_err(self.fail(READING))?;
+            found.push((at.value().1, ItemId::from_bytes(id.value().to_be_bytes())));
+        }
+        Ok(found)
+    }
+
+    /// The value `name` last [set](Change::Set); `None` if never.
+    pub fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let values = txn.open_table(VALUES).map_err(self.fail(READING))?;
+        let value = values.get(name).map_err(self.fail(READING))?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 
     /// Item `id`'s entry, with `meta.held` from its hold; `None` if not listed.
@@ -359,6 +476,27 @@ impl Catalog {
         Ok(page)
     }
 
+    /// Every entry whose location `keep` accepts, as (id, location), in id
+    /// order. Reads the whole catalog: for rare passes (a compaction), not for
+    /// requests.
+    pub fn locations(
+        &self,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<(ItemId, Vec<u8>)>, StoreError> {
+        let txn = self.read()?;
+        let items = txn.open_table(ITEMS).map_err(self.fail(READING))?;
+        let mut found = Vec::new();
+        for row in items.iter().map_err(self.fail(READING))? {
+            let (k, v) = row.map_err(self.fail(READING))?;
+            let id = ItemId::from_bytes(k.value().to_be_bytes());
+            let fields = self.fields(id, v.value())?;
+            if keep(fields.location()) {
+                found.push((id, fields.location().to_vec()));
+            }
+        }
+        Ok(found)
+    }
+
     fn held(&self, txn: &redb::ReadTransaction, id: ItemId) -> Result<bool, StoreError> {
         let holds = txn.open_table(HOLDS).map_err(self.fail(READING))?;
         let held = holds.get(key(id)).map_err(self.fail(READING))?;
@@ -402,6 +540,9 @@ impl Catalog {
                 holds: txn.open_table(HOLDS)?,
                 state: txn.open_table(STATE)?,
                 skew: txn.open_table(SKEW)?,
+                tallies: txn.open_table(TALLIES)?,
+                places: txn.open_table(PLACES)?,
+                values: txn.open_table(VALUES)?,
             })
         };
         run().map_err(|e| failure("writing to the catalog", &self.dir, e))
@@ -421,6 +562,9 @@ struct Tables<'txn> {
     holds: redb::Table<'txn, u128, ()>,
     state: redb::Table<'txn, &'static str, u64>,
     skew: redb::Table<'txn, &'static str, i64>,
+    tallies: redb::Table<'txn, u32, (u64, u64)>,
+    places: redb::Table<'txn, (u32, u64), u128>,
+    values: redb::Table<'txn, &'static str, &'static [u8]>,
 }
 
 /// The key of item `id`.

@@ -50,7 +50,10 @@ struct Copy {
 /// how many items now live elsewhere.
 pub(crate) async fn compact(shared: &Arc<Shared>, segment: u32) -> Result<u64, StoreError> {
     let path = segment_path(&shared.paths.segments, segment);
-    let listed = shared.index().in_segment(segment);
+    let listing = shared.clone();
+    let listed = tokio::task::spawn_blocking(move || listing.listing.in_segment(segment))
+        .await
+        .map_err(joined)??;
     let mut moved = 0;
     let unbound = segment < shared.bound_from;
     for batch in batches(listed) {
@@ -136,22 +139,22 @@ async fn append_copies(
     copies: Vec<Copy>,
 ) -> Result<u64, StoreError> {
     let _no_other_appends = shared.append_gate.write().await;
-    let copies: Vec<Copy> = {
-        let index = shared.index();
-        copies
-            .into_iter()
-            .filter(|copy| index.location(copy.id) == Some(copy.from))
-            .collect()
-    };
+    let mut listed = Vec::with_capacity(copies.len());
+    for copy in copies {
+        if shared.listing.location(copy.id)? == Some(copy.from) {
+            listed.push(copy);
+        }
+    }
+    let copies = listed;
     let (damaged, copies): (Vec<Copy>, Vec<Copy>) = copies.into_iter().partition(|c| c.damaged);
     let mut saved = 0;
     for copy in damaged {
         save_damaged(shared, &copy).await?;
         // The gate is held: nothing else moved or unlisted it.
         let moved = shared
-            .index_mut()
-            .relocate(copy.id, copy.from, Location::File);
-        debug_assert!(moved, "listed under the gate");
+            .listing
+            .relocate(&[(copy.id, copy.from, Location::File)])?;
+        debug_assert!(moved == [true], "listed under the gate");
         shared
             .segments()
             .moved_out(segment, copy.frame.len() as u64);
@@ -160,7 +163,7 @@ async fn append_copies(
     if copies.is_empty() {
         return Ok(saved);
     }
-    let mut placed = Vec::with_capacity(copies.len());
+    let mut placed: Vec<(ItemId, Location, u64, u64)> = Vec::with_capacity(copies.len());
     let mut frames = Vec::with_capacity(copies.len());
     let mut offset = 0;
     for copy in copies {
@@ -171,22 +174,25 @@ async fn append_copies(
         frames.push(Unsealed::new(Kind::Record, copy.frame));
     }
     let at = shared.log.append(frames).await?;
-    let (mut count, mut moved_bytes) = (0, 0);
-    {
-        let mut index = shared.index_mut();
-        for (id, from, offset, len) in placed {
+    let moves: Vec<(ItemId, Location, Location)> = placed
+        .iter()
+        .map(|&(id, from, offset, len)| {
             let to = Location::Log {
                 segment: at.segment,
                 base: at.offset + offset + HEADER_LEN as u64,
                 len: len - HEADER_LEN as u64,
             };
-            // The gate is held since the filter above: deletes wait for it.
-            let moved = index.relocate(id, from, to);
-            debug_assert!(moved, "listed under the gate");
-            if moved {
-                count += 1;
-                moved_bytes += len;
-            }
+            (id, from, to)
+        })
+        .collect();
+    // The gate is held since the filter above: deletes wait for it.
+    let moved = shared.listing.relocate(&moves)?;
+    let (mut count, mut moved_bytes) = (0, 0);
+    for (&(_, _, _, len), moved) in placed.iter().zip(moved) {
+        debug_assert!(moved, "listed under the gate");
+        if moved {
+            count += 1;
+            moved_bytes += len;
         }
     }
     shared

@@ -1,6 +1,8 @@
-//! The in-memory index: every listed item, ordered by id, with where its sealed
-//! record lives. It is rebuilt from disk on open (see [`recover`](super::recover))
-//! and only ever holds committed items.
+//! An in-memory index: listed items, ordered by id, with where their sealed
+//! records live. Recovery builds it from what it reads (see
+//! [`recover`](super::recover)): every record when the catalog is rebuilt, or
+//! the log from the catalog's cursor; the store then lists from the catalog
+//! (see [`listing`](super::listing)), not from memory.
 //!
 //! Every listed item stays in memory, so entries are kept packed (about a third
 //! of an [`ItemMeta`] with its strings): the digest as bytes, the peer as a socket
@@ -10,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use ferry_protocol::{DataType, Serialization};
@@ -19,7 +20,7 @@ use time::OffsetDateTime;
 use super::frame::HEADER_LEN;
 use super::keys::KeyRef;
 use crate::meta::digest_bytes;
-use crate::{ItemId, ItemMeta, ListQuery, Page};
+use crate::{ItemId, ItemMeta};
 
 /// Where an item's sealed record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,50 +87,17 @@ impl Index {
         })
     }
 
-    /// The segment and frame length of every item listed from the log.
-    pub(crate) fn logged_segments(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.items
-            .values()
-            .filter_map(|stored| stored.location().log_frame())
-    }
-
-    /// The items matching `query`, newest first.
-    pub(crate) fn list(&self, query: &ListQuery) -> Page {
-        let upper = query.before.map_or(Bound::Unbounded, Bound::Excluded);
-        let limit = if query.limit == 0 {
-            usize::MAX
-        } else {
-            query.limit
-        };
-        let mut matching = self
-            .items
-            .range((Bound::Unbounded, upper))
-            .rev()
-            .filter(|(_, stored)| stored.matches(query));
-        let items: Vec<ItemMeta> = matching
-            .by_ref()
-            .take(limit)
-            .map(|(id, stored)| stored.unpack(*id).meta)
-            .collect();
-        let next = match items.last() {
-            Some(last) if matching.next().is_some() => Some(last.id),
-            _ => None,
-        };
-        Page { items, next }
-    }
-
-    /// The items listed from log segment `segment`, with their locations.
-    pub(crate) fn in_segment(&self, segment: u32) -> Vec<(ItemId, Location)> {
-        self.items
-            .iter()
-            .map(|(id, stored)| (*id, stored.location()))
-            .filter(|(_, at)| at.log_frame().is_some_and(|(s, _)| s == segment))
-            .collect()
-    }
-
     /// The ids of the listed items, oldest first.
     pub(crate) fn ids(&self) -> impl Iterator<Item = ItemId> + '_ {
         self.items.keys().copied()
+    }
+
+    /// Every entry, oldest first, emptying the index as it goes.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        std::iter::from_fn(move || {
+            let (id, stored) = self.items.pop_first()?;
+            Some(stored.unpack(id))
+        })
     }
 
     /// Records the index of item `id`'s `stored` leaf.
@@ -138,23 +106,6 @@ impl Index {
             Some(Stored::Packed(p)) => p.log_index = Some(index),
             Some(Stored::Whole(e)) => e.meta.log_index = Some(index),
             None => {}
-        }
-    }
-
-    /// Where item `id` is, if listed.
-    pub(crate) fn location(&self, id: ItemId) -> Option<Location> {
-        self.items.get(&id).map(Stored::location)
-    }
-
-    /// Moves item `id` from `from` to `to`; false (and nothing changes) if it is
-    /// not listed at `from` any more.
-    pub(crate) fn relocate(&mut self, id: ItemId, from: Location, to: Location) -> bool {
-        match self.items.get_mut(&id) {
-            Some(stored) if stored.location() == from => {
-                stored.set_location(to);
-                true
-            }
-            _ => false,
         }
     }
 }
@@ -255,42 +206,6 @@ impl Stored {
                 location: packed.location,
             },
         }
-    }
-
-    fn location(&self) -> Location {
-        match self {
-            Stored::Packed(p) => p.location,
-            Stored::Whole(e) => e.location,
-        }
-    }
-
-    fn set_location(&mut self, to: Location) {
-        match self {
-            Stored::Packed(p) => p.location = to,
-            Stored::Whole(e) => e.location = to,
-        }
-    }
-
-    fn matches(&self, query: &ListQuery) -> bool {
-        let (data_type, serialization, received_at) = match self {
-            Stored::Packed(p) => (p.data_type, p.serialization, p.received_at),
-            Stored::Whole(e) => (e.meta.data_type, e.meta.serialization, e.meta.received_at),
-        };
-        query.data_type.is_none_or(|t| data_type == t)
-            && query.serialization.is_none_or(|s| serialization == s)
-            && query.since.is_none_or(|t| received_at >= t)
-            && query.until.is_none_or(|t| received_at < t)
-            && query.source.as_deref().is_none_or(|source| match self {
-                Stored::Packed(p) => crate::meta::peer_is_from(&p.peer.to_string(), source),
-                Stored::Whole(e) => e.meta.is_from(source),
-            })
-            && query.name.as_deref().is_none_or(|wanted| {
-                let name = match self {
-                    Stored::Packed(p) => p.name.as_deref(),
-                    Stored::Whole(e) => e.meta.name.as_deref(),
-                };
-                crate::meta::name_has(name, wanted)
-            })
     }
 }
 

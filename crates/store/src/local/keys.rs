@@ -229,6 +229,9 @@ pub(crate) struct KeyUse {
     /// A record whose key could not be known (its header is unreadable): no key
     /// is destroyed at open.
     pub blind: bool,
+    /// Which keys of the last file were handed out is not known (the records
+    /// were not all read): new keys come from a new file.
+    pub fresh_unknown: bool,
 }
 
 /// The key store of a [`LocalStore`](super::LocalStore) (see the module docs).
@@ -466,6 +469,37 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Whether every key the key files hold is wrapped by a storage key of the
+    /// keyring (and none is damaged): if not, the store must read every record
+    /// at open to know which ones it cannot read.
+    pub(crate) fn all_wrapped_by_keyring(&self) -> Result<bool, StoreError> {
+        let files: Vec<(u32, Arc<KeyFile>)> = self
+            .files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, f)| (*n, f.clone()))
+            .collect();
+        for (number, file) in files {
+            let mut bytes = vec![0u8; SLOT_LEN * (file.capacity as usize + 1)];
+            self.seam
+                .run(Step::ReadKeys, &file.path, || {
+                    file.file.read_exact_at(&mut bytes, 0)
+                })
+                .map_err(io_err("reading", &file.path))?;
+            for slot in 1..=file.capacity {
+                let at = KeyRef { file: number, slot };
+                let range = slot as usize * SLOT_LEN..(slot as usize + 1) * SLOT_LEN;
+                match parse_slot(&bytes[range], at) {
+                    Slot::Destroyed => {}
+                    Slot::Wrapped { kek, .. } if self.keyring.find(&kek).is_some() => {}
+                    Slot::Wrapped { .. } | Slot::Damaged => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
     fn settle_blocking(&self, used: &KeyUse) -> Result<Option<KeyRef>, StoreError> {
         let files: Vec<(u32, Arc<KeyFile>)> = self
             .files
@@ -532,7 +566,11 @@ impl KeyStore {
         let capacity = self.file(last_file).map_or(0, |f| f.capacity);
         Ok(Some(KeyRef {
             file: last_file,
-            slot: if fresh_usable { frontier } else { capacity },
+            slot: if fresh_usable && !used.fresh_unknown {
+                frontier
+            } else {
+                capacity
+            },
         }))
     }
 }

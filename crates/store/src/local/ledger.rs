@@ -104,6 +104,11 @@ impl std::fmt::Debug for LocalLedger {
 pub(crate) type Known = HashMap<ItemId, (u64, bool)>;
 
 impl LocalLedger {
+    /// Whether every leaf appended is durable.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.log.is_all_durable()
+    }
+
     /// Opens (creating it) the ledger in `dir`: reads every leaf, cuts a torn
     /// tail, starts the committer. Returns what it knows of each item.
     pub(crate) fn open(
@@ -116,7 +121,18 @@ impl LocalLedger {
             tracing::error!(%problem, "the store's log is damaged");
         }
         let (segment, end) = match scan.last {
-            Some((segment, end, None)) => (segment, end),
+            Some((segment, end, None)) => {
+                // Leaves appended unsynced before a restart are made durable
+                // now: the store checkpoints its catalog on their strength.
+                let path = segment_path(dir, segment);
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err("opening the log segment", &path))?;
+                seam.run(Step::SyncLastSegment, &path, || file.sync_all())
+                    .map_err(io_err("syncing the log segment", &path))?;
+                (segment, end)
+            }
             Some((segment, _, Some(at))) => {
                 tracing::warn!(
                     segment,

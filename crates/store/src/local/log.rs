@@ -59,7 +59,7 @@ const PREPARE_CHUNK: usize = 2 << 20;
 static ZEROS: [u8; PREPARE_CHUNK] = [0; PREPARE_CHUNK];
 
 /// Where an appended frame landed. Positions order as the log does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Position {
     /// Segment number.
     pub segment: u32,
@@ -185,6 +185,17 @@ impl Log {
     /// and known: its files may go on with prepared space.
     pub(crate) fn end_of(&self, segment: u32) -> Option<u64> {
         lock(&self.ends).get(&segment).copied()
+    }
+
+    /// Whether every frame written is durable (no unsynced append since the
+    /// last sync).
+    pub(crate) fn is_all_durable(&self) -> bool {
+        self.all_durable.load(Ordering::Acquire)
+    }
+
+    /// Where the log ends in each complete segment known.
+    pub(crate) fn ends(&self) -> HashMap<u32, u64> {
+        lock(&self.ends).clone()
     }
 
     /// Forgets where the log ended in `segments`, removed.

@@ -67,9 +67,16 @@ async fn remove_unused_segments(shared: &Arc<Shared>) {
     let dir = shared.paths.segments.clone();
     let seam = shared.seam.clone();
     let numbers: Vec<u32> = removable.iter().map(|(number, _)| *number).collect();
-    match tokio::task::spawn_blocking(move || reclaim::remove_segments(&seam, &dir, removable))
-        .await
-    {
+    let flusher = shared.clone();
+    // The catalog may still point into them until it is durable.
+    let removing = move || match flusher.listing.flush() {
+        Ok(()) => reclaim::remove_segments(&seam, &dir, removable),
+        Err(err) => {
+            tracing::warn!(%err, "cannot make the catalog durable; no log segment is removed");
+            removable
+        }
+    };
+    match tokio::task::spawn_blocking(removing).await {
         Ok(left) => {
             let removed = numbers.len() - left.len();
             shared.log.forget(&numbers[..removed]);

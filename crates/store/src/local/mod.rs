@@ -16,6 +16,10 @@
 //!   ledger/       NNNNNNNN.log: the store's log of what happens to items, one
 //!                 leaf a frame; checkpoint: the last signed checkpoint saved
 //!                 (see [`ledger`])
+//!   catalog/      catalog.redb: the listed items and where each record is, on
+//!                 disk (see [`listing`]); derived from segments/ and items/,
+//!                 resumed from its cursor at open (see [`resume`]), rebuilt by
+//!                 reading them all if lost
 //! ```
 //!
 //! Guarantees:
@@ -65,8 +69,9 @@
 //!   holds it (a lost one is written again from its
 //!   record at the next open); a delete's leaf is durable before its key is
 //!   destroyed, a hold's after the change (see [`ledger`]).
-//! - No lock is held across I/O: the index is a `RwLock` taken only to look up or
-//!   update entries.
+//! - Memory does not grow with the number of items: the listing is the on-disk
+//!   catalog (see [`listing`]); only a few counters per log segment are kept.
+//!   An open reads the log only from the catalog's cursor (see [`resume`]).
 //! - A commit or delete, once begun, runs to completion in a task of its own even
 //!   if its caller stops waiting, so the index always agrees with the disk.
 //! - Every file operation goes through a [`seam`], where tests fail it or crash
@@ -88,11 +93,13 @@ mod holds;
 mod index;
 mod keys;
 mod ledger;
+mod listing;
 mod log;
 mod maintain;
 mod read;
 mod reclaim;
 mod recover;
+mod resume;
 mod seam;
 #[cfg(test)]
 mod tests;
@@ -102,7 +109,8 @@ mod writer;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ferry_crypto::Keyring;
 use tokio::sync::broadcast;
@@ -110,10 +118,11 @@ use tokio::sync::broadcast;
 use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::holds::Holds;
-use self::index::{Entry, Index, Location};
+use self::index::{Entry, Location};
 use self::keys::{KeyRef, KeyStore};
 use self::ledger::{LocalLedger, reconcile};
-use self::log::Log;
+use self::listing::Listing;
+use self::log::{Log, OnDurable, Position};
 use self::maintain::maintain_log;
 use self::reclaim::Segments;
 use self::seam::{Seam, Step};
@@ -149,12 +158,12 @@ async fn catch_up(
     for batch in plan.chunks(CATCH_UP_BATCH) {
         let entries = batch.iter().map(|(_, entry)| entry.clone()).collect();
         let first = ledger.append_all(entries).await?;
-        let mut index = shared.index_mut();
-        for (offset, (id, _)) in batch.iter().enumerate() {
-            if let Some(id) = id {
-                index.set_log_index(*id, first + offset as u64);
-            }
-        }
+        let updates: Vec<(ItemId, u64)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(offset, (id, _))| Some(((*id)?, first + offset as u64)))
+            .collect();
+        shared.listing.set_log_index(&updates)?;
     }
     Ok(())
 }
@@ -242,8 +251,15 @@ pub(crate) struct Shared {
     /// The data keys, and the storage keys that wrap them.
     pub keys: Arc<KeyStore>,
     pub options: LocalOptions,
-    index: RwLock<Index>,
+    /// The listed items (see [`listing`]).
+    pub listing: Listing,
     pub log: Log,
+    /// Where the log ends, for checkpoints.
+    log_end: Arc<LogEnd>,
+    /// Whether the catalog is checkpointed (not while records the keyring does
+    /// not open are kept, nor for a store with records sealed without data
+    /// keys: those are read whole at every open).
+    checkpoints: bool,
     /// Held (shared) by every append from before it is written until the index
     /// and `segments` know of it; held exclusively while a reclaim pass decides.
     pub append_gate: tokio::sync::RwLock<()>,
@@ -270,31 +286,76 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn index(&self) -> RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn segments(&self) -> MutexGuard<'_, Segments> {
         self.segments.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Lists a committed item and tells subscribers. A logged item's caller holds
     /// the append gate.
-    pub(crate) fn publish(&self, entry: Entry) {
+    pub(crate) fn publish(&self, entry: Entry) -> Result<(), StoreError> {
         let meta = entry.meta.clone();
-        if let Some((segment, bytes)) = entry.location.log_frame() {
+        let frame = entry.location.log_frame();
+        self.listing.insert(entry)?;
+        if let Some((segment, bytes)) = frame {
             self.segments().listed(segment, bytes);
         }
-        self.index_mut().insert(entry);
         let _ = self.events.send(meta);
+        Ok(())
     }
 
-    pub(crate) fn entry(&self, id: ItemId) -> Option<Entry> {
-        self.index().get(id)
+    pub(crate) fn entry(&self, id: ItemId) -> Result<Option<Entry>, StoreError> {
+        self.listing.get(id)
+    }
+
+    /// Records in the catalog how far the log is applied (see [`resume`]).
+    /// The caller holds the append gate exclusively.
+    fn checkpoint_now(&self) -> Result<(), StoreError> {
+        let written = self.log_end.written.load(Ordering::Acquire);
+        let at = resume::unpack(self.log_end.end.load(Ordering::Acquire));
+        let tail = resume::tail_before(&self.paths.segments, at).ok_or_else(|| {
+            StoreError::Unavailable(format!("log segment {} cannot be read", at.segment))
+        })?;
+        let checkpoint = resume::Checkpoint {
+            cursor: at,
+            ends: self
+                .log
+                .ends()
+                .into_iter()
+                .filter(|(segment, _)| *segment < at.segment)
+                .collect(),
+            refused: self.segments().refused_counts(),
+            tail,
+            ledger: self.ledger.as_ref().map(|l| l.size()),
+        };
+        self.listing
+            .checkpoint(resume::pack(at), resume::VALUE, checkpoint.encode())?;
+        self.log_end.checkpointed.store(written, Ordering::Release);
+        Ok(())
+    }
+
+    /// Some listed item has no leaf (its append failed): no checkpoint may
+    /// pass it until an open reads it again and appends it.
+    pub(crate) fn leaf_gap(&self) -> bool {
+        self.log_end.leaf_gap.load(Ordering::Acquire)
+    }
+
+    /// Notes that a listed item has no leaf (see [`Shared::leaf_gap`]).
+    pub(crate) fn note_leaf_gap(&self) {
+        self.log_end.leaf_gap.store(true, Ordering::Release);
+    }
+
+    /// Whether enough log was written since the last checkpoint for another;
+    /// `true` claims it (see [`resume::take_due`]).
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        let end = &self.log_end;
+        self.checkpoints
+            && !self.leaf_gap()
+            && end
+                .written
+                .load(Ordering::Acquire)
+                .saturating_sub(end.checkpointed.load(Ordering::Acquire))
+                >= resume::CHECKPOINT_BYTES
+            && !end.taking.swap(true, Ordering::AcqRel)
     }
 
     /// Fills in whether the item is on hold.
@@ -305,6 +366,27 @@ impl Shared {
     fn marked(&self, mut meta: ItemMeta) -> ItemMeta {
         self.mark(&mut meta);
         meta
+    }
+}
+
+impl Drop for Shared {
+    /// A store closed checkpoints its catalog, so that the next open reads
+    /// nothing of the log.
+    fn drop(&mut self) {
+        if !self.checkpoints {
+            return;
+        }
+        let Ok(_no_appends) = self.append_gate.try_write() else {
+            return;
+        };
+        // Every listed item's leaf must be durable before the checkpoint: the
+        // next open checks only the leaves of the items it reads.
+        if self.ledger.as_ref().is_some_and(|l| !l.is_durable()) || self.leaf_gap() {
+            return;
+        }
+        if let Err(err) = self.checkpoint_now().and_then(|()| self.listing.flush()) {
+            tracing::warn!(%err, "cannot checkpoint the catalog at close; the next open reads more of the log");
+        }
     }
 }
 
@@ -355,14 +437,22 @@ impl LocalStore {
                 seam.clone(),
                 options.key_file_slots,
             )?);
+            let (listing, checkpoint) = open_listing(&paths, &keys, options.ledger)?;
+            let resume = match (&listing, checkpoint) {
+                (Some(listing), Some(checkpoint)) => Some(resume::Resume {
+                    listing,
+                    checkpoint,
+                }),
+                _ => None,
+            };
             let mut recovered =
-                recover::recover(&paths, &keys, &seam, options.allow_missing_keys)?;
+                recover::recover(&paths, &keys, &seam, options.allow_missing_keys, resume)?;
             let mut key_use = std::mem::take(&mut recovered.key_use);
             let (uploads, upload_keys) = Uploads::load(&paths.uploads, options.upload_ttl, &seam)?;
             // The pieces name their keys as records do: kept, and never handed
             // out again as fresh ones.
             key_use.named.extend(upload_keys.iter().copied());
-            key_use.kept.extend(upload_keys);
+            key_use.kept.extend(upload_keys.iter().copied());
             let keep_everything = !recovered.missing_keys.is_empty();
             if keep_everything {
                 tracing::warn!(
@@ -371,6 +461,10 @@ impl LocalStore {
                     "starting without the storage keys of some records, as told: they are not listed, and kept as they are (no log space is reclaimed until they can be read)"
                 );
             }
+            let log_end = Arc::new(LogEnd::at(Position {
+                segment: recovered.segment,
+                offset: recovered.segment_end.len,
+            }));
             let log = Log::start(
                 paths.segments.clone(),
                 recovered.segment,
@@ -378,7 +472,7 @@ impl LocalStore {
                 recovered.ends,
                 options.segment_size,
                 seam.clone(),
-                None,
+                Some(log_end.tracker()),
             )?;
             let items_sync = GroupSync::new(paths.items.clone(), seam.clone());
             let holds = Holds::load(&paths.root, &seam)?;
@@ -386,17 +480,52 @@ impl LocalStore {
                 create_private_dir(&seam, &paths.ledger)?;
                 let (ledger, known) =
                     LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam)?;
-                let plan = reconcile(&known, &mut recovered.index, keep_everything);
+                if recovered.ledger_size.is_some_and(|size| ledger.size() < size) {
+                    tracing::warn!(
+                        "the store's log has lost leaves since the catalog's checkpoint; reading every record to give each its leaf"
+                    );
+                    recovered = recover::recover(
+                        &paths,
+                        &keys,
+                        &seam,
+                        options.allow_missing_keys,
+                        None,
+                    )?;
+                    key_use = std::mem::take(&mut recovered.key_use);
+                    key_use.named.extend(upload_keys.iter().copied());
+                    key_use.kept.extend(upload_keys.iter().copied());
+                }
+                // Resumed, the index holds only what the replay read: which
+                // leaves have no listed item is not known.
+                let blind = keep_everything || recovered.resumed;
+                let plan = reconcile(&known, &mut recovered.index, blind);
                 (Some(Arc::new(ledger)), plan)
             } else {
                 (None, Vec::new())
             };
+            let listing = match listing {
+                Some(listing) if recovered.resumed => {
+                    listing.apply_replay(&mut recovered.index, &recovered.removed)?;
+                    listing
+                }
+                other => {
+                    drop(other);
+                    Listing::rebuild(&paths.root, &mut recovered.index)?
+                }
+            };
+            for (segment, count, bytes) in listing.tallies()? {
+                if segment != listing::FILES {
+                    recovered.segments.set_listed(segment, count, bytes);
+                }
+            }
             let shared = Shared {
                 paths,
                 keys,
                 options,
-                index: RwLock::new(recovered.index),
+                listing,
                 log,
+                log_end,
+                checkpoints: !keep_everything && !recovered.legacy,
                 append_gate: tokio::sync::RwLock::new(()),
                 segments: Mutex::new(recovered.segments),
                 maintaining: tokio::sync::Mutex::new(()),
@@ -420,8 +549,79 @@ impl LocalStore {
         }
         shared.keys.settle(key_use).await?;
         let shared = Arc::new(shared);
+        if let Err(err) = resume::take(&shared).await {
+            tracing::warn!(%err, "cannot checkpoint the catalog; the next open reads more of the log");
+        }
         maintain_log(&shared, None).await;
         Ok(Arc::new(LocalStore { shared }))
+    }
+}
+
+/// Opens the store's catalog, and its checkpoint if the open can resume from
+/// it; without a catalog (it cannot be opened) or a checkpoint, the store is
+/// read whole and the catalog rebuilt from it (see [`resume`]).
+fn open_listing(
+    paths: &Paths,
+    keys: &KeyStore,
+    ledger: bool,
+) -> Result<(Option<Listing>, Option<resume::Checkpoint>), StoreError> {
+    let listing = match Listing::open(&paths.root) {
+        Ok(listing) => listing,
+        Err(err) => {
+            tracing::warn!(%err, "the catalog cannot be opened; reading the whole store to rebuild it (nothing else is changed)");
+            return Ok((None, None));
+        }
+    };
+    let why = match resume::checkpoint(paths, &listing, ledger) {
+        Ok(checkpoint) => match keys.all_wrapped_by_keyring()? {
+            true => return Ok((Some(listing), Some(checkpoint))),
+            false => "some data keys are wrapped by a storage key not given".to_owned(),
+        },
+        Err(why) => why,
+    };
+    tracing::info!(reason = %why, "reading the whole store; the catalog is rebuilt from it");
+    Ok((Some(listing), None))
+}
+
+/// Where the log of items ends, as its committer last said, and how much of it
+/// was written since the last checkpoint (see [`resume`]).
+#[derive(Debug)]
+pub(crate) struct LogEnd {
+    /// The end, as a cursor ([`resume::pack`]).
+    end: std::sync::atomic::AtomicU64,
+    /// Bytes written since the store opened.
+    written: std::sync::atomic::AtomicU64,
+    /// `written` at the last checkpoint.
+    checkpointed: std::sync::atomic::AtomicU64,
+    /// A checkpoint is being taken.
+    taking: std::sync::atomic::AtomicBool,
+    /// See [`Shared::leaf_gap`].
+    leaf_gap: std::sync::atomic::AtomicBool,
+}
+
+impl LogEnd {
+    fn at(end: Position) -> LogEnd {
+        LogEnd {
+            end: resume::pack(end).into(),
+            written: 0.into(),
+            checkpointed: 0.into(),
+            taking: false.into(),
+            leaf_gap: false.into(),
+        }
+    }
+
+    /// Told of every group the committer writes.
+    fn tracker(self: &Arc<Self>) -> OnDurable {
+        let end = self.clone();
+        Box::new(move |segment, offset, bytes| {
+            let len = bytes.len() as u64;
+            let at = Position {
+                segment,
+                offset: offset + len,
+            };
+            end.end.store(resume::pack(at), Ordering::Release);
+            end.written.fetch_add(len, Ordering::AcqRel);
+        })
     }
 }
 
@@ -448,7 +648,7 @@ impl Store for LocalStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let mut page = self.shared.index().list(query);
+        let mut page = self.shared.listing.list(query)?;
         page.items
             .iter_mut()
             .for_each(|meta| self.shared.mark(meta));
@@ -456,7 +656,7 @@ impl Store for LocalStore {
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
-        let meta = self.shared.index().get(id).map(|e| e.meta);
+        let meta = self.shared.listing.get(id)?.map(|e| e.meta);
         Ok(meta.map(|meta| self.shared.marked(meta)))
     }
 
@@ -543,7 +743,13 @@ impl Store for LocalStore {
     }
 
     async fn count(&self) -> usize {
-        self.shared.index().len()
+        match self.shared.listing.len() {
+            Ok(len) => usize::try_from(len).unwrap_or(usize::MAX),
+            Err(err) => {
+                tracing::error!(%err, "cannot count the listed items");
+                0
+            }
+        }
     }
 }
 
@@ -551,7 +757,7 @@ impl Store for LocalStore {
 async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, StoreError> {
     // Refused if held; and no hold changes until this delete is done.
     let _unheld = shared.holds.unheld(id).await?;
-    if shared.entry(id).is_none() {
+    if shared.entry(id)?.is_none() {
         return Ok(false);
     }
     // The log says so first; if the delete then does not happen, it says that too.
@@ -562,7 +768,7 @@ async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, S
     }
     let result = delete_logged(&shared, id).await;
     if let (Some(ledger), Err(_)) = (&shared.ledger, &result)
-        && shared.entry(id).is_some()
+        && shared.entry(id).is_ok_and(|e| e.is_some())
     {
         let kept = ferry_tlog::Entry::kept(&id.to_string(), &crate::now());
         if let Err(err) = ledger.append_all(vec![kept]).await {
@@ -577,16 +783,26 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
     // A logged item is unlisted and its tombstone appended under the append gate,
     // so that no compaction copies it in between: a copy the index does not know
     // of would come back after a restart.
-    let gate = match shared.entry(id) {
+    let gate = match shared.entry(id)? {
         None => return Ok(false),
         Some(entry) if entry.location.log_frame().is_some() => {
             Some(shared.append_gate.read().await)
         }
         Some(_) => None,
     };
-    let Some(entry) = shared.index_mut().remove(id) else {
+    let Some(entry) = shared.listing.remove(id)? else {
         return Ok(false);
     };
+    // Durable before the key or the file goes: a catalog rolled back by a
+    // crash must not list an item that can no longer be read.
+    let flusher = shared.clone();
+    let flushed = tokio::task::spawn_blocking(move || flusher.listing.flush())
+        .await
+        .map_err(joined)?;
+    if let Err(err) = flushed {
+        shared.listing.insert(entry)?;
+        return Err(err);
+    }
     // Crypto-shredding: the data key goes first, durably. Once its zeros are
     // written the item is unreadable, whatever happens next.
     let data_key = KeyRef::parse(&entry.meta.key_id);
@@ -597,7 +813,7 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
             .map_err(joined)?;
         if let Err((written, err)) = destroyed {
             if !written {
-                shared.index_mut().insert(entry);
+                shared.listing.insert(entry)?;
             }
             return Err(err);
         }
@@ -630,7 +846,7 @@ async fn delete_logged(shared: &Arc<Shared>, id: ItemId) -> Result<bool, StoreEr
         }
     };
     if !gone && data_key.is_none() {
-        shared.index_mut().insert(entry);
+        shared.listing.insert(entry)?;
     }
     drop(gate);
     if let Some(segment) = maintain {
@@ -646,7 +862,8 @@ async fn set_hold(
     held: bool,
     by: Actor,
 ) -> Result<Option<ItemMeta>, StoreError> {
-    let listed = |id: ItemId| shared.index().location(id).is_some();
+    // A catalog that cannot be read keeps holds rather than dropping them.
+    let listed = |id: ItemId| !matches!(shared.listing.location(id), Ok(None));
     let found = shared
         .holds
         .set(id, held, &shared.seam, listed, shared.keep_everything)
@@ -655,8 +872,8 @@ async fn set_hold(
         let entry = ferry_tlog::Entry::hold(&id.to_string(), held, &by, &crate::now());
         ledger.append_all(vec![entry]).await?;
     }
-    Ok(found
-        .then(|| shared.entry(id))
-        .flatten()
-        .map(|entry| shared.marked(entry.meta)))
+    if !found {
+        return Ok(None);
+    }
+    Ok(shared.entry(id)?.map(|entry| shared.marked(entry.meta)))
 }

@@ -27,7 +27,7 @@ pub(crate) async fn open(
     id: ItemId,
     range: Option<Range<u64>>,
 ) -> Result<Option<(ItemMeta, ContentStream)>, StoreError> {
-    let Some(entry) = shared.entry(id) else {
+    let Some(entry) = shared.entry(id)? else {
         return Ok(None);
     };
     let (start, end) = clamp_range(range, entry.meta.size)?;
@@ -55,7 +55,7 @@ fn open_listed(
         if let Some(opened) = open_entry(shared, &entry)? {
             return Ok(Some(opened));
         }
-        match shared.entry(entry.meta.id) {
+        match shared.entry(entry.meta.id)? {
             Some(now) if now.location != entry.location => entry = now,
             Some(_) if entry.location == Location::File => return Ok(None),
             Some(_) => {
@@ -139,12 +139,12 @@ mod tests {
             writer.write(&[i; 10_000]).await.unwrap();
             ids.push(writer.commit().await.unwrap().id);
         }
-        let stale = store.shared.entry(ids[0]).unwrap();
+        let stale = store.shared.entry(ids[0]).unwrap().unwrap();
         // Three of the first segment's four items go: it is compacted, and removed.
         for id in &ids[1..4] {
             assert!(store.delete(*id).await.unwrap());
         }
-        let now = store.shared.entry(ids[0]).unwrap();
+        let now = store.shared.entry(ids[0]).unwrap().unwrap();
         assert_ne!(now.location, stale.location, "the item was not moved");
         let Location::Log { segment, .. } = stale.location else {
             panic!("a small item is logged")

@@ -70,7 +70,29 @@ impl Segments {
 
     /// A record in `segment` could not be opened: the segment stays.
     pub(crate) fn refused(&mut self, segment: u32) {
-        self.uses.entry(segment).or_default().refused += 1;
+        self.refused_many(segment, 1);
+    }
+
+    /// `count` records in `segment` could not be opened.
+    pub(crate) fn refused_many(&mut self, segment: u32, count: u64) {
+        self.uses.entry(segment).or_default().refused += count;
+    }
+
+    /// The records that could not be opened, per segment that has some.
+    pub(crate) fn refused_counts(&self) -> std::collections::BTreeMap<u32, u64> {
+        self.uses
+            .iter()
+            .filter(|(_, used)| used.refused > 0)
+            .map(|(segment, used)| (*segment, used.refused))
+            .collect()
+    }
+
+    /// `count` items are listed from records of `bytes` frame bytes in
+    /// `segment`, all told (from the catalog's tallies, at open).
+    pub(crate) fn set_listed(&mut self, segment: u32, count: u64, bytes: u64) {
+        let used = self.uses.entry(segment).or_default();
+        used.listed = count;
+        used.listed_bytes = bytes;
     }
 
     /// An item listed from a record of `bytes` frame bytes in `segment` was
@@ -100,7 +122,9 @@ impl Segments {
     /// it, or a compaction copied it (a replaced record seen at open is either).
     pub(crate) fn superseded(&mut self, older: u32, newer: u32) {
         let used = self.uses.entry(newer).or_default();
-        if older != newer {
+        // (A replay from the catalog's cursor may find an item the catalog
+        // already lists from a later segment: that is not superseding.)
+        if older < newer {
             used.supersedes.insert(older);
         }
     }

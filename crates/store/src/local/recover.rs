@@ -1,5 +1,10 @@
 //! Rebuilding the index when a store opens.
 //!
+//! With a catalog to resume from (see [`resume`](super::resume)), only the log
+//! from the catalog's cursor is read (and every item file), over the catalog's
+//! entries; without one, everything is read, and the catalog rebuilt from it.
+//! Either way, as follows.
+//!
 //! - Nothing is changed until every record has been read: a store holding
 //!   records sealed with keys not given is refused as it is (see below).
 //! - `tmp/` is emptied: whatever is there was never committed.
@@ -49,8 +54,10 @@ use super::frame::{self, Kind, Parsed};
 use super::fsutil::{create_private_file, empty_dir, io_err, sync_dir};
 use super::index::{Entry, Index, Location};
 use super::keys::{KeyRef, KeyStore, KeyUse};
+use super::listing::FILES;
 use super::log::{SegmentEnd, segment_number, segment_path};
 use super::reclaim::Segments;
+use super::resume::{Overlay, Resume};
 use super::seam::{Seam, Step};
 use crate::{ItemId, ItemMeta, StoreError};
 
@@ -72,6 +79,35 @@ pub(crate) struct Recovered {
     pub bound_from: u32,
     /// The data keys the records name, and which of them are still needed.
     pub key_use: KeyUse,
+    /// Items to unlist from the catalog (when resuming).
+    pub removed: Vec<ItemId>,
+    /// Whether only the log from the catalog's cursor was read: `index` then
+    /// holds what it lists, to be put in the catalog.
+    pub resumed: bool,
+    /// Some listed record is sealed with a storage key directly (written before
+    /// data keys): such a store is always read whole at open.
+    pub legacy: bool,
+    /// Resumed: the size of the store's log of items at the checkpoint.
+    pub ledger_size: Option<u64>,
+}
+
+/// Where a scan lists and unlists what it reads: the whole [`Index`] at a full
+/// rescan, or an overlay over the catalog when resuming (see [`resume`](super::resume)).
+pub(crate) trait Sink {
+    /// Lists `entry`; returns the entry it replaces, if its id was listed.
+    fn insert(&mut self, entry: Entry) -> Result<Option<Entry>, StoreError>;
+    /// Unlists item `id`; returns its entry, if it was listed.
+    fn remove(&mut self, id: ItemId) -> Result<Option<Entry>, StoreError>;
+}
+
+impl Sink for Index {
+    fn insert(&mut self, entry: Entry) -> Result<Option<Entry>, StoreError> {
+        Ok(Index::insert(self, entry))
+    }
+
+    fn remove(&mut self, id: ItemId) -> Result<Option<Entry>, StoreError> {
+        Ok(Index::remove(self, id))
+    }
 }
 
 /// Why a record was not listed.
@@ -124,12 +160,12 @@ impl From<CryptoError> for Refusal {
 
 /// What recovery learns while it reads the records: the keys they need.
 #[derive(Debug, Default)]
-struct Needs {
+pub(crate) struct Needs {
     /// Records sealed with storage keys not given, by key id.
-    missing_keys: BTreeMap<String, usize>,
+    pub missing_keys: BTreeMap<String, usize>,
     /// Records sealed with data keys the key store does not hold.
-    no_data_key: usize,
-    key_use: KeyUse,
+    pub no_data_key: usize,
+    pub key_use: KeyUse,
 }
 
 impl Needs {
@@ -188,9 +224,11 @@ pub(crate) fn recover(
     keys: &KeyStore,
     seam: &Seam,
     allow_missing_keys: bool,
+    resume: Option<Resume<'_>>,
 ) -> Result<Recovered, StoreError> {
     let started = Instant::now();
     let mut index = Index::default();
+    let mut overlay = resume.as_ref().map(|r| Overlay::new(r.listing));
     let mut book = Segments::default();
     let mut needs = Needs::default();
     let segments = list_segments(&paths.segments, &[])?;
@@ -202,9 +240,28 @@ pub(crate) fn recover(
     let empty = SegmentEnd { len: 0, size: 0 };
     let (mut segment, mut segment_end, mut torn) = (bound_from, empty, None);
     let mut ends = HashMap::new();
+    let mut scanned = 0;
     for (i, &number) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         book.exists(number);
+        let mut from = 0;
+        if let Some(resume) = &resume {
+            let cursor = resume.checkpoint.cursor;
+            if number < cursor.segment && !last {
+                // Applied to the catalog already: not read again.
+                let end = resume.checkpoint.ends.get(&number).copied();
+                ends.insert(number, end.unwrap_or(0));
+                continue;
+            }
+            if number == cursor.segment {
+                from = usize::try_from(cursor.offset).unwrap_or(usize::MAX);
+            }
+        }
+        let sink: &mut dyn Sink = match &mut overlay {
+            Some(overlay) => overlay,
+            None => &mut index,
+        };
+        scanned += 1;
         let (end, torn_at) = scan_segment(
             &segment_path(&paths.segments, number),
             Origin {
@@ -212,10 +269,11 @@ pub(crate) fn recover(
                 offset: 0,
                 unbound: number < bound_from,
             },
+            from,
             last,
             keys,
             seam,
-            &mut index,
+            sink,
             &mut book,
             &mut needs,
         )?;
@@ -223,10 +281,53 @@ pub(crate) fn recover(
             ends.insert(number, end.len);
         }
         (segment, segment_end, torn) = (number, end, torn_at);
+        if let Some(overlay) = &mut overlay {
+            // What the catalog lists past the cursor and the replay did not
+            // read (a frame lost or damaged since it was applied) is not there.
+            for (id, _) in overlay.listing.placed(number, from as u64)? {
+                if !overlay.touches(id) {
+                    tracing::warn!(%id, segment = number, "listed in the catalog past its cursor, but not in the log; unlisted");
+                    overlay.remove(id)?;
+                }
+            }
+        }
     }
-    for entry in scan_items(&paths.items, keys, seam, &mut needs)? {
-        if let Some(old) = index.insert(entry) {
-            tracing::warn!(id = %old.meta.id, "item is both in the log and in items/; keeping the file");
+    match &mut overlay {
+        None => {
+            for entry in scan_items(&paths.items, keys, seam, &mut needs)?.0 {
+                if let Some(old) = index.insert(entry) {
+                    tracing::warn!(id = %old.meta.id, "item is both in the log and in items/; keeping the file");
+                }
+            }
+        }
+        Some(overlay) => {
+            // Every file, as at a full rescan: a file's leaf is checked too.
+            let (entries, refused) = scan_items(&paths.items, keys, seam, &mut needs)?;
+            let listing = overlay.listing;
+            let files = listing
+                .tallies()?
+                .iter()
+                .find(|(group, ..)| *group == FILES)
+                .map_or(0, |(_, count, _)| *count);
+            let mut loaded = std::collections::BTreeSet::new();
+            for entry in entries {
+                loaded.insert(entry.meta.id);
+                overlay.insert(entry)?;
+            }
+            for id in refused {
+                if listing.location(id)? == Some(Location::File) {
+                    overlay.remove(id)?;
+                }
+            }
+            // Files gone that the catalog lists (rare: read the catalog).
+            if files as usize != loaded.len() {
+                for id in listing.in_files()? {
+                    if !loaded.contains(&id) && !overlay.touches(id) {
+                        tracing::warn!(%id, "listed in the catalog in a file that is not there; unlisted");
+                        overlay.remove(id)?;
+                    }
+                }
+            }
         }
     }
     let Needs {
@@ -267,26 +368,46 @@ pub(crate) fn recover(
             );
         }
     }
-    let mut logged = 0;
-    for (segment, bytes) in index.logged_segments() {
-        book.listed(segment, bytes);
-        logged += 1;
-    }
+    // Records that cannot be read are there: destroy no key at this open.
+    key_use.blind |= !missing_keys.is_empty();
+    let (legacy, removed) = match overlay {
+        None => {
+            let listed = index.len();
+            let data_keyed = index.data_keys().count();
+            key_use.kept.extend(index.data_keys());
+            (data_keyed < listed, Vec::new())
+        }
+        Some(overlay) => {
+            let resume = resume.as_ref().expect("an overlay resumes");
+            for (&segment, &refused) in &resume.checkpoint.refused {
+                book.refused_many(segment, refused);
+            }
+            // Which keys the items before the cursor use is not read: none is
+            // destroyed, and new keys come from a new file.
+            key_use.blind = true;
+            key_use.fresh_unknown = true;
+            let (replayed, removed) = overlay.into_parts();
+            index = replayed;
+            (false, removed)
+        }
+    };
     tracing::info!(
-        items = index.len(),
-        logged,
-        files = index.len() - logged,
+        resumed = resume.is_some(),
+        segments_read = scanned,
+        items_read = index.len(),
+        unlisted = removed.len(),
         leftovers,
         segments = segments.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "store recovered"
     );
-    key_use.kept.extend(index.data_keys());
-    // Records that cannot be read are there: destroy no key at this open.
-    key_use.blind |= !missing_keys.is_empty();
     Ok(Recovered {
         key_use,
         index,
+        removed,
+        resumed: resume.is_some(),
+        ledger_size: resume.as_ref().and_then(|r| r.checkpoint.ledger),
+        legacy,
         segments: book,
         segment,
         segment_end,
@@ -300,7 +421,7 @@ pub(crate) fn recover(
 const FORMAT: &str = "FORMAT";
 
 /// The first segment of bound frames, from `FORMAT`; `None` if there is no such file.
-fn read_format(root: &Path) -> Result<Option<u32>, StoreError> {
+pub(crate) fn read_format(root: &Path) -> Result<Option<u32>, StoreError> {
     let path = root.join(FORMAT);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -384,10 +505,11 @@ pub(crate) fn list_segments(dir: &Path, also: &[&str]) -> Result<Vec<u32>, Store
 fn scan_segment(
     path: &Path,
     origin: Origin,
+    from: usize,
     last: bool,
     keys: &KeyStore,
     seam: &Seam,
-    index: &mut Index,
+    index: &mut dyn Sink,
     book: &mut Segments,
     needs: &mut Needs,
 ) -> Result<(SegmentEnd, Option<u64>), StoreError> {
@@ -407,7 +529,7 @@ fn scan_segment(
     // Frames start with their magic: past the last byte that is not zero, there
     // are none (prepared space).
     let content = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    let mut at = 0;
+    let mut at = from;
     while at < data.len() {
         if at >= content {
             return Ok((
@@ -437,7 +559,7 @@ fn scan_segment(
                                 base,
                                 len,
                             },
-                        });
+                        })?;
                         // A compaction's copy (its source segment outlived it).
                         if let Some((older, _)) = replaced.and_then(|e| e.location.log_frame()) {
                             book.superseded(older, number);
@@ -460,7 +582,7 @@ fn scan_segment(
             } => {
                 match <[u8; 16]>::try_from(&data[payload]) {
                     Ok(bytes) => {
-                        let unlisted = index.remove(ItemId::from_bytes(bytes));
+                        let unlisted = index.remove(ItemId::from_bytes(bytes))?;
                         if let Some((segment, _)) = unlisted.and_then(|e| e.location.log_frame()) {
                             book.superseded(segment, number);
                         }
@@ -535,12 +657,12 @@ where
 }
 
 /// Opens every `items/<id>.rec`, on a few threads.
-fn scan_items(
+pub(crate) fn scan_items(
     dir: &Path,
     keys: &KeyStore,
     seam: &Seam,
     needs: &mut Needs,
-) -> Result<Vec<Entry>, StoreError> {
+) -> Result<(Vec<Entry>, Vec<ItemId>), StoreError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("reading directory", dir))? {
         let path = entry.map_err(io_err("reading directory", dir))?.path();
@@ -560,7 +682,7 @@ fn scan_items(
         .map_or(2, |n| n.get())
         .clamp(1, 8);
     let per_thread = files.len().div_ceil(threads).max(1);
-    type Loaded<'a> = (&'a PathBuf, Option<KeyRef>, Result<Entry, Refusal>);
+    type Loaded<'a> = (ItemId, &'a PathBuf, Option<KeyRef>, Result<Entry, Refusal>);
     let loaded: Vec<Loaded<'_>> = thread::scope(|scope| {
         let workers: Vec<_> = files
             .chunks(per_thread)
@@ -569,7 +691,7 @@ fn scan_items(
                     part.iter()
                         .map(|(id, path)| {
                             let (named, result) = load_file(keys, seam, *id, path);
-                            (path, named, result)
+                            (*id, path, named, result)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -581,15 +703,16 @@ fn scan_items(
             .collect()
     });
     let mut entries = Vec::with_capacity(loaded.len());
-    for (path, named, result) in loaded {
+    let mut refused = Vec::new();
+    for (id, path, named, result) in loaded {
         needs.note(named, &result);
         match result {
             Ok(entry) => entries.push(entry),
             Err(Refusal::Failed(err)) => return Err(StoreError::io("reading", path, err)),
-            Err(_) => {}
+            Err(_) => refused.push(id),
         }
     }
-    Ok(entries)
+    Ok((entries, refused))
 }
 
 /// Opens one item file; a refusal (and a warning) if it is not a valid record of

@@ -588,7 +588,7 @@ pub(crate) async fn finish(shared: Arc<Shared>, id: UploadId) -> Result<ItemMeta
     }
     let manifest = lock(&staged.manifest).clone();
     // Finished before, and the removal did not complete (a crash): the item is there.
-    let meta = match shared.entry(manifest.item_id) {
+    let meta = match shared.entry(manifest.item_id)? {
         Some(entry) => entry.meta,
         None => store_whole(&shared, id, &manifest, &info, &pieces).await?,
     };

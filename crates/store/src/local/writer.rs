@@ -127,7 +127,13 @@ impl LocalWriter {
         shared.publish(Entry {
             meta: meta.clone(),
             location,
-        });
+        })?;
+        if leaf_failed.is_some() {
+            shared.note_leaf_gap();
+        }
+        if shared.checkpoint_due() {
+            super::resume::take_due(&shared);
+        }
         match leaf_failed {
             None => Ok(meta),
             Some(err) => Err(err),

@@ -70,3 +70,9 @@ pub async fn read(
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
+
+/// Removes the store's catalog (derived state), as if it were lost: the next
+/// open reads every record and rebuilds it.
+pub fn forget_catalog(dir: &Path) {
+    std::fs::remove_dir_all(dir.join("catalog")).unwrap();
+}

@@ -1,5 +1,6 @@
 //! Tests of `LocalStore` on temporary directories.
 
+mod catalog;
 mod frames;
 mod helpers;
 mod integrity;

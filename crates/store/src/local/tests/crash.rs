@@ -547,6 +547,12 @@ async fn check_log(store: &LocalStore, ledger: &Ledger, what: &str) {
         let index = meta
             .log_index
             .unwrap_or_else(|| panic!("{what}: {} has no leaf", meta.id));
+        assert!(
+            (index as usize) < leaves.len(),
+            "{what}: {} has leaf {index} of {}",
+            meta.id,
+            leaves.len()
+        );
         assert_eq!(
             leaves[index as usize].1,
             stored_entry(&meta),

@@ -143,7 +143,7 @@ async fn a_delete_cannot_race_a_compaction_into_a_copy_that_comes_back() {
     );
     // The log moves past the segment of the copies; the second delete's tombstone
     // goes to a later segment D.
-    let segment_of = |id| match store.shared.entry(id).unwrap().location {
+    let segment_of = |id| match store.shared.entry(id).unwrap().unwrap().location {
         Location::Log { segment, .. } => segment,
         Location::File => panic!("a small item is logged"),
     };
@@ -270,7 +270,7 @@ async fn a_listed_frame_that_no_longer_checks_does_not_pin_its_segment() {
     let first = fx.segment(1);
     let Location::Log {
         segment: 1, base, ..
-    } = store.shared.entry(metas[9].id).unwrap().location
+    } = store.shared.entry(metas[9].id).unwrap().unwrap().location
     else {
         panic!("item 9 is not in segment 1")
     };
