@@ -124,9 +124,11 @@ impl LocalWriter {
                 return Err(StoreError::spent());
             }
         };
-        shared.publish(Entry {
-            meta: meta.clone(),
-            location,
+        tokio::task::block_in_place(|| {
+            shared.publish(Entry {
+                meta: meta.clone(),
+                location,
+            })
         })?;
         if leaf_failed.is_some() {
             shared.note_leaf_gap();
