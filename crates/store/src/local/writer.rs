@@ -124,11 +124,9 @@ impl LocalWriter {
                 return Err(StoreError::spent());
             }
         };
-        tokio::task::block_in_place(|| {
-            shared.publish(Entry {
-                meta: meta.clone(),
-                location,
-            })
+        shared.publish(Entry {
+            meta: meta.clone(),
+            location,
         })?;
         if leaf_failed.is_some() {
             shared.note_leaf_gap();
