@@ -98,6 +98,25 @@ struct Cluster {
     shared: tempfile::TempDir,
 }
 
+/// A `ferry-server` in a fresh data directory on moto's bucket, with the
+/// storage and Fernet keys in `shared`, and `extra` arguments.
+fn server_on(moto: &Moto, shared: &Path, extra: &[&str]) -> Server {
+    let storage_key = shared.join("storage.key");
+    let fernet_key = shared.join("fernet.key");
+    let mut args = vec![
+        "--store",
+        STORE,
+        "--storage-key",
+        storage_key.to_str().unwrap(),
+        "--fernet-key",
+        fernet_key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with(tempfile::tempdir().unwrap(), &args, &env, Stdio::inherit())
+}
+
 impl Cluster {
     fn start() -> Cluster {
         Cluster::start_with(&[])
@@ -108,27 +127,14 @@ impl Cluster {
         let moto = Moto::start();
         moto.create_bucket(BUCKET);
         let shared = tempfile::tempdir().unwrap();
-        let storage_key = shared.path().join("storage.key");
-        let fernet_key = shared.path().join("fernet.key");
-        let mut args = vec![
-            "--store",
-            STORE,
-            "--storage-key",
-            storage_key.to_str().unwrap(),
-            "--fernet-key",
-            fernet_key.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let env = moto.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         // One at a time: the first server creates both keys (before it announces
         // its listeners), the others find them.
         let servers: Vec<Server> = (0..3)
-            .map(|_| {
-                Server::start_with(tempfile::tempdir().unwrap(), &args, &env, Stdio::inherit())
-            })
+            .map(|_| server_on(&moto, shared.path(), extra))
             .collect();
-        assert!(storage_key.exists() && fernet_key.exists());
+        assert!(
+            shared.path().join("storage.key").exists() && shared.path().join("fernet.key").exists()
+        );
         let tcp: Vec<String> = servers.iter().map(Server::tcp).collect();
         let haproxy = HaProxy::start(shared.path(), &tcp);
         Cluster {
@@ -141,6 +147,11 @@ impl Cluster {
 
     fn fernet_key(&self) -> PathBuf {
         self.shared.path().join("fernet.key")
+    }
+
+    /// One more server on the cluster's bucket and keys (not behind HAProxy).
+    fn another_server(&self) -> Server {
+        server_on(&self.moto, self.shared.path(), &[])
     }
 
     /// `ferry-gateway` forwarding to HAProxy, with the shared Fernet key.
@@ -632,24 +643,7 @@ async fn servers_compacting_at_once_give_back_deleted_space_and_keep_the_rest() 
     .await;
 
     // Every server, and one started now, lists exactly what was kept.
-    let late = Server::start_with(
-        tempfile::tempdir().unwrap(),
-        &[
-            "--store",
-            STORE,
-            "--storage-key",
-            cluster.shared.path().join("storage.key").to_str().unwrap(),
-            "--fernet-key",
-            key.to_str().unwrap(),
-        ],
-        &cluster
-            .moto
-            .env()
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect::<Vec<_>>(),
-        Stdio::inherit(),
-    );
+    let late = cluster.another_server();
     let mut everyone = admins;
     everyone.push(late.admin());
     listed_everywhere(&everyone, &kept).await;

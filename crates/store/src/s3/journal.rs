@@ -87,7 +87,7 @@ impl Journal {
             journal.clear().await?;
         }
         let view = journal.view.clone();
-        let cursor = blocking(move || view.cursor()).await?;
+        let mut cursor = blocking(move || view.cursor()).await?;
         if cursor > 0 {
             match journal.objects.head(&journal.log_path(cursor)).await {
                 Ok(_) => {}
@@ -97,12 +97,12 @@ impl Journal {
                         "the view's last commit-log object is not in the bucket (emptied or replaced?): rebuilding the view from the whole commit log"
                     );
                     journal.clear().await?;
+                    cursor = 0;
                 }
                 Err(err) => return Err(StoreError::remote("reading the commit log", err)),
             }
         }
-        let view = journal.view.clone();
-        *journal.next.get_mut() = blocking(move || view.cursor()).await? + 1;
+        *journal.next.get_mut() = cursor + 1;
         Ok(journal)
     }
 
