@@ -8,11 +8,14 @@
 //! A location is kept as a few bytes ([`encode`]): `Log { segment, base, len }`
 //! or `File`.
 //!
-//! Every call blocks on the catalog (its page cache, or the disk).
+//! Every call but [`Listing::insert`] blocks on the catalog (its page cache,
+//! or the disk).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use super::index::{Entry, Index, Location};
 use crate::catalog::{Catalog, CatalogEntry, Change, Tallied};
@@ -60,28 +63,70 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Location> {
 }
 
 /// The listed items, in the catalog.
+///
+/// A committed item is listed by [`insert`](Listing::insert), which only queues
+/// it: a thread of the listing's own (the *applier*) puts what is queued into
+/// the catalog, many entries per transaction, so that no commit waits for the
+/// catalog. Until then the entry is kept in memory (the overlay), where
+/// [`get`](Listing::get) finds it; everything else first applies what is
+/// queued. Queued entries are bounded ([`MAX_QUEUED`]): past it an insert waits
+/// for the applier.
+///
+/// After the catalog fails to apply (a full disk, an I/O error) the listing is
+/// *broken*: inserts, listings and checkpoints are refused with the cause
+/// until the store is opened again, which lists everything from the log (the
+/// truth). Nothing is lost: every entry queued was already committed to the log.
 #[derive(Debug)]
 pub(crate) struct Listing {
+    shared: Arc<Applied>,
+    applier: Option<JoinHandle<()>>,
+}
+
+/// What the listing and its applier share.
+#[derive(Debug)]
+struct Applied {
     catalog: Catalog,
     /// Held by every change that depends on what is listed (read, then
     /// written), so that it sees no other change in between.
     changing: Mutex<()>,
-    /// Entries to put, queued by [`insert`](Self::insert).
+    /// Entries to put, queued by [`Listing::insert`].
     queue: Mutex<Queue>,
+    /// Signalled when an entry is queued, or when the listing closes.
+    queued: Condvar,
+    /// Signalled when the applier takes the queue (room for more), or breaks.
+    taken: Condvar,
     /// The catalog's cursor (see [`resume`](super::resume)).
     cursor: AtomicU64,
 }
+
+/// Entries queued but not yet applied, beyond which an insert waits.
+pub(crate) const MAX_QUEUED: usize = 16_384;
 
 impl Listing {
     /// Opens the catalog in `root`'s [`DIR`].
     pub(crate) fn open(root: &Path) -> Result<Listing, StoreError> {
         let catalog = Catalog::open_tallied(&root.join(DIR), Some(tally))?;
         let cursor = catalog.cursor()?.unwrap_or(0);
-        Ok(Listing {
+        let shared = Arc::new(Applied {
             catalog,
             changing: Mutex::new(()),
             queue: Mutex::default(),
+            queued: Condvar::new(),
+            taken: Condvar::new(),
             cursor: AtomicU64::new(cursor),
+        });
+        let applier = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("ferry-catalog".into())
+                .spawn(move || shared.run())
+                .map_err(|err| {
+                    StoreError::Unavailable(format!("cannot start the catalog's thread: {err}"))
+                })?
+        };
+        Ok(Listing {
+            shared,
+            applier: Some(applier),
         })
     }
 
@@ -103,7 +148,7 @@ impl Listing {
             }
         }
         listing.apply(batch)?;
-        listing.catalog.flush()?;
+        listing.flush()?;
         Ok(listing)
     }
 
@@ -124,98 +169,78 @@ impl Listing {
         self.apply(batch)
     }
 
-    /// Makes everything applied durable.
+    /// Makes everything inserted so far durable.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
-        self.catalog.flush()
+        let _changing = self.shared.changing()?;
+        self.shared.catalog.flush()
     }
 
     /// The catalog's cursor, as last applied; `None` before the first apply.
     pub(crate) fn cursor(&self) -> Result<Option<u64>, StoreError> {
-        self.catalog.cursor()
+        self.shared.catalog.cursor()
     }
 
     /// The value `name` last set.
     pub(crate) fn value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.catalog.value(name)
+        self.shared.catalog.value(name)
     }
 
     /// The items listed from each segment and their frame bytes:
     /// (segment, items, bytes).
     pub(crate) fn tallies(&self) -> Result<Vec<(u32, u64, u64)>, StoreError> {
-        self.catalog.tallies()
+        let _changing = self.shared.changing()?;
+        self.shared.catalog.tallies()
     }
 
     /// Sets value `name` to `value` and the cursor to `cursor`, which every
-    /// later apply records too (see [`resume`](super::resume)).
+    /// later apply records too (see [`resume`](super::resume)). Everything
+    /// inserted before is applied first.
     pub(crate) fn checkpoint(
         &self,
         cursor: u64,
         name: &'static str,
         value: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let _changing = self.changing();
-        self.catalog.apply(vec![Change::Set(name, value)], cursor)?;
-        self.cursor.store(cursor, Ordering::Release);
+        let _changing = self.shared.changing()?;
+        self.shared
+            .catalog
+            .apply(vec![Change::Set(name, value)], cursor)?;
+        self.shared.cursor.store(cursor, Ordering::Release);
         Ok(())
     }
 
-    /// Lists `entry` (replacing the entry of its id, if listed). Entries
-    /// listed at the same time (a group commit's) are put with one apply: each
-    /// caller queues its own, and whichever takes the catalog next applies
-    /// every one queued.
+    /// Lists `entry` (replacing the entry of its id, if listed): queues it for
+    /// the applier, and keeps it in the overlay until then. Waits while
+    /// [`MAX_QUEUED`] entries are queued.
     pub(crate) fn insert(&self, entry: Entry) -> Result<(), StoreError> {
-        let ticket = {
-            let mut queue = self.queue();
-            queue.pending.push(put(entry));
-            queue.issued += 1;
-            queue.issued
-        };
-        drop(self.changing());
-        let queue = self.queue();
-        match queue
-            .failed
-            .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&ticket))
-        {
-            Some((_, _, err)) => Err(StoreError::Unavailable(err.clone())),
-            None => Ok(()),
+        let shared = &self.shared;
+        let mut queue = shared.queue();
+        while queue.pending.len() >= MAX_QUEUED && queue.broken.is_none() {
+            queue = shared
+                .taken
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-    }
-
-    /// Applies every entry queued by [`insert`](Self::insert); the caller holds
-    /// `changing`.
-    fn drain(&self) {
-        let (batch, first, last) = {
-            let mut queue = self.queue();
-            if queue.pending.is_empty() {
-                return;
-            }
-            let batch = std::mem::take(&mut queue.pending);
-            (batch, queue.applied + 1, queue.issued)
-        };
-        let result = self.catalog.apply(batch, self.applied_to());
-        let mut queue = self.queue();
-        queue.applied = last;
-        if let Err(err) = result {
-            queue
-                .failed
-                .retain(|(_, old, _)| *old + FAILED_KEPT >= last);
-            queue.failed.push((first, last, err.to_string()));
+        queue.check()?;
+        queue.issued += 1;
+        let ticket = queue.issued;
+        queue.overlay.insert(entry.meta.id, (ticket, entry.clone()));
+        queue.pending.push(put(entry));
+        if queue.pending.len() == 1 {
+            shared.queued.notify_one();
         }
-    }
-
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(())
     }
 
     /// Unlists item `id`; returns its entry, `None` if it was not listed.
     pub(crate) fn remove(&self, id: ItemId) -> Result<Option<Entry>, StoreError> {
-        let _changing = self.changing();
+        let _changing = self.shared.changing()?;
         let Some(old) = self.get(id)? else {
             return Ok(None);
         };
-        self.catalog
-            .apply(vec![Change::Remove(id)], self.applied_to())?;
+        self.shared
+            .catalog
+            .apply(vec![Change::Remove(id)], self.shared.applied_to())?;
         Ok(Some(old))
     }
 
@@ -225,7 +250,7 @@ impl Listing {
         &self,
         moves: &[(ItemId, Location, Location)],
     ) -> Result<Vec<bool>, StoreError> {
-        let _changing = self.changing();
+        let _changing = self.shared.changing()?;
         let mut changes = Vec::with_capacity(moves.len());
         let mut moved = Vec::with_capacity(moves.len());
         for &(id, from, to) in moves {
@@ -238,45 +263,40 @@ impl Listing {
                 _ => moved.push(false),
             }
         }
-        self.catalog.apply(changes, self.applied_to())?;
+        self.shared
+            .catalog
+            .apply(changes, self.shared.applied_to())?;
         Ok(moved)
     }
 
-    /// Applies `changes` with cursor `cursor`.
+    /// Applies `changes`, after everything inserted before.
     pub(crate) fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        let _changing = self.changing();
-        self.catalog.apply(changes, self.applied_to())
-    }
-
-    /// The cursor that every apply records: how far the log is applied for sure.
-    fn applied_to(&self) -> u64 {
-        self.cursor.load(Ordering::Acquire)
-    }
-
-    /// Takes the catalog for a change, once every queued entry is applied.
-    fn changing(&self) -> MutexGuard<'_, ()> {
-        let changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
-        self.drain();
-        changing
+        let _changing = self.shared.changing()?;
+        self.shared.catalog.apply(changes, self.shared.applied_to())
     }
 
     /// Item `id`'s entry, if listed (`held` is always false: holds are the
     /// store's [`Holds`](super::holds::Holds)).
     pub(crate) fn get(&self, id: ItemId) -> Result<Option<Entry>, StoreError> {
-        let Some(found) = self.catalog.get(id)? else {
+        if let Some((_, entry)) = self.shared.queue().overlay.get(&id) {
+            return Ok(Some(entry.clone()));
+        }
+        let Some(found) = self.shared.catalog.get(id)? else {
             return Ok(None);
         };
-        Ok(Some(self.entry(found)?))
+        Ok(Some(entry(found)?))
     }
 
     /// The number of listed items.
     pub(crate) fn len(&self) -> Result<u64, StoreError> {
-        self.catalog.len()
+        let _changing = self.shared.changing()?;
+        self.shared.catalog.len()
     }
 
     /// The items matching `query`, newest first.
     pub(crate) fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let mut page = self.catalog.list(query)?;
+        let _changing = self.shared.changing()?;
+        let mut page = self.shared.catalog.list(query)?;
         page.items.iter_mut().for_each(|meta| meta.held = false);
         Ok(page)
     }
@@ -293,8 +313,12 @@ impl Listing {
         segment: u32,
         from: u64,
     ) -> Result<Vec<(ItemId, Location)>, StoreError> {
+        let placed = {
+            let _changing = self.shared.changing()?;
+            self.shared.catalog.placed(segment, from)?
+        };
         let mut found = Vec::new();
-        for (_, id) in self.catalog.placed(segment, from)? {
+        for (_, id) in placed {
             if let Some(at) = self.location(id)? {
                 found.push((id, at));
             }
@@ -304,7 +328,9 @@ impl Listing {
 
     /// The items listed from files of their own. Reads the whole catalog.
     pub(crate) fn in_files(&self) -> Result<Vec<ItemId>, StoreError> {
+        let _changing = self.shared.changing()?;
         let found = self
+            .shared
             .catalog
             .locations(|bytes| decode(bytes) == Some(Location::File))?;
         Ok(found.into_iter().map(|(id, _)| id).collect())
@@ -317,7 +343,7 @@ impl Listing {
 
     /// Records the index of item `id`'s `stored` leaf, if it is listed.
     pub(crate) fn set_log_index(&self, updates: &[(ItemId, u64)]) -> Result<(), StoreError> {
-        let _changing = self.changing();
+        let _changing = self.shared.changing()?;
         let mut changes = Vec::with_capacity(updates.len());
         for &(id, index) in updates {
             if let Some(mut entry) = self.get(id)? {
@@ -325,20 +351,100 @@ impl Listing {
                 changes.push(put(entry));
             }
         }
-        self.catalog.apply(changes, self.applied_to())
+        self.shared.catalog.apply(changes, self.shared.applied_to())
+    }
+}
+
+impl Drop for Listing {
+    /// Applies what is queued and stops the applier.
+    fn drop(&mut self) {
+        self.shared.queue().closing = true;
+        self.shared.queued.notify_one();
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+    }
+}
+
+impl Applied {
+    /// The applier: applies what is queued, as long as the listing is open and
+    /// not broken.
+    fn run(&self) {
+        loop {
+            {
+                let mut queue = self.queue();
+                while queue.pending.is_empty() && !queue.closing {
+                    queue = self
+                        .queued
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if queue.pending.is_empty() || queue.broken.is_some() {
+                    return;
+                }
+            }
+            if let Err(err) = self.changing() {
+                tracing::error!(%err, "cannot list committed items in the catalog; they are listed again when the store is opened again");
+                return;
+            }
+        }
     }
 
-    fn entry(&self, found: CatalogEntry) -> Result<Entry, StoreError> {
-        let CatalogEntry { mut meta, location } = found;
-        meta.held = false;
-        let location = decode(&location).ok_or_else(|| {
-            StoreError::Unavailable(format!(
-                "the catalog's location of item {} cannot be read",
-                meta.id
-            ))
-        })?;
-        Ok(Entry { meta, location })
+    /// Takes the catalog for a change, once every queued entry is applied.
+    fn changing(&self) -> Result<MutexGuard<'_, ()>, StoreError> {
+        let changing = self.changing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.drain()?;
+        Ok(changing)
     }
+
+    /// Applies every entry queued by [`Listing::insert`]; the caller holds
+    /// `changing`.
+    fn drain(&self) -> Result<(), StoreError> {
+        let (batch, last) = {
+            let mut queue = self.queue();
+            queue.check()?;
+            if queue.pending.is_empty() {
+                return Ok(());
+            }
+            (std::mem::take(&mut queue.pending), queue.issued)
+        };
+        self.taken.notify_all();
+        let result = self.catalog.apply(batch, self.applied_to());
+        let mut queue = self.queue();
+        match result {
+            Ok(()) => {
+                queue.overlay.retain(|_, (ticket, _)| *ticket > last);
+                Ok(())
+            }
+            Err(err) => {
+                queue.broken = Some(err.to_string());
+                self.taken.notify_all();
+                Err(err)
+            }
+        }
+    }
+
+    /// The cursor that every apply records: how far the log is applied for sure.
+    fn applied_to(&self) -> u64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The entry `found` in the catalog stands for.
+fn entry(found: CatalogEntry) -> Result<Entry, StoreError> {
+    let CatalogEntry { mut meta, location } = found;
+    meta.held = false;
+    let location = decode(&location).ok_or_else(|| {
+        StoreError::Unavailable(format!(
+            "the catalog's location of item {} cannot be read",
+            meta.id
+        ))
+    })?;
+    Ok(Entry { meta, location })
 }
 
 /// The segment and frame bytes a location counts for, in the catalog's tallies.
@@ -361,16 +467,25 @@ fn tally(location: &[u8]) -> Option<Tallied> {
 #[derive(Debug, Default)]
 struct Queue {
     pending: Vec<Change>,
-    /// Tickets handed out; `pending` holds `applied + 1..=issued`.
+    /// The entries inserted and not yet applied, with their tickets.
+    overlay: HashMap<ItemId, (u64, Entry)>,
+    /// Tickets handed out.
     issued: u64,
-    applied: u64,
-    /// Tickets whose apply failed (first, last, why), recent ones only.
-    failed: Vec<(u64, u64, String)>,
+    /// Why the catalog could not apply, once it could not (see [`Listing`]).
+    broken: Option<String>,
+    closing: bool,
 }
 
-/// Tickets of a failed apply are kept this long (in tickets issued since):
-/// far longer than any caller waits to look.
-const FAILED_KEPT: u64 = 1 << 20;
+impl Queue {
+    fn check(&self) -> Result<(), StoreError> {
+        match &self.broken {
+            Some(why) => Err(StoreError::Unavailable(format!(
+                "the catalog of listed items failed ({why}); restart the server to list them again from the log"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The change that lists `entry`.
 pub(crate) fn put(entry: Entry) -> Change {

@@ -648,7 +648,12 @@ impl Store for LocalStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let mut page = self.shared.listing.list(query)?;
+        // Off the runtime's threads: a listing first applies what is queued.
+        let shared = self.shared.clone();
+        let query = query.clone();
+        let mut page = tokio::task::spawn_blocking(move || shared.listing.list(&query))
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("listing stopped: {err}")))??;
         page.items
             .iter_mut()
             .for_each(|meta| self.shared.mark(meta));
@@ -743,7 +748,11 @@ impl Store for LocalStore {
     }
 
     async fn count(&self) -> usize {
-        match self.shared.listing.len() {
+        let shared = self.shared.clone();
+        let counted = tokio::task::spawn_blocking(move || shared.listing.len())
+            .await
+            .unwrap_or_else(|err| Err(StoreError::Unavailable(format!("counting stopped: {err}"))));
+        match counted {
             Ok(len) => usize::try_from(len).unwrap_or(usize::MAX),
             Err(err) => {
                 tracing::error!(%err, "cannot count the listed items");
