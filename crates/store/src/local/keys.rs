@@ -42,6 +42,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ferry_crypto::{CryptoError, KeyLookup, Keyring, StorageKey, WRAPPED_KEY_LEN};
@@ -243,6 +244,9 @@ pub(crate) struct KeyStore {
     capacity: u32,
     files: Mutex<BTreeMap<u32, Arc<KeyFile>>>,
     next: tokio::sync::Mutex<Cursor>,
+    /// [`KeyStore::all_wrapped_by_keyring`] found every key wrapped by the
+    /// current storage key: [`KeyStore::settle`] has nothing to rewrap.
+    all_current: AtomicBool,
 }
 
 impl KeyStore {
@@ -308,6 +312,7 @@ impl KeyStore {
             capacity: capacity.max(1),
             files: Mutex::new(files),
             next: tokio::sync::Mutex::new(next),
+            all_current: AtomicBool::new(false),
         })
     }
 
@@ -480,6 +485,8 @@ impl KeyStore {
             .iter()
             .map(|(n, f)| (*n, f.clone()))
             .collect();
+        let current = self.keyring.current().id();
+        let mut all_current = true;
         for (number, file) in files {
             let mut bytes = vec![0u8; SLOT_LEN * (file.capacity as usize + 1)];
             self.seam
@@ -492,11 +499,15 @@ impl KeyStore {
                 let range = slot as usize * SLOT_LEN..(slot as usize + 1) * SLOT_LEN;
                 match parse_slot(&bytes[range], at) {
                     Slot::Destroyed => {}
-                    Slot::Wrapped { kek, .. } if self.keyring.find(&kek).is_some() => {}
+                    Slot::Wrapped { kek, .. } if kek == current => {}
+                    Slot::Wrapped { kek, .. } if self.keyring.find(&kek).is_some() => {
+                        all_current = false;
+                    }
                     Slot::Wrapped { .. } | Slot::Damaged => return Ok(false),
                 }
             }
         }
+        self.all_current.store(all_current, Ordering::Release);
         Ok(true)
     }
 
@@ -508,9 +519,18 @@ impl KeyStore {
             .iter()
             .map(|(n, f)| (*n, f.clone()))
             .collect();
-        let Some(&(last_file, _)) = files.last() else {
+        let Some(&(last_file, ref last)) = files.last() else {
             return Ok(None);
         };
+        if used.blind && used.fresh_unknown && self.all_current.load(Ordering::Acquire) {
+            // Nothing may be destroyed, nothing is to be rewrapped (all was
+            // read at open), and new keys come from a new file: the files are
+            // not read again.
+            return Ok(Some(KeyRef {
+                file: last_file,
+                slot: last.capacity,
+            }));
+        }
         // The last slot named in the last file: the fresh ones follow it.
         let frontier = used
             .named
