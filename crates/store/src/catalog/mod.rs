@@ -31,7 +31,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TableHandle,
+};
 
 use crate::{ItemId, ItemMeta, ListQuery, Page, StoreError};
 use codec::Fields;
@@ -164,11 +167,36 @@ impl Catalog {
             synced: Mutex::new(Instant::now()),
             tally,
         };
-        // Every table exists from here on, so that reads need not ask.
-        let txn = catalog.write(Durability::Immediate)?;
-        catalog.tables(&txn, |_| Ok(()))?;
-        txn.commit().map_err(catalog.fail("creating the catalog"))?;
+        // Every table exists from here on, so that reads need not ask. An
+        // open that finds them writes nothing (a refused start must leave the
+        // store as it was).
+        if !catalog.has_every_table()? {
+            let txn = catalog.write(Durability::Immediate)?;
+            catalog.tables(&txn, |_| Ok(()))?;
+            txn.commit().map_err(catalog.fail("creating the catalog"))?;
+        }
         Ok(catalog)
+    }
+
+    /// Whether every table of the catalog was created.
+    fn has_every_table(&self) -> Result<bool, StoreError> {
+        let txn = self.read()?;
+        let found: Vec<String> = txn
+            .list_tables()
+            .map_err(self.fail(READING))?
+            .map(|table| table.name().to_owned())
+            .collect();
+        Ok([
+            ITEMS.name(),
+            HOLDS.name(),
+            STATE.name(),
+            SKEW.name(),
+            TALLIES.name(),
+            PLACES.name(),
+            VALUES.name(),
+        ]
+        .iter()
+        .all(|name| found.iter().any(|f| f == name)))
     }
 
     /// Applies `changes` in order and sets the cursor to `cursor`, all in one

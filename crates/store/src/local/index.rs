@@ -1,14 +1,14 @@
 //! An in-memory index: listed items, ordered by id, with where their sealed
 //! records live. Recovery builds it from what it reads (see
 //! [`recover`](super::recover)): every record when the catalog is rebuilt, or
-//! the log from the catalog's cursor; the store then lists from the catalog
-//! (see [`listing`](super::listing)), not from memory.
+//! the log from the catalog's cursor; it is then put into the catalog and
+//! dropped: the store lists from the catalog (see [`listing`](super::listing)),
+//! not from memory. So it holds every item only while a catalog is rebuilt.
 //!
-//! Every listed item stays in memory, so entries are kept packed (about a third
-//! of an [`ItemMeta`] with its strings): the digest as bytes, the peer as a socket
-//! address, the storage key id shared by every item sealed with it. Metadata that
-//! does not pack exactly (a peer that is not `ip:port`, say) is kept as it is.
-//! `cargo run --release -p ferry-store --example index_memory` measures the cost.
+//! Entries are kept packed (about a third of an [`ItemMeta`] with its strings):
+//! the digest as bytes, the peer as a socket address, the storage key id shared
+//! by every item sealed with it. Metadata that does not pack exactly (a peer that
+//! is not `ip:port`, say) is kept as it is.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
