@@ -97,6 +97,9 @@ struct Applied {
     taken: Condvar,
     /// The catalog's cursor (see [`resume`](super::resume)).
     cursor: AtomicU64,
+    /// Tests: every apply of queued entries fails.
+    #[cfg(test)]
+    failing: std::sync::atomic::AtomicBool,
 }
 
 /// Entries queued but not yet applied, beyond which an insert waits.
@@ -114,6 +117,8 @@ impl Listing {
             queued: Condvar::new(),
             taken: Condvar::new(),
             cursor: AtomicU64::new(cursor),
+            #[cfg(test)]
+            failing: std::sync::atomic::AtomicBool::new(false),
         });
         let applier = {
             let shared = shared.clone();
@@ -355,6 +360,14 @@ impl Listing {
     }
 }
 
+#[cfg(test)]
+impl Listing {
+    /// Makes every later apply of queued entries fail, as a full disk would.
+    pub(crate) fn fail_applies(&self) {
+        self.shared.failing.store(true, Ordering::Release);
+    }
+}
+
 impl Drop for Listing {
     /// Applies what is queued and stops the applier.
     fn drop(&mut self) {
@@ -409,7 +422,7 @@ impl Applied {
             (std::mem::take(&mut queue.pending), queue.issued)
         };
         self.taken.notify_all();
-        let result = self.catalog.apply(batch, self.applied_to());
+        let result = self.apply_queued(batch);
         let mut queue = self.queue();
         match result {
             Ok(()) => {
@@ -419,9 +432,19 @@ impl Applied {
             Err(err) => {
                 queue.broken = Some(err.to_string());
                 self.taken.notify_all();
-                Err(err)
+                queue.check()
             }
         }
+    }
+
+    fn apply_queued(&self, batch: Vec<Change>) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.failing.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "the catalog cannot be written (a test)".into(),
+            ));
+        }
+        self.catalog.apply(batch, self.applied_to())
     }
 
     /// The cursor that every apply records: how far the log is applied for sure.

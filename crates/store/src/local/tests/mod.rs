@@ -1,6 +1,7 @@
 //! Tests of the store's file operations through its seam: each finding of the
 //! durability review (findings.rs), and a crash at every step (crash.rs).
 
+mod catalog;
 mod crash;
 mod findings;
 mod holds;
