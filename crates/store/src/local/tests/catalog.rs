@@ -28,6 +28,8 @@ async fn a_catalog_that_cannot_be_written_refuses_until_a_reopen_lists_everythin
     let fx = Fixture::new();
     let store = fx.open().await;
     let before = put(&store, &content(300, 1)).await.unwrap();
+    // Applied (a listing applies what is queued) before the catalog fails.
+    store.list(&ListQuery::default()).await.unwrap();
     store.shared.listing.fail_applies();
     let queued = put(&store, &content(300, 2)).await.unwrap();
     let refused = store.list(&ListQuery::default()).await.unwrap_err();
