@@ -581,7 +581,12 @@ fn open_listing(
         },
         Err(why) => why,
     };
-    tracing::info!(reason = %why, "reading the whole store; the catalog is rebuilt from it");
+    let empty = std::fs::read_dir(&paths.segments).map_or(true, |mut dir| dir.next().is_none());
+    if empty {
+        tracing::debug!(reason = %why, "a new store: its catalog is made");
+    } else {
+        tracing::info!(reason = %why, "reading the whole store; the catalog is rebuilt from it");
+    }
     Ok((Some(listing), None))
 }
 
