@@ -660,7 +660,7 @@ impl Store for LocalStore {
         let query = query.clone();
         let mut page = tokio::task::spawn_blocking(move || shared.listing.list(&query))
             .await
-            .map_err(|err| StoreError::Unavailable(format!("listing stopped: {err}")))??;
+            .map_err(joined)??;
         page.items
             .iter_mut()
             .for_each(|meta| self.shared.mark(meta));
@@ -758,7 +758,7 @@ impl Store for LocalStore {
         let shared = self.shared.clone();
         let counted = tokio::task::spawn_blocking(move || shared.listing.len())
             .await
-            .unwrap_or_else(|err| Err(StoreError::Unavailable(format!("counting stopped: {err}"))));
+            .unwrap_or_else(|err| Err(joined(err)));
         match counted {
             Ok(len) => usize::try_from(len).unwrap_or(usize::MAX),
             Err(err) => {
