@@ -19,11 +19,13 @@
 //! URL-safe base64 with padding.
 
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -128,6 +130,24 @@ impl FernetKey {
     /// [`CryptoError::InvalidToken`] when the token is malformed, was tampered
     /// with, or was made with another key.
     pub fn decrypt(&self, token: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let (mut raw, plaintext) = self.open(token)?;
+        raw.copy_within(plaintext.clone(), 0);
+        raw.truncate(plaintext.len());
+        Ok(raw)
+    }
+
+    /// As [`FernetKey::decrypt`], the plaintext left where it was decrypted,
+    /// in the token's buffer: no copy.
+    ///
+    /// # Errors
+    /// As [`FernetKey::decrypt`].
+    pub fn decrypt_to_bytes(&self, token: &[u8]) -> Result<Bytes, CryptoError> {
+        let (raw, plaintext) = self.open(token)?;
+        Ok(Bytes::from(raw).slice(plaintext))
+    }
+
+    /// The token's bytes, decrypted in place, and where the plaintext is in them.
+    fn open(&self, token: &[u8]) -> Result<(Vec<u8>, Range<usize>), CryptoError> {
         let mut raw = base64_simd::URL_SAFE
             .decode_to_vec(token.trim_ascii())
             .map_err(|_| CryptoError::InvalidToken)?;
@@ -145,9 +165,7 @@ impl FernetKey {
             .decrypt_padded_mut::<Pkcs7>(&mut raw[HEADER..HEADER + ciphertext])
             .map_err(|_| CryptoError::InvalidToken)?
             .len();
-        raw.copy_within(HEADER..HEADER + plaintext, 0);
-        raw.truncate(plaintext);
-        Ok(raw)
+        Ok((raw, HEADER..HEADER + plaintext))
     }
 
     fn from_bytes(bytes: KeyBytes) -> FernetKey {

@@ -147,8 +147,7 @@ pub(crate) fn plaintext(
 ) -> Result<Bytes, TransferError> {
     match (&shared.fernet, meta.encrypted()) {
         (Some(key), true) => key
-            .decrypt(&payload)
-            .map(Bytes::from)
+            .decrypt_to_bytes(&payload)
             .map_err(|err| TransferError::Rejected(format!("invalid Fernet token: {err}"))),
         _ => Ok(payload),
     }
