@@ -42,7 +42,6 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ferry_crypto::{CryptoError, KeyLookup, Keyring, StorageKey, WRAPPED_KEY_LEN};
@@ -233,6 +232,20 @@ pub(crate) struct KeyUse {
     /// Which keys of the last file were handed out is not known (the records
     /// were not all read): new keys come from a new file.
     pub fresh_unknown: bool,
+    /// Every key was found wrapped by the current storage key when the store
+    /// opened ([`Wrapping::Current`]): none is to be rewrapped.
+    pub all_current: bool,
+}
+
+/// Which storage keys wrap the data keys of the key files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wrapping {
+    /// Every key, by the current storage key.
+    Current,
+    /// Every key, by a storage key of the keyring; some by an older one.
+    Keyring,
+    /// Some key by a storage key not given, or some slot is damaged.
+    Other,
 }
 
 /// The key store of a [`LocalStore`](super::LocalStore) (see the module docs).
@@ -244,9 +257,6 @@ pub(crate) struct KeyStore {
     capacity: u32,
     files: Mutex<BTreeMap<u32, Arc<KeyFile>>>,
     next: tokio::sync::Mutex<Cursor>,
-    /// [`KeyStore::all_wrapped_by_keyring`] found every key wrapped by the
-    /// current storage key: [`KeyStore::settle`] has nothing to rewrap.
-    all_current: AtomicBool,
 }
 
 impl KeyStore {
@@ -312,7 +322,6 @@ impl KeyStore {
             capacity: capacity.max(1),
             files: Mutex::new(files),
             next: tokio::sync::Mutex::new(next),
-            all_current: AtomicBool::new(false),
         })
     }
 
@@ -474,10 +483,10 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Whether every key the key files hold is wrapped by a storage key of the
-    /// keyring (and none is damaged): if not, the store must read every record
-    /// at open to know which ones it cannot read.
-    pub(crate) fn all_wrapped_by_keyring(&self) -> Result<bool, StoreError> {
+    /// Which storage keys wrap the keys the key files hold. Unless each is a
+    /// storage key of the keyring (and no slot is damaged), the store must read
+    /// every record at open to know which ones it cannot read.
+    pub(crate) fn wrapping(&self) -> Result<Wrapping, StoreError> {
         let files: Vec<(u32, Arc<KeyFile>)> = self
             .files
             .lock()
@@ -503,12 +512,14 @@ impl KeyStore {
                     Slot::Wrapped { kek, .. } if self.keyring.find(&kek).is_some() => {
                         all_current = false;
                     }
-                    Slot::Wrapped { .. } | Slot::Damaged => return Ok(false),
+                    Slot::Wrapped { .. } | Slot::Damaged => return Ok(Wrapping::Other),
                 }
             }
         }
-        self.all_current.store(all_current, Ordering::Release);
-        Ok(true)
+        Ok(match all_current {
+            true => Wrapping::Current,
+            false => Wrapping::Keyring,
+        })
     }
 
     fn settle_blocking(&self, used: &KeyUse) -> Result<Option<KeyRef>, StoreError> {
@@ -522,7 +533,7 @@ impl KeyStore {
         let Some(&(last_file, ref last)) = files.last() else {
             return Ok(None);
         };
-        if used.blind && used.fresh_unknown && self.all_current.load(Ordering::Acquire) {
+        if used.blind && used.fresh_unknown && used.all_current {
             // Nothing may be destroyed, nothing is to be rewrapped (all was
             // read at open), and new keys come from a new file: the files are
             // not read again.

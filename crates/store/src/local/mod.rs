@@ -121,7 +121,7 @@ use self::file::joined;
 use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::holds::Holds;
 use self::index::{Entry, Location};
-use self::keys::{KeyRef, KeyStore};
+use self::keys::{KeyRef, KeyStore, Wrapping};
 use self::ledger::{LocalLedger, reconcile};
 use self::listing::Listing;
 use self::log::{Log, OnDurable, Position};
@@ -441,20 +441,25 @@ impl LocalStore {
             )?);
             let (listing, checkpoint) = open_listing(&paths, &keys, options.ledger)?;
             let resume = match (&listing, checkpoint) {
-                (Some(listing), Some(checkpoint)) => Some(resume::Resume {
+                (Some(listing), Some((checkpoint, wrapping))) => Some(resume::Resume {
                     listing,
                     checkpoint,
+                    wrapping,
                 }),
                 _ => None,
             };
             let mut recovered =
                 recover::recover(&paths, &keys, &seam, options.allow_missing_keys, resume)?;
-            let mut key_use = std::mem::take(&mut recovered.key_use);
             let (uploads, upload_keys) = Uploads::load(&paths.uploads, options.upload_ttl, &seam)?;
             // The pieces name their keys as records do: kept, and never handed
             // out again as fresh ones.
-            key_use.named.extend(upload_keys.iter().copied());
-            key_use.kept.extend(upload_keys.iter().copied());
+            let key_use_of = |recovered: &mut recover::Recovered| {
+                let mut key_use = std::mem::take(&mut recovered.key_use);
+                key_use.named.extend(upload_keys.iter().copied());
+                key_use.kept.extend(upload_keys.iter().copied());
+                key_use
+            };
+            let mut key_use = key_use_of(&mut recovered);
             let keep_everything = !recovered.missing_keys.is_empty();
             if keep_everything {
                 tracing::warn!(
@@ -493,9 +498,7 @@ impl LocalStore {
                         options.allow_missing_keys,
                         None,
                     )?;
-                    key_use = std::mem::take(&mut recovered.key_use);
-                    key_use.named.extend(upload_keys.iter().copied());
-                    key_use.kept.extend(upload_keys.iter().copied());
+                    key_use = key_use_of(&mut recovered);
                 }
                 // Resumed, the index holds only what the replay read: which
                 // leaves have no listed item is not known.
@@ -559,14 +562,18 @@ impl LocalStore {
     }
 }
 
+/// A catalog's checkpoint to resume from, and how the data keys are wrapped.
+type Resumable = (resume::Checkpoint, Wrapping);
+
 /// Opens the store's catalog, and its checkpoint if the open can resume from
-/// it; without a catalog (it cannot be opened) or a checkpoint, the store is
-/// read whole and the catalog rebuilt from it (see [`resume`]).
+/// it (with how the data keys are wrapped); without a catalog (it cannot be
+/// opened) or a checkpoint, the store is read whole and the catalog rebuilt
+/// from it (see [`resume`]).
 fn open_listing(
     paths: &Paths,
     keys: &KeyStore,
     ledger: bool,
-) -> Result<(Option<Listing>, Option<resume::Checkpoint>), StoreError> {
+) -> Result<(Option<Listing>, Option<Resumable>), StoreError> {
     let listing = match Listing::open(&paths.root) {
         Ok(listing) => listing,
         Err(err) => {
@@ -575,9 +582,9 @@ fn open_listing(
         }
     };
     let why = match resume::checkpoint(paths, &listing, ledger) {
-        Ok(checkpoint) => match keys.all_wrapped_by_keyring()? {
-            true => return Ok((Some(listing), Some(checkpoint))),
-            false => "some data keys are wrapped by a storage key not given".to_owned(),
+        Ok(checkpoint) => match keys.wrapping()? {
+            Wrapping::Other => "some data keys are wrapped by a storage key not given".to_owned(),
+            wrapping => return Ok((Some(listing), Some((checkpoint, wrapping)))),
         },
         Err(why) => why,
     };

@@ -53,7 +53,7 @@ use super::frame::Origin;
 use super::frame::{self, Kind, Parsed};
 use super::fsutil::{create_private_file, empty_dir, io_err, sync_dir};
 use super::index::{Entry, Index, Location};
-use super::keys::{KeyRef, KeyStore, KeyUse};
+use super::keys::{KeyRef, KeyStore, KeyUse, Wrapping};
 use super::listing::FILES;
 use super::log::{SegmentEnd, segment_number, segment_path};
 use super::reclaim::Segments;
@@ -386,6 +386,7 @@ pub(crate) fn recover(
             // destroyed, and new keys come from a new file.
             key_use.blind = true;
             key_use.fresh_unknown = true;
+            key_use.all_current = resume.wrapping == Wrapping::Current;
             let (replayed, removed) = overlay.into_parts();
             index = replayed;
             (false, removed)

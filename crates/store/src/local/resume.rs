@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::index::{Entry, Index};
+use super::keys::Wrapping;
 use super::listing::Listing;
 use super::log::{Position, segment_path};
 use super::recover::{Sink, list_segments, read_format};
@@ -180,11 +181,13 @@ pub(crate) fn take_due(shared: &Arc<Shared>) {
     });
 }
 
-/// A catalog to resume from, and its checkpoint.
+/// A catalog to resume from, its checkpoint, and how the data keys were
+/// found wrapped (never [`Wrapping::Other`]: the store is then read whole).
 #[derive(Debug)]
 pub(crate) struct Resume<'a> {
     pub listing: &'a Listing,
     pub checkpoint: Checkpoint,
+    pub wrapping: Wrapping,
 }
 
 /// The catalog's checkpoint, if the log is still the one it was taken of (see
