@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::index::{Entry, Index, Location};
 use crate::catalog::{Catalog, CatalogEntry, Change, Tallied};
@@ -104,6 +105,12 @@ struct Applied {
 
 /// Entries queued but not yet applied, beyond which an insert waits.
 pub(crate) const MAX_QUEUED: usize = 16_384;
+
+/// The applier applies what is queued once this many entries are, or once the
+/// first of them has waited [`APPLY_AFTER`]: one connection sending item after
+/// item would otherwise wake it, and cost it a transaction, for every item.
+const APPLY_AT: usize = 1_024;
+const APPLY_AFTER: Duration = Duration::from_millis(20);
 
 impl Listing {
     /// Opens the catalog in `root`'s [`DIR`].
@@ -231,7 +238,7 @@ impl Listing {
         let ticket = queue.issued;
         queue.overlay.insert(entry.meta.id, (ticket, entry.clone()));
         queue.pending.push(put(entry));
-        if queue.pending.len() == 1 {
+        if matches!(queue.pending.len(), 1 | APPLY_AT) {
             shared.queued.notify_one();
         }
         Ok(())
@@ -392,7 +399,17 @@ impl Applied {
                         .wait(queue)
                         .unwrap_or_else(PoisonError::into_inner);
                 }
-                if queue.pending.is_empty() || queue.broken.is_some() {
+                // More to come in the same transaction: inserts wake the
+                // applier again only at APPLY_AT, and a close at once. A
+                // listing may apply the queue meanwhile.
+                queue = self
+                    .queued
+                    .wait_timeout_while(queue, APPLY_AFTER, |queue| {
+                        queue.pending.len() < APPLY_AT && !queue.closing
+                    })
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                if queue.broken.is_some() || (queue.pending.is_empty() && queue.closing) {
                     return;
                 }
             }
