@@ -10,7 +10,7 @@
 //! number of transfers ([`encrypting`]).
 
 use crate::Pieces;
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use ferry_crypto::FernetKey;
 use ferry_protocol::{Meta, encode};
 use futures::{Stream, StreamExt};
@@ -19,12 +19,21 @@ use std::sync::{Arc, LazyLock};
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 
-/// One packet ready for the socket.
+/// One packet ready for the socket: its head, then its payload (kept apart, so
+/// that a piece or its token is written as it is, not copied behind the head).
 #[derive(Debug)]
 pub(crate) struct Packet {
-    pub(crate) bytes: BytesMut,
+    pub(crate) head: BytesMut,
+    pub(crate) payload: Vec<u8>,
     /// The plaintext bytes it carries.
     pub(crate) plaintext: usize,
+}
+
+impl Packet {
+    /// The packet's bytes, head then payload, for one vectored write.
+    pub(crate) fn into_buf(self) -> impl Buf {
+        self.head.chain(Bytes::from(self.payload))
+    }
 }
 
 /// How a piece's payload is made from its plaintext.
@@ -79,9 +88,9 @@ pub(crate) fn packets<R: AsyncRead + Unpin>(
                 let (first, piece, last) = piece?;
                 let meta = first.then_some(meta);
                 let plaintext = piece.len();
-                let bytes = match encrypt {
-                    None => packet(meta, last, &piece),
-                    Some(encrypt) if first && last => packet(meta, last, &encrypt(&piece)),
+                let payload = match encrypt {
+                    None => piece,
+                    Some(encrypt) if first && last => encrypt(&piece),
                     Some(encrypt) => {
                         let turn = encrypting()
                             .acquire_owned()
@@ -89,22 +98,22 @@ pub(crate) fn packets<R: AsyncRead + Unpin>(
                             .map_err(io::Error::other)?;
                         tokio::task::spawn_blocking(move || {
                             let _turn = turn;
-                            packet(meta, last, &encrypt(&piece))
+                            encrypt(&piece)
                         })
                         .await
                         .map_err(io::Error::other)?
                     }
                 };
-                Ok(Packet { bytes, plaintext })
+                let mut head = BytesMut::with_capacity(4);
+                encode::packet_head(&mut head, meta, last, payload.len());
+                Ok(Packet {
+                    head,
+                    payload,
+                    plaintext,
+                })
             }
         })
         .buffered(encrypt_ahead())
-}
-
-fn packet(meta: Option<Meta>, last: bool, payload: &[u8]) -> BytesMut {
-    let mut out = BytesMut::new();
-    encode::packet(&mut out, meta, last, payload);
-    out
 }
 
 #[cfg(test)]
@@ -181,14 +190,39 @@ mod tests {
         assert!(most <= cores() * 2, "{most} pieces were encrypted at once");
     }
 
-    /// The payload of the `i`th packet of a transfer: after the operation byte,
-    /// the meta byte (first packet only) and the big-endian length.
+    /// The payload of the `i`th packet of a transfer, checked against its
+    /// head: the operation byte, the meta byte (first packet only) and the
+    /// big-endian length.
     fn payload(i: usize, packet: &Packet) -> &[u8] {
-        let header = if i == 0 { 4 } else { 3 };
-        let bytes = &packet.bytes[..];
-        let len = u16::from_be_bytes([bytes[header - 2], bytes[header - 1]]);
-        assert_eq!(bytes.len(), header + usize::from(len));
-        &bytes[header..]
+        let head = &packet.head[..];
+        assert_eq!(head.len(), if i == 0 { 4 } else { 3 });
+        let len = u16::from_be_bytes([head[head.len() - 2], head[head.len() - 1]]);
+        assert_eq!(packet.payload.len(), usize::from(len));
+        &packet.payload
+    }
+
+    #[tokio::test]
+    async fn a_packet_is_its_head_then_its_payload_as_the_protocol_encodes_it() {
+        let data: Vec<u8> = (0..PIECE_SIZE + 5).map(|i| i as u8).collect();
+        let sent = collect(&data, None).await;
+        let mut expected = BytesMut::new();
+        encode::packet(
+            &mut expected,
+            Some(Meta::text(false)),
+            false,
+            &data[..PIECE_SIZE],
+        );
+        encode::packet(&mut expected, None, true, &data[PIECE_SIZE..]);
+        let mut bytes = Vec::new();
+        for packet in sent {
+            let mut buf = packet.into_buf();
+            while buf.has_remaining() {
+                let chunk = buf.chunk().len();
+                bytes.extend_from_slice(buf.chunk());
+                buf.advance(chunk);
+            }
+        }
+        assert_eq!(bytes, expected);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,8 +187,9 @@ impl Session {
         let mut sent = 0u64;
         while let Some(packet) = packets.next().await {
             let packet = packet?;
-            self.stream.write_all(&packet.bytes).await?;
-            sent += packet.plaintext as u64;
+            let plaintext = packet.plaintext;
+            self.stream.write_all_buf(&mut packet.into_buf()).await?;
+            sent += plaintext as u64;
             progress(sent);
         }
         Ok(sent)

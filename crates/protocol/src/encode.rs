@@ -16,18 +16,27 @@ pub fn op_byte(initial: bool, final_: bool) -> u8 {
 /// # Panics
 /// If the payload is longer than [`MAX_PAYLOAD`]: callers cut their data into pieces.
 pub fn packet(out: &mut BytesMut, meta: Option<Meta>, final_: bool, payload: &[u8]) {
-    assert!(
-        payload.len() <= MAX_PAYLOAD,
-        "payload of {} bytes does not fit a packet",
-        payload.len()
-    );
     out.reserve(4 + payload.len());
+    packet_head(out, meta, final_, payload.len());
+    out.put_slice(payload);
+}
+
+/// Appends the head of a packet whose payload is `len` bytes (the operation
+/// byte, the meta byte of an INITIAL packet and the length): the packet is
+/// that head, then the payload.
+///
+/// # Panics
+/// As [`packet`].
+pub fn packet_head(out: &mut BytesMut, meta: Option<Meta>, final_: bool, len: usize) {
+    assert!(
+        len <= MAX_PAYLOAD,
+        "payload of {len} bytes does not fit a packet"
+    );
     out.put_u8(op_byte(meta.is_some(), final_));
     if let Some(meta) = meta {
         out.put_u8(meta.to_byte());
     }
-    out.put_u16(payload.len() as u16);
-    out.put_slice(payload);
+    out.put_u16(len as u16);
 }
 
 /// The bytes that announce a file name for the next transfer (Ferry extension): two
