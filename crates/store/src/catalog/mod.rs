@@ -317,17 +317,14 @@ impl Catalog {
     pub fn clear(&self) -> Result<(), StoreError> {
         let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
         let txn = self.write(Durability::Immediate)?;
-        self.tables(&txn, |tables| {
-            tables.items.retain(|_, _| false)?;
-            tables.holds.retain(|_, _| false)?;
-            tables.state.retain(|_, _| false)?;
-            tables.skew.retain(|_, _| false)?;
-            tables.tallies.retain(|_, _| false)?;
-            tables.places.retain(|_, _| false)?;
-            tables.values.retain(|_, _| false)?;
-            Ok(())
-        })?;
-        txn.commit().map_err(self.fail("clearing the catalog"))?;
+        let clearing = "clearing the catalog";
+        let found: Vec<_> = txn.list_tables().map_err(self.fail(clearing))?.collect();
+        for table in found {
+            txn.delete_table(table).map_err(self.fail(clearing))?;
+        }
+        // Made again, empty.
+        self.tables(&txn, |_| Ok(()))?;
+        txn.commit().map_err(self.fail(clearing))?;
         *synced = Instant::now();
         Ok(())
     }

@@ -333,6 +333,47 @@ fn a_reopened_catalog_has_its_entries_holds_and_cursor() {
     assert_eq!(mode(&path.join(FILE_NAME)), 0o600);
 }
 
+/// A cleared catalog has nothing of what it had (entries, holds, notes,
+/// numbers, values, cursor), says so after a reopen, and takes changes again.
+#[test]
+fn a_cleared_catalog_is_empty_and_usable_even_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog");
+    let a = entry(meta(id_at(1_000, 1)));
+    let b = entry(meta(id_at(2_000, 1)));
+    {
+        let catalog = Catalog::open(&path).unwrap();
+        let changes = vec![
+            Change::Put(a.clone()),
+            Change::Hold(b.meta.id, true),
+            Change::Unreadable("k-9".into()),
+            Change::SetNumber("answer", 42),
+            Change::Set("note", b"kept".to_vec()),
+        ];
+        catalog.apply(changes, 7).unwrap();
+        catalog.clear().unwrap();
+        assert_eq!(catalog.len().unwrap(), 0);
+    }
+    let catalog = Catalog::open(&path).unwrap();
+    assert_eq!(catalog.cursor().unwrap(), None);
+    assert_eq!(catalog.len().unwrap(), 0);
+    assert_eq!(catalog.get(a.meta.id).unwrap(), None);
+    assert!(!catalog.is_held(b.meta.id).unwrap());
+    assert!(catalog.unreadable().unwrap().is_empty());
+    assert_eq!(catalog.number("answer").unwrap(), None);
+    assert_eq!(catalog.value("note").unwrap(), None);
+    assert!(
+        catalog
+            .list(&ListQuery::default())
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    catalog.apply(vec![Change::Put(b.clone())], 1).unwrap();
+    assert_eq!(catalog.get(b.meta.id).unwrap(), Some(b));
+    assert_eq!(catalog.cursor().unwrap(), Some(1));
+}
+
 const CRASH_DIR: &str = "FERRY_CATALOG_TEST_CRASH_DIR";
 
 /// A process that dies after one flushed and several unflushed applies leaves a
