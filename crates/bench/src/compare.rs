@@ -31,7 +31,7 @@ pub struct Scp {
 }
 
 /// Copies a file of `len` bytes of the benchmark's text with `scp` to a
-/// throwaway `sshd` on 127.0.0.1, once per cipher in [`CIPHERS`]; the best.
+/// throwaway `sshd` on 127.0.0.1, once per cipher in `CIPHERS`; the best.
 /// `Ok(Err(reason))` when there is no `sshd`, or every cipher failed.
 pub async fn scp(dir: &Path, len: u64) -> Result<std::result::Result<Scp, String>> {
     if !Path::new(SSHD).exists() {

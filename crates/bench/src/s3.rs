@@ -177,7 +177,7 @@ pub async fn clear(objects: &dyn ObjectStore, folder: &Path) -> Result<()> {
 
 /// `count` small dictionaries sent one after another to the server at
 /// `tcp_addr`; for each, the time from its `OK` until the other server's admin
-/// API (`admin_url`, `token`) lists it, read every [`VISIBILITY_POLL`]. The
+/// API (`admin_url`, `token`) lists it, read every `VISIBILITY_POLL`. The
 /// next one is sent once the previous one is listed, after a pause spread
 /// evenly over `0..spread` (the other server's poll interval): sent at once,
 /// every item would leave just after one of its polls and wait nearly a whole

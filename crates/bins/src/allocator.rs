@@ -28,7 +28,7 @@ use mimalloc::MiMalloc;
 /// per-item string and task, below the buffers a peer can make grow.
 pub const LARGE: usize = 4 * 1024;
 
-/// The binaries' global allocator. See the [module docs](self).
+/// The binaries' global allocator. See the module docs of `allocator.rs`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Allocator;
 

@@ -37,7 +37,7 @@ pub struct Connection {
 /// What to keep of the server's answers.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Keep {
-    /// Save each stored item's signed receipt as DIR/<item id>.receipt.json
+    /// Save each stored item's signed receipt as DIR/ITEM_ID.receipt.json
     /// (the directory is created if missing). Exits 3 if the server sent no
     /// receipt for some item (it keeps no log, or is the legacy server).
     #[arg(long, value_name = "DIR", global = true)]

@@ -161,7 +161,7 @@ pub struct ServerArgs {
     /// Ed25519 key file that signs the log's checkpoints and receipts (created, mode 0600, when absent; default DATA_DIR/tlog.key).
     #[arg(long, env = "FERRY_TLOG_KEY")]
     pub tlog_key: Option<PathBuf>,
-    /// The log's name when its key is created (default: ferry/<host name>); a key file keeps its own.
+    /// The log's name when its key is created (default: ferry/HOSTNAME); a key file keeps its own.
     #[arg(long, env = "FERRY_TLOG_ORIGIN")]
     pub tlog_origin: Option<String>,
     /// Milliseconds between two signed checkpoints of the log (at most; none when nothing changed).

@@ -100,7 +100,7 @@ pub struct Rescan {
     pub problems: Vec<String>,
 }
 
-/// The store's log. See the [module docs](self).
+/// The store's log. See the module docs of `ledger.rs`.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Appends `entries`, one after the other, and returns the leaf index of

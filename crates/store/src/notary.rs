@@ -37,7 +37,7 @@ pub struct LogCheck {
     pub problems: Vec<String>,
 }
 
-/// Signs a store's log. See the [module docs](self).
+/// Signs a store's log. See the module docs of `notary.rs`.
 pub struct Notary {
     signer: Signer,
     ledger: Arc<dyn Ledger>,
@@ -241,7 +241,7 @@ impl Notary {
     }
 
     /// The inclusion proof of leaf `index` in the tree of a published
-    /// checkpoint (see [`checkpoint_for`](Self::checkpoint_for)).
+    /// checkpoint (see `checkpoint_for`).
     ///
     /// # Errors
     /// [`StoreError::InvalidLogRequest`] for an index or size the log cannot

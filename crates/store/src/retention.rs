@@ -24,7 +24,7 @@ use crate::{Cause, ItemMeta, ListQuery, Store, StoreError};
 /// Items listed per page by [`sweep_expired`]: what it holds in memory at once.
 const SWEEP_PAGE: usize = 256;
 
-/// Retention rules (see the [module docs](self)). The default has none: every
+/// Retention rules (see the module docs of `retention.rs`). The default has none: every
 /// item is kept until it is deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Retention {

@@ -3,7 +3,7 @@
 //!
 //! A record is one stored item: its content, cut into chunks, and a small
 //! metadata block (written by the store: item id, types, sizes, SHA-256), all
-//! sealed with one [`StorageKey`](crate::StorageKey). [`Sealer`] writes a
+//! sealed with one [`StorageKey`]. [`Sealer`] writes a
 //! record without doing any I/O; [`RecordReader`] opens one from any
 //! `Read + Seek` source (a whole file, or a window of a log segment) and
 //! decrypts only the chunks a byte range needs.

@@ -8,10 +8,10 @@
 //! a batch of changes and the cursor together, atomically but without waiting for
 //! the disk, so that after a crash the catalog is an earlier state with that
 //! state's cursor, and the source is replayed from it. A commit is made durable
-//! at least every [`SYNC_EVERY`], and by [`Catalog::flush`] or a clean close.
+//! at least once a second (`SYNC_EVERY`), and by [`Catalog::flush`] or a clean close.
 //!
 //! Memory stays small whatever the number of items: redb's page cache is capped
-//! at [`CACHE_BYTES`]. `cargo run --release -p ferry-store --example
+//! at 32 MiB (`CACHE_BYTES`). `cargo run --release -p ferry-store --example
 //! catalog_bench` measures it with five million items.
 //!
 //! Crate-internal: the module is public only for that benchmark.

@@ -392,7 +392,7 @@ impl Drop for Shared {
     }
 }
 
-/// The store on a local directory. See the [module docs](self) for the layout and
+/// The store on a local directory. See the module docs of `local/mod.rs` for the layout and
 /// what it guarantees.
 #[derive(Debug)]
 pub struct LocalStore {

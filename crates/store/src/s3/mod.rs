@@ -201,7 +201,7 @@ pub(crate) struct Shared {
     uploads: Arc<tokio::sync::Semaphore>,
 }
 
-/// The store in an S3-compatible bucket. See the [module docs](self).
+/// The store in an S3-compatible bucket. See the module docs of `s3/mod.rs`.
 #[derive(Debug)]
 pub struct S3Store {
     shared: Arc<Shared>,
@@ -269,7 +269,7 @@ impl S3Store {
 }
 
 impl S3Store {
-    /// Compacts the commit log now (see [`compact`](self::compact)): removes
+    /// Compacts the commit log now (see the module docs of `s3/compact.rs`): removes
     /// the log objects an earlier compaction copied at least
     /// [`S3Options::compact_grace`] ago, then copies what still matters of
     /// the objects since, if at least half their bytes are garbage (or if
