@@ -82,6 +82,11 @@ impl Process {
         peak_rss_of(pid)
     }
 
+    /// CPU time used so far, user and system, by every thread; zero if unreadable.
+    pub fn cpu_time(&self) -> Duration {
+        self.child.id().map_or(Duration::ZERO, cpu_time_of)
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within the grace period.
     /// Returns the peak RSS read just before.
     pub async fn stop(mut self) -> Result<u64> {
@@ -162,6 +167,23 @@ pub fn peak_rss_of(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
+}
+
+/// The CPU time process `pid` has used (`utime` + `stime` of `/proc/PID/stat`,
+/// in Linux's fixed 100 ticks a second); zero if unreadable.
+pub fn cpu_time_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which may hold spaces: the state is
+    // the first, `utime` and `stime` the 12th and 13th.
+    let ticks: u64 = stat.rsplit_once(')').map_or(0, |(_, fields)| {
+        fields
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum()
+    });
+    Duration::from_millis(ticks * 10)
 }
 
 /// A `ferry-server` on port 0 with its own data directory, removed when stopped.

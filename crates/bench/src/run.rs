@@ -4,6 +4,7 @@
 
 use crate::machine::Machine;
 use crate::procs::{Gateway, Server};
+use crate::rate::Costed;
 use crate::report::{Report, Target, number};
 use crate::s3::S3Endpoint;
 use crate::{Rate, compare, http, limits, tcp, tus};
@@ -442,7 +443,10 @@ impl Bench<'_> {
                 "TCP: {} dictionaries from the legacy-style Python client, 1 connection",
                 sizes.python_dicts
             ));
-            let python = self.python_dicts(sizes.python_dicts).await?;
+            let Costed {
+                rate: python,
+                cpu_per_item: python_cpu,
+            } = self.python_dicts(sizes.python_dicts).await?;
             let stub = compare::AnsweringStub::start().await?;
             let python_alone = compare::python_dicts(&stub.addr, sizes.python_dicts).await?;
             drop(stub);
@@ -478,15 +482,29 @@ impl Bench<'_> {
             );
             report.push(
                 TCP,
+                "(its server's CPU time per dictionary, /proc)",
+                python_cpu,
+                "µs",
+                Target::None,
+            );
+            report.push(
+                TCP,
                 format!("small JSON dicts, {n} connections"),
-                multi.per_sec(),
+                multi.rate.per_sec(),
                 "dicts/s",
                 Target::AtLeast {
                     value: 20_000.0,
                     why: "fixed".into(),
                 },
             );
-            direct_dicts = Some(multi);
+            report.push(
+                TCP,
+                "(its server's CPU time per dictionary, /proc)",
+                multi.cpu_per_item,
+                "µs",
+                Target::None,
+            );
+            direct_dicts = Some(multi.rate);
             progress(format!(
                 "TCP: dictionaries, {n} connections, with the signed log off"
             ));
@@ -494,8 +512,15 @@ impl Bench<'_> {
             report.push(
                 TCP,
                 format!("small JSON dicts, {n} connections, signed log off (--tlog false)"),
-                unlogged.per_sec(),
+                unlogged.rate.per_sec(),
                 "dicts/s",
+                Target::None,
+            );
+            report.push(
+                TCP,
+                "(its server's CPU time per dictionary, /proc)",
+                unlogged.cpu_per_item,
+                "µs",
                 Target::None,
             );
             progress(format!(
@@ -532,7 +557,7 @@ impl Bench<'_> {
                     progress(format!(
                         "TCP: dictionaries over {n} connections, for comparison"
                     ));
-                    self.tcp_dicts(&sizes, false).await?.1
+                    self.tcp_dicts(&sizes, false).await?.1.rate
                 }
             };
             progress(format!("gateway: POST /dict, {n} keep-alive workers"));
@@ -688,7 +713,7 @@ impl Bench<'_> {
     }
 
     /// The sequential figure (only when the TCP figures are wanted) and the many-connection one.
-    async fn tcp_dicts(&mut self, sizes: &Sizes, single: bool) -> Result<(Option<Rate>, Rate)> {
+    async fn tcp_dicts(&mut self, sizes: &Sizes, single: bool) -> Result<(Option<Rate>, Costed)> {
         self.phase = "TCP dictionaries";
         let server = self.server().await?;
         let rates = async {
@@ -696,10 +721,8 @@ impl Bench<'_> {
                 true => Some(tcp::dict_rate(server.tcp(), 1, sizes.dict_single).await?),
                 false => None,
             };
-            anyhow::Ok((
-                one,
-                tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await?,
-            ))
+            let many = tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi);
+            anyhow::Ok((one, Costed::measure(&server, many).await?))
         }
         .await;
         self.retire(server).await?;
@@ -708,20 +731,21 @@ impl Bench<'_> {
 
     /// The many-connection figure on a server without the signed log, to
     /// compare with the one with it (the default).
-    async fn tcp_dicts_unlogged(&mut self, sizes: &Sizes) -> Result<Rate> {
+    async fn tcp_dicts_unlogged(&mut self, sizes: &Sizes) -> Result<Costed> {
         self.phase = "TCP dictionaries, log off";
         self.started += 1;
         let dir = self.dir.join(format!("server-{}", self.started));
         let server = Server::start_with(&self.plan.bin_dir, dir, &["--tlog", "false"]).await?;
-        let rate = tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await;
+        let many = tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi);
+        let rate = Costed::measure(&server, many).await;
         self.retire(server).await?;
         rate
     }
 
-    async fn python_dicts(&mut self, count: u64) -> Result<Rate> {
+    async fn python_dicts(&mut self, count: u64) -> Result<Costed> {
         self.phase = "Python dictionaries";
         let server = self.server().await?;
-        let rate = compare::python_dicts(server.tcp(), count).await;
+        let rate = Costed::measure(&server, compare::python_dicts(server.tcp(), count)).await;
         self.retire(server).await?;
         rate
     }
