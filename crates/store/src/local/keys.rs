@@ -487,22 +487,11 @@ impl KeyStore {
     /// storage key of the keyring (and no slot is damaged), the store must read
     /// every record at open to know which ones it cannot read.
     pub(crate) fn wrapping(&self) -> Result<Wrapping, StoreError> {
-        let files: Vec<(u32, Arc<KeyFile>)> = self
-            .files
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(n, f)| (*n, f.clone()))
-            .collect();
+        let files = self.all_files();
         let current = self.keyring.current().id();
-        let mut all_current = true;
+        let mut found = Wrapping::Current;
         for (number, file) in files {
-            let mut bytes = vec![0u8; SLOT_LEN * (file.capacity as usize + 1)];
-            self.seam
-                .run(Step::ReadKeys, &file.path, || {
-                    file.file.read_exact_at(&mut bytes, 0)
-                })
-                .map_err(io_err("reading", &file.path))?;
+            let bytes = self.read_whole(&file)?;
             for slot in 1..=file.capacity {
                 let at = KeyRef { file: number, slot };
                 let range = slot as usize * SLOT_LEN..(slot as usize + 1) * SLOT_LEN;
@@ -510,26 +499,38 @@ impl KeyStore {
                     Slot::Destroyed => {}
                     Slot::Wrapped { kek, .. } if kek == current => {}
                     Slot::Wrapped { kek, .. } if self.keyring.find(&kek).is_some() => {
-                        all_current = false;
+                        found = Wrapping::Keyring;
                     }
                     Slot::Wrapped { .. } | Slot::Damaged => return Ok(Wrapping::Other),
                 }
             }
         }
-        Ok(match all_current {
-            true => Wrapping::Current,
-            false => Wrapping::Keyring,
-        })
+        Ok(found)
     }
 
-    fn settle_blocking(&self, used: &KeyUse) -> Result<Option<KeyRef>, StoreError> {
-        let files: Vec<(u32, Arc<KeyFile>)> = self
-            .files
+    /// The key files as they are now.
+    fn all_files(&self) -> Vec<(u32, Arc<KeyFile>)> {
+        self.files
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(n, f)| (*n, f.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// Every byte of a key file: its header and all its slots.
+    fn read_whole(&self, file: &KeyFile) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = vec![0u8; SLOT_LEN * (file.capacity as usize + 1)];
+        self.seam
+            .run(Step::ReadKeys, &file.path, || {
+                file.file.read_exact_at(&mut bytes, 0)
+            })
+            .map_err(io_err("reading", &file.path))?;
+        Ok(bytes)
+    }
+
+    fn settle_blocking(&self, used: &KeyUse) -> Result<Option<KeyRef>, StoreError> {
+        let files = self.all_files();
         let Some(&(last_file, ref last)) = files.last() else {
             return Ok(None);
         };
@@ -555,12 +556,7 @@ impl KeyStore {
         // handed out: new keys then come from a new file.
         let mut fresh_usable = true;
         for (number, file) in files {
-            let mut bytes = vec![0u8; SLOT_LEN * (file.capacity as usize + 1)];
-            self.seam
-                .run(Step::ReadKeys, &file.path, || {
-                    file.file.read_exact_at(&mut bytes, 0)
-                })
-                .map_err(io_err("reading", &file.path))?;
+            let mut bytes = self.read_whole(&file)?;
             let (mut destroyed, mut rewrapped) = (0usize, 0usize);
             for slot in 1..=file.capacity {
                 let at = KeyRef { file: number, slot };
