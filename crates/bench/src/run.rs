@@ -8,6 +8,9 @@ use crate::rate::Costed;
 use crate::report::{Report, Target, number};
 use crate::s3::S3Endpoint;
 use crate::{Rate, compare, http, limits, tcp, tus};
+
+/// The row after each dictionary rate: its server's CPU time per dictionary.
+const CPU_PER_DICT: &str = "(its server's CPU time per dictionary, /proc)";
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -480,13 +483,7 @@ impl Bench<'_> {
                     ),
                 },
             );
-            report.push(
-                TCP,
-                "(its server's CPU time per dictionary, /proc)",
-                python_cpu,
-                "µs",
-                Target::None,
-            );
+            report.push(TCP, CPU_PER_DICT, python_cpu, "µs", Target::None);
             report.push(
                 TCP,
                 format!("small JSON dicts, {n} connections"),
@@ -497,13 +494,7 @@ impl Bench<'_> {
                     why: "fixed".into(),
                 },
             );
-            report.push(
-                TCP,
-                "(its server's CPU time per dictionary, /proc)",
-                multi.cpu_per_item,
-                "µs",
-                Target::None,
-            );
+            report.push(TCP, CPU_PER_DICT, multi.cpu_per_item, "µs", Target::None);
             direct_dicts = Some(multi.rate);
             progress(format!(
                 "TCP: dictionaries, {n} connections, with the signed log off"
@@ -516,13 +507,7 @@ impl Bench<'_> {
                 "dicts/s",
                 Target::None,
             );
-            report.push(
-                TCP,
-                "(its server's CPU time per dictionary, /proc)",
-                unlogged.cpu_per_item,
-                "µs",
-                Target::None,
-            );
+            report.push(TCP, CPU_PER_DICT, unlogged.cpu_per_item, "µs", Target::None);
             progress(format!(
                 "TCP: {} plain transfer on a fresh server, for its peak RSS",
                 size(sizes.rss_transfer_bytes)
