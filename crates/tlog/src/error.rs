@@ -52,6 +52,24 @@ pub enum ProofError {
     /// A consistency proof that does not lead to the given old root.
     #[error("consistency proof does not lead to the given old root")]
     OldRootMismatch,
+
+    /// The leaf hashes of an older chunk, which a tree that keeps only recent
+    /// ones needs, cannot be read from its source.
+    #[error("the leaves from {start} cannot be read back: {reason}")]
+    LeavesUnreadable {
+        /// The chunk's first leaf.
+        start: u64,
+        /// Why, for the operator (no paths).
+        reason: String,
+    },
+
+    /// The leaf hashes of an older chunk, read from the tree's source, are not
+    /// those appended: their root differs from the one the tree kept.
+    #[error("the leaves from {start} are not those appended (their root differs)")]
+    LeavesChanged {
+        /// The chunk's first leaf.
+        start: u64,
+    },
 }
 
 /// A checkpoint, signed note, key or key file that cannot be parsed, written or

@@ -65,9 +65,12 @@
 //!
 //! # Memory
 //!
-//! [`Tree`] keeps every leaf hash (32 bytes a leaf) and the roots of the
-//! complete subtrees of 16 leaves and more (about 4 bytes a leaf), so the root
-//! and proofs of any earlier size cost `O(log n)` hashing.
+//! [`Tree`] keeps the roots of the complete subtrees of 16 leaves and more
+//! (about 4 bytes a leaf), so the root and proofs of any earlier size cost
+//! `O(log n)` hashing, and every leaf hash (32 bytes a leaf) or, made with
+//! [`Tree::keeping`], only the recent ones: it then asks a [`LeafSource`] (the
+//! log on disk) for the 16 leaf hashes of an older chunk when a proof needs
+//! them, and checks them against the chunk's root it kept.
 //!
 //! # Worked example
 //!
@@ -148,4 +151,4 @@ pub use note::Verifier;
 pub use proof::{verify_consistency, verify_inclusion};
 pub use receipt::{ConsistencyProof, InclusionProof, Receipt, ReceiptError};
 pub use signer::Signer;
-pub use tree::{MEMO_MIN_LEAVES, Tree};
+pub use tree::{LeafSource, MEMO_MIN_LEAVES, Tree};

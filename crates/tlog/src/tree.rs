@@ -1,36 +1,71 @@
-//! An append-only Merkle tree in memory that answers for every size it has had:
-//! the root of the first `size` leaves, and inclusion and consistency proofs
-//! between any of those sizes (RFC 9162 §2.1.3.1 and §2.1.4.1).
+//! An append-only Merkle tree that answers for every size it has had: the root
+//! of the first `size` leaves, and inclusion and consistency proofs between
+//! any of those sizes (RFC 9162 §2.1.3.1 and §2.1.4.1).
 //!
-//! Memory: every leaf hash is kept (32 bytes a leaf), plus the hashes of the
-//! complete, aligned subtrees of [`MEMO_MIN_LEAVES`] leaves and more (one for
-//! every 16 leaves, one for every 32, ...: about 4 bytes a leaf), so about
-//! 36 bytes a leaf in all. With them a root or a proof for any size costs
-//! `O(log n)` memo look-ups and node hashes, plus at most 15 node hashes for
-//! each subtree of fewer than 16 leaves it needs (a few); appending costs, on
-//! average, about one node hash per leaf.
+//! Memory: the hashes of the complete, aligned subtrees of [`MEMO_MIN_LEAVES`]
+//! leaves and more (one for every 16 leaves, one for every 32, ...: about 4
+//! bytes a leaf), and the leaf hashes it keeps: every one (32 bytes a leaf,
+//! [`Tree::new`]), or only the most recent ([`Tree::keeping`]). A root or a
+//! proof for any size costs `O(log n)` memo look-ups and node hashes, plus at
+//! most 15 node hashes for each subtree of fewer than 16 leaves it needs (a
+//! few); appending costs, on average, about one node hash per leaf.
+//!
+//! A tree that keeps only the recent leaves asks a [`LeafSource`] (its log on
+//! disk) for the 16 leaf hashes of an older chunk when a proof or root needs
+//! them, and checks them against the chunk's memoised root first: leaves that
+//! changed since they were appended are an error, never a wrong proof.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use crate::error::ProofError;
-use crate::hash::{Hash, empty_root, leaf_hash, node_hash, split_point};
+use crate::hash::{Hash, empty_root, leaf_hash, node_hash, root, split_point};
 
 /// Subtrees of `2^MEMO_MIN_LEVEL` leaves and more are memoised.
 const MEMO_MIN_LEVEL: u32 = 4;
 
-/// The smallest complete subtree whose hash [`Tree`] keeps: 16 leaves.
+/// The smallest complete subtree whose hash [`Tree`] keeps: 16 leaves, a
+/// chunk. A [`LeafSource`] is asked for whole chunks.
 pub const MEMO_MIN_LEAVES: u64 = 1 << MEMO_MIN_LEVEL;
+
+/// Where a [`Tree`] that keeps only its recent leaf hashes finds the others.
+pub trait LeafSource {
+    /// The [`MEMO_MIN_LEAVES`] leaf hashes of the chunk that starts at leaf
+    /// `start` (a multiple of [`MEMO_MIN_LEAVES`]), in order.
+    ///
+    /// # Errors
+    /// [`ProofError::LeavesUnreadable`] when they cannot be read.
+    fn chunk(&self, start: u64) -> Result<Vec<Hash>, ProofError>;
+}
+
+/// The source of a tree that keeps every leaf hash: never asked.
+struct NoSource;
+
+impl LeafSource for NoSource {
+    fn chunk(&self, start: u64) -> Result<Vec<Hash>, ProofError> {
+        Err(ProofError::LeavesUnreadable {
+            start,
+            reason: "the tree keeps only recent leaves; ask with a LeafSource".to_owned(),
+        })
+    }
+}
 
 /// An append-only Merkle tree of leaf hashes that answers for every size it has
 /// had: roots, inclusion proofs and consistency proofs.
 ///
-/// Memory: every leaf hash (32 bytes a leaf) and the roots of the complete,
-/// aligned subtrees of [`MEMO_MIN_LEAVES`] leaves and more (about 4 bytes a
-/// leaf): about 36 bytes a leaf in all.
+/// Memory: the roots of the complete, aligned subtrees of [`MEMO_MIN_LEAVES`]
+/// leaves and more (about 4 bytes a leaf), and the leaf hashes it keeps (32
+/// bytes each): all of them, or the most recent (see [`Tree::keeping`]).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Tree {
-    /// Every leaf hash, in order.
-    leaves: Vec<Hash>,
+    /// The number of leaves.
+    len: u64,
+    /// The leaf hashes kept, from leaf `first_kept` (a multiple of
+    /// `MEMO_MIN_LEAVES`) to the last.
+    kept: VecDeque<Hash>,
+    first_kept: u64,
+    /// At least how many recent leaf hashes to keep; `None`: every one.
+    keep: Option<u64>,
     /// `memo[j][i]` is the hash of the complete subtree of
     /// `s = 2^(MEMO_MIN_LEVEL + j)` leaves `i*s .. (i+1)*s`.
     memo: Vec<Vec<Hash>>,
@@ -46,10 +81,21 @@ impl fmt::Debug for Tree {
 }
 
 impl Tree {
-    /// An empty tree.
+    /// An empty tree that keeps every leaf hash.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty tree that keeps only the last `recent` leaf hashes or so (whole
+    /// chunks of [`MEMO_MIN_LEAVES`], at least `recent`), asking a
+    /// [`LeafSource`] for older ones (the `*_from` methods).
+    #[must_use]
+    pub fn keeping(recent: u64) -> Self {
+        Self {
+            keep: Some(recent),
+            ..Self::default()
+        }
     }
 
     /// A tree of these leaf hashes, in order (e.g. to rebuild a log from disk).
@@ -63,19 +109,33 @@ impl Tree {
 
     /// Appends a leaf hash and returns its index.
     pub fn push(&mut self, leaf: Hash) -> u64 {
-        self.leaves.push(leaf);
-        let len = self.leaves.len();
-        let base = 1usize << MEMO_MIN_LEVEL;
-        if len.is_multiple_of(base) {
-            let complete = crate::hash::root(&self.leaves[len - base..]);
-            self.push_memo(complete);
+        self.kept.push_back(leaf);
+        self.len += 1;
+        if self.len.is_multiple_of(MEMO_MIN_LEAVES) {
+            let chunk: Vec<Hash> = self
+                .kept
+                .range(self.kept.len() - MEMO_MIN_LEAVES as usize..)
+                .copied()
+                .collect();
+            self.push_memo(root(&chunk));
+            self.forget();
         }
-        self.len() - 1
+        self.len - 1
     }
 
     /// Hashes `data` as a leaf ([`leaf_hash`]), appends it and returns its index.
     pub fn append(&mut self, data: &[u8]) -> u64 {
         self.push(leaf_hash(data))
+    }
+
+    /// Drops the oldest chunks of kept leaf hashes beyond what it keeps.
+    fn forget(&mut self) {
+        let Some(keep) = self.keep else { return };
+        let chunk = MEMO_MIN_LEAVES as usize;
+        while self.kept.len() as u64 >= keep + MEMO_MIN_LEAVES {
+            self.kept.drain(..chunk);
+            self.first_kept += MEMO_MIN_LEAVES;
+        }
     }
 
     /// Records a newly completed subtree of `MEMO_MIN_LEAVES` leaves, and every
@@ -100,34 +160,32 @@ impl Tree {
     /// The number of leaves.
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.leaves.len() as u64
+        self.len
     }
 
     /// Whether the tree has no leaves.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.leaves.is_empty()
+        self.len == 0
     }
 
-    /// The hash of leaf `index`, if there is one.
+    /// The hash of leaf `index`, if there is one and the tree keeps it.
     #[must_use]
     pub fn leaf(&self, index: u64) -> Option<Hash> {
-        usize::try_from(index)
+        let at = index.checked_sub(self.first_kept)?;
+        usize::try_from(at)
             .ok()
-            .and_then(|i| self.leaves.get(i))
+            .and_then(|at| self.kept.get(at))
             .copied()
     }
 
-    /// All leaf hashes, in order.
-    #[must_use]
-    pub fn leaves(&self) -> &[Hash] {
-        &self.leaves
-    }
-
-    /// The root of the whole tree.
+    /// The root of the whole tree (needs no [`LeafSource`]: the leaves after
+    /// the last complete chunk are always kept).
     #[must_use]
     pub fn root(&self) -> Hash {
-        self.mth(0, self.len())
+        self.reader(&NoSource)
+            .mth(0, self.len)
+            .expect("the whole tree's root needs only the memo and the last chunk")
     }
 
     /// The root of the tree of the first `size` leaves.
@@ -135,8 +193,16 @@ impl Tree {
     /// # Errors
     /// [`ProofError::SizeOutOfRange`] if `size` is more than [`len`](Self::len).
     pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
+        self.root_at_from(size, &NoSource)
+    }
+
+    /// [`root_at`](Self::root_at), for a tree that keeps only recent leaves.
+    ///
+    /// # Errors
+    /// As `root_at`, and the `source`'s, or [`ProofError::LeavesChanged`].
+    pub fn root_at_from(&self, size: u64, source: &dyn LeafSource) -> Result<Hash, ProofError> {
         self.check_size(size)?;
-        Ok(self.mth(0, size))
+        self.reader(source).mth(0, size)
     }
 
     /// The inclusion proof (audit path) of leaf `index` in the tree of the first
@@ -147,12 +213,26 @@ impl Tree {
     /// [`ProofError::SizeOutOfRange`] if `size > len`,
     /// [`ProofError::IndexOutOfRange`] if `index >= size`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.inclusion_proof_from(index, size, &NoSource)
+    }
+
+    /// [`inclusion_proof`](Self::inclusion_proof), for a tree that keeps only
+    /// recent leaves.
+    ///
+    /// # Errors
+    /// As `inclusion_proof`, and the `source`'s, or [`ProofError::LeavesChanged`].
+    pub fn inclusion_proof_from(
+        &self,
+        index: u64,
+        size: u64,
+        source: &dyn LeafSource,
+    ) -> Result<Vec<Hash>, ProofError> {
         self.check_size(size)?;
         if index >= size {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
         let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof);
+        self.reader(source).path(index, 0, size, &mut proof)?;
         Ok(proof)
     }
 
@@ -165,13 +245,29 @@ impl Tree {
     /// [`ProofError::SizeOutOfRange`] if `new_size > len`,
     /// [`ProofError::SizesOutOfOrder`] if `old_size > new_size`.
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.consistency_proof_from(old_size, new_size, &NoSource)
+    }
+
+    /// [`consistency_proof`](Self::consistency_proof), for a tree that keeps
+    /// only recent leaves.
+    ///
+    /// # Errors
+    /// As `consistency_proof`, and the `source`'s, or
+    /// [`ProofError::LeavesChanged`].
+    pub fn consistency_proof_from(
+        &self,
+        old_size: u64,
+        new_size: u64,
+        source: &dyn LeafSource,
+    ) -> Result<Vec<Hash>, ProofError> {
         self.check_size(new_size)?;
         if old_size > new_size {
             return Err(ProofError::SizesOutOfOrder { old_size, new_size });
         }
         let mut proof = Vec::new();
         if old_size > 0 && old_size < new_size {
-            self.subproof(old_size, 0, new_size, true, &mut proof);
+            self.reader(source)
+                .subproof(old_size, 0, new_size, true, &mut proof)?;
         }
         Ok(proof)
     }
@@ -186,62 +282,118 @@ impl Tree {
         Ok(())
     }
 
+    fn reader<'a>(&'a self, source: &'a dyn LeafSource) -> Reader<'a> {
+        Reader {
+            tree: self,
+            source,
+            fetched: Vec::new(),
+        }
+    }
+
+    /// The memoised root of the complete subtree of `n` leaves from `start`,
+    /// if `n` is a power of two of at least `MEMO_MIN_LEAVES`, aligned.
+    fn memoised(&self, start: u64, n: u64) -> Option<Hash> {
+        if !(n.is_power_of_two() && start.is_multiple_of(n) && n >= MEMO_MIN_LEAVES) {
+            return None;
+        }
+        let level = (n.trailing_zeros() - MEMO_MIN_LEVEL) as usize;
+        self.memo
+            .get(level)
+            .and_then(|row| row.get(usize::try_from(start / n).ok()?))
+            .copied()
+    }
+}
+
+/// One query's view of a tree: its leaf hashes, kept or fetched from the
+/// source (each chunk at most once, checked against its memoised root).
+struct Reader<'a> {
+    tree: &'a Tree,
+    source: &'a dyn LeafSource,
+    fetched: Vec<(u64, Vec<Hash>)>,
+}
+
+impl Reader<'_> {
+    /// The hash of leaf `index` (< len).
+    fn leaf(&mut self, index: u64) -> Result<Hash, ProofError> {
+        if let Some(hash) = self.tree.leaf(index) {
+            return Ok(hash);
+        }
+        let start = index - index % MEMO_MIN_LEAVES;
+        let at = (index - start) as usize;
+        if let Some((_, chunk)) = self.fetched.iter().find(|(s, _)| *s == start) {
+            return Ok(chunk[at]);
+        }
+        let chunk = self.source.chunk(start)?;
+        let expected = self.tree.memoised(start, MEMO_MIN_LEAVES);
+        if chunk.len() as u64 != MEMO_MIN_LEAVES || expected != Some(root(&chunk)) {
+            return Err(ProofError::LeavesChanged { start });
+        }
+        let hash = chunk[at];
+        self.fetched.push((start, chunk));
+        Ok(hash)
+    }
+
     /// `MTH(D[start:end])`, for `start <= end <= len`.
-    fn mth(&self, start: u64, end: u64) -> Hash {
+    fn mth(&mut self, start: u64, end: u64) -> Result<Hash, ProofError> {
         let n = end - start;
         match n {
-            0 => return empty_root(),
-            1 => return self.leaves[start as usize],
+            0 => return Ok(empty_root()),
+            1 => return self.leaf(start),
             _ => {}
         }
-        if n.is_power_of_two() && start.is_multiple_of(n) && n >= MEMO_MIN_LEAVES {
-            let level = (n.trailing_zeros() - MEMO_MIN_LEVEL) as usize;
-            let memoised = self
-                .memo
-                .get(level)
-                .and_then(|row| row.get((start / n) as usize));
-            if let Some(hash) = memoised {
-                return *hash;
-            }
+        if let Some(hash) = self.tree.memoised(start, n) {
+            return Ok(hash);
         }
         let k = split_point(n);
-        node_hash(&self.mth(start, start + k), &self.mth(start + k, end))
+        Ok(node_hash(
+            &self.mth(start, start + k)?,
+            &self.mth(start + k, end)?,
+        ))
     }
 
     /// `PATH(m, D[start:end])` (RFC 9162 §2.1.3.1), appended to `proof`.
-    fn path(&self, m: u64, start: u64, end: u64, proof: &mut Vec<Hash>) {
+    fn path(&mut self, m: u64, start: u64, end: u64, proof: &mut Vec<Hash>) -> Result<(), ProofError> {
         let n = end - start;
         if n <= 1 {
-            return;
+            return Ok(());
         }
         let k = split_point(n);
         if m < k {
-            self.path(m, start, start + k, proof);
-            proof.push(self.mth(start + k, end));
+            self.path(m, start, start + k, proof)?;
+            proof.push(self.mth(start + k, end)?);
         } else {
-            self.path(m - k, start + k, end, proof);
-            proof.push(self.mth(start, start + k));
+            self.path(m - k, start + k, end, proof)?;
+            proof.push(self.mth(start, start + k)?);
         }
+        Ok(())
     }
 
     /// `SUBPROOF(m, D[start:end], complete)` (RFC 9162 §2.1.4.1), for
     /// `0 < m <= end - start`, appended to `proof`.
-    fn subproof(&self, m: u64, start: u64, end: u64, complete: bool, proof: &mut Vec<Hash>) {
+    fn subproof(
+        &mut self,
+        m: u64,
+        start: u64,
+        end: u64,
+        complete: bool,
+        proof: &mut Vec<Hash>,
+    ) -> Result<(), ProofError> {
         let n = end - start;
         if m == n {
             if !complete {
-                proof.push(self.mth(start, end));
+                proof.push(self.mth(start, end)?);
             }
-            return;
+            return Ok(());
         }
         let k = split_point(n);
         if m <= k {
-            self.subproof(m, start, start + k, complete, proof);
-            proof.push(self.mth(start + k, end));
+            self.subproof(m, start, start + k, complete, proof)?;
+            proof.push(self.mth(start + k, end)?);
         } else {
-            self.subproof(m - k, start + k, end, false, proof);
-            proof.push(self.mth(start, start + k));
+            self.subproof(m - k, start + k, end, false, proof)?;
+            proof.push(self.mth(start, start + k)?);
         }
+        Ok(())
     }
 }
 
@@ -266,12 +418,13 @@ mod tests {
 
     #[test]
     fn the_memo_holds_every_complete_subtree_of_16_leaves_or_more() {
-        let tree = Tree::from_leaf_hashes(leaves(100));
+        let all = leaves(100);
+        let tree = Tree::from_leaf_hashes(all.iter().copied());
         // 100 = 64 + 32 + 4: six of 16, three of 32, one of 64.
         let sizes: Vec<usize> = tree.memo.iter().map(Vec::len).collect();
         assert_eq!(sizes, [6, 3, 1]);
-        assert_eq!(tree.memo[2][0], naive_root(&tree.leaves()[..64]));
-        assert_eq!(tree.memo[0][5], naive_root(&tree.leaves()[80..96]));
+        assert_eq!(tree.memo[2][0], naive_root(&all[..64]));
+        assert_eq!(tree.memo[0][5], naive_root(&all[80..96]));
     }
 
     #[test]
@@ -286,7 +439,6 @@ mod tests {
         assert_eq!(tree.leaf(1), Some([7; 32]));
         assert_eq!(tree.leaf(2), None);
         assert_eq!(tree.leaf(u64::MAX), None);
-        assert_eq!(tree.leaves(), &[leaf_hash(b"a"), [7; 32]]);
         assert_eq!(format!("{tree:?}"), "Tree { len: 2, .. }");
     }
 
@@ -332,8 +484,8 @@ mod tests {
     #[test]
     fn proofs_have_the_lengths_of_rfc_9162s_examples() {
         // RFC 9162 §2.1.5: the tree of 7 leaves d0..d6.
-        let tree = Tree::from_leaf_hashes(leaves(7));
-        let l = tree.leaves();
+        let l = leaves(7);
+        let tree = Tree::from_leaf_hashes(l.iter().copied());
         // The audit path of d0 is [b, h, l]: its neighbour, h(c, d), and the
         // right subtree of three leaves.
         assert_eq!(
@@ -368,5 +520,113 @@ mod tests {
         );
         assert!(tree.consistency_proof(0, 7).unwrap().is_empty());
         assert!(tree.consistency_proof(7, 7).unwrap().is_empty());
+    }
+
+    /// Leaf hashes held elsewhere, as a log on disk holds them; `changed`
+    /// leaves are read back otherwise than appended.
+    struct Held {
+        leaves: Vec<Hash>,
+        changed: Vec<u64>,
+        asked: std::cell::Cell<u64>,
+    }
+
+    impl LeafSource for Held {
+        fn chunk(&self, start: u64) -> Result<Vec<Hash>, ProofError> {
+            self.asked.set(self.asked.get() + 1);
+            let at = start as usize;
+            let mut chunk = self.leaves[at..at + MEMO_MIN_LEAVES as usize].to_vec();
+            for (i, hash) in (start..).zip(&mut chunk) {
+                if self.changed.contains(&i) {
+                    hash[0] ^= 1;
+                }
+            }
+            Ok(chunk)
+        }
+    }
+
+    fn held(n: u64) -> Held {
+        Held {
+            leaves: leaves(n),
+            changed: Vec::new(),
+            asked: std::cell::Cell::new(0),
+        }
+    }
+
+    #[test]
+    fn a_tree_keeping_recent_leaves_answers_as_one_keeping_all() {
+        let source = held(300);
+        let all = Tree::from_leaf_hashes(source.leaves.iter().copied());
+        let mut lean = Tree::keeping(20);
+        for leaf in &source.leaves {
+            lean.push(*leaf);
+            // It keeps the last complete chunks of at least 20, and the
+            // leaves since: never more than 20 + 2 chunks.
+            assert!(lean.kept.len() <= 20 + 2 * MEMO_MIN_LEAVES as usize);
+            assert!(lean.first_kept.is_multiple_of(MEMO_MIN_LEAVES));
+        }
+        assert_eq!(lean.len(), 300);
+        assert_eq!(lean.root(), all.root());
+        assert_eq!(lean.leaf(0), None);
+        assert_eq!(lean.leaf(299), all.leaf(299));
+        for size in 0..=300u64 {
+            let root = lean.root_at_from(size, &source).unwrap();
+            assert_eq!(root, all.root_at(size).unwrap(), "size {size}");
+            for index in (0..size).step_by(7) {
+                assert_eq!(
+                    lean.inclusion_proof_from(index, size, &source).unwrap(),
+                    all.inclusion_proof(index, size).unwrap(),
+                    "index {index}, size {size}"
+                );
+            }
+            for old in (0..=size).step_by(11) {
+                assert_eq!(
+                    lean.consistency_proof_from(old, size, &source).unwrap(),
+                    all.consistency_proof(old, size).unwrap(),
+                    "{old} -> {size}"
+                );
+            }
+        }
+        // Without a source, what needs an older chunk is an error, not a
+        // wrong answer; the whole tree's root and recent proofs need none.
+        assert!(matches!(
+            lean.root_at(17),
+            Err(ProofError::LeavesUnreadable { start: 16, .. })
+        ));
+        assert_eq!(lean.inclusion_proof(299, 300), all.inclusion_proof(299, 300));
+    }
+
+    #[test]
+    fn a_proof_asks_for_each_older_chunk_once_and_recent_ones_never() {
+        let source = held(1000);
+        let mut lean = Tree::keeping(64);
+        for leaf in &source.leaves {
+            lean.push(*leaf);
+        }
+        lean.inclusion_proof_from(999, 1000, &source).unwrap();
+        assert_eq!(source.asked.get(), 0);
+        // Leaf 3's proof in the tree of 37 leaves: its own chunk and that of
+        // leaves 32..48 (for 32..37), each once.
+        lean.inclusion_proof_from(3, 37, &source).unwrap();
+        assert_eq!(source.asked.get(), 2);
+    }
+
+    #[test]
+    fn older_leaves_read_back_changed_are_an_error_not_a_proof() {
+        let mut source = held(100);
+        let mut lean = Tree::keeping(0);
+        for leaf in &source.leaves {
+            lean.push(*leaf);
+        }
+        source.changed = vec![21];
+        assert_eq!(
+            lean.inclusion_proof_from(20, 100, &source),
+            Err(ProofError::LeavesChanged { start: 16 })
+        );
+        assert_eq!(
+            lean.root_at_from(25, &source),
+            Err(ProofError::LeavesChanged { start: 16 })
+        );
+        // Chunks it does not need are not read, so they cannot spoil it.
+        assert!(lean.inclusion_proof_from(70, 100, &source).is_ok());
     }
 }
