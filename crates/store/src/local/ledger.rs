@@ -18,7 +18,12 @@
 //! `ledger/checkpoint` holds the last signed checkpoint the server saved
 //! (replaced whole: temporary file, fsync, rename, fsync of `ledger/`).
 //!
-//! In memory: the tree (about 36 bytes a leaf) and each leaf's place (16 bytes).
+//! In memory, about 8 bytes a leaf: the tree keeps the roots of complete
+//! subtrees (about 4 bytes a leaf) and only the last [`KEEP_RECENT`] leaf
+//! hashes, and each leaf's place takes about 4 ([`Places`]). A proof that needs
+//! older leaf hashes reads their chunk of 16 leaves back from the segments
+//! (checked against the root the tree kept); the receipts of new items never
+//! need to.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -27,7 +32,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ferry_tlog::{Entry, Event, Hash, ProofError, Tree};
+use ferry_tlog::{Entry, Event, Hash, LeafSource, MEMO_MIN_LEAVES, ProofError, Tree, leaf_hash};
 
 use super::file::joined;
 use super::frame::{self, HEADER_LEN, Kind, Origin, Parsed, Unsealed};
@@ -39,14 +44,32 @@ use super::seam::{Seam, Step};
 use crate::ledger::{Ledger, Rescan, now, stored_entry};
 use crate::{ItemId, StoreError};
 
+mod places;
+
+use places::Places;
+
 const CHECKPOINT: &str = "checkpoint";
 const CHECKPOINT_NEW: &str = "checkpoint.new";
 
+/// The leaf hashes the tree keeps in memory (2 MiB): new items' receipts and
+/// the checkpoints of recent sizes need no others. The store's own tests keep
+/// only two chunks, so that their proofs read leaves back from disk.
+const KEEP_RECENT: u64 = if cfg!(test) { 32 } else { 1 << 16 };
+
 /// The tree and where each leaf is.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     tree: Tree,
-    places: Vec<Position>,
+    places: Places,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            tree: Tree::keeping(KEEP_RECENT),
+            places: Places::default(),
+        }
+    }
 }
 
 impl State {
@@ -197,13 +220,64 @@ impl LocalLedger {
         let state = lock(&self.state);
         let index = state
             .places
-            .binary_search(&at)
+            .find(at)
             .expect("a written group is taken in before it is answered");
         index as u64
     }
 
-    fn tree<T>(&self, f: impl FnOnce(&Tree) -> Result<T, ProofError>) -> Result<T, StoreError> {
-        f(&lock(&self.state).tree).map_err(|err| StoreError::InvalidLogRequest(err.to_string()))
+    /// `f` of the tree and the leaves on disk it may need.
+    fn tree<T>(
+        &self,
+        f: impl FnOnce(&Tree, &dyn LeafSource) -> Result<T, ProofError>,
+    ) -> Result<T, StoreError> {
+        let state = lock(&self.state);
+        let source = OnDisk {
+            dir: &self.dir,
+            places: &state.places,
+        };
+        f(&state.tree, &source).map_err(proof_error)
+    }
+}
+
+/// A request the tree cannot answer is the asker's; leaves it cannot read
+/// back as appended are damage.
+fn proof_error(err: ProofError) -> StoreError {
+    match err {
+        ProofError::LeavesUnreadable { .. } | ProofError::LeavesChanged { .. } => {
+            StoreError::LogDamaged(err.to_string())
+        }
+        _ => StoreError::InvalidLogRequest(err.to_string()),
+    }
+}
+
+/// The leaf hashes the tree no longer keeps, read back from the segments.
+struct OnDisk<'a> {
+    dir: &'a Path,
+    places: &'a Places,
+}
+
+impl LeafSource for OnDisk<'_> {
+    fn chunk(&self, start: u64) -> Result<Vec<Hash>, ProofError> {
+        let end = start.saturating_add(MEMO_MIN_LEAVES);
+        let places: Vec<(u64, Position)> = (start..end)
+            .filter_map(|i| {
+                let at = usize::try_from(i).ok().filter(|&i| i < self.places.len())?;
+                Some((i, self.places.get(at)))
+            })
+            .collect();
+        let mut hashes = Vec::with_capacity(places.len());
+        read_frames(self.dir, &places, |_, payload| {
+            hashes.push(leaf_hash(payload));
+            Ok(())
+        })
+        .map_err(|err| {
+            tracing::error!(%err, start, "cannot read leaves of the store's log back");
+            ProofError::LeavesUnreadable {
+                start,
+                reason: "reading them failed (the server's log says why)".to_owned(),
+            }
+        })?;
+        Ok(hashes)
     }
 }
 
@@ -283,15 +357,15 @@ impl Ledger for LocalLedger {
     }
 
     fn root(&self, size: u64) -> Result<Hash, StoreError> {
-        self.tree(|tree| tree.root_at(size))
+        self.tree(|tree, leaves| tree.root_at_from(size, leaves))
     }
 
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        self.tree(|tree| tree.inclusion_proof(index, size))
+        self.tree(|tree, leaves| tree.inclusion_proof_from(index, size, leaves))
     }
 
     fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
-        self.tree(|tree| tree.consistency_proof(from, to))
+        self.tree(|tree, leaves| tree.consistency_proof_from(from, to, leaves))
     }
 
     async fn leaves(&self, from: u64, limit: usize) -> Result<Vec<(u64, Entry)>, StoreError> {
@@ -301,7 +375,9 @@ impl Ledger for LocalLedger {
                 .unwrap_or(usize::MAX)
                 .min(state.places.len());
             let end = start.saturating_add(limit).min(state.places.len());
-            (start..end).map(|i| (i as u64, state.places[i])).collect()
+            (start..end)
+                .map(|i| (i as u64, state.places.get(i)))
+                .collect()
         };
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || read_leaves(&dir, &places))
@@ -337,11 +413,8 @@ impl Ledger for LocalLedger {
         let mut problems = scan.problems;
         let fresh = &scan.state.tree;
         let (len, root) = {
-            let state = lock(&self.state);
-            (
-                state.tree.len(),
-                state.tree.root_at(fresh.len().min(state.tree.len())),
-            )
+            let len = lock(&self.state).tree.len();
+            (len, self.root(fresh.len().min(len)))
         };
         // Leaves appended since the scan read their segment are not a problem.
         if fresh.len() > len {
@@ -355,9 +428,13 @@ impl Ledger for LocalLedger {
                 fresh.len()
             ));
         }
+        let scanned = OnDisk {
+            dir: &self.dir,
+            places: &scan.state.places,
+        };
         Ok(Rescan {
             size: fresh.len(),
-            root_at: fresh.root_at(size).ok(),
+            root_at: fresh.root_at_from(size, &scanned).ok(),
             problems,
         })
     }
@@ -365,8 +442,26 @@ impl Ledger for LocalLedger {
 
 /// Reads the leaves at `places`, each checked as a frame and as a leaf.
 fn read_leaves(dir: &Path, places: &[(u64, Position)]) -> Result<Vec<(u64, Entry)>, StoreError> {
-    let mut files: HashMap<u32, File> = HashMap::new();
     let mut leaves = Vec::with_capacity(places.len());
+    read_frames(dir, places, |index, payload| {
+        let entry = Entry::parse(payload).map_err(|_| damaged(index))?;
+        leaves.push((index, entry));
+        Ok(())
+    })?;
+    Ok(leaves)
+}
+
+fn damaged(index: u64) -> StoreError {
+    StoreError::LogDamaged(format!("leaf {index} cannot be read back"))
+}
+
+/// Hands `f` the payload of each leaf frame at `places`, checked as a frame.
+fn read_frames(
+    dir: &Path,
+    places: &[(u64, Position)],
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut files: HashMap<u32, File> = HashMap::new();
     for &(index, at) in places {
         let path = segment_path(dir, at.segment);
         let file = match files.entry(at.segment) {
@@ -387,13 +482,12 @@ fn read_leaves(dir: &Path, places: &[(u64, Position)]) -> Result<Vec<(u64, Entry
             offset: at.offset,
             unbound: false,
         };
-        let damaged = || StoreError::LogDamaged(format!("leaf {index} cannot be read back"));
         let Parsed::Frame { payload, .. } = frame::parse(&bytes, 0, origin) else {
-            return Err(damaged());
+            return Err(damaged(index));
         };
-        leaves.push((index, Entry::parse(&bytes[payload]).map_err(|_| damaged())?));
+        f(index, &bytes[payload])?;
     }
-    Ok(leaves)
+    Ok(())
 }
 
 /// Reads every leaf in `dir` (creating it if needed).
@@ -520,4 +614,71 @@ fn write_checkpoint(dir: &Path, seam: &Seam, note: &str) -> Result<(), StoreErro
     seam.run(Step::WriteCheckpoint, &path, || fs::rename(&temp, &path))
         .map_err(io_err("renaming into place", &path))?;
     sync_dir(seam, Step::WriteCheckpoint, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_tlog::{verify_consistency, verify_inclusion};
+
+    use super::*;
+
+    /// A ledger of 200 leaves in segments of 4 KiB (a chunk of 16 leaves
+    /// often spans two), keeping only the last [`KEEP_RECENT`] leaf hashes.
+    async fn ledger_of_200(dir: &Path) -> (LocalLedger, Vec<Entry>) {
+        let (ledger, _) = LocalLedger::open(dir, 4096, &Seam::default()).unwrap();
+        let entries: Vec<Entry> = (0..200)
+            .map(|_| Entry::aborted(&ItemId::new().to_string(), &now()))
+            .collect();
+        for group in entries.chunks(7) {
+            ledger.append_all(group.to_vec()).await.unwrap();
+        }
+        (ledger, entries)
+    }
+
+    #[tokio::test]
+    async fn proofs_of_leaves_no_longer_in_memory_are_read_back_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, entries) = ledger_of_200(dir.path()).await;
+        assert!(list_segments(dir.path(), &[]).unwrap().len() > 5);
+        assert_eq!(
+            lock(&ledger.state).tree.leaf(0),
+            None,
+            "leaf 0 is forgotten"
+        );
+        for size in [1, 17, 100, 200] {
+            let root = ledger.root(size).unwrap();
+            for (index, entry) in (0..size).zip(&entries) {
+                let proof = ledger.inclusion_proof(index, size).unwrap();
+                verify_inclusion(&leaf_hash(entry.as_bytes()), index, size, &proof, &root).unwrap();
+            }
+            for old in [1, 5, 16, 33, size] {
+                let old = old.min(size);
+                let proof = ledger.consistency_proof(old, size).unwrap();
+                verify_consistency(old, size, &ledger.root(old).unwrap(), &root, &proof).unwrap();
+            }
+        }
+        let read = ledger.leaves(40, 30).await.unwrap();
+        let expected: Vec<(u64, Entry)> = (40..).zip(entries[40..70].iter().cloned()).collect();
+        assert_eq!(read, expected);
+    }
+
+    #[tokio::test]
+    async fn an_old_leaf_changed_on_disk_is_damage_not_a_proof() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = ledger_of_200(dir.path()).await;
+        let recent = ledger.inclusion_proof(199, 200).unwrap();
+        // Change one byte of leaf 3's payload in its segment.
+        let at = lock(&ledger.state).places.get(3);
+        let path = segment_path(dir.path(), at.segment);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[at.offset as usize + HEADER_LEN + 4] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            ledger.inclusion_proof(3, 200),
+            Err(StoreError::LogDamaged(_))
+        ));
+        assert!(matches!(ledger.root(10), Err(StoreError::LogDamaged(_))));
+        // Proofs that need no leaf of that chunk are unaffected.
+        assert_eq!(ledger.inclusion_proof(199, 200).unwrap(), recent);
+    }
 }

@@ -1,0 +1,108 @@
+//! [`Places`]: where each leaf of the ledger is, in about 4 bytes a leaf.
+
+use crate::local::log::Position;
+
+/// Where each leaf is, in order: runs of leaves in one segment, and each
+/// leaf's offset from its run's base as a `u32` (a run ends where the segment
+/// changes or an offset would not fit).
+#[derive(Debug, Default)]
+pub(super) struct Places {
+    runs: Vec<Run>,
+    offsets: Vec<u32>,
+}
+
+/// Leaves from `first` on, in `segment`, at `base` plus their offsets.
+#[derive(Debug)]
+struct Run {
+    first: u64,
+    segment: u32,
+    base: u64,
+}
+
+impl Places {
+    /// Records the place of the next leaf, after every one recorded.
+    pub(super) fn push(&mut self, at: Position) {
+        let index = self.offsets.len() as u64;
+        let offset = self
+            .runs
+            .last()
+            .filter(|run| run.segment == at.segment && at.offset >= run.base)
+            .and_then(|run| u32::try_from(at.offset - run.base).ok());
+        let offset = offset.unwrap_or_else(|| {
+            self.runs.push(Run {
+                first: index,
+                segment: at.segment,
+                base: at.offset,
+            });
+            0
+        });
+        self.offsets.push(offset);
+    }
+
+    /// The number of leaves.
+    pub(super) fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// The place of leaf `index` (< `len`).
+    pub(super) fn get(&self, index: usize) -> Position {
+        let run = &self.runs[self.runs.partition_point(|run| run.first <= index as u64) - 1];
+        Position {
+            segment: run.segment,
+            offset: run.base + u64::from(self.offsets[index]),
+        }
+    }
+
+    /// The index of the leaf at `at`, if one is there (leaves lie in the log's
+    /// order, so their places increase).
+    pub(super) fn find(&self, at: Position) -> Option<usize> {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.get(mid).cmp(&at) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(segment: u32, offset: u64) -> Position {
+        Position { segment, offset }
+    }
+
+    #[test]
+    fn places_read_back_as_pushed_across_segments_and_large_offsets() {
+        let pushed = [
+            at(0, 0),
+            at(0, 120),
+            at(0, 4_000),
+            at(1, 0),
+            at(1, 90),
+            // Past a u32 from the run's base: a run of its own.
+            at(1, 90 + (1 << 32)),
+            at(1, 100 + (1 << 32)),
+            at(3, 7),
+        ];
+        let mut places = Places::default();
+        for place in pushed {
+            places.push(place);
+        }
+        assert_eq!(places.len(), pushed.len());
+        assert_eq!(places.runs.len(), 4);
+        for (i, place) in pushed.iter().enumerate() {
+            assert_eq!(places.get(i), *place);
+            assert_eq!(places.find(*place), Some(i));
+        }
+        assert_eq!(places.find(at(0, 60)), None);
+        assert_eq!(places.find(at(2, 0)), None);
+        assert_eq!(places.find(at(4, 0)), None);
+        assert_eq!(Places::default().find(at(0, 0)), None);
+    }
+}
