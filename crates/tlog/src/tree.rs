@@ -123,6 +123,14 @@ impl Tree {
         self.len - 1
     }
 
+    /// Frees the room kept for growth (e.g. once a log read from disk is in).
+    pub fn shrink_to_fit(&mut self) {
+        self.kept.shrink_to_fit();
+        for row in &mut self.memo {
+            row.shrink_to_fit();
+        }
+    }
+
     /// Hashes `data` as a leaf ([`leaf_hash`]), appends it and returns its index.
     pub fn append(&mut self, data: &[u8]) -> u64 {
         self.push(leaf_hash(data))
@@ -352,7 +360,13 @@ impl Reader<'_> {
     }
 
     /// `PATH(m, D[start:end])` (RFC 9162 §2.1.3.1), appended to `proof`.
-    fn path(&mut self, m: u64, start: u64, end: u64, proof: &mut Vec<Hash>) -> Result<(), ProofError> {
+    fn path(
+        &mut self,
+        m: u64,
+        start: u64,
+        end: u64,
+        proof: &mut Vec<Hash>,
+    ) -> Result<(), ProofError> {
         let n = end - start;
         if n <= 1 {
             return Ok(());
@@ -592,7 +606,10 @@ mod tests {
             lean.root_at(17),
             Err(ProofError::LeavesUnreadable { start: 16, .. })
         ));
-        assert_eq!(lean.inclusion_proof(299, 300), all.inclusion_proof(299, 300));
+        assert_eq!(
+            lean.inclusion_proof(299, 300),
+            all.inclusion_proof(299, 300)
+        );
     }
 
     #[test]

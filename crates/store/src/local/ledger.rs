@@ -139,7 +139,9 @@ impl LocalLedger {
         segment_size: u64,
         seam: &Seam,
     ) -> Result<(LocalLedger, Known), StoreError> {
-        let scan = scan(dir, seam)?;
+        let mut scan = scan(dir, seam)?;
+        scan.state.tree.shrink_to_fit();
+        scan.state.places.shrink_to_fit();
         for problem in &scan.problems {
             tracing::error!(%problem, "the store's log is damaged");
         }

@@ -39,6 +39,12 @@ impl Places {
         self.offsets.push(offset);
     }
 
+    /// Frees the room kept for growth.
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.runs.shrink_to_fit();
+        self.offsets.shrink_to_fit();
+    }
+
     /// The number of leaves.
     pub(super) fn len(&self) -> usize {
         self.offsets.len()
