@@ -11,7 +11,8 @@
 //! kept in DIR/../bench.key). `measure`, in a fresh process, opens the store and
 //! prints: the time from `open` to ready, RSS after the open, p50/p99 of 1000
 //! listings of the newest 100 items, and RSS after them. Without `--ledger` the
-//! store keeps no log of its items (that log keeps its tree in memory).
+//! store keeps no log of its items (that log keeps about 8 bytes a leaf in
+//! memory, and an open reads every leaf).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

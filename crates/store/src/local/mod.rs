@@ -71,8 +71,8 @@
 //!   destroyed, a hold's after the change (see [`ledger`]).
 //! - Memory does not grow with the number of items: the listing is the on-disk
 //!   catalog (see [`listing`]); only a few counters per log segment are kept.
-//!   (The store's signed log, when kept, still holds its Merkle tree in memory:
-//!   see [`ledger`].)
+//!   (The store's signed log, when kept, holds about 8 bytes a leaf in memory
+//!   and an open reads every leaf: see [`ledger`].)
 //!   An open reads the log only from the catalog's cursor (see [`resume`]).
 //! - A commit or delete, once begun, runs to completion in a task of its own even
 //!   if its caller stops waiting, so the index always agrees with the disk.
