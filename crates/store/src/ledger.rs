@@ -136,6 +136,13 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// What was found wrong with the leaves at open (empty when nothing).
     fn problems(&self) -> Vec<String>;
 
+    /// Whether the open read every leaf and checked it against the tree (its
+    /// [`problems`](Self::problems) say what it found); if not, a
+    /// [`rescan`](Self::rescan) should check them soon.
+    fn read_at_open(&self) -> bool {
+        true
+    }
+
     /// Reads every leaf from disk again, rebuilds the tree, and compares it
     /// with the tree in memory; `root_at` is the rebuilt tree's root at `size`
     /// (when it has that many leaves).

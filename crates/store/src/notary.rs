@@ -77,11 +77,28 @@ impl Notary {
             })
             .0,
         });
-        // The store read every leaf from disk when it opened: checked as read.
+        // The leaves the store read when it opened are checked as read; the
+        // tree it took instead (if it did) against the last checkpoint, and its
+        // leaves read again in the background.
         let check = notary.verify(false).await?;
         if check.ok {
             tracing::info!(leaves = check.size, checkpoint = ?check.checkpoint_size, "the store's log verifies against its last checkpoint");
             notary.publish().await?;
+        }
+        if !notary.ledger.read_at_open() {
+            let notary = notary.clone();
+            tokio::spawn(async move {
+                match notary.check().await {
+                    Ok(check) if check.ok => {
+                        tracing::info!(
+                            leaves = check.size,
+                            "every leaf of the store's log, read again, verifies"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(%err, "cannot read the store's log to check it"),
+                }
+            });
         }
         Ok(notary)
     }

@@ -131,6 +131,65 @@ impl Tree {
         }
     }
 
+    /// The tree as bytes, for [`from_bytes`](Self::from_bytes): the number of
+    /// leaves, the first kept, how many it keeps, the kept leaf hashes and the
+    /// roots of the chunks of 16 (the larger subtrees' are recomputed).
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let chunks = self.memo.first().map_or(&[][..], Vec::as_slice);
+        let mut out = Vec::with_capacity(24 + 32 * (self.kept.len() + chunks.len()));
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&self.first_kept.to_le_bytes());
+        out.extend_from_slice(&self.keep.unwrap_or(u64::MAX).to_le_bytes());
+        for hash in self.kept.iter().chain(chunks) {
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    /// A tree written by [`to_bytes`](Self::to_bytes); `None` if `bytes` are
+    /// not one (a wrong length, or kept leaf hashes whose chunk roots are not
+    /// those written).
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Tree> {
+        let word = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(
+                bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+            ))
+        };
+        let (len, first_kept, keep) = (word(0)?, word(1)?, word(2)?);
+        if first_kept > len || !first_kept.is_multiple_of(MEMO_MIN_LEAVES) {
+            return None;
+        }
+        let kept = usize::try_from(len - first_kept).ok()?;
+        let chunks = usize::try_from(len / MEMO_MIN_LEAVES).ok()?;
+        let hashes = bytes.get(24..)?;
+        if hashes.len() != 32 * kept.checked_add(chunks)? {
+            return None;
+        }
+        let mut all = hashes
+            .chunks_exact(32)
+            .map(|hash| Hash::try_from(hash).expect("32 bytes"));
+        let mut tree = Tree {
+            len,
+            kept: all.by_ref().take(kept).collect(),
+            first_kept,
+            keep: (keep != u64::MAX).then_some(keep),
+            memo: Vec::new(),
+        };
+        for chunk in all {
+            tree.push_memo(chunk);
+        }
+        let first_chunk = usize::try_from(first_kept / MEMO_MIN_LEAVES).ok()?;
+        let kept: Vec<Hash> = tree.kept.iter().copied().collect();
+        for (i, leaves) in kept.chunks_exact(MEMO_MIN_LEAVES as usize).enumerate() {
+            if tree.memo.first()?.get(first_chunk + i) != Some(&root(leaves)) {
+                return None;
+            }
+        }
+        Some(tree)
+    }
+
     /// Hashes `data` as a leaf ([`leaf_hash`]), appends it and returns its index.
     pub fn append(&mut self, data: &[u8]) -> u64 {
         self.push(leaf_hash(data))
@@ -645,5 +704,32 @@ mod tests {
         );
         // Chunks it does not need are not read, so they cannot spoil it.
         assert!(lean.inclusion_proof_from(70, 100, &source).is_ok());
+    }
+
+    #[test]
+    fn a_tree_read_back_from_its_bytes_is_the_same_and_damage_is_refused() {
+        let source = held(1000);
+        for keep in [None, Some(40)] {
+            for n in [0u64, 5, 16, 300, 1000] {
+                let mut tree = keep.map_or_else(Tree::new, Tree::keeping);
+                for leaf in &source.leaves[..n as usize] {
+                    tree.push(*leaf);
+                }
+                let bytes = tree.to_bytes();
+                let back = Tree::from_bytes(&bytes).expect("read back");
+                assert_eq!(back, tree, "{keep:?}, {n} leaves");
+                assert!(Tree::from_bytes(&bytes[..bytes.len() - 1]).is_none());
+                let mut longer = bytes.clone();
+                longer.push(0);
+                assert!(Tree::from_bytes(&longer).is_none());
+                if n - tree.first_kept >= 16 {
+                    // A kept leaf hash changed: its chunk's root disagrees.
+                    let mut changed = bytes.clone();
+                    changed[24] ^= 1;
+                    assert!(Tree::from_bytes(&changed).is_none(), "{keep:?}, {n} leaves");
+                }
+            }
+        }
+        assert!(Tree::from_bytes(&[]).is_none());
     }
 }

@@ -485,12 +485,20 @@ impl LocalStore {
             let holds = Holds::load(&paths.root, &seam)?;
             let (ledger, plan) = if options.ledger {
                 create_private_dir(&seam, &paths.ledger)?;
-                let (ledger, known) =
-                    LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam)?;
+                // Resumed with nothing to replay, no item's leaf is looked for:
+                // the ledger may take its saved tree instead of every leaf.
+                let items_unneeded = recovered.resumed && recovered.index.len() == 0;
+                let (mut ledger, mut known) =
+                    LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam, items_unneeded)?;
                 if recovered.ledger_size.is_some_and(|size| ledger.size() < size) {
                     tracing::warn!(
                         "the store's log has lost leaves since the catalog's checkpoint; reading every record to give each its leaf"
                     );
+                    if !ledger.read_at_open() {
+                        drop(ledger);
+                        (ledger, known) =
+                            LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam, false)?;
+                    }
                     recovered = recover::recover(
                         &paths,
                         &keys,

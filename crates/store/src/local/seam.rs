@@ -113,6 +113,11 @@ pub(crate) enum Step {
     /// Saving a signed checkpoint of the store's log: writing and fsyncing
     /// `ledger/checkpoint.new`, renaming it, fsyncing `ledger/`.
     WriteCheckpoint,
+    /// Closing the store's log: writing and fsyncing `ledger/tree.new`,
+    /// renaming it, fsyncing `ledger/`.
+    WriteTree,
+    /// Opening the store's log: reading `ledger/tree`.
+    ReadTree,
 }
 
 /// What a test puts in the seam.

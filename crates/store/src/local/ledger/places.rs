@@ -45,6 +45,49 @@ impl Places {
         self.offsets.shrink_to_fit();
     }
 
+    /// The places as bytes, for [`from_bytes`](Self::from_bytes).
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 20 * self.runs.len() + 4 * self.offsets.len());
+        out.extend_from_slice(&(self.runs.len() as u64).to_le_bytes());
+        for run in &self.runs {
+            out.extend_from_slice(&run.first.to_le_bytes());
+            out.extend_from_slice(&run.segment.to_le_bytes());
+            out.extend_from_slice(&run.base.to_le_bytes());
+        }
+        for offset in &self.offsets {
+            out.extend_from_slice(&offset.to_le_bytes());
+        }
+        out
+    }
+
+    /// Places written by [`to_bytes`](Self::to_bytes) for `len` leaves;
+    /// `None` if `bytes` are not that (runs out of order, a wrong length).
+    pub(super) fn from_bytes(bytes: &[u8], len: u64) -> Option<Places> {
+        let runs = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+        let (runs_bytes, offsets) = bytes.get(8..)?.split_at_checked(runs.checked_mul(20)?)?;
+        if offsets.len() as u64 != len.checked_mul(4)? {
+            return None;
+        }
+        let runs: Vec<Run> = runs_bytes
+            .chunks_exact(20)
+            .map(|run| Run {
+                first: u64::from_le_bytes(run[..8].try_into().expect("8 bytes")),
+                segment: u32::from_le_bytes(run[8..12].try_into().expect("4 bytes")),
+                base: u64::from_le_bytes(run[12..].try_into().expect("8 bytes")),
+            })
+            .collect();
+        let ordered = runs.windows(2).all(|two| two[0].first < two[1].first);
+        let starts = runs.first().is_none_or(|run| run.first == 0);
+        if !ordered || !starts || runs.last().is_some_and(|run| run.first >= len) {
+            return None;
+        }
+        let offsets = offsets
+            .chunks_exact(4)
+            .map(|offset| u32::from_le_bytes(offset.try_into().expect("4 bytes")))
+            .collect();
+        Some(Places { runs, offsets })
+    }
+
     /// The number of leaves.
     pub(super) fn len(&self) -> usize {
         self.offsets.len()
@@ -106,6 +149,11 @@ mod tests {
             assert_eq!(places.get(i), *place);
             assert_eq!(places.find(*place), Some(i));
         }
+        let back = Places::from_bytes(&places.to_bytes(), 8).unwrap();
+        assert_eq!(back.runs.len(), 4);
+        assert!((0..8).all(|i| back.get(i) == places.get(i)));
+        assert!(Places::from_bytes(&places.to_bytes(), 7).is_none());
+        assert!(Places::from_bytes(&places.to_bytes()[..50], 8).is_none());
         assert_eq!(places.find(at(0, 60)), None);
         assert_eq!(places.find(at(2, 0)), None);
         assert_eq!(places.find(at(4, 0)), None);
