@@ -96,7 +96,7 @@ impl Notary {
                         );
                     }
                     Ok(_) => {}
-                    Err(err) => tracing::error!(%err, "cannot read the store's log to check it"),
+                    Err(err) => tracing::warn!(%err, "the check of the store's log did not finish"),
                 }
             });
         }

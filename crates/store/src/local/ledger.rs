@@ -41,9 +41,12 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ferry_tlog::{Entry, Event, Hash, LeafSource, MEMO_MIN_LEAVES, ProofError, Tree, leaf_hash};
+use ferry_tlog::{
+    Entry, Event, Hash, LeafSource, MEMO_MIN_LEAVES, ProofError, Tree, empty_root, leaf_hash,
+};
 use sha2::{Digest, Sha256};
 
 use super::file::joined;
@@ -110,11 +113,24 @@ impl State {
     }
 }
 
+/// What the ledger's segments are read for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// To open the ledger: the tree, where each leaf is, what they say of
+    /// each item.
+    Open,
+    /// To check them: the tree, and its root at `size` leaves.
+    Check { size: u64 },
+}
+
 /// What reading the ledger's segments found.
 struct Scan {
     state: State,
-    /// What the leaves say of each item.
+    /// For an open: what the leaves say of each item.
     items: Known,
+    purpose: Purpose,
+    /// For a check: the root of the tree of the size asked, once read.
+    root_at: Option<Hash>,
     problems: Vec<String>,
     /// The last segment, where the log ends in it, and where to cut a torn tail.
     last: Option<(u32, SegmentEnd, Option<u64>)>,
@@ -130,12 +146,15 @@ pub(crate) struct LocalLedger {
     seam: Seam,
     /// Whether the open read every leaf (else it took `ledger/tree`).
     read_whole: bool,
+    /// Set when the ledger closes: a rescan still reading stops.
+    closed: Arc<AtomicBool>,
 }
 
 impl Drop for LocalLedger {
     /// A ledger closed with every leaf durable saves its tree (see the module
     /// docs), so that the next open need not read every leaf first.
     fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
         if !self.log.is_all_durable() {
             return;
         }
@@ -185,7 +204,7 @@ impl LocalLedger {
         let read_whole = saved.is_none();
         let mut scan = match saved {
             Some(scan) => scan,
-            None => scan(dir, seam)?,
+            None => scan(dir, seam, &AtomicBool::new(false), Purpose::Open)?,
         };
         scan.state.tree.shrink_to_fit();
         scan.state.places.shrink_to_fit();
@@ -242,6 +261,7 @@ impl LocalLedger {
             problems: scan.problems,
             seam: seam.clone(),
             read_whole,
+            closed: Arc::new(AtomicBool::new(false)),
         };
         Ok((ledger, scan.items))
     }
@@ -460,10 +480,12 @@ impl Ledger for LocalLedger {
     }
 
     async fn rescan(&self, size: u64) -> Result<Rescan, StoreError> {
-        let (dir, seam) = (self.dir.clone(), self.seam.clone());
-        let scan = tokio::task::spawn_blocking(move || scan(&dir, &seam))
-            .await
-            .map_err(joined)??;
+        let (dir, seam, closed) = (self.dir.clone(), self.seam.clone(), self.closed.clone());
+        let scan = tokio::task::spawn_blocking(move || {
+            scan(&dir, &seam, &closed, Purpose::Check { size })
+        })
+        .await
+        .map_err(joined)??;
         let mut problems = scan.problems;
         let fresh = &scan.state.tree;
         let (len, root) = {
@@ -482,13 +504,9 @@ impl Ledger for LocalLedger {
                 fresh.len()
             ));
         }
-        let scanned = OnDisk {
-            dir: &self.dir,
-            places: &scan.state.places,
-        };
         Ok(Rescan {
             size: fresh.len(),
-            root_at: fresh.root_at_from(size, &scanned).ok(),
+            root_at: scan.root_at,
             problems,
         })
     }
@@ -544,17 +562,23 @@ fn read_frames(
     Ok(())
 }
 
-/// Reads every leaf in `dir` (creating it if needed).
-fn scan(dir: &Path, seam: &Seam) -> Result<Scan, StoreError> {
+/// Reads every leaf in `dir` (creating it if needed), unless `stop` is set
+/// meanwhile (the ledger closed).
+fn scan(dir: &Path, seam: &Seam, stop: &AtomicBool, purpose: Purpose) -> Result<Scan, StoreError> {
     let segments = list_segments(dir, &NOT_SEGMENTS)?;
     let mut scan = Scan {
         state: State::default(),
         items: HashMap::new(),
+        root_at: matches!(purpose, Purpose::Check { size: 0 }).then(empty_root),
+        purpose,
         problems: Vec::new(),
         last: None,
         ends: HashMap::new(),
     };
     for (i, &number) in segments.iter().enumerate() {
+        if stop.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store's log closed".into()));
+        }
         let last = i + 1 == segments.len();
         let path = segment_path(dir, number);
         let data = seam
@@ -624,7 +648,11 @@ fn scan(dir: &Path, seam: &Seam) -> Result<Scan, StoreError> {
 /// Takes in one leaf read from disk.
 fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
     let index = scan.state.tree.append(bytes);
-    scan.state.places.push(Position { segment, offset });
+    match scan.purpose {
+        Purpose::Open => scan.state.places.push(Position { segment, offset }),
+        Purpose::Check { size } if size == index + 1 => scan.root_at = Some(scan.state.tree.root()),
+        Purpose::Check { .. } => {}
+    }
     let entry = match Entry::parse(bytes) {
         Ok(entry) => entry,
         Err(err) => {
@@ -637,6 +665,9 @@ fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
             .push(format!("leaf {index}: an id that is not an item id"));
         return;
     };
+    if scan.purpose != Purpose::Open {
+        return;
+    }
     match entry.event() {
         Event::Stored => {
             scan.items.insert(id, (index, false));
@@ -720,6 +751,8 @@ fn saved_tree(dir: &Path, seam: &Seam) -> Option<Scan> {
         Some(Scan {
             state,
             items: HashMap::new(),
+            purpose: Purpose::Open,
+            root_at: None,
             problems: Vec::new(),
             last: Some((last, segment, None)),
             ends,
@@ -894,6 +927,32 @@ mod tests {
         let (whole, _) = open(dir.path(), false);
         assert!(whole.read_at_open());
         assert_eq!(answers(&whole), after);
+    }
+
+    #[tokio::test]
+    async fn a_rescan_finds_the_roots_of_the_tree_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = ledger_of_200(dir.path()).await;
+        for size in [0, 1, 16, 17, 150, 200] {
+            let rescan = ledger.rescan(size).await.unwrap();
+            assert_eq!(rescan.size, 200);
+            assert!(rescan.problems.is_empty(), "{:?}", rescan.problems);
+            assert_eq!(rescan.root_at, Some(ledger.root(size).unwrap()), "size {size}");
+        }
+        assert_eq!(ledger.rescan(201).await.unwrap().root_at, None);
+    }
+
+    #[tokio::test]
+    async fn a_rescan_stops_once_the_ledger_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _) = ledger_of_200(dir.path()).await;
+        let closed = ledger.closed.clone();
+        assert!(scan(dir.path(), &Seam::default(), &closed, Purpose::Open).is_ok());
+        drop(ledger);
+        assert!(matches!(
+            scan(dir.path(), &Seam::default(), &closed, Purpose::Open),
+            Err(StoreError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]
