@@ -405,10 +405,19 @@ pub async fn verify_log(settings: &ServerSettings) -> anyhow::Result<bool> {
     let path = settings.tlog_key_path();
     let signer = Signer::load_key_file(&path)
         .with_context(|| format!("cannot load the log's signing key {}", path.display()))?;
+    let read_at_open = ledger.read_at_open();
     let notary = Notary::start(signer, ledger)
         .await
         .context("cannot read the store's log")?;
-    let check = notary.health();
+    // An open from the tree saved at close read only the last segment: read
+    // every leaf now, as the check in the background would.
+    let check = match read_at_open {
+        true => notary.health(),
+        false => notary
+            .check()
+            .await
+            .context("cannot read the store's log")?,
+    };
     println!("log:        {}", notary.origin());
     println!("key:        {}", notary.verifier());
     println!("leaves:     {}", check.size);

@@ -937,7 +937,11 @@ mod tests {
             let rescan = ledger.rescan(size).await.unwrap();
             assert_eq!(rescan.size, 200);
             assert!(rescan.problems.is_empty(), "{:?}", rescan.problems);
-            assert_eq!(rescan.root_at, Some(ledger.root(size).unwrap()), "size {size}");
+            assert_eq!(
+                rescan.root_at,
+                Some(ledger.root(size).unwrap()),
+                "size {size}"
+            );
         }
         assert_eq!(ledger.rescan(201).await.unwrap().root_at, None);
     }
