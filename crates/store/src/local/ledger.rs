@@ -36,7 +36,7 @@
 //! (checked against the root the tree kept); the receipts of new items never
 //! need to.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -113,12 +113,21 @@ impl State {
     }
 }
 
+/// The items whose leaves an open must learn (see [`Known`]).
+pub(crate) enum Wanted {
+    /// None: the open may take the saved tree.
+    None,
+    /// These.
+    These(HashSet<ItemId>),
+    /// Every item.
+    All,
+}
+
 /// What the ledger's segments are read for.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     /// To open the ledger: the tree, where each leaf is, what they say of
-    /// each item.
-    Open,
+    /// the items wanted (`None`: every one).
+    Open(Option<HashSet<ItemId>>),
     /// To check them: the tree, and its root at `size` leaves.
     Check { size: u64 },
 }
@@ -190,21 +199,24 @@ impl LocalLedger {
     }
 
     /// Opens (creating it) the ledger in `dir`: reads every leaf, cuts a torn
-    /// tail, starts the committer. Returns what it knows of each item.
-    /// `items_unneeded`: the caller needs to know of no item (it has none to
-    /// look for), so the ledger may take its saved tree instead of reading
-    /// every leaf (see the module docs); it then knows of none.
+    /// tail, starts the committer. Returns what it knows of the `wanted` items.
+    /// With none wanted, it may take its saved tree instead of reading every
+    /// leaf (see the module docs).
     pub(crate) fn open(
         dir: &Path,
         segment_size: u64,
         seam: &Seam,
-        items_unneeded: bool,
+        wanted: Wanted,
     ) -> Result<(LocalLedger, Known), StoreError> {
-        let saved = items_unneeded.then(|| saved_tree(dir, seam)).flatten();
+        let (saved, wanted) = match wanted {
+            Wanted::None => (saved_tree(dir, seam), Some(HashSet::new())),
+            Wanted::These(ids) => (None, Some(ids)),
+            Wanted::All => (None, None),
+        };
         let read_whole = saved.is_none();
         let mut scan = match saved {
             Some(scan) => scan,
-            None => scan(dir, seam, &AtomicBool::new(false), Purpose::Open)?,
+            None => scan(dir, seam, &AtomicBool::new(false), Purpose::Open(wanted))?,
         };
         scan.state.tree.shrink_to_fit();
         scan.state.places.shrink_to_fit();
@@ -649,7 +661,7 @@ fn scan(dir: &Path, seam: &Seam, stop: &AtomicBool, purpose: Purpose) -> Result<
 fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
     let index = scan.state.tree.append(bytes);
     match scan.purpose {
-        Purpose::Open => scan.state.places.push(Position { segment, offset }),
+        Purpose::Open(_) => scan.state.places.push(Position { segment, offset }),
         Purpose::Check { size } if size == index + 1 => scan.root_at = Some(scan.state.tree.root()),
         Purpose::Check { .. } => {}
     }
@@ -665,13 +677,14 @@ fn take_leaf(scan: &mut Scan, bytes: &[u8], segment: u32, offset: u64) {
             .push(format!("leaf {index}: an id that is not an item id"));
         return;
     };
-    if scan.purpose != Purpose::Open {
+    let Purpose::Open(wanted) = &scan.purpose else {
         return;
-    }
+    };
     match entry.event() {
-        Event::Stored => {
+        Event::Stored if wanted.as_ref().is_none_or(|ids| ids.contains(&id)) => {
             scan.items.insert(id, (index, false));
         }
+        Event::Stored => {}
         Event::Deleted | Event::Expired | Event::Aborted => {
             if let Some(item) = scan.items.get_mut(&id) {
                 item.1 = true;
@@ -751,7 +764,7 @@ fn saved_tree(dir: &Path, seam: &Seam) -> Option<Scan> {
         Some(Scan {
             state,
             items: HashMap::new(),
-            purpose: Purpose::Open,
+            purpose: Purpose::Open(Some(HashSet::new())),
             root_at: None,
             problems: Vec::new(),
             last: Some((last, segment, None)),
@@ -881,7 +894,44 @@ mod tests {
     /// The ledger in `dir`, in segments of 4 KiB; from its saved tree if
     /// `saved` and it can.
     fn open(dir: &Path, saved: bool) -> (LocalLedger, Known) {
-        LocalLedger::open(dir, 4096, &Seam::default(), saved).unwrap()
+        let wanted = if saved { Wanted::None } else { Wanted::All };
+        LocalLedger::open(dir, 4096, &Seam::default(), wanted).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_open_learns_the_leaves_of_the_items_wanted_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<ItemId> = (0..40).map(|_| ItemId::new()).collect();
+        let (ledger, _) = open(dir.path(), false);
+        let stored = |id: &ItemId| {
+            Entry::stored(
+                &id.to_string(),
+                &"ab".repeat(32),
+                5,
+                "dictionary",
+                "json",
+                &now(),
+            )
+        };
+        ledger
+            .append_all(ids.iter().map(stored).collect())
+            .await
+            .unwrap();
+        ledger
+            .append_all(vec![Entry::aborted(&ids[1].to_string(), &now())])
+            .await
+            .unwrap();
+        drop(ledger);
+        let (_, all) = open(dir.path(), false);
+        assert_eq!(all.len(), 40);
+        assert_eq!(all[&ids[1]], (1, true));
+        let these = HashSet::from([ids[1], ids[7]]);
+        let (_, known) =
+            LocalLedger::open(dir.path(), 4096, &Seam::default(), Wanted::These(these)).unwrap();
+        assert_eq!(
+            known,
+            HashMap::from([(ids[1], (1, true)), (ids[7], (7, false))])
+        );
     }
 
     /// Appends `n` leaves, seven to a group.
@@ -951,10 +1001,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ledger, _) = ledger_of_200(dir.path()).await;
         let closed = ledger.closed.clone();
-        assert!(scan(dir.path(), &Seam::default(), &closed, Purpose::Open).is_ok());
+        assert!(
+            scan(
+                dir.path(),
+                &Seam::default(),
+                &closed,
+                Purpose::Check { size: 0 }
+            )
+            .is_ok()
+        );
         drop(ledger);
         assert!(matches!(
-            scan(dir.path(), &Seam::default(), &closed, Purpose::Open),
+            scan(
+                dir.path(),
+                &Seam::default(),
+                &closed,
+                Purpose::Check { size: 0 }
+            ),
             Err(StoreError::Unavailable(_))
         ));
     }

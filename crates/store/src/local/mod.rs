@@ -122,7 +122,7 @@ use self::fsutil::{GroupSync, create_private_dir, io_err};
 use self::holds::Holds;
 use self::index::{Entry, Location};
 use self::keys::{KeyRef, KeyStore, Wrapping};
-use self::ledger::{LocalLedger, reconcile};
+use self::ledger::{LocalLedger, Wanted, reconcile};
 use self::listing::Listing;
 use self::log::{Log, OnDurable, Position};
 use self::maintain::maintain_log;
@@ -485,19 +485,28 @@ impl LocalStore {
             let holds = Holds::load(&paths.root, &seam)?;
             let (ledger, plan) = if options.ledger {
                 create_private_dir(&seam, &paths.ledger)?;
-                // Resumed with nothing to replay, no item's leaf is looked for:
-                // the ledger may take its saved tree instead of every leaf.
-                let items_unneeded = recovered.resumed && recovered.index.len() == 0;
+                // Resumed, only the replayed items' leaves are looked for (see
+                // `reconcile`); with none, the ledger may take its saved tree.
+                let wanted = match (recovered.resumed, recovered.index.len()) {
+                    (true, 0) => Wanted::None,
+                    (true, _) => Wanted::These(recovered.index.ids().collect()),
+                    (false, _) => Wanted::All,
+                };
+                let every_item = matches!(wanted, Wanted::All);
                 let (mut ledger, mut known) =
-                    LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam, items_unneeded)?;
+                    LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam, wanted)?;
                 if recovered.ledger_size.is_some_and(|size| ledger.size() < size) {
                     tracing::warn!(
                         "the store's log has lost leaves since the catalog's checkpoint; reading every record to give each its leaf"
                     );
-                    if !ledger.read_at_open() {
+                    if !every_item {
                         drop(ledger);
-                        (ledger, known) =
-                            LocalLedger::open(&paths.ledger, LEDGER_SEGMENT_SIZE, &seam, false)?;
+                        (ledger, known) = LocalLedger::open(
+                            &paths.ledger,
+                            LEDGER_SEGMENT_SIZE,
+                            &seam,
+                            Wanted::All,
+                        )?;
                     }
                     recovered = recover::recover(
                         &paths,
