@@ -597,57 +597,10 @@ fn scan(dir: &Path, seam: &Seam, stop: &AtomicBool, purpose: Purpose) -> Result<
             .run(Step::ReadSegment, &path, || fs::read(&path))
             .map_err(io_err("reading the store's log segment", &path))?;
         let size = data.len() as u64;
-        let content = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        let origin = Origin {
-            segment: number,
-            offset: 0,
-            unbound: false,
-        };
-        let mut at = 0;
-        let mut torn = None;
-        while at < content {
-            match frame::parse(&data, at, origin) {
-                Parsed::Frame {
-                    kind: Kind::Leaf,
-                    payload,
-                    end,
-                } => {
-                    take_leaf(&mut scan, &data[payload], number, at as u64);
-                    at = end;
-                }
-                Parsed::Frame { end, .. } => {
-                    scan.problems.push(format!(
-                        "segment {number}, offset {at}: a frame that is not a leaf"
-                    ));
-                    at = end;
-                }
-                Parsed::Invalid => match frame::resync(&data, at, origin) {
-                    Some(next) => {
-                        scan.problems.push(format!(
-                            "segment {number}, offset {at}: {} damaged bytes where a leaf should be",
-                            next - at
-                        ));
-                        at = next;
-                    }
-                    None if last => {
-                        torn = Some(at as u64);
-                        break;
-                    }
-                    None => {
-                        scan.problems.push(format!(
-                            "segment {number} ends with {} bytes that are not leaves",
-                            content - at
-                        ));
-                        break;
-                    }
-                },
-            }
-        }
-        let len = if torn.is_some() || at >= content {
-            at as u64
-        } else {
-            size
-        };
+        let (len, torn) = read_segment(&data, number, last, |found| match found {
+            Found::Leaf { payload, offset } => take_leaf(&mut scan, payload, number, offset),
+            Found::Problem(problem) => scan.problems.push(problem),
+        });
         if last {
             scan.last = Some((number, SegmentEnd { len, size }, torn));
         } else {
@@ -655,6 +608,81 @@ fn scan(dir: &Path, seam: &Seam, stop: &AtomicBool, purpose: Purpose) -> Result<
         }
     }
     Ok(scan)
+}
+
+/// What [`read_segment`] finds, in order.
+enum Found<'a> {
+    /// A leaf's payload, and the offset of its frame.
+    Leaf { payload: &'a [u8], offset: u64 },
+    /// Damage: frames that are not leaves, bytes that are not frames.
+    Problem(String),
+}
+
+/// Reads the frames of segment `number` (`data`, its whole file) and hands
+/// `found` each leaf and each problem, in order. In the `last` segment, bytes
+/// that are not frames up to the zeros at its end are a torn tail, not damage.
+/// Returns where the log ends in it, and where its torn tail begins, if any.
+fn read_segment<'a>(
+    data: &'a [u8],
+    number: u32,
+    last: bool,
+    mut found: impl FnMut(Found<'a>),
+) -> (u64, Option<u64>) {
+    let content = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let origin = Origin {
+        segment: number,
+        offset: 0,
+        unbound: false,
+    };
+    let mut at = 0;
+    let mut torn = None;
+    while at < content {
+        match frame::parse(data, at, origin) {
+            Parsed::Frame {
+                kind: Kind::Leaf,
+                payload,
+                end,
+            } => {
+                found(Found::Leaf {
+                    payload: &data[payload],
+                    offset: at as u64,
+                });
+                at = end;
+            }
+            Parsed::Frame { end, .. } => {
+                found(Found::Problem(format!(
+                    "segment {number}, offset {at}: a frame that is not a leaf"
+                )));
+                at = end;
+            }
+            Parsed::Invalid => match frame::resync(data, at, origin) {
+                Some(next) => {
+                    found(Found::Problem(format!(
+                        "segment {number}, offset {at}: {} damaged bytes where a leaf should be",
+                        next - at
+                    )));
+                    at = next;
+                }
+                None if last => {
+                    torn = Some(at as u64);
+                    break;
+                }
+                None => {
+                    found(Found::Problem(format!(
+                        "segment {number} ends with {} bytes that are not leaves",
+                        content - at
+                    )));
+                    break;
+                }
+            },
+        }
+    }
+    let len = if torn.is_some() || at >= content {
+        at as u64
+    } else {
+        data.len() as u64
+    };
+    (len, torn)
 }
 
 /// Takes in one leaf read from disk.
@@ -837,25 +865,14 @@ fn last_segment_as_saved(
     let data = seam
         .run(Step::ReadSegment, &path, || fs::read(&path))
         .ok()?;
-    let content = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    let origin = Origin {
-        segment: last,
-        offset: 0,
-        unbound: false,
-    };
     let mut found = Vec::new();
-    let mut at = 0;
-    while at < content {
-        let Parsed::Frame {
-            kind: Kind::Leaf,
-            payload,
-            end,
-        } = frame::parse(&data, at, origin)
-        else {
-            return None;
-        };
-        found.push((at as u64, leaf_hash(&data[payload])));
-        at = end;
+    let mut damaged = false;
+    let (len, torn) = read_segment(&data, last, true, |leaf| match leaf {
+        Found::Leaf { payload, offset } => found.push((offset, leaf_hash(payload))),
+        Found::Problem(_) => damaged = true,
+    });
+    if damaged || torn.is_some() {
+        return None;
     }
     let first = state.places.len().checked_sub(found.len())?;
     if first > 0 && state.places.get(first - 1).segment == last {
@@ -872,7 +889,7 @@ fn last_segment_as_saved(
         }
     }
     Some(SegmentEnd {
-        len: at as u64,
+        len,
         size: data.len() as u64,
     })
 }
