@@ -112,11 +112,11 @@ impl Tree {
         self.kept.push_back(leaf);
         self.len += 1;
         if self.len.is_multiple_of(MEMO_MIN_LEAVES) {
-            let chunk: Vec<Hash> = self
-                .kept
-                .range(self.kept.len() - MEMO_MIN_LEAVES as usize..)
-                .copied()
-                .collect();
+            let mut chunk = [[0; 32]; MEMO_MIN_LEAVES as usize];
+            let last = self.kept.range(self.kept.len() - chunk.len()..);
+            for (slot, leaf) in chunk.iter_mut().zip(last) {
+                *slot = *leaf;
+            }
             self.push_memo(root(&chunk));
             self.forget();
         }
@@ -181,7 +181,7 @@ impl Tree {
             tree.push_memo(chunk);
         }
         let first_chunk = usize::try_from(first_kept / MEMO_MIN_LEAVES).ok()?;
-        let kept: Vec<Hash> = tree.kept.iter().copied().collect();
+        let kept = tree.kept.make_contiguous();
         for (i, leaves) in kept.chunks_exact(MEMO_MIN_LEAVES as usize).enumerate() {
             if tree.memo.first()?.get(first_chunk + i) != Some(&root(leaves)) {
                 return None;
