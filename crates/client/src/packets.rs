@@ -50,8 +50,14 @@ fn encrypt_ahead() -> usize {
     (cores() * 2).min(16)
 }
 
+/// The cores this process may use, asked once: the standard library reads the
+/// cgroup's quota from `/proc` and `/sys` on every call, which cost a small
+/// dictionary's sender a third of its CPU when asked per transfer.
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    static CORES: LazyLock<usize> = LazyLock::new(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    *CORES
 }
 
 /// Pieces being encrypted at once in this process, whatever the number of
