@@ -373,11 +373,16 @@ async fn open_s3_store(
         ),
         ..S3Options::default()
     };
-    if settings.tlog {
-        tracing::warn!(
-            "the S3 store keeps no tamper-evident log yet: items stored on it get no receipt"
-        );
-    }
+    // Each server keeps its own log in the bucket, named by its signing key.
+    let options = S3Options {
+        ledger: match settings.tlog {
+            true => Some(hex::encode(
+                load_signer(settings)?.verifier().public_key().as_bytes(),
+            )),
+            false => None,
+        },
+        ..options
+    };
     match S3Store::open(&location, keys.keyring.clone(), options).await {
         Ok(store) => Ok(store),
         Err(StoreError::MissingKeys { key_ids, records }) => {
@@ -400,11 +405,12 @@ pub async fn verify_log(settings: &ServerSettings) -> anyhow::Result<bool> {
         "the log is turned off (--tlog false): nothing to verify"
     );
     let keys = Keys::load(settings)?;
-    let store = open_store(settings, &keys).await?;
-    let ledger = store.ledger().context("the store keeps no log")?;
+    // Loaded first: the S3 store finds this server's log by its key.
     let path = settings.tlog_key_path();
     let signer = Signer::load_key_file(&path)
         .with_context(|| format!("cannot load the log's signing key {}", path.display()))?;
+    let store = open_store(settings, &keys).await?;
+    let ledger = store.ledger().context("the store keeps no log")?;
     let read_at_open = ledger.read_at_open();
     let notary = Notary::start(signer, ledger)
         .await
@@ -431,7 +437,14 @@ pub async fn verify_log(settings: &ServerSettings) -> anyhow::Result<bool> {
         for problem in &check.problems {
             println!("PROBLEM: {problem}");
         }
-        println!("FAILED: the log does not verify; restore DATA_DIR/store/ledger from a backup");
+        match settings.store {
+            Some(_) => println!(
+                "FAILED: the log does not verify; restore this server's ledger/ objects in the bucket from a backup"
+            ),
+            None => println!(
+                "FAILED: the log does not verify; restore DATA_DIR/store/ledger from a backup"
+            ),
+        }
     }
     Ok(check.ok)
 }
@@ -440,15 +453,7 @@ pub async fn verify_log(settings: &ServerSettings) -> anyhow::Result<bool> {
 /// mode 0600, if there is none yet).
 pub fn log_key(settings: &ServerSettings) -> anyhow::Result<()> {
     create_private_dir(&settings.data_dir)?;
-    let path = settings.tlog_key_path();
-    let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
-    let (signer, _) = Signer::load_or_create_key_file(&path, &origin).with_context(|| {
-        format!(
-            "cannot load or create the log's signing key {}",
-            path.display()
-        )
-    })?;
-    println!("{}", signer.verifier());
+    println!("{}", load_signer(settings)?.verifier());
     Ok(())
 }
 
@@ -462,17 +467,7 @@ async fn start_notary(
         settings.checkpoint_interval_ms > 0,
         "checkpoint_interval_ms must be at least 1"
     );
-    let path = settings.tlog_key_path();
-    let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
-    let (signer, created) = Signer::load_or_create_key_file(&path, &origin).with_context(|| {
-        format!(
-            "cannot load or create the log's signing key {}",
-            path.display()
-        )
-    })?;
-    if created {
-        tracing::info!(file = %path.display(), "created the log's signing key (mode 0600)");
-    }
+    let signer = load_signer(settings)?;
     if settings
         .tlog_origin
         .as_deref()
@@ -487,6 +482,22 @@ async fn start_notary(
     Notary::start(signer, ledger)
         .await
         .context("cannot check the store's log")
+}
+
+/// Loads the log's signing key, or creates it (mode 0600) if there is none.
+fn load_signer(settings: &ServerSettings) -> anyhow::Result<Signer> {
+    let path = settings.tlog_key_path();
+    let origin = settings.tlog_origin.clone().unwrap_or_else(default_origin);
+    let (signer, created) = Signer::load_or_create_key_file(&path, &origin).with_context(|| {
+        format!(
+            "cannot load or create the log's signing key {}",
+            path.display()
+        )
+    })?;
+    if created {
+        tracing::info!(file = %path.display(), "created the log's signing key (mode 0600)");
+    }
+    Ok(signer)
 }
 
 /// `ferry/<host name>`: a key name has no white space and no `+`.

@@ -17,7 +17,7 @@
 //! it is given ([`Ledger::save_checkpoint`]) so that the next start can check
 //! the leaves against it.
 
-use ferry_tlog::{Actor, Entry, Hash};
+use ferry_tlog::{Actor, Entry, Hash, ProofError};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -147,4 +147,15 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// with the tree in memory; `root_at` is the rebuilt tree's root at `size`
     /// (when it has that many leaves).
     async fn rescan(&self, size: u64) -> Result<Rescan, StoreError>;
+}
+
+/// A request the tree cannot answer is the asker's; leaves it cannot read
+/// back as appended are damage.
+pub(crate) fn proof_error(err: ProofError) -> StoreError {
+    match err {
+        ProofError::LeavesUnreadable { .. } | ProofError::LeavesChanged { .. } => {
+            StoreError::LogDamaged(err.to_string())
+        }
+        _ => StoreError::InvalidLogRequest(err.to_string()),
+    }
 }

@@ -56,7 +56,7 @@ use super::index::Index;
 use super::log::{Log, OnDurable, Position, SegmentEnd, segment_path};
 use super::recover::{cut_tail, list_segments};
 use super::seam::{Seam, Step};
-use crate::ledger::{Ledger, Rescan, now, stored_entry};
+use crate::ledger::{Ledger, Rescan, now, proof_error, stored_entry};
 use crate::{ItemId, StoreError};
 
 mod places;
@@ -318,17 +318,6 @@ impl LocalLedger {
             places: &state.places,
         };
         f(&state.tree, &source).map_err(proof_error)
-    }
-}
-
-/// A request the tree cannot answer is the asker's; leaves it cannot read
-/// back as appended are damage.
-fn proof_error(err: ProofError) -> StoreError {
-    match err {
-        ProofError::LeavesUnreadable { .. } | ProofError::LeavesChanged { .. } => {
-            StoreError::LogDamaged(err.to_string())
-        }
-        _ => StoreError::InvalidLogRequest(err.to_string()),
     }
 }
 

@@ -432,7 +432,7 @@ impl Missing {
 
 /// The whole object at `path`.
 pub(crate) async fn fetch(objects: &dyn ObjectStore, path: &Path) -> Result<Bytes, Missing> {
-    let context = || format!("reading commit-log object {path}");
+    let context = || format!("reading object {path}");
     let failed = |err| match err {
         object_store::Error::NotFound { .. } => Missing::Gone,
         err => Missing::Failed(StoreError::remote(context(), err)),

@@ -7,6 +7,8 @@
 //!                    from 1 without gaps, each created with If-None-Match: *
 //!                    (see [`journal`] and [`batch`])
 //!   items/<id>.rec   one sealed record per large item, uploaded in parts
+//!   ledger/<name>/   each server's own log of what it did to items, when
+//!                    the server keeps one (see [`ledger`])
 //! ```
 //!
 //! Guarantees, as on the local store:
@@ -36,6 +38,7 @@ mod batch;
 mod commit;
 mod compact;
 mod journal;
+mod ledger;
 mod read;
 mod view;
 mod writer;
@@ -59,6 +62,7 @@ pub use self::compact::Compaction;
 use self::batch::Change;
 use self::commit::Committer;
 use self::journal::{Journal, blocking};
+use self::ledger::S3Ledger;
 use self::view::{Location, View};
 use self::writer::S3Writer;
 use crate::{
@@ -159,6 +163,10 @@ pub struct S3Options {
     /// directory per server and store. `None`: a temporary directory, and the
     /// whole log read at every open.
     pub view_dir: Option<PathBuf>,
+    /// The name of this server's own log in the bucket (`ledger/<name>/`), if
+    /// it keeps one: what it stores, deletes, holds and reads, each a leaf.
+    /// One writer per name (Ferry's server names it after its signing key).
+    pub ledger: Option<String>,
     /// How often the store compacts the commit log (see [`S3Store::compact`]).
     pub compact_interval: Duration,
     /// How long log objects a compaction copied are kept after it: longer
@@ -183,6 +191,7 @@ impl Default for S3Options {
             poll_interval: Duration::from_millis(200),
             allow_missing_keys: false,
             view_dir: None,
+            ledger: None,
             compact_interval: Duration::from_secs(600),
             compact_grace: Duration::from_secs(600),
             orphan_age: Duration::from_secs(24 * 3600),
@@ -199,6 +208,8 @@ pub(crate) struct Shared {
     /// One permit per large item's upload that fits in
     /// [`S3Options::upload_memory`].
     uploads: Arc<tokio::sync::Semaphore>,
+    /// This server's log, if it keeps one ([`S3Options::ledger`]).
+    ledger: Option<Arc<S3Ledger>>,
 }
 
 /// The store in an S3-compatible bucket. See the module docs of `s3/mod.rs`.
@@ -236,6 +247,15 @@ impl S3Store {
         options: S3Options,
     ) -> Result<Arc<S3Store>, StoreError> {
         let root = Path::from(location.prefix.as_str());
+        let ledger = match &options.ledger {
+            Some(name) => {
+                check_ledger_name(name)?;
+                Some(Arc::new(
+                    S3Ledger::open(objects.clone(), &root, name).await?,
+                ))
+            }
+            None => None,
+        };
         let events = broadcast::channel(EVENT_BUFFER).0;
         let view = View::open(options.view_dir.as_deref())?;
         let journal = Journal::open(objects, root, keyring, events, view).await?;
@@ -260,6 +280,7 @@ impl S3Store {
             committer,
             options,
             uploads: Arc::new(tokio::sync::Semaphore::new(uploads)),
+            ledger,
         });
         tokio::spawn(compact_every(Arc::downgrade(&shared)));
         let items = shared.journal.view().len()?;
@@ -282,6 +303,15 @@ impl S3Store {
 }
 
 impl Shared {
+    /// `meta` with the index of its `stored` leaf in this server's log, if it
+    /// has one there.
+    fn with_leaf(&self, mut meta: ItemMeta) -> ItemMeta {
+        if let Some(ledger) = &self.ledger {
+            meta.log_index = ledger.index_of(meta.id);
+        }
+        meta
+    }
+
     /// The entry of item `id`; if it is not listed, reads the commit log
     /// first (it may have been committed on another server since the last
     /// poll).
@@ -341,11 +371,18 @@ impl Store for S3Store {
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let (view, query) = (self.shared.journal.view().clone(), query.clone());
-        blocking(move || view.list(&query)).await
+        let mut page = blocking(move || view.list(&query)).await?;
+        page.items = page
+            .items
+            .into_iter()
+            .map(|meta| self.shared.with_leaf(meta))
+            .collect();
+        Ok(page)
     }
 
     async fn get(&self, id: ItemId) -> Result<Option<ItemMeta>, StoreError> {
-        Ok(self.shared.entry(id).await?.map(|entry| entry.meta))
+        let meta = self.shared.entry(id).await?.map(|entry| entry.meta);
+        Ok(meta.map(|meta| self.shared.with_leaf(meta)))
     }
 
     async fn open(
@@ -356,8 +393,8 @@ impl Store for S3Store {
         read::open(&self.shared, id, range).await
     }
 
-    async fn delete_as(&self, id: ItemId, _cause: &Cause) -> Result<bool, StoreError> {
-        tokio::spawn(delete(self.shared.clone(), id))
+    async fn delete_as(&self, id: ItemId, cause: &Cause) -> Result<bool, StoreError> {
+        tokio::spawn(delete(self.shared.clone(), id, cause.clone()))
             .await
             .map_err(crate::joined)?
     }
@@ -366,18 +403,25 @@ impl Store for S3Store {
         &self,
         id: ItemId,
         held: bool,
-        _by: &Actor,
+        by: &Actor,
     ) -> Result<Option<ItemMeta>, StoreError> {
         let journal = &self.shared.journal;
         if self.shared.entry(id).await?.is_none() {
             return Ok(None);
         }
         self.shared.committer.commit(Change::Hold(id, held)).await?;
+        if let Some(ledger) = &self.shared.ledger {
+            let entry = ferry_tlog::Entry::hold(&id.to_string(), held, by, &crate::now());
+            ledger.append(vec![entry]).await?;
+        }
         Ok(journal.view().get(id)?.map(|entry| entry.meta))
     }
 
     fn ledger(&self) -> Option<Arc<dyn Ledger>> {
-        None
+        self.shared
+            .ledger
+            .clone()
+            .map(|ledger| ledger as Arc<dyn Ledger>)
     }
 
     async fn upload_create(
@@ -443,9 +487,9 @@ impl Store for S3Store {
     }
 }
 
-/// Deletes an item (see [`Store::delete`]): its tombstone in the log, then a
-/// large item's object.
-async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
+/// Deletes an item (see [`Store::delete`]): its leaf in this server's log, its
+/// tombstone in the commit log, then a large item's object.
+async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, StoreError> {
     let journal = &shared.journal;
     let Some(entry) = shared.entry(id).await? else {
         return Ok(false);
@@ -453,11 +497,18 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
     if entry.meta.held {
         return Err(StoreError::Held(id));
     }
-    shared.committer.commit(Change::Tombstone(id)).await?;
-    if journal.view().is_held(id)? {
-        // Held by another server before the tombstone: not applied anywhere.
-        return Err(StoreError::Held(id));
+    // The log says so first; if the delete then does not happen, it says that too.
+    if let Some(ledger) = &shared.ledger {
+        ledger.append(vec![cause.entry(&id.to_string())]).await?;
     }
+    let deleted = tombstone(&shared, id).await;
+    if let (Some(ledger), Err(_)) = (&shared.ledger, &deleted) {
+        let kept = ferry_tlog::Entry::kept(&id.to_string(), &crate::now());
+        if let Err(err) = ledger.append(vec![kept]).await {
+            tracing::error!(%id, %err, "cannot log that a failed delete kept the item");
+        }
+    }
+    deleted?;
     if let Location::Object { .. } = entry.location
         && let Err(err) = journal.objects.delete(&journal.item_path(id)).await
     {
@@ -465,6 +516,27 @@ async fn delete(shared: Arc<Shared>, id: ItemId) -> Result<bool, StoreError> {
         tracing::warn!(%id, %err, "cannot remove a deleted item's object");
     }
     Ok(true)
+}
+
+/// Writes item `id`'s tombstone; refused if another server held it first.
+async fn tombstone(shared: &Shared, id: ItemId) -> Result<(), StoreError> {
+    shared.committer.commit(Change::Tombstone(id)).await?;
+    if shared.journal.view().is_held(id)? {
+        // Held by another server before the tombstone: not applied anywhere.
+        return Err(StoreError::Held(id));
+    }
+    Ok(())
+}
+
+/// A log's name must be one path segment of plain characters.
+fn check_ledger_name(name: &str) -> Result<(), StoreError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(plain) {
+        return Err(StoreError::Unavailable(format!(
+            "{name:?} cannot name a log in the bucket (letters, digits, '-', '_', '.')"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

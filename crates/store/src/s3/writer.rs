@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::Shared;
 use super::batch::Change;
+use crate::Ledger;
 use crate::seal::{seal_small_item, seal_whole};
 use crate::{ItemId, ItemMeta, ItemWriter, NewItem, StoreError, joined};
 
@@ -185,12 +186,22 @@ impl S3Writer {
             tracing::warn!(%id, %err, "a large item's object is written but its listing failed; the object is kept");
         }
         committed?;
-        self.shared
+        let mut meta = self
+            .shared
             .journal
             .view()
             .get(id)?
             .map(|entry| entry.meta)
-            .ok_or_else(|| StoreError::Unavailable("the item was deleted as it was stored".into()))
+            .ok_or_else(|| {
+                StoreError::Unavailable("the item was deleted as it was stored".into())
+            })?;
+        // Once the record is in the log, never before: the log never says an
+        // item was stored that was not. If this fails, the item stays listed
+        // and its commit fails, as on the local store.
+        if let Some(ledger) = &self.shared.ledger {
+            meta.log_index = Some(ledger.append(vec![crate::stored_entry(&meta)]).await?);
+        }
+        Ok(meta)
     }
 }
 

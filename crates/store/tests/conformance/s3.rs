@@ -179,3 +179,106 @@ async fn uploads_beyond_their_memory_wait_for_one_to_end() {
     let second = second.commit().await.unwrap();
     assert_eq!(read(&*store, second.id, None).await.unwrap(), second_data);
 }
+
+/// Each server keeps its own log in the bucket: a `stored` leaf for each item
+/// it stores, a leaf for each delete and hold it makes; receipts whose
+/// inclusion proofs verify, from a checkpoint kept in the bucket across a
+/// reopen; and a leaf changed in the bucket fails the notary's check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_logs_what_it_does_in_its_own_log() {
+    use ferry_store::{Notary, stored_entry};
+    use ferry_tlog::{Event, Signer};
+    use object_store::ObjectStoreExt;
+
+    let s3 = S3::new();
+    let logged = |name: &str| S3Options {
+        ledger: Some(name.to_owned()),
+        ..S3Options::default()
+    };
+    let a = s3.open_s3(logged("a")).await;
+    let b = s3.open_s3(logged("b")).await;
+    let signer = Signer::generate("test.example/a").unwrap();
+    let notary = Notary::start(signer.clone(), a.ledger().unwrap())
+        .await
+        .unwrap();
+    let mut stored = Vec::new();
+    for n in 0..3u8 {
+        stored.push(put(&*a, dict("10.0.0.1:1"), &content(40, n)).await);
+    }
+    let large = put(&*a, text("10.0.0.1:1", "l.txt"), &content(6 << 20, 9)).await;
+    let on_b = put(&*b, dict("10.0.0.2:1"), b"{\"from\": \"b\"}").await;
+    assert_eq!(on_b.log_index, Some(0), "b's first leaf, in b's own log");
+    for (n, meta) in stored.iter().chain([&large]).enumerate() {
+        assert_eq!(meta.log_index, Some(n as u64));
+        let receipt = notary.receipt(meta).await.expect("a receipt");
+        receipt.verify(&signer.verifier()).unwrap();
+        assert_eq!(
+            a.get(meta.id).await.unwrap().unwrap().log_index,
+            meta.log_index
+        );
+    }
+    a.set_hold(stored[0].id, true).await.unwrap();
+    a.set_hold(stored[0].id, false).await.unwrap();
+    assert!(a.delete(stored[1].id).await.unwrap());
+    a.refresh().await.unwrap();
+    assert!(
+        a.delete(on_b.id).await.unwrap(),
+        "a deletes b's item: a's log says so"
+    );
+    let ledger = a.ledger().unwrap();
+    let events: Vec<Event> = ledger
+        .leaves(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, entry)| entry.event())
+        .collect();
+    use Event::{Deleted, Hold, Release, Stored};
+    assert_eq!(
+        events,
+        [
+            Stored, Stored, Stored, Stored, Hold, Release, Deleted, Deleted
+        ]
+    );
+    assert_eq!(
+        ledger.leaves(3, 1).await.unwrap()[0].1,
+        stored_entry(&large)
+    );
+    assert_eq!(b.ledger().unwrap().size(), 1);
+    let published = notary.publish().await.unwrap().unwrap();
+    assert_eq!(published.size, 8);
+    drop((notary, ledger, a));
+
+    // Reopened: the same leaves, and the checkpoint from the bucket agrees.
+    let a = s3.open_s3(logged("a")).await;
+    assert_eq!(
+        a.get(stored[2].id).await.unwrap().unwrap().log_index,
+        Some(2)
+    );
+    let notary = Notary::start(signer.clone(), a.ledger().unwrap())
+        .await
+        .unwrap();
+    assert!(notary.health().ok, "{:?}", notary.health().problems);
+    let receipt = notary.receipt(&stored[2]).await.unwrap();
+    receipt.verify(&signer.verifier()).unwrap();
+    drop((notary, a));
+
+    // A leaf changed in the bucket: the reopened log no longer matches the
+    // checkpoint it signed.
+    let bucket = s3.bucket();
+    let path = object_store::path::Path::from("store/ledger/a/00000000000000000001");
+    let mut bytes = bucket
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x01;
+    bucket.put(&path, bytes.into()).await.unwrap();
+    let a = s3.open_s3(logged("a")).await;
+    let notary = Notary::start(signer, a.ledger().unwrap()).await.unwrap();
+    assert!(!notary.health().ok, "a changed leaf is caught");
+}

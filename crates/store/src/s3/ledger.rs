@@ -1,0 +1,591 @@
+//! The S3 store's [`Ledger`]: each server keeps its own log in the bucket.
+//!
+//! ```text
+//! s3://BUCKET/PREFIX/ledger/<name>/<seq>       the leaves of one group, numbered
+//!                                              from 1 without gaps
+//! s3://BUCKET/PREFIX/ledger/<name>/checkpoint  the last checkpoint it signed
+//! ```
+//!
+//! `<name>` is given by the server ([`S3Options::ledger`](super::S3Options)):
+//! Ferry's server names its log after its signing key, so a log has one writer
+//! and one key, and the servers on one bucket never need to agree on an order
+//! of their leaves. Each server's log records what that server did: the items
+//! it stored, the deletes, expiries and holds it made, the reads it served. A
+//! receipt names its log by the key that signed it.
+//!
+//! A group object holds its leaves one after the other, each as a 4-byte
+//! big-endian length and the leaf's bytes. It is created with a conditional PUT
+//! (`If-None-Match: *`), as the commit log's objects are, by one task that
+//! groups the appends waiting while the previous object is written; the leaves
+//! join the tree once the object storage has acknowledged their object, so
+//! every leaf counted is durable. A PUT refused because the object exists is
+//! ours if that object holds our bytes (an earlier try whose answer was lost);
+//! anything else means another process writes this log (the same key on two
+//! servers), and every later append is refused, saying so.
+//!
+//! An open reads every group object and builds the tree in memory (all its
+//! leaf hashes, 32 bytes a leaf, and the index of each `stored` leaf by item
+//! id, for the receipts the admin API serves). An object that cannot be read as leaves is a
+//! problem reported by [`Ledger::problems`], kept as it is: its leaves are then
+//! missing from the tree, which no longer matches the checkpoints signed
+//! before, and the notary says so.
+//!
+//! An item's `stored` leaf is appended once its record is in the commit log
+//! (see the [writer](super::writer)), so the log never says an item was stored
+//! that was not. A crash between the two leaves an item whose sender got no
+//! `OK`, listed without a `stored` leaf.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use ferry_tlog::{Entry, Event, Hash, Tree};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use tokio::sync::{mpsc, oneshot};
+
+use super::journal::{Missing, fetch};
+use crate::ledger::{Ledger, Rescan, proof_error};
+use crate::{ItemId, StoreError};
+
+/// Group objects fetched at once while reading the log.
+const READ_AHEAD: usize = 8;
+
+/// Appends waiting for the committer; a sender beyond it waits.
+const QUEUE: usize = 1024;
+
+/// At most this many bytes of leaves in one group object.
+const GROUP_MAX: usize = 4 << 20;
+
+const CHECKPOINT: &str = "checkpoint";
+
+/// One append waiting for its group object.
+struct Pending {
+    entries: Vec<Entry>,
+    done: oneshot::Sender<Result<u64, String>>,
+}
+
+/// The tree of the durable leaves, and where each group object's leaves start.
+#[derive(Debug, Default)]
+struct State {
+    tree: Tree,
+    /// The index of the first leaf of group object `seq`, at `seq - 1`.
+    starts: Vec<u64>,
+    /// The index of each item's `stored` leaf in this log, by item id.
+    stored: HashMap<String, u64>,
+}
+
+impl State {
+    /// Counts `entry` as the next leaf.
+    fn push(&mut self, entry: &Entry) {
+        let index = self.tree.push(entry.leaf_hash());
+        if entry.event() == Event::Stored {
+            self.stored.insert(entry.id().to_owned(), index);
+        }
+    }
+}
+
+/// A server's log in the bucket. See the [module](self).
+#[derive(Debug)]
+pub(crate) struct S3Ledger {
+    objects: Arc<dyn ObjectStore>,
+    dir: Path,
+    state: Arc<Mutex<State>>,
+    queue: mpsc::Sender<Pending>,
+    problems: Vec<String>,
+}
+
+impl S3Ledger {
+    /// Opens the log `name` under `root`: reads every group object, then
+    /// starts the committer after the last.
+    pub(crate) async fn open(
+        objects: Arc<dyn ObjectStore>,
+        root: &Path,
+        name: &str,
+    ) -> Result<S3Ledger, StoreError> {
+        let dir = root.clone().join("ledger").join(name);
+        let read = read_all(&*objects, &dir).await?;
+        for problem in &read.problems {
+            tracing::error!(log = %dir, %problem, "the log in the bucket is damaged; it is kept as it is");
+        }
+        let state = Arc::new(Mutex::new(read.state));
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        let committer = Committer {
+            objects: objects.clone(),
+            dir: dir.clone(),
+            state: state.clone(),
+            next: read.objects + 1,
+            failed: None,
+        };
+        tokio::spawn(committer.run(waiting));
+        tracing::info!(log = %dir, leaves = lock(&state).tree.len(), "log open");
+        Ok(S3Ledger {
+            objects,
+            dir,
+            state,
+            queue,
+            problems: read.problems,
+        })
+    }
+
+    /// The index of item `id`'s `stored` leaf, if this server stored it.
+    pub(crate) fn index_of(&self, id: ItemId) -> Option<u64> {
+        lock(&self.state).stored.get(&id.to_string()).copied()
+    }
+
+    fn tree<T>(
+        &self,
+        f: impl FnOnce(&Tree) -> Result<T, ferry_tlog::ProofError>,
+    ) -> Result<T, StoreError> {
+        f(&lock(&self.state).tree).map_err(proof_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl Ledger for S3Ledger {
+    async fn append(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
+        let closed = || StoreError::Unavailable("the store is closing".into());
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { entries, done })
+            .await
+            .map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(StoreError::Unavailable)
+    }
+
+    fn size(&self) -> u64 {
+        lock(&self.state).tree.len()
+    }
+
+    /// Every leaf counted is in the bucket already.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.tree(|tree| tree.root_at(size))
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.tree(|tree| tree.inclusion_proof(index, size))
+    }
+
+    fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        self.tree(|tree| tree.consistency_proof(from, to))
+    }
+
+    async fn leaves(&self, from: u64, limit: usize) -> Result<Vec<(u64, Entry)>, StoreError> {
+        let (objects, end) = {
+            let state = lock(&self.state);
+            let end = from.saturating_add(limit as u64).min(state.tree.len());
+            if from >= end {
+                return Ok(Vec::new());
+            }
+            // Group objects holding leaves `from..end`: (seq, first leaf).
+            let first = state.starts.partition_point(|&start| start <= from) - 1;
+            let last = state.starts.partition_point(|&start| start < end);
+            let objects: Vec<(u64, u64)> = (first..last)
+                .map(|i| (i as u64 + 1, state.starts[i]))
+                .collect();
+            (objects, end)
+        };
+        let mut leaves = Vec::new();
+        for (seq, start) in objects {
+            let bytes = fetch(&*self.objects, &group_path(&self.dir, seq))
+                .await
+                .map_err(|missing| damaged(seq, missing))?;
+            let entries = decode(&bytes).map_err(|why| {
+                StoreError::LogDamaged(format!("log object {seq} cannot be read back: {why}"))
+            })?;
+            for (index, entry) in (start..).zip(entries) {
+                if index >= from && index < end {
+                    leaves.push((index, entry));
+                }
+            }
+        }
+        Ok(leaves)
+    }
+
+    async fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        match fetch(&*self.objects, &self.dir.clone().join(CHECKPOINT)).await {
+            Ok(bytes) => String::from_utf8(bytes.to_vec())
+                .map(Some)
+                .map_err(|_| StoreError::LogDamaged("the saved checkpoint is not text".into())),
+            Err(Missing::Gone) => Ok(None),
+            Err(Missing::Failed(err)) => Err(err),
+        }
+    }
+
+    async fn save_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        let path = self.dir.clone().join(CHECKPOINT);
+        self.objects
+            .put(&path, PutPayload::from(note.to_owned()))
+            .await
+            .map_err(|err| StoreError::remote(format!("writing {path}"), err))?;
+        Ok(())
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.problems.clone()
+    }
+
+    async fn rescan(&self, size: u64) -> Result<Rescan, StoreError> {
+        let read = read_all(&*self.objects, &self.dir).await?;
+        let fresh = &read.state.tree;
+        let mut problems = read.problems;
+        let len = self.size();
+        // Leaves appended since the read are not a problem.
+        if fresh.len() > len {
+            problems.push(format!(
+                "the bucket holds {} leaves, more than the {len} in memory",
+                fresh.len()
+            ));
+        } else if self.root(fresh.len()).ok() != Some(fresh.root()) {
+            problems.push(format!(
+                "the {} leaves in the bucket are not those in memory (their root differs)",
+                fresh.len()
+            ));
+        }
+        Ok(Rescan {
+            size: fresh.len(),
+            root_at: fresh.root_at(size).ok(),
+            problems,
+        })
+    }
+}
+
+/// What reading every group object found.
+struct Read {
+    state: State,
+    /// The group objects read (the next is `objects + 1`).
+    objects: u64,
+    problems: Vec<String>,
+}
+
+/// Reads the group objects from 1 until the first missing one.
+async fn read_all(objects: &dyn ObjectStore, dir: &Path) -> Result<Read, StoreError> {
+    let mut read = Read {
+        state: State::default(),
+        objects: 0,
+        problems: Vec::new(),
+    };
+    let mut fetched = futures::stream::iter(1u64..)
+        .map(|seq| async move { (seq, fetch(objects, &group_path(dir, seq)).await) })
+        .buffered(READ_AHEAD);
+    while let Some((seq, got)) = fetched.next().await {
+        let bytes = match got {
+            Ok(bytes) => bytes,
+            Err(Missing::Gone) => break,
+            Err(Missing::Failed(err)) => return Err(err),
+        };
+        read.objects = seq;
+        read.state.starts.push(read.state.tree.len());
+        match decode(&bytes) {
+            Ok(entries) => entries.iter().for_each(|entry| read.state.push(entry)),
+            Err(why) => read
+                .problems
+                .push(format!("log object {seq} cannot be read: {why}")),
+        }
+    }
+    Ok(read)
+}
+
+fn group_path(dir: &Path, seq: u64) -> Path {
+    dir.clone().join(format!("{seq:020}"))
+}
+
+fn damaged(seq: u64, missing: Missing) -> StoreError {
+    match missing {
+        Missing::Gone => StoreError::LogDamaged(format!("log object {seq} is missing")),
+        Missing::Failed(err) => err,
+    }
+}
+
+/// A group object's bytes: each leaf as its length (4 bytes, big-endian) and
+/// its bytes.
+fn encode(entries: &[Entry]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(entries.iter().map(|e| 4 + e.as_bytes().len()).sum());
+    for entry in entries {
+        let leaf = entry.as_bytes();
+        let len = u32::try_from(leaf.len()).expect("a leaf is far under 4 GiB");
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(leaf);
+    }
+    bytes
+}
+
+/// The leaves of a group object; an error says why it is not one.
+fn decode(mut bytes: &[u8]) -> Result<Vec<Entry>, String> {
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or("it ends inside a leaf's length")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(format!("leaf {} runs past its end", entries.len()));
+        }
+        let (leaf, rest) = rest.split_at(len);
+        let entry = Entry::parse(leaf)
+            .map_err(|err| format!("leaf {} is not a leaf: {err}", entries.len()))?;
+        entries.push(entry);
+        bytes = rest;
+    }
+    if entries.is_empty() {
+        return Err("it holds no leaf".into());
+    }
+    Ok(entries)
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes the group objects, one at a time, in order.
+struct Committer {
+    objects: Arc<dyn ObjectStore>,
+    dir: Path,
+    state: Arc<Mutex<State>>,
+    /// The sequence number of the next group object.
+    next: u64,
+    /// Why appends are refused (another writer of this log).
+    failed: Option<String>,
+}
+
+impl Committer {
+    async fn run(mut self, mut waiting: mpsc::Receiver<Pending>) {
+        while let Some(first) = waiting.recv().await {
+            let mut bytes = first
+                .entries
+                .iter()
+                .map(|e| e.as_bytes().len())
+                .sum::<usize>();
+            let mut group = vec![first];
+            while bytes < GROUP_MAX {
+                let Ok(next) = waiting.try_recv() else { break };
+                bytes += next
+                    .entries
+                    .iter()
+                    .map(|e| e.as_bytes().len())
+                    .sum::<usize>();
+                group.push(next);
+            }
+            let entries: Vec<&Entry> = group.iter().flat_map(|p| &p.entries).collect();
+            let result = self.write(&entries).await;
+            let mut index = result.clone();
+            for pending in group {
+                let count = pending.entries.len() as u64;
+                let _ = pending.done.send(index.clone());
+                if let Ok(first) = &mut index {
+                    *first += count;
+                }
+            }
+        }
+    }
+
+    /// Writes `entries` as the next group object; the index of the first.
+    async fn write(&mut self, entries: &[&Entry]) -> Result<u64, String> {
+        if let Some(reason) = &self.failed {
+            return Err(reason.clone());
+        }
+        if entries.is_empty() {
+            return Ok(lock(&self.state).tree.len());
+        }
+        let owned: Vec<Entry> = entries.iter().map(|&e| e.clone()).collect();
+        let object = Bytes::from(encode(&owned));
+        let path = group_path(&self.dir, self.next);
+        let put = self
+            .objects
+            .put_opts(
+                &path,
+                PutPayload::from(object.clone()),
+                PutMode::Create.into(),
+            )
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => match fetch(&*self.objects, &path).await {
+                Ok(theirs) if theirs == object => {}
+                Ok(_) => {
+                    let reason = format!(
+                        "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
+                        self.dir
+                    );
+                    tracing::error!(%reason, "refusing every later append to the log");
+                    self.failed = Some(reason.clone());
+                    return Err(reason);
+                }
+                Err(missing) => return Err(failed_write(&path, damaged(self.next, missing))),
+            },
+            Err(err) => {
+                return Err(failed_write(
+                    &path,
+                    StoreError::remote(format!("writing {path}"), err),
+                ));
+            }
+        }
+        self.next += 1;
+        let mut state = lock(&self.state);
+        let first = state.tree.len();
+        state.starts.push(first);
+        owned.iter().for_each(|entry| state.push(entry));
+        Ok(first)
+    }
+}
+
+/// A write that failed: logged in full, told to the appender in short.
+fn failed_write(path: &Path, err: StoreError) -> String {
+    tracing::error!(%path, %err, "cannot write to the log in the bucket");
+    "the object storage did not take the log's write (the server's log says why)".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn entry(n: u64) -> Entry {
+        Entry::stored(
+            &format!("{n:032x}"),
+            &"ab".repeat(32),
+            n,
+            "dict",
+            "json",
+            "2026-12-03T00:00:00Z",
+        )
+    }
+
+    fn open(
+        objects: &Arc<InMemory>,
+        name: &str,
+    ) -> impl Future<Output = Result<S3Ledger, StoreError>> {
+        let objects: Arc<dyn ObjectStore> = objects.clone();
+        async move { S3Ledger::open(objects, &Path::from("store"), name).await }
+    }
+
+    #[test]
+    fn a_group_object_reads_back_as_written_and_damage_is_refused() {
+        let entries: Vec<Entry> = (0..5).map(entry).collect();
+        let bytes = encode(&entries);
+        assert_eq!(decode(&bytes).unwrap(), entries);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode(&bytes[..2]).is_err());
+        assert!(decode(&[]).is_err());
+        let mut flipped = bytes.clone();
+        flipped[5] ^= 0x20;
+        assert!(decode(&flipped).is_err() || decode(&flipped).unwrap() != entries);
+    }
+
+    #[tokio::test]
+    async fn appends_are_durable_and_a_reopen_builds_the_same_tree() {
+        let objects = Arc::new(InMemory::new());
+        let ledger = open(&objects, "a").await.unwrap();
+        let mut expected = Tree::new();
+        for n in 0..40 {
+            let entries = vec![entry(n), entry(n + 1000)];
+            expected.push(entries[0].leaf_hash());
+            expected.push(entries[1].leaf_hash());
+            assert_eq!(ledger.append(entries).await.unwrap(), 2 * n);
+        }
+        assert_eq!(ledger.size(), 80);
+        assert_eq!(ledger.root(80).unwrap(), expected.root());
+        let leaves = ledger.leaves(7, 10).await.unwrap();
+        assert_eq!(leaves.len(), 10);
+        assert_eq!(leaves[0], (7, entry(1003)));
+        assert_eq!(leaves[9], (16, entry(8)));
+        assert!(ledger.leaves(80, 5).await.unwrap().is_empty());
+        ledger.save_checkpoint("a checkpoint\n").await.unwrap();
+
+        let again = open(&objects, "a").await.unwrap();
+        assert!(again.problems().is_empty());
+        assert_eq!(again.size(), 80);
+        assert_eq!(again.root(80).unwrap(), expected.root());
+        assert_eq!(
+            again.inclusion_proof(3, 80).unwrap(),
+            expected.inclusion_proof(3, 80).unwrap()
+        );
+        assert_eq!(
+            again.checkpoint().await.unwrap().as_deref(),
+            Some("a checkpoint\n")
+        );
+        assert_eq!(again.append(vec![entry(7)]).await.unwrap(), 80);
+        let rescan = again.rescan(40).await.unwrap();
+        assert!(rescan.problems.is_empty(), "{:?}", rescan.problems);
+        assert_eq!(rescan.root_at, Some(expected.root_at(40).unwrap()));
+
+        let other = open(&objects, "b").await.unwrap();
+        assert_eq!(other.size(), 0);
+        assert_eq!(other.checkpoint().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_changed_group_object_is_reported_and_kept() {
+        let objects = Arc::new(InMemory::new());
+        let ledger = open(&objects, "a").await.unwrap();
+        for n in 0..3 {
+            ledger.append(vec![entry(n)]).await.unwrap();
+        }
+        let root = ledger.root(3).unwrap();
+        let path = group_path(&Path::from("store/ledger/a"), 2);
+        let mut bytes = objects
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        objects
+            .put(&path, PutPayload::from(bytes.clone()))
+            .await
+            .unwrap();
+
+        let rescan = ledger.rescan(3).await.unwrap();
+        assert!(!rescan.problems.is_empty());
+        assert_ne!(rescan.root_at, Some(root));
+        let again = open(&objects, "a").await.unwrap();
+        assert_ne!(again.root(again.size()).ok(), Some(root));
+        assert!(
+            objects.get(&path).await.is_ok(),
+            "the damaged object is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_of_the_same_log_is_refused() {
+        let objects = Arc::new(InMemory::new());
+        let one = open(&objects, "a").await.unwrap();
+        let two = open(&objects, "a").await.unwrap();
+        one.append(vec![entry(1)]).await.unwrap();
+        let refused = two.append(vec![entry(2)]).await.unwrap_err();
+        assert!(refused.to_string().contains("its own log key"), "{refused}");
+        assert!(
+            two.append(vec![entry(1)]).await.is_err(),
+            "refused from then on"
+        );
+        assert_eq!(one.append(vec![entry(3)]).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retried_write_that_had_landed_is_ours() {
+        let objects = Arc::new(InMemory::new());
+        let ledger = open(&objects, "a").await.unwrap();
+        // As if an earlier try of the next write had landed, its answer lost.
+        let path = group_path(&Path::from("store/ledger/a"), 1);
+        objects
+            .put(&path, PutPayload::from(encode(&[entry(9)])))
+            .await
+            .unwrap();
+        assert_eq!(ledger.append(vec![entry(9)]).await.unwrap(), 0);
+        assert_eq!(ledger.size(), 1);
+    }
+}
