@@ -101,6 +101,11 @@ struct Cluster {
 /// A `ferry-server` in a fresh data directory on moto's bucket, with the
 /// storage and Fernet keys in `shared`, and `extra` arguments.
 fn server_on(moto: &Moto, shared: &Path, extra: &[&str]) -> Server {
+    server_in(tempfile::tempdir().unwrap(), moto, shared, extra)
+}
+
+/// [`server_on`] in `dir` (a restart, when it holds a server's data already).
+fn server_in(dir: tempfile::TempDir, moto: &Moto, shared: &Path, extra: &[&str]) -> Server {
     let storage_key = shared.join("storage.key");
     let fernet_key = shared.join("fernet.key");
     let mut args = vec![
@@ -114,7 +119,7 @@ fn server_on(moto: &Moto, shared: &Path, extra: &[&str]) -> Server {
     args.extend_from_slice(extra);
     let env = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start_with(tempfile::tempdir().unwrap(), &args, &env, Stdio::inherit())
+    Server::start_with(dir, &args, &env, Stdio::inherit())
 }
 
 impl Cluster {
@@ -380,6 +385,8 @@ async fn what_legacy_clients_and_the_gateway_send_through_haproxy_is_listed_iden
     let body_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
     assert_eq!(reply.body["sha256"], body_sha.as_str(), "{}", reply.body);
     for (_, body) in &gateway_ids {
+        // Signed by whichever server took it, from its own log in the bucket.
+        assert!(body["receipt"]["index"].is_u64(), "a receipt: {body}");
         expected.push((
             body["size"].as_u64().unwrap(),
             body["sha256"].as_str().unwrap().to_owned(),
@@ -661,4 +668,74 @@ async fn servers_compacting_at_once_give_back_deleted_space_and_keep_the_rest() 
         );
         assert!(deleted.iter().all(|id| !listed.contains(id)), "server {n}");
     }
+}
+
+/// Issue #12 on the S3 store: each server keeps its own log in the bucket,
+/// named by its signing key. What a server stores gets a receipt signed by its
+/// own key at once, and its admin API serves the same receipt later; each
+/// server's leaves start at 0, and a restarted server finds its log again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_gives_receipts_from_its_own_log_in_the_bucket() {
+    use crate::harness::admin::{id_of, send_dict, session_keyed};
+    use ferry_protocol::Serialization;
+    use ferry_tlog::{Receipt, Verifier};
+
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let shared = tempfile::tempdir().unwrap();
+    let fast = ["--checkpoint-interval-ms", "100"];
+    let mut servers: Vec<Server> = (0..2)
+        .map(|_| server_on(&moto, shared.path(), &fast))
+        .collect();
+    let mut keys = Vec::new();
+    for (n, server) in servers.iter().enumerate() {
+        let admin = server.admin();
+        let key = admin.get("/api/log/key").await.text().await.unwrap();
+        let verifier = Verifier::from_text(key.trim()).unwrap();
+        let mut s = session_keyed(server, &shared.path().join("fernet.key")).await;
+        let mut receipts = Vec::new();
+        for k in 0..3 {
+            let reply = send_dict(
+                &mut s,
+                json!({"server": n, "k": k}),
+                Serialization::Json,
+                false,
+            )
+            .await;
+            let native: Receipt =
+                serde_json::from_value(reply.signed.clone().expect("a receipt")).unwrap();
+            native.verify(&verifier).unwrap();
+            assert_eq!(native.index, k, "server {n}'s own log");
+            receipts.push((id_of(&reply), native));
+        }
+        s.end().await.unwrap();
+        for (id, native) in &receipts {
+            let served: Receipt =
+                serde_json::from_value(admin.get_json(&format!("/api/items/{id}/receipt")).await)
+                    .unwrap();
+            assert_eq!((&served.id, served.index), (&native.id, native.index));
+            served.verify(&verifier).unwrap();
+        }
+        keys.push(key);
+    }
+    assert_ne!(keys[0], keys[1], "each server signs with its own key");
+
+    // Killed and restarted on the same data directory (the same key): the
+    // same log, read back from the bucket.
+    let Server { mut running, dir } = servers.remove(0);
+    running.kill();
+    drop(running);
+    let again = server_in(dir, &moto, shared.path(), &fast);
+    let mut s = session_keyed(&again, &shared.path().join("fernet.key")).await;
+    let reply = send_dict(&mut s, json!({"again": true}), Serialization::Json, false).await;
+    s.end().await.unwrap();
+    let receipt: Receipt = serde_json::from_value(reply.signed.clone().unwrap()).unwrap();
+    assert!(
+        receipt.index >= 3,
+        "after the first life's leaves: {}",
+        receipt.index
+    );
+    receipt
+        .verify(&Verifier::from_text(keys[0].trim()).unwrap())
+        .unwrap();
 }

@@ -18,7 +18,12 @@ use crate::harness::{Admin, Server};
 /// A native session to `server` with its Fernet key and Ferry's extensions (so
 /// each receipt carries the stored item's id).
 pub async fn session(server: &Server) -> Session {
-    let key = FernetKey::load(&server.fernet_key_file()).expect("the server's fernet key");
+    session_keyed(server, &server.fernet_key_file()).await
+}
+
+/// [`session`] with the Fernet key in `key_file` (servers sharing one key).
+pub async fn session_keyed(server: &Server, key_file: &std::path::Path) -> Session {
+    let key = FernetKey::load(key_file).expect("the server's fernet key");
     let options = Options {
         fernet: Some(Arc::new(key)),
         ..Options::default()
