@@ -100,8 +100,16 @@ impl Bench<'_> {
         s3::clear(&*s3.objects, &folder).await?;
         let puts = puts?;
 
-        progress(format!("S3: small dictionaries, {n} connections"));
-        let dicts = self.s3_dicts(sizes, s3).await?;
+        // The commit log's group commits alone (issue #7's figure), then with
+        // each server's signed log, a second PUT per group after the items'.
+        progress(format!(
+            "S3: small dictionaries, {n} connections, signed log off"
+        ));
+        let dicts = self.s3_dicts(sizes, s3, &["--tlog", "false"]).await?;
+        progress(format!(
+            "S3: small dictionaries, {n} connections, signed log on"
+        ));
+        let logged = self.s3_dicts(sizes, s3, &[]).await?;
         report.push(
             S3,
             format!(
@@ -114,7 +122,9 @@ impl Bench<'_> {
         );
         report.push(
             S3,
-            format!("small JSON dicts, {n} connections, store on S3"),
+            format!(
+                "small JSON dicts, {n} connections, store on S3, signed log off (--tlog false)"
+            ),
             dicts.per_sec(),
             "dicts/s",
             Target::AtLeast {
@@ -131,6 +141,20 @@ impl Bench<'_> {
                 value: 10.0,
                 why: "fixed".into(),
             },
+        );
+        report.push(
+            S3,
+            format!("small JSON dicts, {n} connections, store on S3, signed log on (receipts)"),
+            logged.per_sec(),
+            "dicts/s",
+            Target::None,
+        );
+        report.push(
+            S3,
+            "those dicts/s / sequential PUTs/s",
+            logged.per_sec() / puts.per_sec(),
+            "×",
+            Target::None,
         );
         Ok(())
     }
@@ -263,11 +287,11 @@ impl Bench<'_> {
     }
 
     /// Small dictionaries over many connections to a server on S3.
-    async fn s3_dicts(&mut self, sizes: &Sizes, s3: &OnS3) -> Result<Rate> {
+    async fn s3_dicts(&mut self, sizes: &Sizes, s3: &OnS3, extra: &[&str]) -> Result<Rate> {
         self.phase = "S3 dictionaries";
         let folder = s3.folder("dicts");
         let rate = async {
-            let server = self.s3_server(s3, &folder, &[]).await?;
+            let server = self.s3_server(s3, &folder, extra).await?;
             let rate = tcp::dict_rate(server.tcp(), sizes.connections, sizes.dict_multi).await;
             self.retire(server).await?;
             rate
