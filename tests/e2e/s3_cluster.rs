@@ -738,4 +738,39 @@ async fn each_server_gives_receipts_from_its_own_log_in_the_bucket() {
     receipt
         .verify(&Verifier::from_text(keys[0].trim()).unwrap())
         .unwrap();
+
+    // A checkpoint published into the bucket, then `verify-log` with the
+    // server stopped reads the log back from the bucket and checks it.
+    let admin = again.admin();
+    crate::harness::wait_until(CONVERGE, async || {
+        let response = admin.get("/api/log/checkpoint").await;
+        let note = response.text().await.unwrap_or_default();
+        match note
+            .lines()
+            .nth(1)
+            .and_then(|size| size.parse::<u64>().ok())
+        {
+            Some(size) if size > receipt.index => Ok(()),
+            _ => Err(format!("no checkpoint of the new leaf yet: {note:?}")),
+        }
+    })
+    .await;
+    let Server { mut running, dir } = again;
+    running.kill();
+    let storage_key = shared.path().join("storage.key");
+    let data = dir.path().join("data");
+    let verify = Command::new(crate::harness::bin("ferry-server"))
+        .args(["--data-dir", data.to_str().unwrap(), "--store", STORE])
+        .args(["--storage-key", storage_key.to_str().unwrap(), "verify-log"])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(stdout.contains("ok: the leaves match"), "{stdout}");
 }
