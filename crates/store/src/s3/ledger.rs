@@ -117,6 +117,7 @@ impl S3Ledger {
             state: state.clone(),
             next: read.objects + 1,
             failed: None,
+            unsure: None,
         };
         tokio::spawn(committer.run(waiting));
         tracing::info!(log = %dir, leaves = lock(&state).tree.len(), "log open");
@@ -354,6 +355,8 @@ struct Committer {
     next: u64,
     /// Why appends are refused (another writer of this log).
     failed: Option<String>,
+    /// The last group object whose write failed: it may have landed anyway.
+    unsure: Option<Bytes>,
 }
 
 impl Committer {
@@ -397,46 +400,65 @@ impl Committer {
         }
         let owned: Vec<Entry> = entries.iter().map(|&e| e.clone()).collect();
         let object = Bytes::from(encode(&owned));
-        let path = group_path(&self.dir, self.next);
-        let put = self
-            .objects
-            .put_opts(
-                &path,
-                PutPayload::from(object.clone()),
-                PutMode::Create.into(),
-            )
-            .await;
-        match put {
-            Ok(_) => {}
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => match fetch(&*self.objects, &path).await {
-                Ok(theirs) if theirs == object => {}
-                Ok(_) => {
-                    let reason = format!(
-                        "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
-                        self.dir
-                    );
-                    tracing::error!(%reason, "refusing every later append to the log");
-                    self.failed = Some(reason.clone());
-                    return Err(reason);
-                }
-                Err(missing) => return Err(failed_write(&path, damaged(self.next, missing))),
-            },
-            Err(err) => {
-                return Err(failed_write(
+        loop {
+            let path = group_path(&self.dir, self.next);
+            let put = self
+                .objects
+                .put_opts(
                     &path,
-                    StoreError::remote(format!("writing {path}"), err),
-                ));
+                    PutPayload::from(object.clone()),
+                    PutMode::Create.into(),
+                )
+                .await;
+            match put {
+                Ok(_) => break,
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => match fetch(&*self.objects, &path).await {
+                    // An earlier try of this write whose answer was lost.
+                    Ok(theirs) if theirs == object => break,
+                    // An earlier write that failed had landed after all: its
+                    // leaves are in the log; this one goes after them.
+                    Ok(theirs) if self.unsure.as_ref() == Some(&theirs) => {
+                        self.unsure = None;
+                        self.count(&decode(&theirs).unwrap_or_default());
+                    }
+                    Ok(_) => {
+                        let reason = format!(
+                            "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
+                            self.dir
+                        );
+                        tracing::error!(%reason, "refusing every later append to the log");
+                        self.failed = Some(reason.clone());
+                        return Err(reason);
+                    }
+                    Err(missing) => {
+                        return Err(failed_write(&path, damaged(self.next, missing)));
+                    }
+                },
+                Err(err) => {
+                    // It may have landed all the same: see above.
+                    self.unsure = Some(object);
+                    return Err(failed_write(
+                        &path,
+                        StoreError::remote(format!("writing {path}"), err),
+                    ));
+                }
             }
         }
+        self.unsure = None;
+        Ok(self.count(&owned))
+    }
+
+    /// Counts `entries`, the leaves of group object `next`; the index of the first.
+    fn count(&mut self, entries: &[Entry]) -> u64 {
         self.next += 1;
         let mut state = lock(&self.state);
         let first = state.tree.len();
         state.starts.push(first);
-        owned.iter().for_each(|entry| state.push(entry));
-        Ok(first)
+        entries.iter().for_each(|entry| state.push(entry));
+        first
     }
 }
 
@@ -573,6 +595,111 @@ mod tests {
             "refused from then on"
         );
         assert_eq!(one.append(vec![entry(3)]).await.unwrap(), 1);
+    }
+
+    /// An object store whose next PUT lands but answers with an error, as
+    /// when the connection drops after the request.
+    #[derive(Debug)]
+    struct LosesAnAnswer {
+        inner: InMemory,
+        lose: std::sync::atomic::AtomicBool,
+    }
+
+    impl std::fmt::Display for LosesAnAnswer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "LosesAnAnswer")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for LosesAnAnswer {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            let put = self.inner.put_opts(location, payload, opts).await?;
+            match self.lose.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                true => Err(object_store::Error::Generic {
+                    store: "test",
+                    source: "connection reset".into(),
+                }),
+                false => Ok(put),
+            }
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_that_landed_all_the_same_is_counted_before_the_next() {
+        let objects = Arc::new(LosesAnAnswer {
+            inner: InMemory::new(),
+            lose: false.into(),
+        });
+        let ledger = S3Ledger::open(objects.clone(), &Path::from("store"), "a")
+            .await
+            .unwrap();
+        ledger.append(vec![entry(0)]).await.unwrap();
+        objects
+            .lose
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(ledger.append(vec![entry(1)]).await.is_err());
+        assert_eq!(ledger.size(), 1, "not counted while unsure");
+        // The next write finds the first in its place: both are counted, in order.
+        assert_eq!(ledger.append(vec![entry(2)]).await.unwrap(), 2);
+        let leaves: Vec<Entry> = ledger
+            .leaves(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(leaves, [entry(0), entry(1), entry(2)]);
+        let again = S3Ledger::open(objects, &Path::from("store"), "a")
+            .await
+            .unwrap();
+        assert_eq!(again.root(3).unwrap(), ledger.root(3).unwrap());
     }
 
     #[tokio::test]
