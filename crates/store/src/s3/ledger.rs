@@ -4,6 +4,8 @@
 //! s3://BUCKET/PREFIX/ledger/<name>/<seq>       the leaves of one group, numbered
 //!                                              from 1 without gaps
 //! s3://BUCKET/PREFIX/ledger/<name>/checkpoint  the last checkpoint it signed
+//! s3://BUCKET/PREFIX/ledger/<name>/index/<n>   the leaf hashes of group objects
+//!                                              n × 1024 + 1 to (n + 1) × 1024
 //! ```
 //!
 //! `<name>` is given by the server ([`S3Options::ledger`](super::S3Options)):
@@ -23,9 +25,18 @@
 //! anything else means another process writes this log (the same key on two
 //! servers), and every later append is refused, saying so.
 //!
-//! An open reads every group object and builds the tree in memory (all its
-//! leaf hashes, 32 bytes a leaf, and the index of each `stored` leaf by item
-//! id, for the receipts the admin API serves). An object that cannot be read as leaves is a
+//! An open builds the tree in memory (all its leaf hashes, 32 bytes a leaf,
+//! and the index of each `stored` leaf by item id, for the receipts the admin
+//! API serves). It reads the index chunks first: each stands for 1,024 group
+//! objects (their leaves' hashes and `stored` ids, with a SHA-256 of the
+//! chunk), written in the background once the committer has written them (or
+//! an open has read them). Then it reads the group objects after the last
+//! chunk. A chunk that is missing or does not read is not taken: the open
+//! reads its group objects instead, and writes it again. When chunks stood
+//! for group objects, the notary reads every group object in the background
+//! ([`Ledger::rescan`]) and checks the tree against the last checkpoint, as
+//! the local store does after a clean restart; a chunk that lies is caught
+//! there. An object that cannot be read as leaves is a
 //! problem reported by [`Ledger::problems`], kept as it is: its leaves are then
 //! missing from the tree, which no longer matches the checkpoints signed
 //! before, and the notary says so.
@@ -43,6 +54,7 @@ use ferry_tlog::{Entry, Event, Hash, Tree};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::journal::{Missing, fetch};
@@ -57,6 +69,12 @@ const QUEUE: usize = 1024;
 
 /// At most this many bytes of leaves in one group object.
 const GROUP_MAX: usize = 4 << 20;
+
+/// Group objects an index chunk covers.
+const INDEX_EVERY: usize = if cfg!(test) { 4 } else { 1024 };
+
+/// The first bytes of an index chunk.
+const INDEX_MAGIC: &[u8] = b"ferry-s3-ledger-index/v1\n";
 
 const CHECKPOINT: &str = "checkpoint";
 
@@ -74,15 +92,52 @@ struct State {
     starts: Vec<u64>,
     /// The index of each item's `stored` leaf in this log, by item id.
     stored: HashMap<String, u64>,
+    /// The leaves of the group objects since the last whole index chunk.
+    chunk: Vec<Vec<Indexed>>,
+}
+
+/// A leaf as an index chunk keeps it: its hash, and its item's id if it is a
+/// `stored` leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Indexed {
+    hash: Hash,
+    stored: Option<String>,
 }
 
 impl State {
-    /// Counts `entry` as the next leaf.
+    /// Starts counting the leaves of the next group object.
+    fn begin_object(&mut self) {
+        self.starts.push(self.tree.len());
+        self.chunk.push(Vec::new());
+    }
+
+    /// Counts `entry` as the next leaf, of the group object begun last.
     fn push(&mut self, entry: &Entry) {
-        let index = self.tree.push(entry.leaf_hash());
-        if entry.event() == Event::Stored {
-            self.stored.insert(entry.id().to_owned(), index);
+        let stored = (entry.event() == Event::Stored).then(|| entry.id().to_owned());
+        self.push_indexed(Indexed {
+            hash: entry.leaf_hash(),
+            stored,
+        });
+    }
+
+    fn push_indexed(&mut self, leaf: Indexed) {
+        let index = self.tree.push(leaf.hash);
+        if let Some(id) = &leaf.stored {
+            self.stored.insert(id.clone(), index);
         }
+        if let Some(object) = self.chunk.last_mut() {
+            object.push(leaf);
+        }
+    }
+
+    /// The bytes and number of the index chunk the objects counted complete,
+    /// if they just completed one.
+    fn complete_chunk(&mut self) -> Option<(u64, Vec<u8>)> {
+        if self.chunk.len() < INDEX_EVERY {
+            return None;
+        }
+        let number = self.starts.len() as u64 / INDEX_EVERY as u64 - 1;
+        Some((number, encode_chunk(&std::mem::take(&mut self.chunk))))
     }
 }
 
@@ -94,6 +149,8 @@ pub(crate) struct S3Ledger {
     state: Arc<Mutex<State>>,
     queue: mpsc::Sender<Pending>,
     problems: Vec<String>,
+    /// Whether the open took index chunks for some group objects.
+    indexed: bool,
 }
 
 impl S3Ledger {
@@ -105,9 +162,12 @@ impl S3Ledger {
         name: &str,
     ) -> Result<S3Ledger, StoreError> {
         let dir = root.clone().join("ledger").join(name);
-        let read = read_all(&*objects, &dir).await?;
+        let read = read_all(&*objects, &dir, true).await?;
         for problem in &read.problems {
             tracing::error!(log = %dir, %problem, "the log in the bucket is damaged; it is kept as it is");
+        }
+        for (number, bytes) in read.unwritten {
+            write_chunk(objects.clone(), chunk_path(&dir, number), bytes);
         }
         let state = Arc::new(Mutex::new(read.state));
         let (queue, waiting) = mpsc::channel(QUEUE);
@@ -127,6 +187,7 @@ impl S3Ledger {
             state,
             queue,
             problems: read.problems,
+            indexed: read.indexed,
         })
     }
 
@@ -234,10 +295,23 @@ impl Ledger for S3Ledger {
         self.problems.clone()
     }
 
+    /// Not when index chunks stood for group objects: the notary then reads
+    /// them all in the background ([`rescan`](Ledger::rescan)).
+    fn read_at_open(&self) -> bool {
+        !self.indexed
+    }
+
     async fn rescan(&self, size: u64) -> Result<Rescan, StoreError> {
-        let read = read_all(&*self.objects, &self.dir).await?;
+        let known = lock(&self.state).starts.len() as u64;
+        let read = read_all(&*self.objects, &self.dir, false).await?;
         let fresh = &read.state.tree;
         let mut problems = read.problems;
+        if read.objects < known {
+            problems.push(format!(
+                "log object {} is missing (the log has {known})",
+                read.objects + 1
+            ));
+        }
         let len = self.size();
         // Leaves appended since the read are not a problem.
         if fresh.len() > len {
@@ -259,22 +333,59 @@ impl Ledger for S3Ledger {
     }
 }
 
-/// What reading every group object found.
+/// What reading the log found.
 struct Read {
     state: State,
     /// The group objects read (the next is `objects + 1`).
     objects: u64,
     problems: Vec<String>,
+    /// Whether index chunks stood for some group objects (not read then).
+    indexed: bool,
+    /// The index chunks of the group objects read, by number.
+    unwritten: Vec<(u64, Vec<u8>)>,
 }
 
-/// Reads the group objects from 1 until the first missing one.
-async fn read_all(objects: &dyn ObjectStore, dir: &Path) -> Result<Read, StoreError> {
+/// Reads the log: the index chunks from the first until one is missing or
+/// unreadable (if `use_index`), then every group object after those they
+/// cover, until the first missing one.
+async fn read_all(
+    objects: &dyn ObjectStore,
+    dir: &Path,
+    use_index: bool,
+) -> Result<Read, StoreError> {
     let mut read = Read {
         state: State::default(),
         objects: 0,
         problems: Vec::new(),
+        indexed: false,
+        unwritten: Vec::new(),
     };
-    let mut fetched = futures::stream::iter(1u64..)
+    if use_index {
+        let mut chunks = futures::stream::iter(0u64..)
+            .map(|number| async move { fetch(objects, &chunk_path(dir, number)).await })
+            .buffered(READ_AHEAD);
+        while let Some(got) = chunks.next().await {
+            let bytes = match got {
+                Ok(bytes) => bytes,
+                Err(Missing::Gone) => break,
+                Err(Missing::Failed(err)) => return Err(err),
+            };
+            let Some(chunk) = decode_chunk(&bytes) else {
+                tracing::warn!(log = %dir, chunk = read.objects / INDEX_EVERY as u64, "an index chunk of the log cannot be read; reading its group objects instead");
+                break;
+            };
+            for object in chunk {
+                read.state.begin_object();
+                object
+                    .into_iter()
+                    .for_each(|leaf| read.state.push_indexed(leaf));
+            }
+            read.state.chunk.clear();
+            read.objects += INDEX_EVERY as u64;
+            read.indexed = true;
+        }
+    }
+    let mut fetched = futures::stream::iter(read.objects + 1..)
         .map(|seq| async move { (seq, fetch(objects, &group_path(dir, seq)).await) })
         .buffered(READ_AHEAD);
     while let Some((seq, got)) = fetched.next().await {
@@ -284,15 +395,84 @@ async fn read_all(objects: &dyn ObjectStore, dir: &Path) -> Result<Read, StoreEr
             Err(Missing::Failed(err)) => return Err(err),
         };
         read.objects = seq;
-        read.state.starts.push(read.state.tree.len());
+        read.state.begin_object();
         match decode(&bytes) {
             Ok(entries) => entries.iter().for_each(|entry| read.state.push(entry)),
             Err(why) => read
                 .problems
                 .push(format!("log object {seq} cannot be read: {why}")),
         }
+        // A chunk these objects complete is missing (else it was read):
+        // written again after the open.
+        read.unwritten.extend(read.state.complete_chunk());
     }
     Ok(read)
+}
+
+/// Writes an index chunk in the background. Only a shortcut for the opens: if
+/// it is lost, the next open reads the group objects it stands for (and
+/// writes it).
+fn write_chunk(objects: Arc<dyn ObjectStore>, path: Path, bytes: Vec<u8>) {
+    tokio::spawn(async move {
+        if let Err(err) = objects.put(&path, PutPayload::from(bytes)).await {
+            tracing::warn!(%path, %err, "cannot write an index chunk of the log");
+        }
+    });
+}
+
+fn chunk_path(dir: &Path, number: u64) -> Path {
+    dir.clone().join("index").join(format!("{number:020}"))
+}
+
+/// An index chunk: for each of its [`INDEX_EVERY`] group objects, its number
+/// of leaves (4 bytes, big-endian), then each leaf's hash and the length (1
+/// byte, 0 for none) and bytes of its item id if it is a `stored` leaf; a
+/// SHA-256 of all that at the end.
+fn encode_chunk(chunk: &[Vec<Indexed>]) -> Vec<u8> {
+    let mut bytes = INDEX_MAGIC.to_vec();
+    for object in chunk {
+        bytes.extend_from_slice(&(object.len() as u32).to_be_bytes());
+        for leaf in object {
+            bytes.extend_from_slice(&leaf.hash);
+            let id = leaf.stored.as_deref().unwrap_or_default().as_bytes();
+            bytes.push(u8::try_from(id.len()).expect("an item id is short"));
+            bytes.extend_from_slice(id);
+        }
+    }
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    bytes
+}
+
+/// The objects of an index chunk; `None` if `bytes` are not one.
+fn decode_chunk(bytes: &[u8]) -> Option<Vec<Vec<Indexed>>> {
+    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if Sha256::digest(body).as_slice() != digest {
+        return None;
+    }
+    let mut rest = body.strip_prefix(INDEX_MAGIC)?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (taken, left) = rest.split_at_checked(n)?;
+        rest = left;
+        Some(taken)
+    };
+    let mut chunk = Vec::with_capacity(INDEX_EVERY);
+    for _ in 0..INDEX_EVERY {
+        let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut object = Vec::new();
+        for _ in 0..count {
+            let hash: Hash = take(32)?.try_into().ok()?;
+            let len = take(1)?[0] as usize;
+            let id = std::str::from_utf8(take(len)?).ok()?;
+            object.push(Indexed {
+                hash,
+                stored: (len > 0).then(|| id.to_owned()),
+            });
+        }
+        chunk.push(object);
+    }
+    take(0)?;
+    rest.is_empty().then_some(chunk)
 }
 
 fn group_path(dir: &Path, seq: u64) -> Path {
@@ -454,10 +634,16 @@ impl Committer {
     /// Counts `entries`, the leaves of group object `next`; the index of the first.
     fn count(&mut self, entries: &[Entry]) -> u64 {
         self.next += 1;
-        let mut state = lock(&self.state);
-        let first = state.tree.len();
-        state.starts.push(first);
-        entries.iter().for_each(|entry| state.push(entry));
+        let (first, chunk) = {
+            let mut state = lock(&self.state);
+            let first = state.tree.len();
+            state.begin_object();
+            entries.iter().for_each(|entry| state.push(entry));
+            (first, state.complete_chunk())
+        };
+        if let Some((number, bytes)) = chunk {
+            write_chunk(self.objects.clone(), chunk_path(&self.dir, number), bytes);
+        }
         first
     }
 }
@@ -545,6 +731,85 @@ mod tests {
         let other = open(&objects, "b").await.unwrap();
         assert_eq!(other.size(), 0);
         assert_eq!(other.checkpoint().await.unwrap(), None);
+    }
+
+    /// Waits until `path` exists (index chunks are written in the background).
+    async fn written(objects: &InMemory, path: &Path) -> Vec<u8> {
+        for _ in 0..500 {
+            if let Ok(got) = objects.get(path).await {
+                return got.bytes().await.unwrap().to_vec();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("{path} never written");
+    }
+
+    #[tokio::test]
+    async fn index_chunks_stand_for_their_group_objects_at_open() {
+        let objects = Arc::new(InMemory::new());
+        let ledger = open(&objects, "a").await.unwrap();
+        for n in 0..10 {
+            ledger.append(vec![entry(n), entry(n + 100)]).await.unwrap();
+        }
+        let dir = Path::from("store/ledger/a");
+        let first = written(&objects, &chunk_path(&dir, 0)).await;
+        written(&objects, &chunk_path(&dir, 1)).await;
+        assert_eq!(decode_chunk(&first).unwrap().len(), INDEX_EVERY);
+        let root = ledger.root(20).unwrap();
+
+        // Group object 2 gone: an open from the chunks does not read it; the
+        // background rescan does, and says so.
+        objects.delete(&group_path(&dir, 2)).await.unwrap();
+        let again = open(&objects, "a").await.unwrap();
+        assert!(!again.read_at_open());
+        assert_eq!(again.size(), 20);
+        assert_eq!(again.root(20).unwrap(), root);
+        assert_eq!(lock(&again.state).stored.get(entry(9).id()), Some(&18));
+        assert_eq!(again.leaves(18, 2).await.unwrap()[1], (19, entry(109)));
+        let rescan = again.rescan(20).await.unwrap();
+        assert!(
+            rescan
+                .problems
+                .iter()
+                .any(|p| p.contains("log object 2 is missing")),
+            "{:?}",
+            rescan.problems
+        );
+        assert_eq!(rescan.root_at, None, "short of the checkpoint's size");
+        assert_eq!(again.append(vec![entry(50)]).await.unwrap(), 20);
+
+        // A chunk that does not read is not taken: the open reads the group
+        // objects instead, and writes the chunk again.
+        let mut bytes = first.clone();
+        bytes[40] ^= 1;
+        objects
+            .put(&chunk_path(&dir, 0), bytes.into())
+            .await
+            .unwrap();
+        objects
+            .put(
+                &group_path(&dir, 2),
+                PutPayload::from(encode(&[entry(1), entry(101)])),
+            )
+            .await
+            .unwrap();
+        let whole = open(&objects, "a").await.unwrap();
+        assert!(whole.read_at_open());
+        assert_eq!(whole.root(20).unwrap(), root);
+        for _ in 0..500 {
+            let now = objects
+                .get(&chunk_path(&dir, 0))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            if now == first {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("the damaged chunk was not written again");
     }
 
     #[tokio::test]
