@@ -159,3 +159,21 @@ pub(crate) fn proof_error(err: ProofError) -> StoreError {
         _ => StoreError::InvalidLogRequest(err.to_string()),
     }
 }
+
+/// Appends a SHA-256 of `bytes` to them: the files and objects a ledger saves
+/// as a shortcut (its tree, its index chunks), read back with [`unsealed`].
+pub(crate) fn seal_sha256(bytes: &mut Vec<u8>) {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(&*bytes);
+    bytes.extend_from_slice(&digest);
+}
+
+/// What [`seal_sha256`] sealed after `magic`, if `bytes` are that, whole.
+pub(crate) fn unsealed<'a>(bytes: &'a [u8], magic: &[u8]) -> Option<&'a [u8]> {
+    use sha2::{Digest, Sha256};
+    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if Sha256::digest(body).as_slice() != digest {
+        return None;
+    }
+    body.strip_prefix(magic)
+}

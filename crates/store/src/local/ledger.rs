@@ -47,7 +47,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ferry_tlog::{
     Entry, Event, Hash, LeafSource, MEMO_MIN_LEAVES, ProofError, Tree, empty_root, leaf_hash,
 };
-use sha2::{Digest, Sha256};
 
 use super::file::joined;
 use super::frame::{self, HEADER_LEN, Kind, Origin, Parsed, Unsealed};
@@ -56,7 +55,7 @@ use super::index::Index;
 use super::log::{Log, OnDurable, Position, SegmentEnd, segment_path};
 use super::recover::{cut_tail, list_segments};
 use super::seam::{Seam, Step};
-use crate::ledger::{Ledger, Rescan, now, proof_error, stored_entry};
+use crate::ledger::{Ledger, Rescan, now, proof_error, seal_sha256, stored_entry, unsealed};
 use crate::{ItemId, StoreError};
 
 mod places;
@@ -765,8 +764,7 @@ fn tree_bytes(state: &State, last: u32, ends: &HashMap<u32, u64>) -> Vec<u8> {
         out.extend_from_slice(&(part.len() as u64).to_le_bytes());
         out.extend_from_slice(&part);
     }
-    let digest = Sha256::digest(&out);
-    out.extend_from_slice(&digest);
+    seal_sha256(&mut out);
     out
 }
 
@@ -802,11 +800,7 @@ fn saved_tree(dir: &Path, seam: &Seam) -> Option<Scan> {
 
 /// The parts [`tree_bytes`] wrote, if `bytes` are such and whole.
 fn tree_from_bytes(bytes: &[u8]) -> Option<(State, u32, HashMap<u32, u64>)> {
-    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-    if Sha256::digest(body).as_slice() != digest {
-        return None;
-    }
-    let mut rest = body.strip_prefix(TREE_MAGIC)?;
+    let mut rest = unsealed(bytes, TREE_MAGIC)?;
     let mut take = |n: usize| -> Option<&[u8]> {
         let (head, tail) = rest.split_at_checked(n)?;
         rest = tail;

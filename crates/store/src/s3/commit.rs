@@ -39,17 +39,24 @@ impl Committer {
     /// Writes `change` to the log with the next group; returns the sequence
     /// number of its log object once the object storage has it.
     pub(crate) async fn commit(&self, change: Change) -> Result<u64, StoreError> {
-        let closed = || StoreError::Unavailable("the store is closing".into());
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { change, done })
-            .await
-            .map_err(|_| closed())?;
-        answer
-            .await
-            .map_err(|_| closed())?
-            .map_err(StoreError::Unavailable)
+        ask(&self.queue, |done| Pending { change, done }).await
     }
+}
+
+/// Queues the request `make` builds around the sender of its answer, then
+/// waits for the answer (a number, or why it failed). The queue's task is gone
+/// only when the store is closing.
+pub(crate) async fn ask<T>(
+    queue: &mpsc::Sender<T>,
+    make: impl FnOnce(oneshot::Sender<Result<u64, String>>) -> T,
+) -> Result<u64, StoreError> {
+    let closed = || StoreError::Unavailable("the store is closing".into());
+    let (done, answer) = oneshot::channel();
+    queue.send(make(done)).await.map_err(|_| closed())?;
+    answer
+        .await
+        .map_err(|_| closed())?
+        .map_err(StoreError::Unavailable)
 }
 
 async fn run(

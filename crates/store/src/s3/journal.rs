@@ -270,16 +270,8 @@ impl Journal {
     async fn try_commit(&self, next: &mut u64, object: Bytes) -> Result<Option<u64>, StoreError> {
         let seq = *next;
         let path = self.log_path(seq);
-        let put = self
-            .objects
-            .put_opts(
-                &path,
-                PutPayload::from(object.clone()),
-                PutMode::Create.into(),
-            )
-            .await;
-        match put {
-            Ok(_) => {
+        match create(&*self.objects, &path, &object).await {
+            Ok(true) => {
                 if let Err(err) = self.apply(seq, &object).await {
                     // Committed all the same: the object is in the bucket,
                     // and is read again (first as a lost race) until the
@@ -290,10 +282,7 @@ impl Journal {
                 }
                 Ok(Some(seq))
             }
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => {
+            Ok(false) => {
                 // Another server (or an earlier try of ours whose answer
                 // was lost) wrote `seq` first: read it, then try the next.
                 metrics::counter!("ferry_s3_log_races_total").increment(1);
@@ -427,6 +416,29 @@ impl Missing {
             Missing::Gone => StoreError::Unavailable("a commit-log object is missing".into()),
             Missing::Failed(err) => err,
         }
+    }
+}
+
+/// Creates `object` at `path` if nothing is there (`If-None-Match: *`):
+/// `false` if something is.
+pub(crate) async fn create(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    object: &Bytes,
+) -> Result<bool, object_store::Error> {
+    let put = objects
+        .put_opts(
+            path,
+            PutPayload::from(object.clone()),
+            PutMode::Create.into(),
+        )
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(false),
+        Err(err) => Err(err),
     }
 }
 

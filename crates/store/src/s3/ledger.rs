@@ -53,12 +53,12 @@ use bytes::Bytes;
 use ferry_tlog::{Entry, Event, Hash, Tree};
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
-use sha2::{Digest, Sha256};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::sync::{mpsc, oneshot};
 
-use super::journal::{Missing, fetch};
-use crate::ledger::{Ledger, Rescan, proof_error};
+use super::commit::ask;
+use super::journal::{Missing, create, fetch};
+use crate::ledger::{Ledger, Rescan, proof_error, seal_sha256, unsealed};
 use crate::{ItemId, StoreError};
 
 /// Group objects fetched at once while reading the log.
@@ -82,6 +82,13 @@ const CHECKPOINT: &str = "checkpoint";
 struct Pending {
     entries: Vec<Entry>,
     done: oneshot::Sender<Result<u64, String>>,
+}
+
+impl Pending {
+    /// The bytes of its leaves.
+    fn bytes(&self) -> usize {
+        self.entries.iter().map(|e| e.as_bytes().len()).sum()
+    }
 }
 
 /// The tree of the durable leaves, and where each group object's leaves start.
@@ -207,16 +214,7 @@ impl S3Ledger {
 #[async_trait::async_trait]
 impl Ledger for S3Ledger {
     async fn append(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
-        let closed = || StoreError::Unavailable("the store is closing".into());
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { entries, done })
-            .await
-            .map_err(|_| closed())?;
-        answer
-            .await
-            .map_err(|_| closed())?
-            .map_err(StoreError::Unavailable)
+        ask(&self.queue, |done| Pending { entries, done }).await
     }
 
     fn size(&self) -> u64 {
@@ -439,18 +437,13 @@ fn encode_chunk(chunk: &[Vec<Indexed>]) -> Vec<u8> {
             bytes.extend_from_slice(id);
         }
     }
-    let digest = Sha256::digest(&bytes);
-    bytes.extend_from_slice(&digest);
+    seal_sha256(&mut bytes);
     bytes
 }
 
 /// The objects of an index chunk; `None` if `bytes` are not one.
 fn decode_chunk(bytes: &[u8]) -> Option<Vec<Vec<Indexed>>> {
-    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-    if Sha256::digest(body).as_slice() != digest {
-        return None;
-    }
-    let mut rest = body.strip_prefix(INDEX_MAGIC)?;
+    let mut rest = unsealed(bytes, INDEX_MAGIC)?;
     let mut take = |n: usize| -> Option<&[u8]> {
         let (taken, left) = rest.split_at_checked(n)?;
         rest = left;
@@ -542,22 +535,14 @@ struct Committer {
 impl Committer {
     async fn run(mut self, mut waiting: mpsc::Receiver<Pending>) {
         while let Some(first) = waiting.recv().await {
-            let mut bytes = first
-                .entries
-                .iter()
-                .map(|e| e.as_bytes().len())
-                .sum::<usize>();
+            let mut bytes = first.bytes();
             let mut group = vec![first];
             while bytes < GROUP_MAX {
                 let Ok(next) = waiting.try_recv() else { break };
-                bytes += next
-                    .entries
-                    .iter()
-                    .map(|e| e.as_bytes().len())
-                    .sum::<usize>();
+                bytes += next.bytes();
                 group.push(next);
             }
-            let entries: Vec<&Entry> = group.iter().flat_map(|p| &p.entries).collect();
+            let entries: Vec<Entry> = group.iter().flat_map(|p| p.entries.clone()).collect();
             let result = self.write(&entries).await;
             let mut index = result.clone();
             for pending in group {
@@ -571,31 +556,19 @@ impl Committer {
     }
 
     /// Writes `entries` as the next group object; the index of the first.
-    async fn write(&mut self, entries: &[&Entry]) -> Result<u64, String> {
+    async fn write(&mut self, entries: &[Entry]) -> Result<u64, String> {
         if let Some(reason) = &self.failed {
             return Err(reason.clone());
         }
         if entries.is_empty() {
             return Ok(lock(&self.state).tree.len());
         }
-        let owned: Vec<Entry> = entries.iter().map(|&e| e.clone()).collect();
-        let object = Bytes::from(encode(&owned));
+        let object = Bytes::from(encode(entries));
         loop {
             let path = group_path(&self.dir, self.next);
-            let put = self
-                .objects
-                .put_opts(
-                    &path,
-                    PutPayload::from(object.clone()),
-                    PutMode::Create.into(),
-                )
-                .await;
-            match put {
-                Ok(_) => break,
-                Err(
-                    object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ) => match fetch(&*self.objects, &path).await {
+            match create(&*self.objects, &path, &object).await {
+                Ok(true) => break,
+                Ok(false) => match fetch(&*self.objects, &path).await {
                     // An earlier try of this write whose answer was lost.
                     Ok(theirs) if theirs == object => break,
                     // An earlier write that failed had landed after all: its
@@ -628,7 +601,7 @@ impl Committer {
             }
         }
         self.unsure = None;
-        Ok(self.count(&owned))
+        Ok(self.count(entries))
     }
 
     /// Counts `entries`, the leaves of group object `next`; the index of the first.
