@@ -15,10 +15,18 @@
 //! | 6, moved record | as 1: a listed small item's record, copied by compaction |
 //! | 7, moved large | as 2: a listed large item's entry, copied by compaction |
 //! | 8, compacted | `through` (u64 BE), then the time of the copy (i64 BE, ms since the epoch) |
+//! | 9, leaf | a leaf of a server's signed log: the log's name (its length, 1 byte, then UTF-8), the leaf's index in that log (u64 BE), the writing process's 16-byte nonce, then the leaf's bytes |
+//! | 10, copied | the log's name (as in 9), then `through` (u64 BE): every leaf of that log in the objects up to `log/<through>` is in the log's own objects |
 //!
 //! A *compacted* entry closes a compaction (see [`compact`](super::compact)):
 //! every entry of the objects up to `log/<through>` that still matters (listed
 //! items and their holds) is copied into later objects, so those objects can go.
+//!
+//! A server's leaves go into the commit log with the changes they record (an
+//! item's `stored` leaf in the object of its record), so one PUT makes both
+//! durable; the server copies them into its log's own objects afterwards (see
+//! the [ledger](super::ledger)), and compaction never removes an object holding
+//! a leaf not copied yet.
 //!
 //! An object is written whole by one PUT, so it is never torn; the CRC catches
 //! an object damaged at rest, and every record authenticates itself.
@@ -57,6 +65,16 @@ pub(crate) enum Change {
     /// Every entry that matters of the objects up to `log/<through>` is
     /// copied into later ones, at `at_ms` (ms since the Unix epoch).
     Compacted { through: u64, at_ms: i64 },
+    /// Leaf `index` of the signed log `log`, appended by the process `writer`.
+    Leaf {
+        log: String,
+        index: u64,
+        writer: [u8; 16],
+        leaf: Vec<u8>,
+    },
+    /// Every leaf of `log` in the objects up to `log/<through>` is copied
+    /// into the log's own objects.
+    Copied { log: String, through: u64 },
 }
 
 impl std::fmt::Debug for Change {
@@ -69,6 +87,8 @@ impl std::fmt::Debug for Change {
             Change::MovedRecord(sealed) => write!(f, "MovedRecord({} bytes)", sealed.len()),
             Change::MovedLarge { record_len, .. } => write!(f, "MovedLarge({record_len} bytes)"),
             Change::Compacted { through, at_ms } => write!(f, "Compacted({through} at {at_ms})"),
+            Change::Leaf { log, index, .. } => write!(f, "Leaf({log}, {index})"),
+            Change::Copied { log, through } => write!(f, "Copied({log}, {through})"),
         }
     }
 }
@@ -83,6 +103,8 @@ impl Change {
                     8 + sealed_meta.len()
                 }
                 Change::Tombstone(_) | Change::Hold(..) | Change::Compacted { .. } => 16,
+                Change::Leaf { log, leaf, .. } => 1 + log.len() + 8 + 16 + leaf.len(),
+                Change::Copied { log, .. } => 1 + log.len() + 8,
             }
     }
 }
@@ -106,6 +128,16 @@ pub(crate) enum Read {
         through: u64,
         at_ms: i64,
     },
+    Leaf {
+        log: String,
+        index: u64,
+        writer: [u8; 16],
+        leaf: Range<usize>,
+    },
+    Copied {
+        log: String,
+        through: u64,
+    },
 }
 
 /// The object of `changes`.
@@ -124,6 +156,8 @@ pub(crate) fn encode(changes: &[Change]) -> Vec<u8> {
             Change::MovedRecord(_) => 6,
             Change::MovedLarge { .. } => 7,
             Change::Compacted { .. } => 8,
+            Change::Leaf { .. } => 9,
+            Change::Copied { .. } => 10,
         };
         out.push(kind);
         let payload_len = change.encoded_len() - ENTRY_HEADER;
@@ -150,11 +184,42 @@ pub(crate) fn encode(changes: &[Change]) -> Vec<u8> {
                 out.extend_from_slice(&through.to_be_bytes());
                 out.extend_from_slice(&at_ms.to_be_bytes());
             }
+            Change::Leaf {
+                log,
+                index,
+                writer,
+                leaf,
+            } => {
+                push_name(&mut out, log);
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(writer);
+                out.extend_from_slice(leaf);
+            }
+            Change::Copied { log, through } => {
+                push_name(&mut out, log);
+                out.extend_from_slice(&through.to_be_bytes());
+            }
         }
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out
+}
+
+/// A log's name: its length (1 byte), then its bytes.
+fn push_name(out: &mut Vec<u8>, name: &str) {
+    out.push(u8::try_from(name.len()).expect("a log's name is short"));
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// The name at the start of `payload`, and the position after it.
+fn read_name(payload: &[u8]) -> Result<(String, usize), String> {
+    let len = *payload.first().ok_or("an entry names no log")? as usize;
+    let name = payload
+        .get(1..1 + len)
+        .and_then(|name| std::str::from_utf8(name).ok())
+        .ok_or("an entry's log name is cut short or not text")?;
+    Ok((name.to_owned(), 1 + len))
 }
 
 /// The changes of an object, in order; why not, if it is not a whole object of
@@ -214,6 +279,29 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Read>, String> {
                 through: u64::from_be_bytes(number(0)),
                 at_ms: i64::from_be_bytes(number(8)),
             },
+            9 => {
+                let (log, at) = read_name(&bytes[payload.clone()])?;
+                let start = payload.start + at;
+                if payload.end < start + 24 {
+                    return Err("a leaf entry is cut short".into());
+                }
+                Read::Leaf {
+                    log,
+                    index: u64::from_be_bytes(number(at)),
+                    writer: bytes[start + 8..start + 24].try_into().expect("16 bytes"),
+                    leaf: start + 24..payload.end,
+                }
+            }
+            10 => {
+                let (log, at) = read_name(&bytes[payload.clone()])?;
+                if len != at + 8 {
+                    return Err("a copied entry is not as long as it says".into());
+                }
+                Read::Copied {
+                    log,
+                    through: u64::from_be_bytes(number(at)),
+                }
+            }
             _ => return Err(format!("unknown entry kind {kind} (of {len} bytes)")),
         });
         at = payload.end;
@@ -243,6 +331,16 @@ mod tests {
             Change::Compacted {
                 through: 41,
                 at_ms: -3,
+            },
+            Change::Leaf {
+                log: "ab12".into(),
+                index: 9,
+                writer: [7; 16],
+                leaf: b"a leaf".to_vec(),
+            },
+            Change::Copied {
+                log: "ab12".into(),
+                through: 40,
             },
         ]
     }
@@ -293,6 +391,26 @@ mod tests {
                         at_ms: a,
                     },
                 ) => assert_eq!((through, at_ms), (t, a)),
+                (
+                    Read::Leaf {
+                        log,
+                        index,
+                        writer,
+                        leaf,
+                    },
+                    Change::Leaf {
+                        log: l,
+                        index: i,
+                        writer: w,
+                        leaf: bytes,
+                    },
+                ) => assert_eq!(
+                    (log, index, writer, &object[leaf.clone()]),
+                    (l, i, w, &bytes[..])
+                ),
+                (Read::Copied { log, through }, Change::Copied { log: l, through: t }) => {
+                    assert_eq!((log, through), (l, t))
+                }
                 other => panic!("{other:?}"),
             }
         }

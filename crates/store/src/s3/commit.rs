@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use ferry_tlog::Entry;
+
 use super::batch::Change;
 use super::journal::Journal;
 use crate::StoreError;
@@ -14,10 +16,27 @@ use crate::StoreError;
 /// Changes waiting for the committer; a sender beyond it waits.
 const QUEUE: usize = 1024;
 
-/// One change waiting for its log object.
+/// What a commit answers: the sequence number of its log object, and the
+/// index of its first leaf in the server's signed log.
+type Committed = (u64, u64);
+
+/// Changes, and the leaves that record them, waiting for their log object.
 struct Pending {
-    change: Change,
-    done: oneshot::Sender<Result<u64, String>>,
+    changes: Vec<Change>,
+    leaves: Vec<Entry>,
+    done: oneshot::Sender<Result<Committed, String>>,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        let changes: usize = self.changes.iter().map(Change::encoded_len).sum();
+        changes
+            + self
+                .leaves
+                .iter()
+                .map(|l| l.as_bytes().len())
+                .sum::<usize>()
+    }
 }
 
 /// The handle to the committer task, which ends when every handle is gone.
@@ -39,24 +58,30 @@ impl Committer {
     /// Writes `change` to the log with the next group; returns the sequence
     /// number of its log object once the object storage has it.
     pub(crate) async fn commit(&self, change: Change) -> Result<u64, StoreError> {
-        ask(&self.queue, |done| Pending { change, done }).await
+        Ok(self.commit_logged(vec![change], Vec::new()).await?.0)
     }
-}
 
-/// Queues the request `make` builds around the sender of its answer, then
-/// waits for the answer (a number, or why it failed). The queue's task is gone
-/// only when the store is closing.
-pub(crate) async fn ask<T>(
-    queue: &mpsc::Sender<T>,
-    make: impl FnOnce(oneshot::Sender<Result<u64, String>>) -> T,
-) -> Result<u64, StoreError> {
-    let closed = || StoreError::Unavailable("the store is closing".into());
-    let (done, answer) = oneshot::channel();
-    queue.send(make(done)).await.map_err(|_| closed())?;
-    answer
-        .await
-        .map_err(|_| closed())?
-        .map_err(StoreError::Unavailable)
+    /// Writes `changes` and `leaves` (leaves of this server's signed log)
+    /// together, in one log object with the next group; returns its sequence
+    /// number and the index of the first leaf, once the object storage has it.
+    pub(crate) async fn commit_logged(
+        &self,
+        changes: Vec<Change>,
+        leaves: Vec<Entry>,
+    ) -> Result<Committed, StoreError> {
+        let closed = || StoreError::Unavailable("the store is closing".into());
+        let (done, answer) = oneshot::channel();
+        let pending = Pending {
+            changes,
+            leaves,
+            done,
+        };
+        self.queue.send(pending).await.map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(StoreError::Unavailable)
+    }
 }
 
 async fn run(
@@ -69,22 +94,34 @@ async fn run(
         if !window.is_zero() {
             tokio::time::sleep(window).await;
         }
-        let mut bytes = first.change.encoded_len();
+        let mut bytes = first.bytes();
         let mut group = vec![first];
         while bytes < max_bytes {
             let Ok(next) = waiting.try_recv() else { break };
-            bytes += next.change.encoded_len();
+            bytes += next.bytes();
             group.push(next);
         }
-        let (changes, dones): (Vec<Change>, Vec<_>) =
-            group.into_iter().map(|p| (p.change, p.done)).unzip();
+        let (mut changes, mut leaves, mut dones) = (Vec::new(), Vec::new(), Vec::new());
+        for pending in group {
+            changes.extend(pending.changes);
+            dones.push((pending.done, pending.leaves.len() as u64));
+            leaves.extend(pending.leaves);
+        }
         metrics::histogram!("ferry_s3_group_changes").record(changes.len() as f64);
-        let result = journal.commit(&changes).await.map_err(|err| {
-            tracing::error!(%err, changes = changes.len(), "a group commit to the object storage failed");
-            "the object storage did not take the write (the server's log says why)".to_owned()
+        let count = changes.len();
+        let mut result = journal.commit(changes, leaves).await.map_err(|err| {
+            tracing::error!(%err, changes = count, "a group commit to the object storage failed");
+            match err {
+                StoreError::Unavailable(why) => why,
+                _ => "the object storage did not take the write (the server's log says why)"
+                    .to_owned(),
+            }
         });
-        for done in dones {
+        for (done, leaves) in dones {
             let _ = done.send(result.clone());
+            if let Ok((_, first)) = &mut result {
+                *first += leaves;
+            }
         }
     }
 }

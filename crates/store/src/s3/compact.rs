@@ -25,6 +25,12 @@
 //!    listing failed, or a delete whose removal of the object failed), is
 //!    deleted.
 //!
+//! Nor is a leaf of a server's signed log that the server has not copied into
+//! its log's own objects yet: a copy stops before the first object that may
+//! hold one (see [`View::copy_floor`](super::view::View::copy_floor)). A
+//! server that stopped for good with leaves not copied holds compaction back
+//! until it runs again with its key.
+//!
 //! Nothing the store cannot read is removed: no object from the first one
 //! holding a record the view left out (damaged, or sealed with a key not given)
 //! is ever copied over or deleted, and no large object is swept while the view
@@ -86,14 +92,22 @@ pub(crate) async fn compact(
     }
 
     let view = journal.view().clone();
-    let (cursor, first_left_out) =
-        blocking(move || Ok((view.cursor()?, view.first_left_out()?))).await?;
+    let (cursor, first_left_out, copy_floor) =
+        blocking(move || Ok((view.cursor()?, view.first_left_out()?, view.copy_floor()?))).await?;
     if first_left_out.is_none() {
         done.swept_objects = sweep(journal, shared.options.orphan_age, now_ms).await?;
     }
     let through = match first_left_out {
         Some(left_out) => cursor.min(left_out.saturating_sub(1)),
         None => cursor,
+    };
+    // Never past a leaf that its server has not copied into its own log yet.
+    let through = match copy_floor {
+        Some((floor, log)) if floor < through => {
+            tracing::info!(floor, %log, "compaction stops before a leaf this log has not copied yet");
+            floor
+        }
+        _ => through,
     };
     let after = compacted.map_or(0, |(t, _)| t);
     if through <= after {
@@ -311,4 +325,87 @@ async fn sweep(journal: &Journal, age: Duration, now_ms: i64) -> Result<usize, S
         tracing::info!(%id, "an object no entry lists is removed");
     }
     Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ferry_crypto::{Keyring, StorageKey};
+    use ferry_protocol::{DataType, Serialization};
+    use object_store::memory::InMemory;
+
+    use crate::s3::{S3Location, S3Options, S3Store};
+    use crate::{Ledger, NewItem, Store};
+
+    async fn open(objects: &Arc<InMemory>, key: &StorageKey) -> Arc<S3Store> {
+        let location: S3Location = "s3://bucket/store".parse().unwrap();
+        let options = S3Options {
+            ledger: Some("a".into()),
+            compact_interval: Duration::from_secs(3600),
+            compact_grace: Duration::ZERO,
+            ..S3Options::default()
+        };
+        let keyring = Keyring::new(key.clone(), vec![]);
+        S3Store::open_on(objects.clone(), &location, keyring, options)
+            .await
+            .unwrap()
+    }
+
+    fn ledger(store: &S3Store) -> Arc<crate::s3::ledger::S3Ledger> {
+        store.shared.ledger.clone().unwrap()
+    }
+
+    #[tokio::test]
+    async fn leaves_not_copied_into_their_log_are_never_compacted_away() {
+        let (objects, key) = (Arc::new(InMemory::new()), StorageKey::generate());
+        let store = open(&objects, &key).await;
+        ledger(&store).stop_copying();
+        for n in 0..12u8 {
+            let mut writer = store
+                .begin(NewItem {
+                    data_type: DataType::Dictionary,
+                    serialization: Serialization::Json,
+                    encrypted_in_transit: false,
+                    peer: "10.0.0.1:1".into(),
+                    name: None,
+                })
+                .await
+                .unwrap();
+            writer.write(&[n; 3000]).await.unwrap();
+            let meta = writer.commit().await.unwrap();
+            if n % 3 != 0 {
+                assert!(store.delete(meta.id).await.unwrap());
+            }
+        }
+        let size = ledger(&store).size();
+        let root = ledger(&store).root(size).unwrap();
+        for _ in 0..2 {
+            let done = store.compact(true).await.unwrap();
+            assert_eq!((done.copied_through, done.removed_objects), (None, 0));
+        }
+
+        // As after a crash: the next open counts the leaves from the commit
+        // log and copies them; compaction then goes on, and loses no leaf.
+        drop(store);
+        let store = open(&objects, &key).await;
+        assert_eq!(ledger(&store).size(), size);
+        assert_eq!(ledger(&store).root(size).unwrap(), root);
+        ledger(&store).copied().await;
+        let mut removed = 0;
+        for _ in 0..200 {
+            let done = store.compact(true).await.unwrap();
+            removed += done.removed_objects;
+            if removed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(removed > 0, "compaction stayed held back");
+        drop(store);
+        let store = open(&objects, &key).await;
+        assert_eq!(ledger(&store).root(size).unwrap(), root);
+        assert_eq!(store.count().await, 4);
+    }
 }

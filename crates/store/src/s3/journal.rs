@@ -21,7 +21,7 @@
 //! want of a storage key the server has now been given.
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use ferry_crypto::{CryptoError, Keyring, RecordReader};
@@ -31,6 +31,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use tokio::sync::broadcast;
 
 use super::batch::{self, Change, Read};
+use super::ledger::Leaves;
 use super::view::{Changes, Entry, Location, View};
 use crate::{ItemId, ItemMeta, StoreError};
 
@@ -57,6 +58,8 @@ pub(crate) struct Journal {
     /// reading or writing the log, so that objects are applied in order.
     next: tokio::sync::Mutex<u64>,
     events: broadcast::Sender<ItemMeta>,
+    /// This server's signed log, once [attached](Self::attach).
+    leaves: OnceLock<Arc<Leaves>>,
 }
 
 impl Journal {
@@ -76,6 +79,7 @@ impl Journal {
             view,
             next: tokio::sync::Mutex::new(1),
             events,
+            leaves: OnceLock::new(),
         };
         let view = journal.view.clone();
         let unreadable = blocking(move || view.unreadable()).await?;
@@ -219,14 +223,99 @@ impl Journal {
             })
     }
 
-    /// Writes `changes` as the next log object, and applies it; returns its
-    /// sequence number. Once it returns, the object storage holds the object.
-    pub(crate) async fn commit(&self, changes: &[Change]) -> Result<u64, StoreError> {
-        let object = Bytes::from(batch::encode(changes));
+    /// Gives the journal this server's signed log: the leaves of it that the
+    /// log objects since its last copy hold are counted first (those of
+    /// objects the view applied before; later ones are counted as they are
+    /// applied).
+    pub(crate) async fn attach(&self, leaves: Arc<Leaves>) -> Result<(), StoreError> {
+        let next = self.next.lock().await;
+        let view = self.view.clone();
+        let marks = blocking(move || view.logs())
+            .await?
+            .get(leaves.name())
+            .copied()
+            .unwrap_or_default();
+        if marks.last_leaf > marks.copied_through {
+            let mut listed = std::pin::pin!(self.list_log(marks.copied_through));
+            while let Some((seq, _)) = listed.try_next().await? {
+                if seq >= *next {
+                    break;
+                }
+                let object = match fetch(&*self.objects, &self.log_path(seq)).await {
+                    Ok(object) => object,
+                    Err(Missing::Gone) => continue,
+                    Err(Missing::Failed(err)) => return Err(err),
+                };
+                // An object that does not read is reported by the view.
+                for read in batch::decode(&object).unwrap_or_default() {
+                    if let Read::Leaf {
+                        log,
+                        index,
+                        writer,
+                        leaf,
+                    } = read
+                        && log == leaves.name()
+                    {
+                        leaves.found(seq, index, writer, &object[leaf], true);
+                    }
+                }
+            }
+        }
+        leaves.opened();
+        self.leaves
+            .set(leaves)
+            .map_err(|_| StoreError::Unavailable("the store has a log already".into()))
+    }
+
+    /// Writes `changes`, and `leaves` of this server's signed log, as the next
+    /// log object, and applies it; returns its sequence number and the index
+    /// of the first leaf. Once it returns, the object storage holds the
+    /// object.
+    pub(crate) async fn commit(
+        &self,
+        mut changes: Vec<Change>,
+        leaves: Vec<ferry_tlog::Entry>,
+    ) -> Result<(u64, u64), StoreError> {
+        let log = match (leaves.is_empty(), self.leaves.get()) {
+            (true, _) => None,
+            (false, Some(log)) => Some(log),
+            (false, None) => {
+                return Err(StoreError::Unavailable("this store keeps no log".into()));
+            }
+        };
+        let first_leaf = changes.len();
+        changes.extend(leaves.into_iter().map(|leaf| Change::Leaf {
+            log: log.map(|l| l.name().to_owned()).unwrap_or_default(),
+            index: 0,
+            writer: log.map(|l| l.writer()).unwrap_or_default(),
+            leaf: leaf.as_bytes().to_vec(),
+        }));
         let mut next = self.next.lock().await;
         loop {
-            if let Some(seq) = self.try_commit(&mut next, object.clone()).await? {
-                return Ok(seq);
+            // The leaves' indices follow those counted, which a lost race
+            // may have moved on: numbered again before each try.
+            let first = match log {
+                Some(log) => log.next_index().map_err(StoreError::Unavailable)?,
+                None => 0,
+            };
+            for (change, n) in changes[first_leaf..].iter_mut().zip(first..) {
+                if let Change::Leaf { index, .. } = change {
+                    *index = n;
+                }
+            }
+            let object = Bytes::from(batch::encode(&changes));
+            if let Some(seq) = self.try_commit(&mut next, object).await? {
+                let counted = first + (changes.len() - first_leaf) as u64;
+                if let Some(log) = log
+                    && log.size() < counted
+                {
+                    return Err(StoreError::Unavailable(
+                        log.next_index().err().unwrap_or_else(|| {
+                            "the log did not take the leaves (the server's log says why)".into()
+                        }),
+                    ));
+                }
+                return Ok((seq, first));
             }
         }
     }
@@ -358,6 +447,22 @@ impl Journal {
                 }
                 Read::Compacted { through, at_ms } => {
                     changes.compacted(&self.view, through, at_ms)?;
+                }
+                Read::Leaf {
+                    log,
+                    index,
+                    writer,
+                    leaf,
+                } => {
+                    changes.leaf(&self.view, &log, seq)?;
+                    if let Some(leaves) = self.leaves.get()
+                        && leaves.name() == log
+                    {
+                        leaves.found(seq, index, writer, &object[leaf], false);
+                    }
+                }
+                Read::Copied { log, through } => {
+                    changes.copied(&self.view, &log, through)?;
                 }
             }
         }

@@ -15,21 +15,29 @@
 //! it stored, the deletes, expiries and holds it made, the reads it served. A
 //! receipt names its log by the key that signed it.
 //!
-//! A group object holds its leaves one after the other, each as a 4-byte
-//! big-endian length and the leaf's bytes. It is created with a conditional PUT
-//! (`If-None-Match: *`), as the commit log's objects are, by one task that
-//! groups the appends waiting while the previous object is written; the leaves
-//! join the tree once the object storage has acknowledged their object, so
-//! every leaf counted is durable. A PUT refused because the object exists is
-//! ours if that object holds our bytes (an earlier try whose answer was lost);
-//! anything else means another process writes this log (the same key on two
-//! servers), and every later append is refused, saying so.
+//! **A leaf is appended in the commit log.** It goes, with its index in the log
+//! and the log's name, into the commit-log object of the next group commit (see
+//! [`batch`](super::batch)); an item's `stored` leaf into the same object as
+//! the item's record. So one PUT makes an item and its leaf durable together,
+//! and a group commit costs no more PUTs with the log than without. A leaf is
+//! counted (in the tree, the receipts, the checkpoints) once its object is in
+//! the bucket; the indices follow the commit log's order, which every server
+//! reads the same. A leaf of this log written by another process since the
+//! open (the same key on two servers) refuses every later append, saying so.
+//!
+//! **Then it is copied** into the log's own group objects, by one task that
+//! gathers the leaves counted meanwhile: each leaf as a 4-byte big-endian
+//! length and its bytes, created with a conditional PUT (`If-None-Match: *`).
+//! A *copied* entry in the commit log then says up to which commit-log object
+//! this log's leaves are all copied; compaction never removes an object after
+//! that point (see [`compact`](super::compact)). An open reads the group
+//! objects, then the leaves of the commit-log objects after that point.
 //!
 //! An open builds the tree in memory (all its leaf hashes, 32 bytes a leaf,
 //! and the index of each `stored` leaf by item id, for the receipts the admin
 //! API serves). It reads the index chunks first: each stands for 1,024 group
 //! objects (their leaves' hashes and `stored` ids, with a SHA-256 of the
-//! chunk), written in the background once the committer has written them (or
+//! chunk), written in the background once the copier has written them (or
 //! an open has read them). Then it reads the group objects after the last
 //! chunk. A chunk that is missing or does not read is not taken: the open
 //! reads its group objects instead, and writes it again. When chunks stood
@@ -40,35 +48,39 @@
 //! problem reported by [`Ledger::problems`], kept as it is: its leaves are then
 //! missing from the tree, which no longer matches the checkpoints signed
 //! before, and the notary says so.
-//!
-//! An item's `stored` leaf is appended once its record is in the commit log
-//! (see the [writer](super::writer)), so the log never says an item was stored
-//! that was not. A crash between the two leaves an item whose sender got no
-//! `OK`, listed without a `stored` leaf.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_tlog::{Entry, Event, Hash, Tree};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
-use super::commit::ask;
-use super::journal::{Missing, create, fetch};
+use super::batch::Change;
+use super::commit::Committer;
+use super::journal::{Journal, Missing, create, fetch};
 use crate::ledger::{Ledger, Rescan, proof_error, seal_sha256, unsealed};
 use crate::{ItemId, StoreError};
 
 /// Group objects fetched at once while reading the log.
 const READ_AHEAD: usize = 8;
 
-/// Appends waiting for the committer; a sender beyond it waits.
-const QUEUE: usize = 1024;
-
 /// At most this many bytes of leaves in one group object.
 const GROUP_MAX: usize = 4 << 20;
+
+/// How long the copier lets leaves gather before it copies them.
+const COPY_DELAY: Duration = Duration::from_millis(if cfg!(test) { 0 } else { 200 });
+
+/// How long the copier waits after a copy failed before it tries again.
+const COPY_RETRY: Duration = Duration::from_secs(if cfg!(test) { 0 } else { 2 });
+
+/// At most this many leaves wait for their copy (about 300 bytes each): beyond,
+/// appends are refused until the copier catches up.
+const UNCOPIED_MAX: usize = 100_000;
 
 /// Group objects an index chunk covers.
 const INDEX_EVERY: usize = if cfg!(test) { 4 } else { 1024 };
@@ -78,17 +90,12 @@ const INDEX_MAGIC: &[u8] = b"ferry-s3-ledger-index/v1\n";
 
 const CHECKPOINT: &str = "checkpoint";
 
-/// One append waiting for its group object.
-struct Pending {
-    entries: Vec<Entry>,
-    done: oneshot::Sender<Result<u64, String>>,
-}
-
-impl Pending {
-    /// The bytes of its leaves.
-    fn bytes(&self) -> usize {
-        self.entries.iter().map(|e| e.as_bytes().len()).sum()
-    }
+/// A leaf counted but not copied yet: the commit-log object that holds it,
+/// and the leaf.
+#[derive(Debug, Clone)]
+struct Uncopied {
+    seq: u64,
+    entry: Entry,
 }
 
 /// The tree of the durable leaves, and where each group object's leaves start.
@@ -101,6 +108,12 @@ struct State {
     stored: HashMap<String, u64>,
     /// The leaves of the group objects since the last whole index chunk.
     chunk: Vec<Vec<Indexed>>,
+    /// The leaves counted and not in a group object yet, the last ones of the tree.
+    uncopied: VecDeque<Uncopied>,
+    /// Why no leaf is taken any more, if so.
+    refused: Option<String>,
+    /// What is wrong with the log, found at open or since.
+    problems: Vec<String>,
 }
 
 /// A leaf as an index chunk keeps it: its hash, and its item's id if it is a
@@ -111,30 +124,33 @@ struct Indexed {
     stored: Option<String>,
 }
 
-impl State {
-    /// Starts counting the leaves of the next group object.
-    fn begin_object(&mut self) {
-        self.starts.push(self.tree.len());
-        self.chunk.push(Vec::new());
-    }
-
-    /// Counts `entry` as the next leaf, of the group object begun last.
-    fn push(&mut self, entry: &Entry) {
-        let stored = (entry.event() == Event::Stored).then(|| entry.id().to_owned());
-        self.push_indexed(Indexed {
+impl Indexed {
+    fn of(entry: &Entry) -> Indexed {
+        Indexed {
             hash: entry.leaf_hash(),
-            stored,
-        });
+            stored: (entry.event() == Event::Stored).then(|| entry.id().to_owned()),
+        }
     }
+}
 
-    fn push_indexed(&mut self, leaf: Indexed) {
+impl State {
+    /// Counts `leaf` as the next leaf of the tree.
+    fn count(&mut self, leaf: &Indexed) {
         let index = self.tree.push(leaf.hash);
         if let Some(id) = &leaf.stored {
             self.stored.insert(id.clone(), index);
         }
-        if let Some(object) = self.chunk.last_mut() {
-            object.push(leaf);
-        }
+    }
+
+    /// Notes the next group object, holding `leaves` (counted already).
+    fn place(&mut self, leaves: Vec<Indexed>) {
+        self.starts.push(self.copied() - leaves.len() as u64);
+        self.chunk.push(leaves);
+    }
+
+    /// The number of leaves in group objects.
+    fn copied(&self) -> u64 {
+        self.tree.len() - self.uncopied.len() as u64
     }
 
     /// The bytes and number of the index chunk the objects counted complete,
@@ -146,6 +162,111 @@ impl State {
         let number = self.starts.len() as u64 / INDEX_EVERY as u64 - 1;
         Some((number, encode_chunk(&std::mem::take(&mut self.chunk))))
     }
+
+    /// Takes no leaf from now on, for `reason`.
+    fn refuse(&mut self, reason: String) {
+        tracing::error!(%reason, "refusing every later append to the log");
+        self.problems.push(reason.clone());
+        self.refused.get_or_insert(reason);
+    }
+}
+
+/// This server's log as the commit log sees it: what numbers its next leaf,
+/// and what counts the leaves its objects hold. See the [module](self).
+#[derive(Debug)]
+pub(crate) struct Leaves {
+    name: String,
+    /// This process's mark on the leaves it writes.
+    writer: [u8; 16],
+    state: Mutex<State>,
+    /// Wakes the copier.
+    copy: Notify,
+    /// Whether the open has counted what the commit log held.
+    opened: std::sync::atomic::AtomicBool,
+}
+
+impl Leaves {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn writer(&self) -> [u8; 16] {
+        self.writer
+    }
+
+    /// The number of leaves counted.
+    pub(crate) fn size(&self) -> u64 {
+        self.lock().tree.len()
+    }
+
+    /// The index the next leaf gets; why no leaf is taken, if so.
+    pub(crate) fn next_index(&self) -> Result<u64, String> {
+        let state = self.lock();
+        match &state.refused {
+            Some(reason) => Err(reason.clone()),
+            None if state.uncopied.len() >= UNCOPIED_MAX => Err(
+                "the log cannot copy its leaves into the bucket now (the server's log says why); try again later"
+                    .into(),
+            ),
+            None => Ok(state.tree.len()),
+        }
+    }
+
+    /// Counts leaf `index` of this log (`bytes`), found in commit-log object
+    /// `seq`: unless counted already, or from another process since the open.
+    pub(crate) fn found(
+        &self,
+        seq: u64,
+        index: u64,
+        writer: [u8; 16],
+        bytes: &[u8],
+        at_open: bool,
+    ) {
+        let mut state = self.lock();
+        let len = state.tree.len();
+        if index < len || state.refused.is_some() {
+            return;
+        }
+        if index > len {
+            let reason = format!(
+                "leaves {len} to {index} of the log are missing from the commit log (object {seq} holds leaf {index})"
+            );
+            return state.refuse(reason);
+        }
+        if writer != self.writer
+            && !at_open
+            && self.opened.load(std::sync::atomic::Ordering::Acquire)
+        {
+            let reason = format!(
+                "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
+                self.name
+            );
+            return state.refuse(reason);
+        }
+        let entry = match Entry::parse(bytes) {
+            Ok(entry) => entry,
+            Err(err) => {
+                let reason = format!(
+                    "leaf {index} of the log in commit-log object {seq} is not a leaf: {err}"
+                );
+                return state.refuse(reason);
+            }
+        };
+        state.count(&Indexed::of(&entry));
+        state.uncopied.push_back(Uncopied { seq, entry });
+        drop(state);
+        self.copy.notify_one();
+    }
+
+    /// Marks the open done: a leaf of another process is refused from now on.
+    pub(crate) fn opened(&self) {
+        self.opened
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
 }
 
 /// A server's log in the bucket. See the [module](self).
@@ -153,72 +274,103 @@ impl State {
 pub(crate) struct S3Ledger {
     objects: Arc<dyn ObjectStore>,
     dir: Path,
-    state: Arc<Mutex<State>>,
-    queue: mpsc::Sender<Pending>,
-    problems: Vec<String>,
+    leaves: Arc<Leaves>,
+    committer: Committer,
     /// Whether the open took index chunks for some group objects.
     indexed: bool,
+    /// Stops the copier when the log is dropped (or taken, in tests).
+    _stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl S3Ledger {
-    /// Opens the log `name` under `root`: reads every group object, then
-    /// starts the committer after the last.
+    /// Opens the log `name` under `root`: reads its group objects, then the
+    /// leaves `journal` holds that are not copied yet (`journal` has read the
+    /// commit log), and starts the copier. Leaves are appended with `committer`.
     pub(crate) async fn open(
         objects: Arc<dyn ObjectStore>,
         root: &Path,
         name: &str,
+        journal: &Journal,
+        committer: Committer,
     ) -> Result<S3Ledger, StoreError> {
         let dir = root.clone().join("ledger").join(name);
-        let read = read_all(&*objects, &dir, true).await?;
+        let mut read = read_all(&*objects, &dir, true).await?;
         for problem in &read.problems {
             tracing::error!(log = %dir, %problem, "the log in the bucket is damaged; it is kept as it is");
         }
-        for (number, bytes) in read.unwritten {
+        for (number, bytes) in std::mem::take(&mut read.unwritten) {
             write_chunk(objects.clone(), chunk_path(&dir, number), bytes);
         }
-        let state = Arc::new(Mutex::new(read.state));
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        let committer = Committer {
+        read.state.problems = std::mem::take(&mut read.problems);
+        let leaves = Arc::new(Leaves {
+            name: name.to_owned(),
+            writer: ItemId::new().to_bytes(),
+            state: Mutex::new(read.state),
+            copy: Notify::new(),
+            opened: false.into(),
+        });
+        journal.attach(leaves.clone()).await?;
+        let (stop, stopped) = oneshot::channel();
+        let copier = Copier {
             objects: objects.clone(),
             dir: dir.clone(),
-            state: state.clone(),
+            leaves: leaves.clone(),
+            committer: committer.clone(),
             next: read.objects + 1,
-            failed: None,
             unsure: None,
         };
-        tokio::spawn(committer.run(waiting));
-        tracing::info!(log = %dir, leaves = lock(&state).tree.len(), "log open");
+        tokio::spawn(copier.run(stopped));
+        tracing::info!(log = %dir, leaves = leaves.size(), "log open");
         Ok(S3Ledger {
             objects,
             dir,
-            state,
-            queue,
-            problems: read.problems,
+            leaves,
+            committer,
             indexed: read.indexed,
+            _stop: Mutex::new(Some(stop)),
         })
     }
 
     /// The index of item `id`'s `stored` leaf, if this server stored it.
     pub(crate) fn index_of(&self, id: ItemId) -> Option<u64> {
-        lock(&self.state).stored.get(&id.to_string()).copied()
+        self.leaves.lock().stored.get(&id.to_string()).copied()
     }
 
     fn tree<T>(
         &self,
         f: impl FnOnce(&Tree) -> Result<T, ferry_tlog::ProofError>,
     ) -> Result<T, StoreError> {
-        f(&lock(&self.state).tree).map_err(proof_error)
+        f(&self.leaves.lock().tree).map_err(proof_error)
+    }
+
+    /// Stops the copier: the leaves appended from now on stay in the commit
+    /// log only, as after a crash (for tests).
+    #[cfg(test)]
+    pub(crate) fn stop_copying(&self) {
+        lock(&self._stop).take();
+    }
+
+    /// Waits until every leaf counted is in a group object (for tests).
+    #[cfg(test)]
+    pub(crate) async fn copied(&self) {
+        for _ in 0..2000 {
+            if self.leaves.lock().uncopied.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("the leaves were never copied");
     }
 }
 
 #[async_trait::async_trait]
 impl Ledger for S3Ledger {
     async fn append(&self, entries: Vec<Entry>) -> Result<u64, StoreError> {
-        ask(&self.queue, |done| Pending { entries, done }).await
+        Ok(self.committer.commit_logged(Vec::new(), entries).await?.1)
     }
 
     fn size(&self) -> u64 {
-        lock(&self.state).tree.len()
+        self.leaves.size()
     }
 
     /// Every leaf counted is in the bucket already.
@@ -239,19 +391,31 @@ impl Ledger for S3Ledger {
     }
 
     async fn leaves(&self, from: u64, limit: usize) -> Result<Vec<(u64, Entry)>, StoreError> {
-        let (objects, end) = {
-            let state = lock(&self.state);
+        let (objects, mut kept, end) = {
+            let state = self.leaves.lock();
             let end = from.saturating_add(limit as u64).min(state.tree.len());
             if from >= end {
                 return Ok(Vec::new());
             }
-            // Group objects holding leaves `from..end`: (seq, first leaf).
-            let first = state.starts.partition_point(|&start| start <= from) - 1;
-            let last = state.starts.partition_point(|&start| start < end);
-            let objects: Vec<(u64, u64)> = (first..last)
-                .map(|i| (i as u64 + 1, state.starts[i]))
+            let copied = state.copied();
+            // Leaves not copied yet, from memory.
+            let kept: Vec<(u64, Entry)> = (copied..)
+                .zip(&state.uncopied)
+                .filter(|(index, _)| (from..end).contains(index))
+                .map(|(index, leaf)| (index, leaf.entry.clone()))
                 .collect();
-            (objects, end)
+            // Group objects holding leaves `from..end.min(copied)`: (seq, first leaf).
+            let upto = end.min(copied);
+            let objects: Vec<(u64, u64)> = if from < upto {
+                let first = state.starts.partition_point(|&start| start <= from) - 1;
+                let last = state.starts.partition_point(|&start| start < upto);
+                (first..last)
+                    .map(|i| (i as u64 + 1, state.starts[i]))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (objects, kept, upto)
         };
         let mut leaves = Vec::new();
         for (seq, start) in objects {
@@ -267,6 +431,7 @@ impl Ledger for S3Ledger {
                 }
             }
         }
+        leaves.append(&mut kept);
         Ok(leaves)
     }
 
@@ -290,7 +455,7 @@ impl Ledger for S3Ledger {
     }
 
     fn problems(&self) -> Vec<String> {
-        self.problems.clone()
+        self.leaves.lock().problems.clone()
     }
 
     /// Not when index chunks stood for group objects: the notary then reads
@@ -300,8 +465,21 @@ impl Ledger for S3Ledger {
     }
 
     async fn rescan(&self, size: u64) -> Result<Rescan, StoreError> {
-        let known = lock(&self.state).starts.len() as u64;
-        let read = read_all(&*self.objects, &self.dir, false).await?;
+        let (known, uncopied): (u64, Vec<(u64, Hash)>) = {
+            let state = self.leaves.lock();
+            let uncopied = (state.copied()..)
+                .zip(&state.uncopied)
+                .map(|(index, leaf)| (index, leaf.entry.leaf_hash()))
+                .collect();
+            (state.starts.len() as u64, uncopied)
+        };
+        let mut read = read_all(&*self.objects, &self.dir, false).await?;
+        // The leaves not copied when the read began are in the commit log.
+        for (index, hash) in uncopied {
+            if index == read.state.tree.len() {
+                read.state.tree.push(hash);
+            }
+        }
         let fresh = &read.state.tree;
         let mut problems = read.problems;
         if read.objects < known {
@@ -311,7 +489,7 @@ impl Ledger for S3Ledger {
             ));
         }
         let len = self.size();
-        // Leaves appended since the read are not a problem.
+        // Leaves appended (or not copied) since the read are not a problem.
         if fresh.len() > len {
             problems.push(format!(
                 "the bucket holds {} leaves, more than the {len} in memory",
@@ -330,7 +508,6 @@ impl Ledger for S3Ledger {
         })
     }
 }
-
 /// What reading the log found.
 struct Read {
     state: State,
@@ -373,10 +550,10 @@ async fn read_all(
                 break;
             };
             for object in chunk {
-                read.state.begin_object();
-                object
-                    .into_iter()
-                    .for_each(|leaf| read.state.push_indexed(leaf));
+                object.iter().for_each(|leaf| read.state.count(leaf));
+                read.state
+                    .starts
+                    .push(read.state.tree.len() - object.len() as u64);
             }
             read.state.chunk.clear();
             read.objects += INDEX_EVERY as u64;
@@ -393,13 +570,16 @@ async fn read_all(
             Err(Missing::Failed(err)) => return Err(err),
         };
         read.objects = seq;
-        read.state.begin_object();
-        match decode(&bytes) {
-            Ok(entries) => entries.iter().for_each(|entry| read.state.push(entry)),
-            Err(why) => read
-                .problems
-                .push(format!("log object {seq} cannot be read: {why}")),
-        }
+        let leaves: Vec<Indexed> = match decode(&bytes) {
+            Ok(entries) => entries.iter().map(Indexed::of).collect(),
+            Err(why) => {
+                read.problems
+                    .push(format!("log object {seq} cannot be read: {why}"));
+                Vec::new()
+            }
+        };
+        leaves.iter().for_each(|leaf| read.state.count(leaf));
+        read.state.place(leaves);
         // A chunk these objects complete is missing (else it was read):
         // written again after the open.
         read.unwritten.extend(read.state.complete_chunk());
@@ -515,121 +695,151 @@ fn decode(mut bytes: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(entries)
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Writes the group objects, one at a time, in order.
-struct Committer {
+/// Copies the leaves counted into group objects, one at a time, in order.
+struct Copier {
     objects: Arc<dyn ObjectStore>,
     dir: Path,
-    state: Arc<Mutex<State>>,
+    leaves: Arc<Leaves>,
+    committer: Committer,
     /// The sequence number of the next group object.
     next: u64,
-    /// Why appends are refused (another writer of this log).
-    failed: Option<String>,
     /// The last group object whose write failed: it may have landed anyway.
     unsure: Option<Bytes>,
 }
 
-impl Committer {
-    async fn run(mut self, mut waiting: mpsc::Receiver<Pending>) {
-        while let Some(first) = waiting.recv().await {
-            let mut bytes = first.bytes();
-            let mut group = vec![first];
-            while bytes < GROUP_MAX {
-                let Ok(next) = waiting.try_recv() else { break };
-                bytes += next.bytes();
-                group.push(next);
+impl Copier {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                () = self.leaves.copy.notified() => {}
             }
-            let entries: Vec<Entry> = group.iter().flat_map(|p| p.entries.clone()).collect();
-            let result = self.write(&entries).await;
-            let mut index = result.clone();
-            for pending in group {
-                let count = pending.entries.len() as u64;
-                let _ = pending.done.send(index.clone());
-                if let Ok(first) = &mut index {
-                    *first += count;
+            tokio::time::sleep(COPY_DELAY).await;
+            loop {
+                let group: Vec<Uncopied> = {
+                    let state = self.leaves.lock();
+                    if state.refused.is_some() {
+                        break;
+                    }
+                    let mut bytes = 0;
+                    state
+                        .uncopied
+                        .iter()
+                        .take_while(|leaf| {
+                            let first = bytes == 0;
+                            bytes += leaf.entry.as_bytes().len();
+                            first || bytes <= GROUP_MAX
+                        })
+                        .cloned()
+                        .collect()
+                };
+                let Some(last) = group.last() else { break };
+                let last = last.seq;
+                let entries: Vec<Entry> = group.into_iter().map(|leaf| leaf.entry).collect();
+                match self.write(&entries).await {
+                    Ok(true) => {}
+                    // An earlier write had landed: placed; gather again.
+                    Ok(false) => continue,
+                    Err(None) => break,
+                    Err(Some(err)) => {
+                        tracing::warn!(log = %self.dir, %err, "cannot copy leaves of the log into its objects; trying again");
+                        tokio::select! {
+                            _ = &mut stop => return,
+                            () = tokio::time::sleep(COPY_RETRY) => continue,
+                        }
+                    }
+                }
+                let through = self.placed(entries, last);
+                let copied = Change::Copied {
+                    log: self.leaves.name.clone(),
+                    through,
+                };
+                if let Err(err) = self.committer.commit(copied).await {
+                    // Only holds compaction back until the next copy says it.
+                    tracing::warn!(%err, "cannot note a copy of the log in the commit log");
                 }
             }
         }
     }
 
-    /// Writes `entries` as the next group object; the index of the first.
-    async fn write(&mut self, entries: &[Entry]) -> Result<u64, String> {
-        if let Some(reason) = &self.failed {
-            return Err(reason.clone());
-        }
-        if entries.is_empty() {
-            return Ok(lock(&self.state).tree.len());
-        }
+    /// Writes `entries` as the next group object: `false` if it found an
+    /// earlier write that had landed instead (placed). `Err(None)` if the log
+    /// takes no leaf any more (another process writes it).
+    async fn write(&mut self, entries: &[Entry]) -> Result<bool, Option<StoreError>> {
         let object = Bytes::from(encode(entries));
-        loop {
-            let path = group_path(&self.dir, self.next);
-            match create(&*self.objects, &path, &object).await {
-                Ok(true) => break,
-                Ok(false) => match fetch(&*self.objects, &path).await {
-                    // An earlier try of this write whose answer was lost.
-                    Ok(theirs) if theirs == object => break,
-                    // An earlier write that failed had landed after all: its
-                    // leaves are in the log; this one goes after them.
-                    Ok(theirs) if self.unsure.as_ref() == Some(&theirs) => {
-                        self.unsure = None;
-                        self.count(&decode(&theirs).unwrap_or_default());
-                    }
-                    Ok(_) => {
-                        let reason = format!(
-                            "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
-                            self.dir
-                        );
-                        tracing::error!(%reason, "refusing every later append to the log");
-                        self.failed = Some(reason.clone());
-                        return Err(reason);
-                    }
-                    Err(missing) => {
-                        return Err(failed_write(&path, damaged(self.next, missing)));
-                    }
-                },
-                Err(err) => {
-                    // It may have landed all the same: see above.
-                    self.unsure = Some(object);
-                    return Err(failed_write(
-                        &path,
-                        StoreError::remote(format!("writing {path}"), err),
-                    ));
-                }
+        let path = group_path(&self.dir, self.next);
+        let theirs = match create(&*self.objects, &path, &object).await {
+            Ok(true) => None,
+            Ok(false) => Some(
+                fetch(&*self.objects, &path)
+                    .await
+                    .map_err(|missing| Some(damaged(self.next, missing)))?,
+            ),
+            Err(err) => {
+                // It may have landed all the same: see below.
+                self.unsure = Some(object);
+                return Err(Some(StoreError::remote(format!("writing {path}"), err)));
+            }
+        };
+        match theirs {
+            // Written; or an earlier try of this write whose answer was lost.
+            None => {}
+            Some(theirs) if theirs == object => {}
+            // An earlier write that failed had landed after all: its leaves
+            // are copied; this one goes after them.
+            Some(theirs) if self.unsure.as_ref() == Some(&theirs) => {
+                self.unsure = None;
+                let copied = decode(&theirs).unwrap_or_default();
+                let last = (self.leaves.lock().uncopied)
+                    .get(copied.len().saturating_sub(1))
+                    .map_or(0, |leaf| leaf.seq);
+                self.placed(copied, last);
+                return Ok(false);
+            }
+            Some(_) => {
+                self.leaves.lock().refuse(format!(
+                    "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
+                    self.dir
+                ));
+                return Err(None);
             }
         }
         self.unsure = None;
-        Ok(self.count(entries))
+        Ok(true)
     }
 
-    /// Counts `entries`, the leaves of group object `next`; the index of the first.
-    fn count(&mut self, entries: &[Entry]) -> u64 {
+    /// Notes `entries`, the first leaves not copied, as group object `next`;
+    /// the last commit-log object whose leaves are all copied now (`last`
+    /// holds the last of `entries`).
+    fn placed(&mut self, entries: Vec<Entry>, last: u64) -> u64 {
         self.next += 1;
-        let (first, chunk) = {
-            let mut state = lock(&self.state);
-            let first = state.tree.len();
-            state.begin_object();
-            entries.iter().for_each(|entry| state.push(entry));
-            (first, state.complete_chunk())
+        let (through, chunk) = {
+            let mut state = self.leaves.lock();
+            let count = entries.len().min(state.uncopied.len());
+            state.uncopied.drain(..count);
+            state.place(entries.iter().map(Indexed::of).collect());
+            let through = match state.uncopied.front() {
+                Some(next) if next.seq == last => last - 1,
+                _ => last,
+            };
+            (through, state.complete_chunk())
         };
         if let Some((number, bytes)) = chunk {
             write_chunk(self.objects.clone(), chunk_path(&self.dir, number), bytes);
         }
-        first
+        through
     }
-}
-
-/// A write that failed: logged in full, told to the appender in short.
-fn failed_write(path: &Path, err: StoreError) -> String {
-    tracing::error!(%path, %err, "cannot write to the log in the bucket");
-    "the object storage did not take the log's write (the server's log says why)".into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::view::View;
+    use ferry_crypto::{Keyring, StorageKey};
     use object_store::memory::InMemory;
 
     fn entry(n: u64) -> Entry {
@@ -643,12 +853,32 @@ mod tests {
         )
     }
 
+    /// The log `name` of a store on `objects`, with a view of its own.
+    async fn open_on(objects: Arc<dyn ObjectStore>, name: &str) -> Result<S3Ledger, StoreError> {
+        let root = Path::from("store");
+        let keyring = Keyring::new(StorageKey::generate(), vec![]);
+        let events = tokio::sync::broadcast::channel(16).0;
+        let view = View::open(None)?;
+        let journal = Journal::open(objects.clone(), root.clone(), keyring, events, view).await?;
+        let journal = Arc::new(journal);
+        journal.catch_up().await?;
+        let committer = Committer::start(journal.clone(), Duration::ZERO, 1 << 20);
+        S3Ledger::open(objects, &root, name, &journal, committer).await
+    }
+
     fn open(
         objects: &Arc<InMemory>,
         name: &str,
     ) -> impl Future<Output = Result<S3Ledger, StoreError>> {
-        let objects: Arc<dyn ObjectStore> = objects.clone();
-        async move { S3Ledger::open(objects, &Path::from("store"), name).await }
+        open_on(objects.clone(), name)
+    }
+
+    /// Appends `entries` and waits until they are copied into a group object
+    /// of their own; the index of the first.
+    async fn append_copied(ledger: &S3Ledger, entries: Vec<Entry>) -> u64 {
+        let first = ledger.append(entries).await.unwrap();
+        ledger.copied().await;
+        first
     }
 
     #[test]
@@ -706,6 +936,43 @@ mod tests {
         assert_eq!(other.checkpoint().await.unwrap(), None);
     }
 
+    #[tokio::test]
+    async fn leaves_not_copied_yet_are_counted_from_the_commit_log() {
+        let objects = Arc::new(InMemory::new());
+        let ledger = open(&objects, "a").await.unwrap();
+        for n in 0..3 {
+            append_copied(&ledger, vec![entry(n)]).await;
+        }
+        ledger.stop_copying();
+        tokio::task::yield_now().await;
+        let mut expected = Tree::new();
+        for n in 0..6 {
+            expected.push(entry(n).leaf_hash());
+        }
+        for n in 3..6 {
+            assert_eq!(ledger.append(vec![entry(n)]).await.unwrap(), n);
+        }
+        assert_eq!(ledger.root(6).unwrap(), expected.root());
+        let read: Vec<(u64, Entry)> = ledger.leaves(1, 4).await.unwrap();
+        assert_eq!(read, (1..5).map(|n| (n, entry(n))).collect::<Vec<_>>());
+        let rescan = ledger.rescan(6).await.unwrap();
+        assert!(rescan.problems.is_empty(), "{:?}", rescan.problems);
+        assert_eq!(rescan.root_at, Some(expected.root()));
+
+        // A restart finds the three not copied in the commit log, and copies them.
+        drop(ledger);
+        let again = open(&objects, "a").await.unwrap();
+        assert_eq!(again.size(), 6);
+        assert_eq!(again.root(6).unwrap(), expected.root());
+        assert_eq!(again.leaves.lock().stored.get(entry(4).id()), Some(&4));
+        again.copied().await;
+        let whole = read_all(&*objects, &Path::from("store/ledger/a"), false)
+            .await
+            .unwrap();
+        assert_eq!(whole.state.tree.root(), expected.root());
+        assert_eq!(again.append(vec![entry(6)]).await.unwrap(), 6);
+    }
+
     /// Waits until `path` exists (index chunks are written in the background).
     async fn written(objects: &InMemory, path: &Path) -> Vec<u8> {
         for _ in 0..500 {
@@ -722,7 +989,7 @@ mod tests {
         let objects = Arc::new(InMemory::new());
         let ledger = open(&objects, "a").await.unwrap();
         for n in 0..10 {
-            ledger.append(vec![entry(n), entry(n + 100)]).await.unwrap();
+            append_copied(&ledger, vec![entry(n), entry(n + 100)]).await;
         }
         let dir = Path::from("store/ledger/a");
         let first = written(&objects, &chunk_path(&dir, 0)).await;
@@ -737,7 +1004,7 @@ mod tests {
         assert!(!again.read_at_open());
         assert_eq!(again.size(), 20);
         assert_eq!(again.root(20).unwrap(), root);
-        assert_eq!(lock(&again.state).stored.get(entry(9).id()), Some(&18));
+        assert_eq!(again.leaves.lock().stored.get(entry(9).id()), Some(&18));
         assert_eq!(again.leaves(18, 2).await.unwrap()[1], (19, entry(109)));
         let rescan = again.rescan(20).await.unwrap();
         assert!(
@@ -790,7 +1057,7 @@ mod tests {
         let objects = Arc::new(InMemory::new());
         let ledger = open(&objects, "a").await.unwrap();
         for n in 0..3 {
-            ledger.append(vec![entry(n)]).await.unwrap();
+            append_copied(&ledger, vec![entry(n)]).await;
         }
         let root = ledger.root(3).unwrap();
         let path = group_path(&Path::from("store/ledger/a"), 2);
@@ -835,8 +1102,8 @@ mod tests {
         assert_eq!(one.append(vec![entry(3)]).await.unwrap(), 1);
     }
 
-    /// An object store whose next PUT lands but answers with an error, as
-    /// when the connection drops after the request.
+    /// An object store whose next PUT to the commit log lands but answers
+    /// with an error, as when the connection drops after the request.
     #[derive(Debug)]
     struct LosesAnAnswer {
         inner: InMemory,
@@ -858,7 +1125,8 @@ mod tests {
             opts: object_store::PutOptions,
         ) -> object_store::Result<object_store::PutResult> {
             let put = self.inner.put_opts(location, payload, opts).await?;
-            match self.lose.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let commit_log = location.as_ref().starts_with("store/log/");
+            match commit_log && self.lose.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 true => Err(object_store::Error::Generic {
                     store: "test",
                     source: "connection reset".into(),
@@ -915,9 +1183,8 @@ mod tests {
             inner: InMemory::new(),
             lose: false.into(),
         });
-        let ledger = S3Ledger::open(objects.clone(), &Path::from("store"), "a")
-            .await
-            .unwrap();
+        let ledger = open_on(objects.clone(), "a").await.unwrap();
+        ledger.stop_copying();
         ledger.append(vec![entry(0)]).await.unwrap();
         objects
             .lose
@@ -934,9 +1201,8 @@ mod tests {
             .map(|(_, e)| e)
             .collect();
         assert_eq!(leaves, [entry(0), entry(1), entry(2)]);
-        let again = S3Ledger::open(objects, &Path::from("store"), "a")
-            .await
-            .unwrap();
+        let again = open_on(objects, "a").await.unwrap();
+        assert_eq!(again.size(), 3);
         assert_eq!(again.root(3).unwrap(), ledger.root(3).unwrap());
     }
 
@@ -952,5 +1218,8 @@ mod tests {
             .unwrap();
         assert_eq!(ledger.append(vec![entry(9)]).await.unwrap(), 0);
         assert_eq!(ledger.size(), 1);
+        ledger.copied().await;
+        assert!(ledger.problems().is_empty(), "{:?}", ledger.problems());
+        assert_eq!(append_copied(&ledger, vec![entry(10)]).await, 1);
     }
 }

@@ -247,18 +247,12 @@ impl S3Store {
         options: S3Options,
     ) -> Result<Arc<S3Store>, StoreError> {
         let root = Path::from(location.prefix.as_str());
-        let ledger = match &options.ledger {
-            Some(name) => {
-                check_ledger_name(name)?;
-                Some(Arc::new(
-                    S3Ledger::open(objects.clone(), &root, name).await?,
-                ))
-            }
-            None => None,
-        };
+        if let Some(name) = &options.ledger {
+            check_ledger_name(name)?;
+        }
         let events = broadcast::channel(EVENT_BUFFER).0;
         let view = View::open(options.view_dir.as_deref())?;
-        let journal = Journal::open(objects, root, keyring, events, view).await?;
+        let journal = Journal::open(objects.clone(), root.clone(), keyring, events, view).await?;
         let journal = Arc::new(journal);
         journal.catch_up().await?;
         let view = journal.view().clone();
@@ -272,6 +266,12 @@ impl S3Store {
             tracing::warn!(records, key_ids = %key_ids.join(", "), "starting without the storage keys of some records, as told: they are not listed, and kept as they are");
         }
         let committer = Committer::start(journal.clone(), options.batch_window, options.batch_max);
+        let ledger = match &options.ledger {
+            Some(name) => Some(Arc::new(
+                S3Ledger::open(objects, &root, name, &journal, committer.clone()).await?,
+            )),
+            None => None,
+        };
         tokio::spawn(follow(Arc::downgrade(&journal), options.poll_interval));
         let per_upload = (options.upload_concurrency + 1) * options.part_size;
         let uploads = (options.upload_memory / per_upload.max(1)).max(1);
@@ -305,6 +305,21 @@ impl S3Store {
 impl Shared {
     /// `meta` with the index of its `stored` leaf in this server's log, if it
     /// has one there.
+    /// Commits `change` with the leaf that records it in this server's log
+    /// (if it keeps one), in one log object: both are durable, or neither.
+    async fn logged(
+        &self,
+        change: Change,
+        leaf: impl FnOnce() -> ferry_tlog::Entry,
+    ) -> Result<(), StoreError> {
+        let leaves = match &self.ledger {
+            Some(_) => vec![leaf()],
+            None => Vec::new(),
+        };
+        self.committer.commit_logged(vec![change], leaves).await?;
+        Ok(())
+    }
+
     fn with_leaf(&self, mut meta: ItemMeta) -> ItemMeta {
         if let Some(ledger) = &self.ledger {
             meta.log_index = ledger.index_of(meta.id);
@@ -409,11 +424,8 @@ impl Store for S3Store {
         if self.shared.entry(id).await?.is_none() {
             return Ok(None);
         }
-        self.shared.committer.commit(Change::Hold(id, held)).await?;
-        if let Some(ledger) = &self.shared.ledger {
-            let entry = ferry_tlog::Entry::hold(&id.to_string(), held, by, &crate::now());
-            ledger.append(vec![entry]).await?;
-        }
+        let leaf = || ferry_tlog::Entry::hold(&id.to_string(), held, by, &crate::now());
+        self.shared.logged(Change::Hold(id, held), leaf).await?;
         Ok(journal.view().get(id)?.map(|entry| entry.meta))
     }
 
@@ -487,8 +499,8 @@ impl Store for S3Store {
     }
 }
 
-/// Deletes an item (see [`Store::delete`]): its leaf in this server's log, its
-/// tombstone in the commit log, then a large item's object.
+/// Deletes an item (see [`Store::delete`]): its tombstone in the commit log,
+/// with its leaf in this server's log, then a large item's object.
 async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, StoreError> {
     let journal = &shared.journal;
     let Some(entry) = shared.entry(id).await? else {
@@ -497,18 +509,20 @@ async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, S
     if entry.meta.held {
         return Err(StoreError::Held(id));
     }
-    // The log says so first; if the delete then does not happen, it says that too.
-    if let Some(ledger) = &shared.ledger {
-        ledger.append(vec![cause.entry(&id.to_string())]).await?;
-    }
-    let deleted = tombstone(&shared, id).await;
-    if let (Some(ledger), Err(_)) = (&shared.ledger, &deleted) {
-        let kept = ferry_tlog::Entry::kept(&id.to_string(), &crate::now());
-        if let Err(err) = ledger.append(vec![kept]).await {
-            tracing::error!(%id, %err, "cannot log that a failed delete kept the item");
+    shared
+        .logged(Change::Tombstone(id), || cause.entry(&id.to_string()))
+        .await?;
+    if journal.view().is_held(id)? {
+        // Held by another server before the tombstone: not applied anywhere,
+        // and the log says so.
+        if let Some(ledger) = &shared.ledger {
+            let kept = ferry_tlog::Entry::kept(&id.to_string(), &crate::now());
+            if let Err(err) = ledger.append(vec![kept]).await {
+                tracing::error!(%id, %err, "cannot log that a failed delete kept the item");
+            }
         }
+        return Err(StoreError::Held(id));
     }
-    deleted?;
     if let Location::Object { .. } = entry.location
         && let Err(err) = journal.objects.delete(&journal.item_path(id)).await
     {
@@ -516,16 +530,6 @@ async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, S
         tracing::warn!(%id, %err, "cannot remove a deleted item's object");
     }
     Ok(true)
-}
-
-/// Writes item `id`'s tombstone; refused if another server held it first.
-async fn tombstone(shared: &Shared, id: ItemId) -> Result<(), StoreError> {
-    shared.committer.commit(Change::Tombstone(id)).await?;
-    if shared.journal.view().is_held(id)? {
-        // Held by another server before the tombstone: not applied anywhere.
-        return Err(StoreError::Held(id));
-    }
-    Ok(())
 }
 
 /// A log's name must be one path segment of plain characters.

@@ -6,6 +6,7 @@
 //! the log objects written since. Without a directory of its own, a view lives
 //! in a temporary one and is rebuilt from the whole log at every open.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -105,6 +106,45 @@ const COMPACTED_THROUGH: &str = "compacted_through";
 const COMPACTED_AT_MS: &str = "compacted_at_ms";
 /// The catalog's number for [`View::first_left_out`].
 const FIRST_LEFT_OUT: &str = "first_left_out";
+/// The catalog's value for [`View::logs`].
+const LOGS: &str = "ledger_logs";
+
+/// What the commit log says of one server's signed log (see
+/// [`batch`](super::batch)): the last object holding one of its leaves, and
+/// the last up to which its leaves are all copied into the log's own objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LogMarks {
+    pub last_leaf: u64,
+    pub copied_through: u64,
+}
+
+/// The marks of every log, one line each: its name, `last_leaf`,
+/// `copied_through`.
+fn encode_logs(logs: &BTreeMap<String, LogMarks>) -> Vec<u8> {
+    logs.iter()
+        .map(|(name, m)| format!("{name} {} {}\n", m.last_leaf, m.copied_through))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn decode_logs(bytes: &[u8]) -> Option<BTreeMap<String, LogMarks>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines()
+        .map(|line| {
+            let mut fields = line.split(' ');
+            let name = fields.next()?.to_owned();
+            let last_leaf = fields.next()?.parse().ok()?;
+            let copied_through = fields.next()?.parse().ok()?;
+            Some((
+                name,
+                LogMarks {
+                    last_leaf,
+                    copied_through,
+                },
+            ))
+        })
+        .collect()
+}
 
 /// The listed items and the held ones (see the [module](self)). Clones share
 /// one catalog.
@@ -142,8 +182,37 @@ impl View {
     }
 
     /// Applies the changes of log object `seq` (see [`Changes`]).
-    pub(crate) fn apply(&self, changes: Changes, seq: u64) -> Result<(), StoreError> {
+    pub(crate) fn apply(&self, mut changes: Changes, seq: u64) -> Result<(), StoreError> {
+        if let Some(logs) = &changes.logs {
+            changes.changes.push(Change::Set(LOGS, encode_logs(logs)));
+        }
         self.catalog.apply(changes.changes, seq)
+    }
+
+    /// The marks of every server's log that has leaves in the commit log.
+    pub(crate) fn logs(&self) -> Result<BTreeMap<String, LogMarks>, StoreError> {
+        let Some(bytes) = self.catalog.value(LOGS)? else {
+            return Ok(BTreeMap::new());
+        };
+        decode_logs(&bytes).ok_or_else(|| {
+            let damaged = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the marks of the servers' logs cannot be read",
+            );
+            StoreError::io("reading the S3 store's view", Path::new("catalog"), damaged)
+        })
+    }
+
+    /// The last log object a compaction may copy and remove without taking a
+    /// leaf not yet copied into its log's own objects, and the log that
+    /// holds it there; `None` if any may go.
+    pub(crate) fn copy_floor(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self
+            .logs()?
+            .into_iter()
+            .filter(|(_, m)| m.last_leaf > m.copied_through)
+            .map(|(name, m)| (m.copied_through, name))
+            .min())
     }
 
     /// Forgets everything, to be rebuilt from the first log object.
@@ -224,6 +293,8 @@ pub(crate) struct Changes {
     compacted: Option<(u64, i64)>,
     /// Whether these changes note the first object with something left out.
     left_out: bool,
+    /// The marks of the logs, if these changes move any.
+    logs: Option<BTreeMap<String, LogMarks>>,
 }
 
 impl Changes {
@@ -304,6 +375,33 @@ impl Changes {
         Ok(())
     }
 
+    /// Notes a leaf of `log` in log object `seq`.
+    pub(crate) fn leaf(&mut self, view: &View, log: &str, seq: u64) -> Result<(), StoreError> {
+        let marks = self.marks(view, log)?;
+        marks.last_leaf = marks.last_leaf.max(seq);
+        Ok(())
+    }
+
+    /// Notes that the leaves of `log` up to log object `through` are copied.
+    pub(crate) fn copied(
+        &mut self,
+        view: &View,
+        log: &str,
+        through: u64,
+    ) -> Result<(), StoreError> {
+        let marks = self.marks(view, log)?;
+        marks.copied_through = marks.copied_through.max(through);
+        Ok(())
+    }
+
+    fn marks(&mut self, view: &View, log: &str) -> Result<&mut LogMarks, StoreError> {
+        let logs = match &mut self.logs {
+            Some(logs) => logs,
+            none => none.insert(view.logs()?),
+        };
+        Ok(logs.entry(log.to_owned()).or_default())
+    }
+
     fn is_held(&self, view: &View, id: ItemId) -> Result<bool, StoreError> {
         match self.held.get(&id) {
             Some(&held) => Ok(held),
@@ -336,5 +434,37 @@ mod tests {
         assert_eq!(Location::decode(&[BATCH, 0, 0]), None);
         assert_eq!(Location::decode(&[9; 9]), None);
         assert_eq!(Location::decode(&[]), None);
+    }
+
+    #[test]
+    fn compaction_stops_before_the_first_leaf_a_log_has_not_copied() {
+        let view = View::open(None).unwrap();
+        let apply = |seq: u64, marks: &[(&str, Option<u64>)]| {
+            let mut changes = Changes::default();
+            for (log, copied) in marks {
+                match copied {
+                    None => changes.leaf(&view, log, seq).unwrap(),
+                    Some(through) => changes.copied(&view, log, *through).unwrap(),
+                }
+            }
+            view.apply(changes, seq).unwrap();
+        };
+        assert_eq!(view.copy_floor().unwrap(), None);
+        apply(3, &[("a", None), ("b", None)]);
+        assert_eq!(view.copy_floor().unwrap(), Some((0, "a".into())));
+        apply(5, &[("a", Some(3)), ("a", None), ("b", Some(2))]);
+        assert_eq!(view.copy_floor().unwrap(), Some((2, "b".into())));
+        apply(6, &[("b", Some(5))]);
+        assert_eq!(view.copy_floor().unwrap(), Some((3, "a".into())));
+        apply(7, &[("a", Some(6)), ("a", Some(4))]);
+        assert_eq!(view.copy_floor().unwrap(), None, "every leaf copied");
+        let marks = view.logs().unwrap();
+        assert_eq!(
+            marks["a"],
+            LogMarks {
+                last_leaf: 5,
+                copied_through: 6
+            }
+        );
     }
 }

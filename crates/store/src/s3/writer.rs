@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 
 use super::Shared;
 use super::batch::Change;
-use crate::Ledger;
 use crate::seal::{seal_small_item, seal_whole};
 use crate::{ItemId, ItemMeta, ItemWriter, NewItem, StoreError, joined};
 
@@ -149,10 +148,10 @@ impl S3Writer {
         let meta_of =
             move |sha256, key_id| ItemMeta::new(id, item, received_at, size, sha256, key_id);
         let key = self.shared.journal.keyring.current().clone();
-        let change = match state {
+        let (change, meta) = match state {
             State::Inline(plaintext) => {
-                let (_, sealed) = seal_small_item(key, plaintext, meta_of, Vec::new()).await?;
-                Change::Record(sealed)
+                let (meta, sealed) = seal_small_item(key, plaintext, meta_of, Vec::new()).await?;
+                (Change::Record(sealed), meta)
             }
             State::Upload(mut upload) => {
                 let meta = meta_of(upload.hasher.finalize_reset().into(), key.id().to_owned());
@@ -170,22 +169,31 @@ impl S3Writer {
                     StoreError::remote("finishing the upload of a large item", err)
                 })?;
                 drop(memory);
-                let (_, sealed_meta) = seal_whole(&key, &[], |_, _| meta, Vec::new());
-                Change::Large {
+                let (meta, sealed_meta) = seal_whole(&key, &[], |_, _| meta, Vec::new());
+                let change = Change::Large {
                     record_len,
                     sealed_meta,
-                }
+                };
+                (change, meta)
             }
             State::Failed => return Err(StoreError::spent()),
         };
         let large = matches!(change, Change::Large { .. });
-        let committed = self.shared.committer.commit(change).await;
+        // The item's `stored` leaf goes into the same log object as its
+        // record: both are durable, or neither.
+        let leaves = match &self.shared.ledger {
+            Some(_) => vec![crate::stored_entry(&meta)],
+            None => Vec::new(),
+        };
+        let committed = (self.shared.committer)
+            .commit_logged(vec![change], leaves)
+            .await;
         if let (Err(err), true) = (&committed, large) {
             // The object may be listed after all, if the log object was written
             // and only its answer lost: it is kept, never deleted on a guess.
             tracing::warn!(%id, %err, "a large item's object is written but its listing failed; the object is kept");
         }
-        committed?;
+        let (_, log_index) = committed?;
         let mut meta = self
             .shared
             .journal
@@ -195,11 +203,8 @@ impl S3Writer {
             .ok_or_else(|| {
                 StoreError::Unavailable("the item was deleted as it was stored".into())
             })?;
-        // Once the record is in the log, never before: the log never says an
-        // item was stored that was not. If this fails, the item stays listed
-        // and its commit fails, as on the local store.
-        if let Some(ledger) = &self.shared.ledger {
-            meta.log_index = Some(ledger.append(vec![crate::stored_entry(&meta)]).await?);
+        if self.shared.ledger.is_some() {
+            meta.log_index = Some(log_index);
         }
         Ok(meta)
     }
