@@ -101,7 +101,8 @@ impl Bench<'_> {
         let puts = puts?;
 
         // The commit log's group commits alone (issue #7's figure), then with
-        // each server's signed log, a second PUT per group after the items'.
+        // each server's signed log (its leaves in the same objects, copied
+        // into the log's own objects in the background, and a receipt signed).
         progress(format!(
             "S3: small dictionaries, {n} connections, signed log off"
         ));
