@@ -439,17 +439,28 @@ impl LocalStore {
                 seam.clone(),
                 options.key_file_slots,
             )?);
-            let (listing, checkpoint) = open_listing(&paths, &keys, options.ledger)?;
-            let resume = match (&listing, checkpoint) {
-                (Some(listing), Some((checkpoint, wrapping))) => Some(resume::Resume {
-                    listing,
-                    checkpoint,
-                    wrapping,
-                }),
-                _ => None,
+            let allow_missing_keys = options.allow_missing_keys;
+            let (listing, mut recovered) = if keys.wrapping()? == Wrapping::Other {
+                // Some data key is wrapped by a storage key not given: the
+                // store is read whole (no checkpoint is resumed then) before
+                // the catalog is opened, so that a start refused for a missing
+                // key leaves every file as it was (opening the catalog's
+                // database rewrites its bookkeeping).
+                let recovered = recover::recover(&paths, &keys, &seam, allow_missing_keys, None)?;
+                (open_listing(&paths, &keys, options.ledger)?.0, recovered)
+            } else {
+                let (listing, checkpoint) = open_listing(&paths, &keys, options.ledger)?;
+                let resume = match (&listing, checkpoint) {
+                    (Some(listing), Some((checkpoint, wrapping))) => Some(resume::Resume {
+                        listing,
+                        checkpoint,
+                        wrapping,
+                    }),
+                    _ => None,
+                };
+                let recovered = recover::recover(&paths, &keys, &seam, allow_missing_keys, resume)?;
+                (listing, recovered)
             };
-            let mut recovered =
-                recover::recover(&paths, &keys, &seam, options.allow_missing_keys, resume)?;
             let (uploads, upload_keys) = Uploads::load(&paths.uploads, options.upload_ttl, &seam)?;
             // The pieces name their keys as records do: kept, and never handed
             // out again as fresh ones.
