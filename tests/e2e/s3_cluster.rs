@@ -684,10 +684,13 @@ async fn each_server_gives_receipts_from_its_own_log_in_the_bucket() {
     moto.create_bucket(BUCKET);
     let shared = tempfile::tempdir().unwrap();
     let fast = ["--checkpoint-interval-ms", "100"];
+    // In their first life, the servers never copy their leaves out of the
+    // commit log into their logs' own objects: as if each crashed first.
+    let never_copies = [&fast[..], &["--s3-log-copy-ms", "3600000"]].concat();
     let mut servers: Vec<Server> = (0..2)
-        .map(|_| server_on(&moto, shared.path(), &fast))
+        .map(|_| server_on(&moto, shared.path(), &never_copies))
         .collect();
-    let mut keys = Vec::new();
+    let (mut keys, mut first_life) = (Vec::new(), Vec::new());
     for (n, server) in servers.iter().enumerate() {
         let admin = server.admin();
         let key = admin.get("/api/log/key").await.text().await.unwrap();
@@ -716,16 +719,32 @@ async fn each_server_gives_receipts_from_its_own_log_in_the_bucket() {
             assert_eq!((&served.id, served.index), (&native.id, native.index));
             served.verify(&verifier).unwrap();
         }
+        if n == 0 {
+            first_life = receipts;
+        }
         keys.push(key);
     }
     assert_ne!(keys[0], keys[1], "each server signs with its own key");
 
-    // Killed and restarted on the same data directory (the same key): the
-    // same log, read back from the bucket.
+    // Killed before it copied any leaf into its log's own objects, and
+    // restarted on the same data directory (the same key): the same log,
+    // read back from the commit log, then copied.
     let Server { mut running, dir } = servers.remove(0);
     running.kill();
     drop(running);
     let again = server_in(dir, &moto, shared.path(), &fast);
+    let verifier = Verifier::from_text(keys[0].trim()).unwrap();
+    for (id, native) in &first_life {
+        let served: Receipt = serde_json::from_value(
+            again
+                .admin()
+                .get_json(&format!("/api/items/{id}/receipt"))
+                .await,
+        )
+        .unwrap();
+        assert_eq!((&served.id, served.index), (&native.id, native.index));
+        served.verify(&verifier).unwrap();
+    }
     let mut s = session_keyed(&again, &shared.path().join("fernet.key")).await;
     let reply = send_dict(&mut s, json!({"again": true}), Serialization::Json, false).await;
     s.end().await.unwrap();
@@ -735,9 +754,7 @@ async fn each_server_gives_receipts_from_its_own_log_in_the_bucket() {
         "after the first life's leaves: {}",
         receipt.index
     );
-    receipt
-        .verify(&Verifier::from_text(keys[0].trim()).unwrap())
-        .unwrap();
+    receipt.verify(&verifier).unwrap();
 
     // A checkpoint published into the bucket, then `verify-log` with the
     // server stopped reads the log back from the bucket and checks it.

@@ -68,6 +68,9 @@ pub struct ServerArgs {
     /// S3 store: parts of one large item uploaded at once.
     #[arg(long, env = "FERRY_S3_UPLOAD_CONCURRENCY")]
     pub s3_upload_concurrency: Option<usize>,
+    /// S3 store: milliseconds the leaves of this server's signed log gather in the commit log before they are copied into the log's own objects (one PUT a copy).
+    #[arg(long, env = "FERRY_S3_LOG_COPY_MS")]
+    pub s3_log_copy_ms: Option<u64>,
     /// S3 store: seconds between two compactions of the commit log (the space of deleted items comes back).
     #[arg(long, env = "FERRY_S3_COMPACT_INTERVAL_SECS")]
     pub s3_compact_interval_secs: Option<u64>,
@@ -196,6 +199,7 @@ pub struct ServerSettings {
     pub s3_batch_window_ms: u64,
     pub s3_poll_interval_ms: u64,
     pub s3_upload_concurrency: usize,
+    pub s3_log_copy_ms: u64,
     pub s3_compact_interval_secs: u64,
     pub s3_compact_grace_secs: u64,
     pub fernet_key: Option<PathBuf>,
@@ -252,6 +256,7 @@ impl Default for ServerSettings {
             s3_batch_window_ms: s3.batch_window.as_millis() as u64,
             s3_poll_interval_ms: s3.poll_interval.as_millis() as u64,
             s3_upload_concurrency: s3.upload_concurrency,
+            s3_log_copy_ms: s3.ledger_copy_delay.as_millis() as u64,
             s3_compact_interval_secs: s3.compact_interval.as_secs(),
             s3_compact_grace_secs: s3.compact_grace.as_secs(),
             fernet_key: None,
@@ -363,6 +368,7 @@ async fn open_s3_store(
         batch_window: Duration::from_millis(settings.s3_batch_window_ms),
         poll_interval: Duration::from_millis(settings.s3_poll_interval_ms),
         upload_concurrency: settings.s3_upload_concurrency,
+        ledger_copy_delay: Duration::from_millis(settings.s3_log_copy_ms),
         compact_interval: Duration::from_secs(settings.s3_compact_interval_secs),
         compact_grace: Duration::from_secs(settings.s3_compact_grace_secs),
         view_dir: Some(

@@ -235,6 +235,7 @@ impl Journal {
             .get(leaves.name())
             .copied()
             .unwrap_or_default();
+        let before = leaves.size();
         if marks.last_leaf > marks.copied_through {
             let mut listed = std::pin::pin!(self.list_log(marks.copied_through));
             while let Some((seq, _)) = listed.try_next().await? {
@@ -260,6 +261,13 @@ impl Journal {
                     }
                 }
             }
+        }
+        if leaves.size() > before {
+            tracing::info!(
+                log = leaves.name(),
+                leaves = leaves.size() - before,
+                "leaves of this server's log found in the commit log, not copied before it stopped: copying them"
+            );
         }
         leaves.opened();
         self.leaves

@@ -72,9 +72,6 @@ const READ_AHEAD: usize = 8;
 /// At most this many bytes of leaves in one group object.
 const GROUP_MAX: usize = 4 << 20;
 
-/// How long the copier lets leaves gather before it copies them.
-const COPY_DELAY: Duration = Duration::from_millis(if cfg!(test) { 0 } else { 200 });
-
 /// How long the copier waits after a copy failed before it tries again.
 const COPY_RETRY: Duration = Duration::from_secs(if cfg!(test) { 0 } else { 2 });
 
@@ -285,13 +282,14 @@ pub(crate) struct S3Ledger {
 impl S3Ledger {
     /// Opens the log `name` under `root`: reads its group objects, then the
     /// leaves `journal` holds that are not copied yet (`journal` has read the
-    /// commit log), and starts the copier. Leaves are appended with `committer`.
+    /// commit log), and starts the copier, which lets leaves gather for
+    /// `copy_delay` before each copy. Leaves are appended with `committer`.
     pub(crate) async fn open(
         objects: Arc<dyn ObjectStore>,
-        root: &Path,
-        name: &str,
+        (root, name): (&Path, &str),
         journal: &Journal,
         committer: Committer,
+        copy_delay: Duration,
     ) -> Result<S3Ledger, StoreError> {
         let dir = root.clone().join("ledger").join(name);
         let mut read = read_all(&*objects, &dir, true).await?;
@@ -318,6 +316,7 @@ impl S3Ledger {
             committer: committer.clone(),
             next: read.objects + 1,
             unsure: None,
+            delay: copy_delay,
         };
         tokio::spawn(copier.run(stopped));
         tracing::info!(log = %dir, leaves = leaves.size(), "log open");
@@ -709,6 +708,8 @@ struct Copier {
     next: u64,
     /// The last group object whose write failed: it may have landed anyway.
     unsure: Option<Bytes>,
+    /// How long leaves gather before a copy.
+    delay: Duration,
 }
 
 impl Copier {
@@ -718,7 +719,7 @@ impl Copier {
                 _ = &mut stop => return,
                 () = self.leaves.copy.notified() => {}
             }
-            tokio::time::sleep(COPY_DELAY).await;
+            tokio::time::sleep(self.delay).await;
             loop {
                 let group: Vec<Uncopied> = {
                     let state = self.leaves.lock();
@@ -863,7 +864,7 @@ mod tests {
         let journal = Arc::new(journal);
         journal.catch_up().await?;
         let committer = Committer::start(journal.clone(), Duration::ZERO, 1 << 20);
-        S3Ledger::open(objects, &root, name, &journal, committer).await
+        S3Ledger::open(objects, (&root, name), &journal, committer, Duration::ZERO).await
     }
 
     fn open(

@@ -167,6 +167,9 @@ pub struct S3Options {
     /// it keeps one: what it stores, deletes, holds and reads, each a leaf.
     /// One writer per name (Ferry's server names it after its signing key).
     pub ledger: Option<String>,
+    /// How long the leaves of this server's log gather in the commit log
+    /// before they are copied into the log's own objects (one PUT a copy).
+    pub ledger_copy_delay: Duration,
     /// How often the store compacts the commit log (see [`S3Store::compact`]).
     pub compact_interval: Duration,
     /// How long log objects a compaction copied are kept after it: longer
@@ -192,6 +195,7 @@ impl Default for S3Options {
             allow_missing_keys: false,
             view_dir: None,
             ledger: None,
+            ledger_copy_delay: Duration::from_millis(200),
             compact_interval: Duration::from_secs(600),
             compact_grace: Duration::from_secs(600),
             orphan_age: Duration::from_secs(24 * 3600),
@@ -268,7 +272,14 @@ impl S3Store {
         let committer = Committer::start(journal.clone(), options.batch_window, options.batch_max);
         let ledger = match &options.ledger {
             Some(name) => Some(Arc::new(
-                S3Ledger::open(objects, &root, name, &journal, committer.clone()).await?,
+                S3Ledger::open(
+                    objects,
+                    (&root, name),
+                    &journal,
+                    committer.clone(),
+                    options.ledger_copy_delay,
+                )
+                .await?,
             )),
             None => None,
         };
