@@ -257,7 +257,7 @@ impl Journal {
                     } = read
                         && log == leaves.name()
                     {
-                        leaves.found(seq, index, writer, &object[leaf], true);
+                        leaves.found(seq, index, writer, &object[leaf]);
                     }
                 }
             }
@@ -466,7 +466,7 @@ impl Journal {
                     if let Some(leaves) = self.leaves.get()
                         && leaves.name() == log
                     {
-                        leaves.found(seq, index, writer, &object[leaf], false);
+                        leaves.found(seq, index, writer, &object[leaf]);
                     }
                 }
                 Read::Copied { log, through } => {

@@ -210,15 +210,9 @@ impl Leaves {
     }
 
     /// Counts leaf `index` of this log (`bytes`), found in commit-log object
-    /// `seq`: unless counted already, or from another process since the open.
-    pub(crate) fn found(
-        &self,
-        seq: u64,
-        index: u64,
-        writer: [u8; 16],
-        bytes: &[u8],
-        at_open: bool,
-    ) {
+    /// `seq`: unless counted already, or written by another process since
+    /// the open.
+    pub(crate) fn found(&self, seq: u64, index: u64, writer: [u8; 16], bytes: &[u8]) {
         let mut state = self.lock();
         let len = state.tree.len();
         if index < len || state.refused.is_some() {
@@ -230,15 +224,8 @@ impl Leaves {
             );
             return state.refuse(reason);
         }
-        if writer != self.writer
-            && !at_open
-            && self.opened.load(std::sync::atomic::Ordering::Acquire)
-        {
-            let reason = format!(
-                "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
-                self.name
-            );
-            return state.refuse(reason);
+        if writer != self.writer && self.opened.load(std::sync::atomic::Ordering::Acquire) {
+            return state.refuse(another_writer(&self.name));
         }
         let entry = match Entry::parse(bytes) {
             Ok(entry) => entry,
@@ -694,6 +681,13 @@ fn decode(mut bytes: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(entries)
 }
 
+/// Why appends are refused when another process writes the log `log`.
+fn another_writer(log: &dyn std::fmt::Display) -> String {
+    format!(
+        "another process writes this server's log ({log}): give each server its own log key (--tlog-key)"
+    )
+}
+
 fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -802,10 +796,7 @@ impl Copier {
                 return Ok(false);
             }
             Some(_) => {
-                self.leaves.lock().refuse(format!(
-                    "another process writes this server's log ({}): give each server its own log key (--tlog-key)",
-                    self.dir
-                ));
+                self.leaves.lock().refuse(another_writer(&self.dir));
                 return Err(None);
             }
         }
