@@ -439,27 +439,36 @@ impl LocalStore {
                 seam.clone(),
                 options.key_file_slots,
             )?);
-            let allow_missing_keys = options.allow_missing_keys;
-            let (listing, mut recovered) = if keys.wrapping()? == Wrapping::Other {
-                // Some data key is wrapped by a storage key not given: the
-                // store is read whole (no checkpoint is resumed then) before
-                // the catalog is opened, so that a start refused for a missing
-                // key leaves every file as it was (opening the catalog's
-                // database rewrites its bookkeeping).
-                let recovered = recover::recover(&paths, &keys, &seam, allow_missing_keys, None)?;
-                (open_listing(&paths, &keys, options.ledger)?.0, recovered)
-            } else {
-                let (listing, checkpoint) = open_listing(&paths, &keys, options.ledger)?;
-                let resume = match (&listing, checkpoint) {
-                    (Some(listing), Some((checkpoint, wrapping))) => Some(resume::Resume {
-                        listing,
-                        checkpoint,
-                        wrapping,
-                    }),
-                    _ => None,
-                };
-                let recovered = recover::recover(&paths, &keys, &seam, allow_missing_keys, resume)?;
-                (listing, recovered)
+            let wrapping = keys.wrapping()?;
+            // Some data key wrapped by a storage key not given: the store is
+            // read whole (no checkpoint is resumed then) before the catalog is
+            // opened, so that a start refused for a missing key leaves every
+            // file as it was (opening the catalog's database rewrites its
+            // bookkeeping).
+            let read_first = match wrapping {
+                Wrapping::Other => Some(recover::recover(
+                    &paths,
+                    &keys,
+                    &seam,
+                    options.allow_missing_keys,
+                    None,
+                )?),
+                _ => None,
+            };
+            let (listing, checkpoint) = open_listing(&paths, wrapping, options.ledger)?;
+            let mut recovered = match read_first {
+                Some(recovered) => recovered,
+                None => {
+                    let resume = match (&listing, checkpoint) {
+                        (Some(listing), Some(checkpoint)) => Some(resume::Resume {
+                            listing,
+                            checkpoint,
+                            wrapping,
+                        }),
+                        _ => None,
+                    };
+                    recover::recover(&paths, &keys, &seam, options.allow_missing_keys, resume)?
+                }
             };
             let (uploads, upload_keys) = Uploads::load(&paths.uploads, options.upload_ttl, &seam)?;
             // The pieces name their keys as records do: kept, and never handed
@@ -590,18 +599,16 @@ impl LocalStore {
     }
 }
 
-/// A catalog's checkpoint to resume from, and how the data keys are wrapped.
-type Resumable = (resume::Checkpoint, Wrapping);
-
 /// Opens the store's catalog, and its checkpoint if the open can resume from
-/// it (with how the data keys are wrapped); without a catalog (it cannot be
-/// opened) or a checkpoint, the store is read whole and the catalog rebuilt
-/// from it (see [`resume`]).
+/// it (not when `wrapping`, how the data keys are wrapped, is
+/// [`Wrapping::Other`]); without a catalog (it cannot be opened) or a
+/// checkpoint, the store is read whole and the catalog rebuilt from it (see
+/// [`resume`]).
 fn open_listing(
     paths: &Paths,
-    keys: &KeyStore,
+    wrapping: Wrapping,
     ledger: bool,
-) -> Result<(Option<Listing>, Option<Resumable>), StoreError> {
+) -> Result<(Option<Listing>, Option<resume::Checkpoint>), StoreError> {
     let listing = match Listing::open(&paths.root) {
         Ok(listing) => listing,
         Err(err) => {
@@ -610,9 +617,9 @@ fn open_listing(
         }
     };
     let why = match resume::checkpoint(paths, &listing, ledger) {
-        Ok(checkpoint) => match keys.wrapping()? {
+        Ok(checkpoint) => match wrapping {
             Wrapping::Other => "some data keys are wrapped by a storage key not given".to_owned(),
-            wrapping => return Ok((Some(listing), Some((checkpoint, wrapping)))),
+            _ => return Ok((Some(listing), Some(checkpoint))),
         },
         Err(why) => why,
     };

@@ -284,20 +284,20 @@ impl Journal {
         mut changes: Vec<Change>,
         leaves: Vec<ferry_tlog::Entry>,
     ) -> Result<(u64, u64), StoreError> {
-        let log = match (leaves.is_empty(), self.leaves.get()) {
-            (true, _) => None,
-            (false, Some(log)) => Some(log),
-            (false, None) => {
-                return Err(StoreError::Unavailable("this store keeps no log".into()));
-            }
+        let no_log = || StoreError::Unavailable("this store keeps no log".into());
+        let log = match leaves.is_empty() {
+            true => None,
+            false => Some(self.leaves.get().ok_or_else(no_log)?),
         };
         let first_leaf = changes.len();
-        changes.extend(leaves.into_iter().map(|leaf| Change::Leaf {
-            log: log.map(|l| l.name().to_owned()).unwrap_or_default(),
-            index: 0,
-            writer: log.map(|l| l.writer()).unwrap_or_default(),
-            leaf: leaf.as_bytes().to_vec(),
-        }));
+        if let Some(log) = log {
+            changes.extend(leaves.iter().map(|leaf| Change::Leaf {
+                log: log.name().to_owned(),
+                index: 0,
+                writer: log.writer(),
+                leaf: leaf.as_bytes().to_vec(),
+            }));
+        }
         let mut next = self.next.lock().await;
         loop {
             // The leaves' indices follow those counted, which a lost race

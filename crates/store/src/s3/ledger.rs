@@ -145,9 +145,20 @@ impl State {
         self.chunk.push(leaves);
     }
 
+    /// Counts `leaves`, read from the next group object (or its index chunk).
+    fn read_object(&mut self, leaves: Vec<Indexed>) {
+        leaves.iter().for_each(|leaf| self.count(leaf));
+        self.place(leaves);
+    }
+
     /// The number of leaves in group objects.
     fn copied(&self) -> u64 {
         self.tree.len() - self.uncopied.len() as u64
+    }
+
+    /// The leaves not copied yet, with their indices.
+    fn uncopied(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        (self.copied()..).zip(self.uncopied.iter().map(|leaf| &leaf.entry))
     }
 
     /// The bytes and number of the index chunk the objects counted complete,
@@ -385,10 +396,10 @@ impl Ledger for S3Ledger {
             }
             let copied = state.copied();
             // Leaves not copied yet, from memory.
-            let kept: Vec<(u64, Entry)> = (copied..)
-                .zip(&state.uncopied)
+            let kept: Vec<(u64, Entry)> = state
+                .uncopied()
                 .filter(|(index, _)| (from..end).contains(index))
-                .map(|(index, leaf)| (index, leaf.entry.clone()))
+                .map(|(index, entry)| (index, entry.clone()))
                 .collect();
             // Group objects holding leaves `from..end.min(copied)`: (seq, first leaf).
             let upto = end.min(copied);
@@ -453,9 +464,9 @@ impl Ledger for S3Ledger {
     async fn rescan(&self, size: u64) -> Result<Rescan, StoreError> {
         let (known, uncopied): (u64, Vec<(u64, Hash)>) = {
             let state = self.leaves.lock();
-            let uncopied = (state.copied()..)
-                .zip(&state.uncopied)
-                .map(|(index, leaf)| (index, leaf.entry.leaf_hash()))
+            let uncopied = state
+                .uncopied()
+                .map(|(index, entry)| (index, entry.leaf_hash()))
                 .collect();
             (state.starts.len() as u64, uncopied)
         };
@@ -536,10 +547,7 @@ async fn read_all(
                 break;
             };
             for object in chunk {
-                object.iter().for_each(|leaf| read.state.count(leaf));
-                read.state
-                    .starts
-                    .push(read.state.tree.len() - object.len() as u64);
+                read.state.read_object(object);
             }
             read.state.chunk.clear();
             read.objects += INDEX_EVERY as u64;
@@ -564,8 +572,7 @@ async fn read_all(
                 Vec::new()
             }
         };
-        leaves.iter().for_each(|leaf| read.state.count(leaf));
-        read.state.place(leaves);
+        read.state.read_object(leaves);
         // A chunk these objects complete is missing (else it was read):
         // written again after the open.
         read.unwritten.extend(read.state.complete_chunk());

@@ -314,23 +314,24 @@ impl S3Store {
 }
 
 impl Shared {
-    /// `meta` with the index of its `stored` leaf in this server's log, if it
-    /// has one there.
     /// Commits `change` with the leaf that records it in this server's log
     /// (if it keeps one), in one log object: both are durable, or neither.
+    /// Returns the index of the leaf (0 without a log).
     async fn logged(
         &self,
         change: Change,
         leaf: impl FnOnce() -> ferry_tlog::Entry,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let leaves = match &self.ledger {
             Some(_) => vec![leaf()],
             None => Vec::new(),
         };
-        self.committer.commit_logged(vec![change], leaves).await?;
-        Ok(())
+        let (_, index) = self.committer.commit_logged(vec![change], leaves).await?;
+        Ok(index)
     }
 
+    /// `meta` with the index of its `stored` leaf in this server's log, if it
+    /// has one there.
     fn with_leaf(&self, mut meta: ItemMeta) -> ItemMeta {
         if let Some(ledger) = &self.ledger {
             meta.log_index = ledger.index_of(meta.id);

@@ -181,19 +181,15 @@ impl S3Writer {
         let large = matches!(change, Change::Large { .. });
         // The item's `stored` leaf goes into the same log object as its
         // record: both are durable, or neither.
-        let leaves = match &self.shared.ledger {
-            Some(_) => vec![crate::stored_entry(&meta)],
-            None => Vec::new(),
-        };
-        let committed = (self.shared.committer)
-            .commit_logged(vec![change], leaves)
+        let committed = (self.shared)
+            .logged(change, || crate::stored_entry(&meta))
             .await;
         if let (Err(err), true) = (&committed, large) {
             // The object may be listed after all, if the log object was written
             // and only its answer lost: it is kept, never deleted on a guess.
             tracing::warn!(%id, %err, "a large item's object is written but its listing failed; the object is kept");
         }
-        let (_, log_index) = committed?;
+        let log_index = committed?;
         let mut meta = self
             .shared
             .journal
