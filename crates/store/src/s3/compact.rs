@@ -102,13 +102,8 @@ pub(crate) async fn compact(
         None => cursor,
     };
     // Never past a leaf that its server has not copied into its own log yet.
-    let through = match copy_floor {
-        Some((floor, log)) if floor < through => {
-            tracing::info!(floor, %log, "compaction stops before a leaf this log has not copied yet");
-            floor
-        }
-        _ => through,
-    };
+    let held_back_by = copy_floor.filter(|(floor, _)| *floor < through);
+    let through = held_back_by.as_ref().map_or(through, |(floor, _)| *floor);
     let after = compacted.map_or(0, |(t, _)| t);
     if through <= after {
         return Ok(done);
@@ -125,6 +120,7 @@ pub(crate) async fn compact(
     tracing::info!(
         through,
         copied = done.copied,
+        held_back_by = held_back_by.as_ref().map(|(_, log)| log.as_str()),
         "commit log compacted: the copied objects go after the grace period"
     );
     Ok(done)
@@ -334,21 +330,36 @@ mod tests {
 
     use ferry_crypto::{Keyring, StorageKey};
     use ferry_protocol::{DataType, Serialization};
+    use object_store::ObjectStore;
     use object_store::memory::InMemory;
 
+    use crate::s3::faults::Faulty;
     use crate::s3::{S3Location, S3Options, S3Store};
-    use crate::{Ledger, NewItem, Store};
+    use crate::{ItemId, Ledger, ListQuery, NewItem, Store};
 
-    async fn open(objects: &Arc<InMemory>, key: &StorageKey) -> Arc<S3Store> {
-        let location: S3Location = "s3://bucket/store".parse().unwrap();
-        let options = S3Options {
+    /// A store keeping log `a`, that compacts when told and removes what it
+    /// copied at once.
+    fn told() -> S3Options {
+        S3Options {
             ledger: Some("a".into()),
             compact_interval: Duration::from_secs(3600),
             compact_grace: Duration::ZERO,
             ..S3Options::default()
-        };
+        }
+    }
+
+    async fn open(objects: &Arc<InMemory>, key: &StorageKey) -> Arc<S3Store> {
+        open_with(objects.clone(), key, told()).await
+    }
+
+    async fn open_with(
+        objects: Arc<dyn ObjectStore>,
+        key: &StorageKey,
+        options: S3Options,
+    ) -> Arc<S3Store> {
+        let location: S3Location = "s3://bucket/store".parse().unwrap();
         let keyring = Keyring::new(key.clone(), vec![]);
-        S3Store::open_on(objects.clone(), &location, keyring, options)
+        S3Store::open_on(objects, &location, keyring, options)
             .await
             .unwrap()
     }
@@ -357,11 +368,8 @@ mod tests {
         store.shared.ledger.clone().unwrap()
     }
 
-    #[tokio::test]
-    async fn leaves_not_copied_into_their_log_are_never_compacted_away() {
-        let (objects, key) = (Arc::new(InMemory::new()), StorageKey::generate());
-        let store = open(&objects, &key).await;
-        ledger(&store).stop_copying();
+    /// Stores 12 small dictionaries and deletes two of every three.
+    async fn store_and_delete(store: &S3Store) {
         for n in 0..12u8 {
             let mut writer = store
                 .begin(NewItem {
@@ -379,6 +387,14 @@ mod tests {
                 assert!(store.delete(meta.id).await.unwrap());
             }
         }
+    }
+
+    #[tokio::test]
+    async fn leaves_not_copied_into_their_log_are_never_compacted_away() {
+        let (objects, key) = (Arc::new(InMemory::new()), StorageKey::generate());
+        let store = open(&objects, &key).await;
+        ledger(&store).stop_copying();
+        store_and_delete(&store).await;
         let size = ledger(&store).size();
         let root = ledger(&store).root(size).unwrap();
         for _ in 0..2 {
@@ -407,5 +423,40 @@ mod tests {
         let store = open(&objects, &key).await;
         assert_eq!(ledger(&store).root(size).unwrap(), root);
         assert_eq!(store.count().await, 4);
+    }
+
+    async fn ids(store: &S3Store) -> Vec<ItemId> {
+        let page = store.list(&ListQuery::default()).await.unwrap();
+        page.items.iter().map(|meta| meta.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_that_meets_another_compactions_removal_still_ends() {
+        let (faulty, key) = (Arc::new(Faulty::default()), StorageKey::generate());
+        let a = open_with(faulty.inner(), &key, told()).await;
+        store_and_delete(&a).await;
+        // b reads the log only when asked.
+        let asleep = S3Options {
+            ledger: None,
+            poll_interval: Duration::from_secs(3600),
+            ..told()
+        };
+        let b = open_with(faulty.clone(), &key, asleep).await;
+        assert_eq!(ids(&b).await, ids(&a).await);
+
+        // A compaction removes what b has not read: b will rebuild its view.
+        store_and_delete(&a).await;
+        ledger(&a).copied().await;
+        a.compact(true).await.unwrap();
+        assert!(a.compact(false).await.unwrap().removed_objects > 0);
+        // Another one removes what it copied while b's rebuild reads the log.
+        store_and_delete(&a).await;
+        ledger(&a).copied().await;
+        let second = a.compact(true).await.unwrap().copied_through.unwrap();
+        faulty.remove_after_listing(second);
+
+        b.refresh().await.unwrap();
+        assert_eq!(ids(&b).await, ids(&a).await);
+        assert_eq!(b.count().await, 12);
     }
 }

@@ -22,6 +22,7 @@
 
 use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_crypto::{CryptoError, Keyring, RecordReader};
@@ -37,6 +38,11 @@ use crate::{ItemId, ItemMeta, StoreError};
 
 /// Log objects fetched at once while catching up.
 const READ_AHEAD: usize = 8;
+/// Rebuilds of the view [`Journal::read_new`] starts before it gives up: each
+/// one after the first means a compaction removed objects while it read them.
+const REBUILD_TRIES: u32 = 5;
+/// The pause before the second rebuild, doubled before each one after.
+const REBUILD_PAUSE: Duration = Duration::from_millis(100);
 
 /// A listed item's entry copied by a compaction: the item, where it was when
 /// copied, and the changes that restate it (its record or entry, and its hold).
@@ -146,25 +152,32 @@ impl Journal {
 
     /// Reads and applies the log objects from `*next` on. If some of them
     /// are gone (a compaction removed them while this server was away), the
-    /// view is rebuilt from the objects there are.
+    /// view is rebuilt from the objects there are; again if a compaction
+    /// removes some while the rebuild reads them, up to [`REBUILD_TRIES`]
+    /// times.
     async fn read_new(&self, next: &mut u64) -> Result<(), StoreError> {
         if self.read_from(next).await? {
             return Ok(());
         }
-        tracing::warn!(
-            from = *next,
-            "commit-log objects this server had not read are compacted away: rebuilding its view from the log"
-        );
-        metrics::counter!("ferry_s3_view_rebuilds_total").increment(1);
-        self.clear().await?;
-        *next = 1;
-        if self.read_from(next).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(
-                "the commit log changed while it was read; try again".into(),
-            ))
+        for attempt in 0..REBUILD_TRIES {
+            tracing::warn!(
+                from = *next,
+                "commit-log objects this server had not read are compacted away: rebuilding its view from the log"
+            );
+            if attempt > 0 {
+                // Let the removal that overtook the last rebuild end first.
+                tokio::time::sleep(REBUILD_PAUSE * (1 << attempt)).await;
+            }
+            metrics::counter!("ferry_s3_view_rebuilds_total").increment(1);
+            self.clear().await?;
+            *next = 1;
+            if self.read_from(next).await? {
+                return Ok(());
+            }
         }
+        Err(StoreError::Unavailable(
+            "the commit log changed while it was read; try again".into(),
+        ))
     }
 
     /// Reads and applies the log objects from `*next` on; `false` if one is
@@ -185,13 +198,20 @@ impl Journal {
                 }
             })
             .try_buffered(READ_AHEAD);
+        // Read from the start, the log starts at the first object there is:
+        // compactions remove objects oldest first, so those gone since the
+        // listing were before it.
+        let mut at_start = *next == 1;
         while let Some((seq, bytes)) = fetched.try_next().await? {
             if seq < *next {
                 continue;
             }
-            let Some(bytes) = bytes.filter(|_| seq == *next || *next == 1) else {
-                return Ok(false);
+            let bytes = match bytes {
+                Some(bytes) if seq == *next || at_start => bytes,
+                None if at_start => continue,
+                _ => return Ok(false),
             };
+            at_start = false;
             self.apply(seq, &bytes).await?;
             *next = seq + 1;
         }

@@ -1101,93 +1101,13 @@ mod tests {
         assert_eq!(one.append(vec![entry(3)]).await.unwrap(), 1);
     }
 
-    /// An object store whose next PUT to the commit log lands but answers
-    /// with an error, as when the connection drops after the request.
-    #[derive(Debug)]
-    struct LosesAnAnswer {
-        inner: InMemory,
-        lose: std::sync::atomic::AtomicBool,
-    }
-
-    impl std::fmt::Display for LosesAnAnswer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "LosesAnAnswer")
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl ObjectStore for LosesAnAnswer {
-        async fn put_opts(
-            &self,
-            location: &Path,
-            payload: PutPayload,
-            opts: object_store::PutOptions,
-        ) -> object_store::Result<object_store::PutResult> {
-            let put = self.inner.put_opts(location, payload, opts).await?;
-            let commit_log = location.as_ref().starts_with("store/log/");
-            match commit_log && self.lose.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                true => Err(object_store::Error::Generic {
-                    store: "test",
-                    source: "connection reset".into(),
-                }),
-                false => Ok(put),
-            }
-        }
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: object_store::PutMultipartOptions,
-        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
-        }
-        async fn get_opts(
-            &self,
-            location: &Path,
-            options: object_store::GetOptions,
-        ) -> object_store::Result<object_store::GetResult> {
-            self.inner.get_opts(location, options).await
-        }
-        fn delete_stream(
-            &self,
-            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
-        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-        fn list(
-            &self,
-            prefix: Option<&Path>,
-        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
-        {
-            self.inner.list(prefix)
-        }
-        async fn list_with_delimiter(
-            &self,
-            prefix: Option<&Path>,
-        ) -> object_store::Result<object_store::ListResult> {
-            self.inner.list_with_delimiter(prefix).await
-        }
-        async fn copy_opts(
-            &self,
-            from: &Path,
-            to: &Path,
-            options: object_store::CopyOptions,
-        ) -> object_store::Result<()> {
-            self.inner.copy_opts(from, to, options).await
-        }
-    }
-
     #[tokio::test]
     async fn a_failed_write_that_landed_all_the_same_is_counted_before_the_next() {
-        let objects = Arc::new(LosesAnAnswer {
-            inner: InMemory::new(),
-            lose: false.into(),
-        });
+        let objects = Arc::new(crate::s3::faults::Faulty::default());
         let ledger = open_on(objects.clone(), "a").await.unwrap();
         ledger.stop_copying();
         ledger.append(vec![entry(0)]).await.unwrap();
-        objects
-            .lose
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        objects.lose_a_log_answer();
         assert!(ledger.append(vec![entry(1)]).await.is_err());
         assert_eq!(ledger.size(), 1, "not counted while unsure");
         // The next write finds the first in its place: both are counted, in order.

@@ -37,6 +37,8 @@
 mod batch;
 mod commit;
 mod compact;
+#[cfg(test)]
+mod faults;
 mod journal;
 mod ledger;
 mod read;
