@@ -166,7 +166,7 @@ impl Journal {
             );
             if attempt > 0 {
                 // Let the removal that overtook the last rebuild end first.
-                tokio::time::sleep(REBUILD_PAUSE * (1 << attempt)).await;
+                tokio::time::sleep(REBUILD_PAUSE * (1 << (attempt - 1))).await;
             }
             metrics::counter!("ferry_s3_view_rebuilds_total").increment(1);
             self.clear().await?;
