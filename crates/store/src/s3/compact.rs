@@ -46,8 +46,8 @@ use time::OffsetDateTime;
 
 use super::Shared;
 use super::batch::Change;
-use super::journal::{Journal, Missing, Move, blocking, fetch};
-use super::view::{Entry, Location};
+use super::journal::{Journal, Missing, Move, fetch};
+use super::view::{Entry, Location, View};
 use crate::{ItemId, StoreError};
 
 /// Entries read from the view at a time.
@@ -83,17 +83,16 @@ pub(crate) async fn compact(
     journal.catch_up().await?;
     let mut done = Compaction::default();
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let view = journal.view().clone();
-    let compacted = blocking(move || view.compacted()).await?;
+    let compacted = journal.read_view(View::compacted).await?;
     if let Some((through, at_ms)) = compacted
         && now_ms >= at_ms.saturating_add(grace.as_millis() as i64)
     {
         (done.removed_objects, done.removed_bytes) = remove_through(journal, through).await?;
     }
 
-    let view = journal.view().clone();
-    let (cursor, first_left_out, copy_floor) =
-        blocking(move || Ok((view.cursor()?, view.first_left_out()?, view.copy_floor()?))).await?;
+    let (cursor, first_left_out, copy_floor) = journal
+        .read_view(|view| Ok((view.cursor()?, view.first_left_out()?, view.copy_floor()?)))
+        .await?;
     if first_left_out.is_none() {
         done.swept_objects = sweep(journal, shared.options.orphan_age, now_ms).await?;
     }
@@ -134,8 +133,9 @@ async fn copy_through(shared: &Shared, through: u64, now_ms: i64) -> Result<usiz
     let (mut moves, mut bytes, mut copied) = (Vec::new(), 0, 0);
     let mut after = None;
     loop {
-        let view = journal.view().clone();
-        let page = blocking(move || view.entries(after, PAGE)).await?;
+        let page = journal
+            .read_view(move |view| view.entries(after, PAGE))
+            .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.meta.id);
         for entry in page.into_iter().filter(|e| e.location.seq() <= through) {
@@ -234,24 +234,24 @@ async fn log_bytes(journal: &Journal, after: u64, through: u64) -> Result<u64, S
 
 /// The bytes of the listed items' entries in log objects up to `through`.
 async fn live_bytes(journal: &Journal, through: u64) -> Result<u64, StoreError> {
-    let view = journal.view().clone();
-    blocking(move || {
-        let (mut live, mut after) = (0, None);
-        loop {
-            let page = view.entries(after, PAGE)?;
-            let Some(last) = page.last() else {
-                return Ok(live);
-            };
-            after = Some(last.meta.id);
-            for entry in page.iter().filter(|e| e.location.seq() <= through) {
-                live += match entry.location {
-                    Location::Batch { len, .. } => len,
-                    Location::Object { meta_len, .. } => meta_len,
+    journal
+        .read_view(move |view| {
+            let (mut live, mut after) = (0, None);
+            loop {
+                let page = view.entries(after, PAGE)?;
+                let Some(last) = page.last() else {
+                    return Ok(live);
                 };
+                after = Some(last.meta.id);
+                for entry in page.iter().filter(|e| e.location.seq() <= through) {
+                    live += match entry.location {
+                        Location::Batch { len, .. } => len,
+                        Location::Object { meta_len, .. } => meta_len,
+                    };
+                }
             }
-        }
-    })
-    .await
+        })
+        .await
 }
 
 /// Deletes the log objects up to `through`, oldest first; returns how many
@@ -310,8 +310,7 @@ async fn sweep(journal: &Journal, age: Duration, now_ms: i64) -> Result<usize, S
         else {
             continue;
         };
-        let view = journal.view().clone();
-        if blocking(move || view.get(id)).await?.is_some() {
+        if journal.read_view(move |view| view.get(id)).await?.is_some() {
             continue;
         }
         match journal.objects.delete(&object.location).await {
@@ -430,12 +429,13 @@ mod tests {
         page.items.iter().map(|meta| meta.id).collect()
     }
 
-    #[tokio::test]
-    async fn a_rebuild_that_meets_another_compactions_removal_still_ends() {
-        let (faulty, key) = (Arc::new(Faulty::default()), StorageKey::generate());
+    /// Server `a`, and server `b` that reads the log only when asked and
+    /// has not read what a compaction of `a` then removed: `b`'s next read
+    /// rebuilds its view.
+    async fn one_behind(faulty: &Arc<Faulty>) -> (Arc<S3Store>, Arc<S3Store>) {
+        let key = StorageKey::generate();
         let a = open_with(faulty.inner(), &key, told()).await;
         store_and_delete(&a).await;
-        // b reads the log only when asked.
         let asleep = S3Options {
             ledger: None,
             poll_interval: Duration::from_secs(3600),
@@ -443,13 +443,18 @@ mod tests {
         };
         let b = open_with(faulty.clone(), &key, asleep).await;
         assert_eq!(ids(&b).await, ids(&a).await);
-
-        // A compaction removes what b has not read: b will rebuild its view.
         store_and_delete(&a).await;
         ledger(&a).copied().await;
         a.compact(true).await.unwrap();
         assert!(a.compact(false).await.unwrap().removed_objects > 0);
-        // Another one removes what it copied while b's rebuild reads the log.
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_that_meets_another_compactions_removal_still_ends() {
+        let faulty = Arc::new(Faulty::default());
+        let (a, b) = one_behind(&faulty).await;
+        // Another compaction removes what it copied while b's rebuild reads the log.
         store_and_delete(&a).await;
         ledger(&a).copied().await;
         let second = a.compact(true).await.unwrap().copied_through.unwrap();
@@ -458,5 +463,28 @@ mod tests {
         b.refresh().await.unwrap();
         assert_eq!(ids(&b).await, ids(&a).await);
         assert_eq!(b.count().await, 12);
+    }
+
+    #[tokio::test]
+    async fn nothing_reads_a_view_while_it_is_rebuilt() {
+        let faulty = Arc::new(Faulty::default());
+        let (a, b) = one_behind(&faulty).await;
+        let all = ids(&a).await;
+        assert_eq!(all.len(), 8);
+
+        // b's rebuild stops once its view is cleared, before it reads the log.
+        faulty.pause_after_listing();
+        let refresh = tokio::spawn({
+            let b = b.clone();
+            async move { b.refresh().await }
+        });
+        faulty.paused().await;
+        let early = tokio::time::timeout(Duration::from_millis(300), ids(&b)).await;
+        if let Ok(listed) = early {
+            assert_eq!(listed, all, "a listing during the rebuild");
+        }
+        faulty.resume();
+        refresh.await.unwrap().unwrap();
+        assert_eq!(ids(&b).await, all);
     }
 }

@@ -21,6 +21,11 @@ pub(crate) struct Faulty {
     /// objects up to this one are removed before the lister reads them: a
     /// compaction on another server removing what it copied meanwhile.
     remove_after_listing: Mutex<Option<u64>>,
+    /// The next listing of the whole commit log answers, then every read of
+    /// a log object waits until [`resume`](Self::resume): a rebuild of a
+    /// view stopped midway.
+    pause_after_listing: AtomicBool,
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl Faulty {
@@ -35,6 +40,20 @@ impl Faulty {
 
     pub(crate) fn remove_after_listing(&self, through: u64) {
         *self.remove_after_listing.lock().unwrap() = Some(through);
+    }
+
+    pub(crate) fn pause_after_listing(&self) {
+        self.pause_after_listing.store(true, Ordering::SeqCst);
+    }
+
+    /// Returns once reads of log objects are paused.
+    pub(crate) async fn paused(&self) {
+        let mut paused = self.paused.subscribe();
+        paused.wait_for(|p| *p).await.expect("the sender is self");
+    }
+
+    pub(crate) fn resume(&self) {
+        self.paused.send_replace(false);
     }
 }
 
@@ -78,6 +97,10 @@ impl ObjectStore for Faulty {
         location: &Path,
         options: object_store::GetOptions,
     ) -> object_store::Result<object_store::GetResult> {
+        if log_seq(location).is_some() {
+            let mut paused = self.paused.subscribe();
+            paused.wait_for(|p| !*p).await.expect("the sender is self");
+        }
         self.inner.get_opts(location, options).await
     }
     fn delete_stream(
@@ -91,6 +114,9 @@ impl ObjectStore for Faulty {
         prefix: Option<&Path>,
     ) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
         let whole_log = prefix.is_some_and(|p| p.as_ref() == "store/log");
+        if whole_log && self.pause_after_listing.swap(false, Ordering::SeqCst) {
+            self.paused.send_replace(true);
+        }
         let Some(through) = whole_log
             .then(|| self.remove_after_listing.lock().unwrap().take())
             .flatten()

@@ -66,6 +66,22 @@ pub(crate) struct Journal {
     events: broadcast::Sender<ItemMeta>,
     /// This server's signed log, once [attached](Self::attach).
     leaves: OnceLock<Arc<Leaves>>,
+    /// Held for writing while the view is rebuilt (see [`settled`](Self::settled)).
+    rebuilding: tokio::sync::RwLock<()>,
+}
+
+/// The view while no rebuild of it is under way (see [`Journal::settled`]).
+pub(crate) struct Settled<'a> {
+    view: &'a View,
+    _no_rebuild: tokio::sync::RwLockReadGuard<'a, ()>,
+}
+
+impl std::ops::Deref for Settled<'_> {
+    type Target = View;
+
+    fn deref(&self) -> &View {
+        self.view
+    }
 }
 
 impl Journal {
@@ -86,6 +102,7 @@ impl Journal {
             next: tokio::sync::Mutex::new(1),
             events,
             leaves: OnceLock::new(),
+            rebuilding: tokio::sync::RwLock::new(()),
         };
         let view = journal.view.clone();
         let unreadable = blocking(move || view.unreadable()).await?;
@@ -129,6 +146,29 @@ impl Journal {
         &self.view
     }
 
+    /// The view, once no rebuild of it is under way. Between a rebuild's
+    /// clearing of the view and its end, the view holds only part of the
+    /// items: a listing would miss some, a sweep would take their objects for
+    /// orphans. Whatever answers from the view reads it through this; hold it
+    /// only while reading the view, never across a read of the log (which may
+    /// rebuild it).
+    pub(crate) async fn settled(&self) -> Settled<'_> {
+        Settled {
+            view: &self.view,
+            _no_rebuild: self.rebuilding.read().await,
+        }
+    }
+
+    /// Runs `read` on the [settled](Self::settled) view, on a blocking thread.
+    pub(crate) async fn read_view<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&View) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let settled = self.settled().await;
+        let view = settled.view.clone();
+        blocking(move || read(&view)).await
+    }
+
     /// Where large items' objects are.
     pub(crate) fn item_dir(&self) -> Path {
         self.root.clone().join("items")
@@ -159,6 +199,7 @@ impl Journal {
         if self.read_from(next).await? {
             return Ok(());
         }
+        let _rebuilding = self.rebuilding.write().await;
         for attempt in 0..REBUILD_TRIES {
             tracing::warn!(
                 from = *next,

@@ -345,11 +345,11 @@ impl Shared {
     /// first (it may have been committed on another server since the last
     /// poll).
     async fn entry(&self, id: ItemId) -> Result<Option<view::Entry>, StoreError> {
-        if let Some(entry) = self.journal.view().get(id)? {
+        if let Some(entry) = self.journal.settled().await.get(id)? {
             return Ok(Some(entry));
         }
         self.journal.catch_up().await?;
-        self.journal.view().get(id)
+        self.journal.settled().await.get(id)
     }
 }
 
@@ -399,8 +399,9 @@ impl Store for S3Store {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let (view, query) = (self.shared.journal.view().clone(), query.clone());
-        let mut page = blocking(move || view.list(&query)).await?;
+        let query = query.clone();
+        let journal = &self.shared.journal;
+        let mut page = journal.read_view(move |view| view.list(&query)).await?;
         page.items = page
             .items
             .into_iter()
@@ -440,7 +441,7 @@ impl Store for S3Store {
         }
         let leaf = || ferry_tlog::Entry::hold(&id.to_string(), held, by, &crate::now());
         self.shared.logged(Change::Hold(id, held), leaf).await?;
-        Ok(journal.view().get(id)?.map(|entry| entry.meta))
+        Ok(journal.settled().await.get(id)?.map(|entry| entry.meta))
     }
 
     fn ledger(&self) -> Option<Arc<dyn Ledger>> {
@@ -499,7 +500,7 @@ impl Store for S3Store {
     }
 
     async fn count(&self) -> usize {
-        match self.shared.journal.view().len() {
+        match self.shared.journal.settled().await.len() {
             Ok(count) => count,
             Err(err) => {
                 tracing::warn!(%err, "cannot count the items of the view");
@@ -526,7 +527,7 @@ async fn delete(shared: Arc<Shared>, id: ItemId, cause: Cause) -> Result<bool, S
     shared
         .logged(Change::Tombstone(id), || cause.entry(&id.to_string()))
         .await?;
-    if journal.view().is_held(id)? {
+    if journal.settled().await.is_held(id)? {
         // Held by another server before the tombstone: not applied anywhere,
         // and the log says so.
         if let Some(ledger) = &shared.ledger {

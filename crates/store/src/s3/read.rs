@@ -34,7 +34,7 @@ pub(crate) async fn open(
         return Ok(None);
     };
     let (start, end) = clamp_range(range, entry.meta.size)?;
-    let gone = || matches!(journal.view().get(id), Ok(None));
+    let gone = async || matches!(journal.settled().await.get(id), Ok(None));
     let stream = match entry.location {
         Location::Batch { .. } => {
             let mut moved_once = false;
@@ -52,13 +52,15 @@ pub(crate) async fn open(
                         // server last read the log: read on, and look again.
                         moved_once = true;
                         journal.catch_up().await?;
-                        let Some(now) = journal.view().get(id)? else {
+                        let Some(now) = journal.settled().await.get(id)? else {
                             return Ok(None);
                         };
                         entry = now;
                     }
-                    Err(object_store::Error::NotFound { .. }) if gone() => return Ok(None),
                     Err(err) => {
+                        if matches!(err, object_store::Error::NotFound { .. }) && gone().await {
+                            return Ok(None);
+                        }
                         return Err(StoreError::remote(
                             format!("reading commit-log object {seq}"),
                             err,
@@ -87,12 +89,14 @@ pub(crate) async fn open(
             };
             let (reader, meta) = match opened {
                 Ok(opened) => opened,
-                Err(StoreError::Io { source, .. })
-                    if source.kind() == io::ErrorKind::NotFound && gone() =>
-                {
-                    return Ok(None);
+                Err(err) => {
+                    let missing = matches!(&err, StoreError::Io { source, .. }
+                        if source.kind() == io::ErrorKind::NotFound);
+                    if missing && gone().await {
+                        return Ok(None);
+                    }
+                    return Err(err);
                 }
-                Err(err) => return Err(err),
             };
             check_own(&entry.meta, &meta, &origin)?;
             content_stream(reader, origin, id, start, end)

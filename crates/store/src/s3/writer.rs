@@ -193,7 +193,8 @@ impl S3Writer {
         let mut meta = self
             .shared
             .journal
-            .view()
+            .settled()
+            .await
             .get(id)?
             .map(|entry| entry.meta)
             .ok_or_else(|| {
