@@ -34,6 +34,31 @@ pub async fn disk_fsync(dir: &Path, mib: u64) -> Result<Rate> {
     Ok(Rate::new(mib << 20, elapsed))
 }
 
+/// `bytes` written in 1 MiB blocks to a new file under `dir`, without a sync:
+/// the kernel copying them into its page cache, on one core (the file is
+/// removed after). Every byte a server stores is copied so once; blocking,
+/// so call it from a blocking thread.
+pub fn page_cache_write(dir: &Path, bytes: u64) -> Result<Rate> {
+    use std::io::Write;
+
+    const BLOCK: usize = 1 << 20;
+    let path = dir.join("pagecachetest");
+    let result = (|| {
+        let mut file = std::fs::File::create(&path)?;
+        let block = vec![b'p'; BLOCK];
+        let started = Instant::now();
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(BLOCK as u64) as usize;
+            file.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        std::io::Result::Ok(Rate::new(bytes, started.elapsed()))
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.with_context(|| format!("writing into the page cache in {}", dir.display()))
+}
+
 /// `bytes` through one loopback TCP connection in 1 MiB writes, in-process,
 /// timed until the receiver has read the last byte.
 pub async fn loopback(bytes: u64) -> Result<Rate> {
@@ -260,5 +285,12 @@ pub fn encrypted_ceiling(cipher: &CipherRates, at_rest: &AtRestRates, cores: usi
         .iter()
         .map(|rate| 1.0 / rate.mb_per_sec())
         .sum();
+    cores as f64 / per_byte
+}
+
+/// [`encrypted_ceiling`] with one more step per byte: the server's copy of it
+/// into the page cache, at `page_cache`'s one-core rate.
+pub fn with_page_cache(ceiling: f64, page_cache: &Rate, cores: usize) -> f64 {
+    let per_byte = cores as f64 / ceiling + 1.0 / page_cache.mb_per_sec();
     cores as f64 / per_byte
 }

@@ -235,6 +235,13 @@ impl Bench<'_> {
         ));
         let (dir, count) = (self.dir.clone(), sizes.sync_writes);
         let sync = tokio::task::spawn_blocking(move || limits::sync_writes(&dir, count)).await??;
+        progress(format!(
+            "disk: {} into the page cache, no sync",
+            size(sizes.transfer_bytes)
+        ));
+        let (dir, bytes) = (self.dir.clone(), sizes.transfer_bytes);
+        let page_cache =
+            tokio::task::spawn_blocking(move || limits::page_cache_write(&dir, bytes)).await??;
         report.push(
             LIMITS,
             format!("disk write with fsync (dd {} MiB)", sizes.dd_mib),
@@ -334,6 +341,20 @@ impl Bench<'_> {
             Target::None,
         );
         let one = size(sizes.transfer_bytes);
+        report.push(
+            LIMITS,
+            format!("page-cache write: {one} into the kernel's cache, no sync, 1 core"),
+            page_cache.mb_per_sec(),
+            "MB/s",
+            Target::None,
+        );
+        report.push(
+            LIMITS,
+            "Fernet transfer ceiling with the server's page-cache copy counted too",
+            limits::with_page_cache(ceiling, &page_cache, cores),
+            "MB/s",
+            Target::None,
+        );
         let n = sizes.connections;
         let mut direct_dicts = None;
         if tcp_on {

@@ -45,6 +45,8 @@ async fn a_tiny_run_measures_every_figure_and_cleans_up() {
         "1 connection's best",
         "overwrite of prepared space",
         "ceiling",
+        "page-cache write",
+        "with the server's page-cache copy counted too",
         "S3 store",
         "plain multipart upload",
         "another on the bucket lists the item",
