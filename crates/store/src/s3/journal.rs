@@ -142,16 +142,12 @@ impl Journal {
         &self.events
     }
 
-    pub(crate) fn view(&self) -> &View {
-        &self.view
-    }
-
     /// The view, once no rebuild of it is under way. Between a rebuild's
     /// clearing of the view and its end, the view holds only part of the
     /// items: a listing would miss some, a sweep would take their objects for
-    /// orphans. Whatever answers from the view reads it through this; hold it
-    /// only while reading the view, never across a read of the log (which may
-    /// rebuild it).
+    /// orphans. Outside the journal, the view is read only through this (or
+    /// [`read_view`](Self::read_view)); hold it only while reading the view,
+    /// never across a read of the log (which may rebuild it).
     pub(crate) async fn settled(&self) -> Settled<'_> {
         Settled {
             view: &self.view,

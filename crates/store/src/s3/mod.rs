@@ -63,7 +63,7 @@ pub use self::compact::Compaction;
 
 use self::batch::Change;
 use self::commit::Committer;
-use self::journal::{Journal, blocking};
+use self::journal::Journal;
 use self::ledger::S3Ledger;
 use self::view::{Location, View};
 use self::writer::S3Writer;
@@ -261,8 +261,7 @@ impl S3Store {
         let journal = Journal::open(objects.clone(), root.clone(), keyring, events, view).await?;
         let journal = Arc::new(journal);
         journal.catch_up().await?;
-        let view = journal.view().clone();
-        let missing = blocking(move || view.unreadable()).await?;
+        let missing = journal.read_view(View::unreadable).await?;
         if !missing.is_empty() {
             let records = missing.values().sum::<u64>() as usize;
             let key_ids: Vec<String> = missing.into_keys().collect();
@@ -296,7 +295,7 @@ impl S3Store {
             ledger,
         });
         tokio::spawn(compact_every(Arc::downgrade(&shared)));
-        let items = shared.journal.view().len()?;
+        let items = shared.journal.settled().await.len()?;
         tracing::info!(store = %location, items, "S3 store open");
         Ok(Arc::new(S3Store { shared }))
     }
