@@ -9,7 +9,6 @@
 //! removes its temporary file.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::mem;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::Shared;
+use super::direct::DirectFile;
 use super::fsutil::{create_private_file, io_err};
 use super::seam::{Seam, Step};
 use crate::{ItemId, ItemMeta, StoreError};
@@ -35,10 +35,9 @@ const EARLY_SYNC_BYTES: u64 = if cfg!(test) { 256 << 10 } else { 16 << 20 };
 
 /// The part of a spill that moves to a blocking thread for each batch.
 struct Sink {
-    file: File,
+    out: DirectFile,
     sealer: Sealer,
     hasher: Sha256,
-    sealed: Vec<u8>,
     path: PathBuf,
     early: EarlySync,
     seam: Seam,
@@ -47,14 +46,14 @@ struct Sink {
 impl Sink {
     fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(plaintext);
-        self.sealer.push(plaintext, &mut self.sealed);
-        let (file, sealed) = (&mut self.file, &self.sealed);
-        self.seam
-            .run(Step::PartWrite, &self.path, || file.write_all(sealed))
+        self.sealer.push(plaintext, self.out.buffer());
+        let out = &mut self.out;
+        let written = self
+            .seam
+            .run(Step::PartWrite, &self.path, || out.write_blocks())
             .map_err(io_err("writing", &self.path))?;
         self.early
-            .wrote(&self.seam, &self.path, &self.file, self.sealed.len() as u64);
-        self.sealed.clear();
+            .wrote(&self.seam, &self.path, self.out.file(), written as u64);
         Ok(())
     }
 }
@@ -151,10 +150,9 @@ impl Spill {
         let key = shared.keys.allocate().await?;
         let sealer = Sealer::new(&key);
         let sink = Sink {
-            file,
+            out: DirectFile::new(file, &part, BATCH_CAPACITY + (1 << 16)),
             sealer,
             hasher: Sha256::new(),
-            sealed: Vec::with_capacity(BATCH_CAPACITY + (1 << 16)),
             path: part.clone(),
             early: EarlySync::default(),
             seam: shared.seam.clone(),
@@ -201,22 +199,21 @@ impl Spill {
         let meta = tokio::task::spawn_blocking(move || {
             sink.hasher.update(&batch);
             let Sink {
-                mut file,
+                mut out,
                 mut sealer,
                 hasher,
-                mut sealed,
                 path,
                 early: _,
                 seam,
             } = *sink;
-            sealer.push(&batch, &mut sealed);
+            sealer.push(&batch, out.buffer());
             let meta = meta(hasher.finalize().into(), sealer.key_id().to_owned());
-            sealer.finish(&meta.to_record_bytes(), &mut sealed);
-            seam.run(Step::PartWrite, &path, || file.write_all(&sealed))
+            sealer.finish(&meta.to_record_bytes(), out.buffer());
+            seam.run(Step::PartWrite, &path, || out.write_all())
                 .map_err(io_err("writing", &path))?;
-            seam.run(Step::PartSync, &path, || file.sync_data())
+            seam.run(Step::PartSync, &path, || out.file().sync_data())
                 .map_err(io_err("syncing", &path))?;
-            drop(file);
+            drop(out);
             seam.run(Step::RecordRename, &path, || fs::rename(&path, &record))
                 .map_err(io_err("renaming into place", &path))?;
             if let Err(err) = shared.items_sync.sync() {

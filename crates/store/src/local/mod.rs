@@ -86,6 +86,7 @@
 //! [`log`]), so that fdatasync writes the group's data blocks and not the inode.
 
 mod compact;
+mod direct;
 #[cfg(test)]
 mod faults;
 mod file;
