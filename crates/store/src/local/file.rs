@@ -47,10 +47,9 @@ impl Sink {
     fn absorb(&mut self, plaintext: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(plaintext);
         self.sealer.push(plaintext, self.out.buffer());
-        let out = &mut self.out;
         let written = self
-            .seam
-            .run(Step::PartWrite, &self.path, || out.write_blocks())
+            .out
+            .write_blocks()
             .map_err(io_err("writing", &self.path))?;
         self.early
             .wrote(&self.seam, &self.path, self.out.file(), written as u64);
@@ -150,7 +149,7 @@ impl Spill {
         let key = shared.keys.allocate().await?;
         let sealer = Sealer::new(&key);
         let sink = Sink {
-            out: DirectFile::new(file, &part, BATCH_CAPACITY + (1 << 16)),
+            out: DirectFile::new(file, &part, BATCH_CAPACITY + (1 << 16), shared.seam.clone()),
             sealer,
             hasher: Sha256::new(),
             path: part.clone(),
@@ -209,8 +208,7 @@ impl Spill {
             sealer.push(&batch, out.buffer());
             let meta = meta(hasher.finalize().into(), sealer.key_id().to_owned());
             sealer.finish(&meta.to_record_bytes(), out.buffer());
-            seam.run(Step::PartWrite, &path, || out.write_all())
-                .map_err(io_err("writing", &path))?;
+            out.write_all().map_err(io_err("writing", &path))?;
             seam.run(Step::PartSync, &path, || out.file().sync_data())
                 .map_err(io_err("syncing", &path))?;
             drop(out);
