@@ -3,7 +3,8 @@
 //!
 //! Plaintext is gathered into [`FLUSH_BYTES`] batches; each batch is hashed, sealed
 //! and written on a blocking thread while the next one is being received, so memory
-//! stays at about two batches whatever the item's size. Commit = write the last
+//! stays at about three batches whatever the item's size. The sealed bytes go out
+//! past the page cache where the file system allows it ([`DirectFile`]). Commit = write the last
 //! bytes and the metadata block, `fdatasync`, rename, then fsync `items/` (shared by
 //! concurrent commits through [`GroupSync`]). A spill dropped before it commits
 //! removes its temporary file.
