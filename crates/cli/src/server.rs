@@ -119,6 +119,11 @@ pub struct ServerArgs {
     /// Seconds a dictionary waits for room in that memory before it is refused.
     #[arg(long, env = "FERRY_INFLIGHT_WAIT")]
     pub inflight_wait: Option<u64>,
+    /// Memory, in bytes, that all large items being written to the local store
+    /// may hold together (about 4.4 MiB each); a large item beyond it waits for
+    /// one to end.
+    #[arg(long, env = "FERRY_LARGE_ITEM_MEMORY")]
+    pub large_item_memory: Option<usize>,
     /// Print each item on stdout, like the legacy server.
     #[arg(long, env = "FERRY_PRINT", num_args = 0..=1, default_missing_value = "true")]
     pub print: Option<bool>,
@@ -216,6 +221,7 @@ pub struct ServerSettings {
     pub shutdown_grace: u64,
     pub max_inflight_bytes: usize,
     pub inflight_wait: u64,
+    pub large_item_memory: usize,
     pub print: bool,
     pub export_dir: Option<PathBuf>,
     pub export_template: String,
@@ -273,6 +279,7 @@ impl Default for ServerSettings {
             shutdown_grace: config.shutdown_grace.as_secs(),
             max_inflight_bytes: config.max_inflight_bytes,
             inflight_wait: config.inflight_wait.as_secs(),
+            large_item_memory: store.large_item_memory,
             print: false,
             export_dir: None,
             export_template: ferry_server::DEFAULT_EXPORT_TEMPLATE.into(),
@@ -332,6 +339,7 @@ async fn open_store(settings: &ServerSettings, keys: &Keys) -> anyhow::Result<Ar
         allow_missing_keys: settings.allow_missing_keys,
         ledger: settings.tlog,
         upload_ttl: Duration::from_secs(settings.upload_ttl),
+        large_item_memory: settings.large_item_memory,
         ..LocalOptions::default()
     };
     let store_dir = settings.data_dir.join("store");

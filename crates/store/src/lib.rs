@@ -44,7 +44,7 @@ pub use error::StoreError;
 pub(crate) use error::joined;
 pub use id::ItemId;
 pub use ledger::{Cause, Ledger, Rescan, local_actor, now, rfc3339, stored_entry};
-pub use local::{LocalOptions, LocalStore};
+pub use local::{LARGE_ITEM_MEMORY, LocalOptions, LocalStore};
 pub use meta::ItemMeta;
 pub use notary::{LogCheck, Notary, Published};
 pub use retention::{Retention, RetentionError, Swept, sweep_expired};

@@ -3,7 +3,8 @@
 //!
 //! Plaintext is gathered into [`FLUSH_BYTES`] batches; each batch is hashed, sealed
 //! and written on a blocking thread while the next one is being received, so memory
-//! stays at about three batches whatever the item's size. The sealed bytes go out
+//! stays at about three batches whatever the item's size, and all large items
+//! being written together wait for room in [`LocalOptions::large_item_memory`](super::LocalOptions::large_item_memory). The sealed bytes go out
 //! past the page cache where the file system allows it ([`DirectFile`]). Commit = write the last
 //! bytes and the metadata block, `fdatasync`, rename, then fsync `items/` (shared by
 //! concurrent commits through [`GroupSync`]). A spill dropped before it commits
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use ferry_crypto::Sealer;
 use futures::FutureExt;
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -29,6 +31,11 @@ use crate::{ItemId, ItemMeta, StoreError};
 pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 /// Room for a full batch plus one packet, so that buffers never reallocate.
 const BATCH_CAPACITY: usize = FLUSH_BYTES + (64 << 10);
+/// Room for a batch's sealed bytes (a chunk held back by the sealer, the tags).
+const SEALED_CAPACITY: usize = BATCH_CAPACITY + (1 << 16);
+/// What a spill holds: the batch being received, the one being sealed, and the
+/// sealed bytes being gathered and written ([`DirectFile`]'s two buffers).
+pub(crate) const SPILL_MEMORY: usize = 2 * BATCH_CAPACITY + 2 * SEALED_CAPACITY;
 
 /// Written bytes after which an early `fdatasync` starts in the background
 /// (less in tests, so that small items go through it).
@@ -121,6 +128,8 @@ pub(crate) struct Spill {
     pending: Vec<u8>,
     slot: Slot,
     committed: bool,
+    /// This spill's share of the large items' memory.
+    _memory: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for Spill {
@@ -133,12 +142,25 @@ impl std::fmt::Debug for Spill {
 }
 
 impl Spill {
-    /// Creates the temporary file; `head` is the plaintext received so far.
+    /// Creates the temporary file, once the spill fits in the large items'
+    /// memory; `head` is the plaintext received so far.
     pub(crate) async fn create(
         shared: Arc<Shared>,
         id: ItemId,
         head: Vec<u8>,
     ) -> Result<Spill, StoreError> {
+        let memory = match shared.large_items.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                metrics::counter!("ferry_store_large_item_waits_total").increment(1);
+                shared
+                    .large_items
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the store is closing".into()))?
+            }
+        };
         let part = shared.paths.tmp.join(format!("{id}.part"));
         let path = part.clone();
         let seam = shared.seam.clone();
@@ -150,7 +172,7 @@ impl Spill {
         let key = shared.keys.allocate().await?;
         let sealer = Sealer::new(&key);
         let sink = Sink {
-            out: DirectFile::new(file, &part, BATCH_CAPACITY + (1 << 16), shared.seam.clone()),
+            out: DirectFile::new(file, &part, SEALED_CAPACITY, shared.seam.clone()),
             sealer,
             hasher: Sha256::new(),
             path: part.clone(),
@@ -164,6 +186,7 @@ impl Spill {
             pending: Vec::with_capacity(BATCH_CAPACITY),
             slot: Slot::Idle(Box::new(sink)),
             committed: false,
+            _memory: memory,
         };
         spill.pending.extend_from_slice(&head);
         Ok(spill)

@@ -200,7 +200,16 @@ pub struct LocalOptions {
     /// [`Ledger`](crate::Ledger)). A store opened without it appends nothing
     /// to a log it has; the next open with it brings the log up to date.
     pub ledger: bool,
+    /// Memory all large items being written may hold together: each holds about
+    /// [`LARGE_ITEM_MEMORY`] bytes (the batch being received, the one being
+    /// sealed, the one being written). A large item beyond that many waits for
+    /// one to end before it starts.
+    pub large_item_memory: usize,
 }
+
+/// What one large item being written holds in memory (see
+/// [`LocalOptions::large_item_memory`]).
+pub const LARGE_ITEM_MEMORY: usize = file::SPILL_MEMORY;
 
 impl Default for LocalOptions {
     fn default() -> LocalOptions {
@@ -212,6 +221,7 @@ impl Default for LocalOptions {
             key_file_slots: 16_384,
             upload_ttl: std::time::Duration::from_secs(24 * 3600),
             ledger: true,
+            large_item_memory: 256 << 20,
         }
     }
 }
@@ -280,6 +290,9 @@ pub(crate) struct Shared {
     pub ledger: Option<Arc<LocalLedger>>,
     /// The unfinished uploads.
     pub uploads: Uploads,
+    /// One permit per large item being written that fits in
+    /// [`LocalOptions::large_item_memory`].
+    pub large_items: Arc<tokio::sync::Semaphore>,
     /// Every file operation goes through it (see [`seam`]).
     pub seam: Seam,
     /// The segments below this one hold frames of the first version.
@@ -561,9 +574,11 @@ impl LocalStore {
                     recovered.segments.set_listed(segment, count, bytes);
                 }
             }
+            let large_items = (options.large_item_memory / LARGE_ITEM_MEMORY).max(1);
             let shared = Shared {
                 paths,
                 keys,
+                large_items: Arc::new(tokio::sync::Semaphore::new(large_items)),
                 options,
                 listing,
                 log,

@@ -272,3 +272,35 @@ async fn deleted_items_are_gone_now_and_after_a_reopen() {
     assert_eq!(store.count().await, 1);
     assert!(store.get(kept.id).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_large_item_beyond_the_memory_for_large_items_waits_for_one_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let options = LocalOptions {
+        large_item_memory: ferry_store::LARGE_ITEM_MEMORY,
+        ..LocalOptions::default()
+    };
+    let store = LocalStore::open(dir.path(), keyring(&key), options)
+        .await
+        .unwrap();
+    let first_data = content(400_000, 1);
+    let second_data = content(300_000, 2);
+    let mut first = store.begin(text("10.0.0.1:1", "a.txt")).await.unwrap();
+    first.write(&first_data).await.unwrap();
+    let mut second = store.begin(text("10.0.0.1:2", "b.txt")).await.unwrap();
+    // Past inline_max the second item needs memory the first one holds.
+    let mut blocked = Box::pin(second.write(&second_data));
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+        assert!(
+            futures::poll!(blocked.as_mut()).is_pending(),
+            "a second large item started while the first holds all the memory"
+        );
+    }
+    let a = first.commit().await.unwrap();
+    blocked.await.unwrap();
+    let b = second.commit().await.unwrap();
+    assert_eq!(read(&*store, &a, None).await.unwrap(), first_data);
+    assert_eq!(read(&*store, &b, None).await.unwrap(), second_data);
+}
