@@ -119,9 +119,9 @@ pub struct ServerArgs {
     /// Seconds a dictionary waits for room in that memory before it is refused.
     #[arg(long, env = "FERRY_INFLIGHT_WAIT")]
     pub inflight_wait: Option<u64>,
-    /// Memory, in bytes, that all large items being written to the local store
-    /// may hold together (about 4.4 MiB each); a large item beyond it waits for
-    /// one to end.
+    /// Memory, in bytes, that all large items being written may hold together
+    /// (about 4.4 MiB each on the local store, `s3_upload_concurrency` + 1 parts of
+    /// 5 MiB each on the S3 store); a large item beyond it waits for one to end.
     #[arg(long, env = "FERRY_LARGE_ITEM_MEMORY")]
     pub large_item_memory: Option<usize>,
     /// Print each item on stdout, like the legacy server.
@@ -376,6 +376,7 @@ async fn open_s3_store(
         batch_window: Duration::from_millis(settings.s3_batch_window_ms),
         poll_interval: Duration::from_millis(settings.s3_poll_interval_ms),
         upload_concurrency: settings.s3_upload_concurrency,
+        upload_memory: settings.large_item_memory,
         ledger_copy_delay: Duration::from_millis(settings.s3_log_copy_ms),
         compact_interval: Duration::from_secs(settings.s3_compact_interval_secs),
         compact_grace: Duration::from_secs(settings.s3_compact_grace_secs),
