@@ -33,6 +33,7 @@ mod notary;
 mod retention;
 mod s3;
 mod seal;
+mod shares;
 mod upload;
 
 use std::ops::Range;

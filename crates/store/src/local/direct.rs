@@ -111,7 +111,7 @@ impl DirectFile {
         let mut next = self
             .spare
             .take()
-            .unwrap_or_else(|| Aligned::new(self.buf.vec.capacity() - BLOCK));
+            .unwrap_or_else(|| Aligned::new(self.buf.room()));
         next.vec.extend_from_slice(&self.buf.bytes()[whole..]);
         self.buf.vec.truncate(self.buf.pad + whole);
         let full = mem::replace(&mut self.buf, next);
@@ -209,15 +209,20 @@ impl Aligned {
         self.vec.len() - self.pad
     }
 
+    /// Bytes it holds without reallocating.
+    fn room(&self) -> usize {
+        self.vec.capacity() - self.pad
+    }
+
     /// Whether the bytes still start on a block boundary (they do not once
     /// more than the capacity was appended and the vector moved).
     fn is_aligned(&self) -> bool {
         self.bytes().as_ptr().align_offset(BLOCK) == 0
     }
 
-    /// The same bytes in a new, aligned buffer of the same capacity.
+    /// The same bytes in a new, aligned buffer with the same room.
     fn realigned(&self) -> Aligned {
-        let mut new = Aligned::new(self.vec.capacity());
+        let mut new = Aligned::new(self.room());
         new.vec.extend_from_slice(self.bytes());
         new
     }

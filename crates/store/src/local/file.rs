@@ -4,9 +4,11 @@
 //! Plaintext is gathered into [`FLUSH_BYTES`] batches; each batch is hashed, sealed
 //! and written on a blocking thread while the next one is being received, so memory
 //! stays at about three batches whatever the item's size, and all large items
-//! being written together wait for room in [`LocalOptions::large_item_memory`](super::LocalOptions::large_item_memory). The sealed bytes go out
-//! past the page cache where the file system allows it ([`DirectFile`]). Commit = write the last
-//! bytes and the metadata block, `fdatasync`, rename, then fsync `items/` (shared by
+//! being written together wait for room in
+//! [`LocalOptions::large_item_memory`](super::LocalOptions::large_item_memory).
+//! The sealed bytes go out past the page cache where the file system allows it
+//! ([`DirectFile`]). Commit = write the last bytes and the metadata block,
+//! `fdatasync`, rename, then fsync `items/` (shared by
 //! concurrent commits through [`GroupSync`]). A spill dropped before it commits
 //! removes its temporary file.
 
@@ -149,18 +151,7 @@ impl Spill {
         id: ItemId,
         head: Vec<u8>,
     ) -> Result<Spill, StoreError> {
-        let memory = match shared.large_items.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                metrics::counter!("ferry_store_large_item_waits_total").increment(1);
-                shared
-                    .large_items
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| StoreError::Unavailable("the store is closing".into()))?
-            }
-        };
+        let memory = shared.large_items.take().await?;
         let part = shared.paths.tmp.join(format!("{id}.part"));
         let path = part.clone();
         let seam = shared.seam.clone();

@@ -131,6 +131,7 @@ use self::reclaim::Segments;
 use self::seam::{Seam, Step};
 use self::uploads::Uploads;
 use self::writer::LocalWriter;
+use crate::shares::MemoryShares;
 use crate::{
     Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
     StoreError, UploadAppender, UploadId, UploadInfo,
@@ -202,7 +203,7 @@ pub struct LocalOptions {
     pub ledger: bool,
     /// Memory all large items being written may hold together: each holds about
     /// [`LARGE_ITEM_MEMORY`] bytes (the batch being received, the one being
-    /// sealed, the one being written). A large item beyond that many waits for
+    /// sealed, the sealed bytes being gathered and those being written). A large item beyond that many waits for
     /// one to end before it starts.
     pub large_item_memory: usize,
 }
@@ -290,9 +291,8 @@ pub(crate) struct Shared {
     pub ledger: Option<Arc<LocalLedger>>,
     /// The unfinished uploads.
     pub uploads: Uploads,
-    /// One permit per large item being written that fits in
-    /// [`LocalOptions::large_item_memory`].
-    pub large_items: Arc<tokio::sync::Semaphore>,
+    /// [`LocalOptions::large_item_memory`], a share per large item being written.
+    pub large_items: MemoryShares,
     /// Every file operation goes through it (see [`seam`]).
     pub seam: Seam,
     /// The segments below this one hold frames of the first version.
@@ -574,11 +574,14 @@ impl LocalStore {
                     recovered.segments.set_listed(segment, count, bytes);
                 }
             }
-            let large_items = (options.large_item_memory / LARGE_ITEM_MEMORY).max(1);
             let shared = Shared {
                 paths,
                 keys,
-                large_items: Arc::new(tokio::sync::Semaphore::new(large_items)),
+                large_items: MemoryShares::new(
+                    options.large_item_memory,
+                    LARGE_ITEM_MEMORY,
+                    "ferry_store_large_item_waits_total",
+                ),
                 options,
                 listing,
                 log,

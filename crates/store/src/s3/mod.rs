@@ -67,6 +67,7 @@ use self::journal::Journal;
 use self::ledger::S3Ledger;
 use self::view::{Location, View};
 use self::writer::S3Writer;
+use crate::shares::MemoryShares;
 use crate::{
     Cause, ContentStream, ItemId, ItemMeta, ItemWriter, Ledger, ListQuery, NewItem, Page, Store,
     StoreError, UploadAppender, UploadId, UploadInfo,
@@ -213,7 +214,7 @@ pub(crate) struct Shared {
     options: S3Options,
     /// One permit per large item's upload that fits in
     /// [`S3Options::upload_memory`].
-    uploads: Arc<tokio::sync::Semaphore>,
+    uploads: MemoryShares,
     /// This server's log, if it keeps one ([`S3Options::ledger`]).
     ledger: Option<Arc<S3Ledger>>,
 }
@@ -286,12 +287,16 @@ impl S3Store {
         };
         tokio::spawn(follow(Arc::downgrade(&journal), options.poll_interval));
         let per_upload = (options.upload_concurrency + 1) * options.part_size;
-        let uploads = (options.upload_memory / per_upload.max(1)).max(1);
+        let uploads = MemoryShares::new(
+            options.upload_memory,
+            per_upload,
+            "ferry_s3_upload_waits_total",
+        );
         let shared = Arc::new(Shared {
             journal,
             committer,
             options,
-            uploads: Arc::new(tokio::sync::Semaphore::new(uploads)),
+            uploads,
             ledger,
         });
         tokio::spawn(compact_every(Arc::downgrade(&shared)));

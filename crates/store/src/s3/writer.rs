@@ -93,18 +93,7 @@ impl S3Writer {
 /// Starts the multipart upload of item `id`'s object, once it fits in memory.
 async fn start_upload(shared: Arc<Shared>, id: ItemId) -> Result<Box<Upload>, StoreError> {
     {
-        let memory = match shared.uploads.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                metrics::counter!("ferry_s3_upload_waits_total").increment(1);
-                shared
-                    .uploads
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| StoreError::Unavailable("the store is closing".into()))?
-            }
-        };
+        let memory = shared.uploads.take().await?;
         let path = shared.journal.item_path(id);
         let upload = shared
             .journal
